@@ -1,0 +1,106 @@
+/**
+ * Our own front door around citty: citty parses loosely (unknown flags pass silently) and prints a
+ * stack for errors that are not its own. Here we find the subcommand, answer --help and --version,
+ * refuse unknown options, and turn every ConvergeError into one line on stderr and its exit code.
+ */
+import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+import { ConfigError, ConvergeError } from "../core/errors.ts";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commands differ in their args types
+type AnyCommand = CommandDef<any>;
+
+async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined): Promise<T | undefined> {
+  return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
+}
+
+/** Rejects options the command does not define (citty would ignore them). */
+export function checkOptions(argv: string[], args: ArgsDef, commandPath: string): void {
+  const known = new Map<string, string>(); // flag spelling → type
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === "positional") continue;
+    const aliases = "alias" in def && def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
+    for (const n of [name, ...aliases, kebab(name)]) known.set(n, def.type ?? "string");
+    if (def.type === "boolean") known.set(`no-${name}`, "boolean");
+  }
+  known.set("help", "boolean").set("h", "boolean");
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (!a.startsWith("-") || a === "-") continue;
+    const body = a.replace(/^--?/, "");
+    const [name, inline] = body.split("=", 2) as [string, string | undefined];
+    const names = a.startsWith("--") || name.length === 1 ? [name] : [...name]; // -cv style
+    for (const n of names) {
+      const type = known.get(n);
+      if (!type) throw new ConfigError(`unknown option ${a.startsWith("--") ? "--" : "-"}${n} for ${commandPath}; see ${commandPath} --help`);
+      if (type !== "boolean" && inline === undefined && names.length === 1) {
+        const next = argv[i + 1];
+        if (next === undefined || (next.startsWith("-") && next !== "-" && !/^-\d/.test(next))) {
+          throw new ConfigError(`option ${a} of ${commandPath} needs a value`);
+        }
+        i++;
+      }
+    }
+  }
+}
+
+/** citty colours its usage text; keep colour for terminals only (and never with NO_COLOR). */
+function plain(text: string): string {
+  return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export interface MainOptions {
+  name: string;
+  version: string;
+}
+
+/** Runs the command tree with argv; returns the exit code (the caller exits). */
+export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptions): Promise<number> {
+  let cmd = root;
+  let parent: AnyCommand | undefined;
+  const path = [opts.name];
+  let rest = argv;
+  for (;;) {
+    const subs = await resolve(cmd.subCommands);
+    const first = rest[0];
+    if (!subs || first === undefined || first.startsWith("-")) break;
+    const next = subs[first];
+    if (!next) {
+      if (!cmd.run) throw new ConfigError(`unknown command "${[...path, first].join(" ")}"; see ${path.join(" ")} --help`);
+      break;
+    }
+    parent = cmd;
+    cmd = (await resolve(next)) as AnyCommand;
+    path.push(first);
+    rest = rest.slice(1);
+  }
+  if (rest.includes("--help") || rest.includes("-h") || (!cmd.run && rest.length === 0)) {
+    process.stdout.write(plain(await renderUsage(cmd, parent)) + "\n");
+    return 0;
+  }
+  if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {
+    process.stdout.write(`${opts.version}\n`);
+    return 0;
+  }
+  const args = (await resolve(cmd.args)) ?? {};
+  checkOptions(rest, args, path.join(" "));
+  const { result } = await runCommand(cmd, { rawArgs: rest });
+  return typeof result === "number" ? result : 0;
+}
+
+/** The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. */
+export function reportError(err: unknown, name: string): number {
+  if (err instanceof ConvergeError) {
+    process.stderr.write(`${name}: ${err.message}\n`);
+    if (process.env.CONVERGE_DEBUG && err.stack) process.stderr.write(err.stack + "\n");
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`${name}: unexpected error: ${e?.message ?? String(err)}\n`);
+  if (process.env.CONVERGE_DEBUG && e?.stack) process.stderr.write(e.stack + "\n");
+  return 1;
+}

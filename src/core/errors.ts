@@ -1,0 +1,43 @@
+/**
+ * Every error converge throws on purpose is a ConvergeError: its message is meant for the user,
+ * and `exitCode` is what the CLI exits with when it reaches the top.
+ */
+export class ConvergeError extends Error {
+  readonly exitCode: number = 1;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad configuration or bad arguments: the user must change something before retrying. */
+export class ConfigError extends ConvergeError {
+  override readonly exitCode = 2;
+}
+
+/** Bytes that are not a valid converge message or frame. */
+export class DecodeError extends ConvergeError {}
+
+/** A signature that does not verify, or a key that cannot sign. */
+export class SignatureError extends ConvergeError {}
+
+/** An identity file that is missing, unreadable, malformed or too open. */
+export class IdentityError extends ConvergeError {}
+
+/** A store that failed: unreachable, corrupt record, closed. */
+export class StoreError extends ConvergeError {}
+
+/** A transport that failed: unreachable peer, not started, oversized frame. */
+export class TransportError extends ConvergeError {}
+
+/** A receive that waited longer than its timeout; the runtime catches this one. */
+export class TimeoutError extends ConvergeError {}
+
+/** A task operation that is not allowed in the task's current state. */
+export class TaskStateError extends ConvergeError {}
+
+/** A lease holder whose lease expired and whose task was claimed by someone else. */
+export class LeaseLostError extends TaskStateError {}
+
+/** A pool operation refused by admission or trust. */
+export class PoolError extends ConvergeError {}

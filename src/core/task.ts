@@ -1,0 +1,82 @@
+/**
+ * A task as persisted under `task:<id>` (JSON, camelCase). Times are epoch milliseconds from the
+ * wall clock, so they mean the same thing in every process. Extra fields (lease, retry) may be
+ * present; readers ignore fields they do not know.
+ */
+import { randomUUID } from "node:crypto";
+import type { Topic } from "./topic.ts";
+
+export const TASK_STATES = ["pending", "assigned", "running", "completed", "failed", "cancelled"] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set(["completed", "failed", "cancelled"]);
+
+export interface Task {
+  id: string;
+  objective: string;
+  inputs: Record<string, unknown>;
+  outputs: Record<string, unknown>;
+  /** e.g. `claim_ttl_sec`, `max_retries`, `cpu`, `memory_mb`. */
+  constraints: Record<string, unknown>;
+  evaluator: string | null;
+  state: TaskState;
+  assignedTo: string | null;
+  result: unknown;
+  claimedAt: number | null;
+  poolId: string | null;
+  topic: Topic | null;
+  requiredCapabilities: string[];
+  attempts: number;
+  createdAt: number;
+  updatedAt: number;
+  /** The current lease: whoever presents this token may report, fail or renew. */
+  leaseToken?: string | null;
+  leaseExpiresAt?: number | null;
+  /** A retried task is not visible before this time. */
+  notBefore?: number | null;
+  /** The last failure's message. */
+  error?: string | null;
+}
+
+export interface TaskInit {
+  id?: string;
+  objective?: string;
+  inputs?: Record<string, unknown>;
+  outputs?: Record<string, unknown>;
+  constraints?: Record<string, unknown>;
+  evaluator?: string | null;
+  poolId?: string | null;
+  topic?: Topic | null;
+  requiredCapabilities?: string[];
+}
+
+export function newTask(init: TaskInit = {}, now = Date.now()): Task {
+  return {
+    id: init.id ?? randomUUID(),
+    objective: init.objective ?? "",
+    inputs: init.inputs ?? {},
+    outputs: init.outputs ?? {},
+    constraints: init.constraints ?? {},
+    evaluator: init.evaluator ?? null,
+    state: "pending",
+    assignedTo: null,
+    result: null,
+    claimedAt: null,
+    poolId: init.poolId ?? null,
+    topic: init.topic ?? null,
+    requiredCapabilities: init.requiredCapabilities ?? [],
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+export function isTaskState(s: unknown): s is TaskState {
+  return typeof s === "string" && (TASK_STATES as readonly string[]).includes(s);
+}
+
+/** The lease length for a task, from `constraints.claim_ttl_sec`, in ms; undefined when none. */
+export function claimTtlMs(task: Task, fallbackSec?: number): number | undefined {
+  const v = task.constraints.claim_ttl_sec ?? fallbackSec;
+  return typeof v === "number" && v > 0 ? Math.round(v * 1000) : undefined;
+}

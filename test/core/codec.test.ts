@@ -1,0 +1,55 @@
+import { describe, expect, test } from "bun:test";
+import { decode, encode } from "../../src/core/codec.ts";
+import { DecodeError } from "../../src/core/errors.ts";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+describe("canonical msgpack", () => {
+  test("integers use the smallest form Python's msgpack uses", () => {
+    const cases: [number | bigint, string][] = [
+      [0, "00"], [127, "7f"], [128, "cc80"], [255, "ccff"], [256, "cd0100"], [65535, "cdffff"], [65536, "ce00010000"],
+      [2 ** 32 - 1, "ceffffffff"], [2 ** 32, "cf0000000100000000"], [1700000000000, "cf0000018bcfe56800"],
+      [-1, "ff"], [-32, "e0"], [-33, "d0df"], [-128, "d080"], [-129, "d1ff7f"], [-32768, "d18000"], [-32769, "d2ffff7fff"],
+      [-(2 ** 31), "d280000000"], [-(2 ** 31) - 1, "d3ffffffff7fffffff"], [2n ** 64n - 1n, "cfffffffffffffffff"], [-(2n ** 63n), "d38000000000000000"],
+    ];
+    for (const [n, want] of cases) expect(`${n}:${hex(encode(n))}`).toBe(`${n}:${want}`);
+  });
+
+  test("non-integers are float64, never float32", () => {
+    expect(hex(encode(0.5))).toBe("cb3fe0000000000000");
+  });
+
+  test("strings, bins, arrays and maps take their smallest headers", () => {
+    expect(hex(encode("a".repeat(31))).slice(0, 2)).toBe("bf");
+    expect(hex(encode("a".repeat(32))).slice(0, 4)).toBe("d920");
+    expect(hex(encode("a".repeat(256))).slice(0, 6)).toBe("da0100");
+    expect(hex(encode(new Uint8Array(3)))).toBe("c403000000");
+    expect(hex(encode(new Array(15).fill(0))).slice(0, 2)).toBe("9f");
+    expect(hex(encode(new Array(16).fill(0))).slice(0, 6)).toBe("dc0010");
+    const wide = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, i]));
+    expect(hex(encode(wide)).slice(0, 6)).toBe("de0010");
+    expect(hex(encode({ b: 1, a: 2 }))).toBe("82a16201a16102");
+  });
+
+  test("round-trips nested data including unicode and wide integers", () => {
+    const v = { s: "héllo ✓ 日本 😀", n: [1, -1, 2 ** 40, -(2 ** 40), 0.25], m: { x: null, t: true, f: false }, b: new Uint8Array([1, 2]) };
+    expect(decode(encode(v))).toEqual(v);
+  });
+
+  test("a map key named __proto__ is kept as data and does not change the prototype", () => {
+    const bytes = new Uint8Array([0x81, 0xa9, ...Buffer.from("__proto__"), 0x81, 0xa1, 0x78, 0x01]);
+    const v = decode(bytes) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(v)).toBe(Object.prototype);
+    expect(Object.keys(v)).toEqual(["__proto__"]);
+    expect((v as { x?: unknown }).x).toBeUndefined();
+  });
+
+  test("truncated input, unknown types, bad UTF-8 and trailing bytes throw DecodeError", () => {
+    const bad = ["", "92", "a5616263", "cd01", "c1", "d9ffab", "a2c328", "0101", "dd7fffffff"];
+    for (const h of bad) expect(() => decode(new Uint8Array(Buffer.from(h, "hex")))).toThrow(DecodeError);
+  });
+
+  test("absurd nesting is refused rather than overflowing the stack", () => {
+    expect(() => decode(new Uint8Array(100_000).fill(0x91))).toThrow(/deeper/);
+  });
+});
