@@ -1,0 +1,294 @@
+/**
+ * Tasks in a shared Store, with claims that are exact across every process sharing it.
+ *
+ * The record `task:<id>` is the truth; every transition is one atomic `store.update`, so exactly
+ * one claimer wins. A claim is a lease: it yields a token that report, fail, renew and release must
+ * present, so a holder whose lease expired and was taken over cannot overwrite the new holder's work.
+ *
+ * The index set `tasks:open` lists every task that is not final, so that finding pending work and
+ * expired leases costs in proportion to open work, not to history. The index is a hint that never
+ * misses a task: writers add before and after writing a record; entries are removed only for final
+ * tasks, and whoever removes one re-reads the record and restores the entry if it became open again.
+ */
+import { randomUUID } from "node:crypto";
+import { hasAllCapabilities } from "../core/capability.ts";
+import { LeaseLostError, TaskStateError } from "../core/errors.ts";
+import { FINAL_STATES, claimTtlMs, isTaskState, newTask, type Task, type TaskInit, type TaskState } from "../core/task.ts";
+import { DECLINE, type Store } from "../store/store.ts";
+
+export const TASK_PREFIX = "task:";
+export const OPEN_INDEX = "tasks:open";
+/** Channel notified when work may have become claimable (submit, release, retry). */
+export const TASKS_CHANNEL = "tasks";
+
+export interface Lease {
+  taskId: string;
+  token: string;
+  /** Epoch ms; null when the task has no claim TTL (the lease never expires). */
+  expiresAt: number | null;
+  task: Task;
+}
+
+export interface TaskManagerOptions {
+  /** Lease length for tasks whose constraints set no `claim_ttl_sec`; none by default (Python semantics). */
+  defaultClaimTtlSec?: number;
+  /** First retry delay; doubles each attempt (capped at 60 s). A task may set `retry_backoff_ms`. */
+  retryBackoffMs?: number;
+}
+
+const MAX_BACKOFF_MS = 60_000;
+const taskKey = (id: string) => TASK_PREFIX + id;
+
+export class TaskManager {
+  #snapshot: Promise<Task[]> | undefined;
+
+  constructor(readonly store: Store, private readonly options: TaskManagerOptions = {}) {}
+
+  /** Stores a new pending task; an existing id is refused. */
+  async submit(init: TaskInit): Promise<Task> {
+    const task = newTask(init, await this.store.now());
+    await this.store.indexAdd(OPEN_INDEX, task.id);
+    if (!(await this.store.putIfAbsent(taskKey(task.id), task))) {
+      throw new TaskStateError(`task ${task.id} already exists`);
+    }
+    await this.store.indexAdd(OPEN_INDEX, task.id);
+    await this.store.notify(TASKS_CHANNEL);
+    return task;
+  }
+
+  async get(taskId: string): Promise<Task | undefined> {
+    return this.store.get<Task>(taskKey(taskId));
+  }
+
+  async #require(taskId: string): Promise<Task> {
+    const t = await this.get(taskId);
+    if (!t) throw new TaskStateError(`task ${taskId} does not exist`);
+    return t;
+  }
+
+  /**
+   * Claims a pending task for `agentId`. Exactly one concurrent claimer gets a Lease; the others
+   * get null (the task was not pending, is waiting for a retry backoff, or someone else won).
+   */
+  async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
+    const now = await this.store.now();
+    const token = randomUUID();
+    let won = false;
+    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
+      won = false;
+      if (!t || t.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
+      const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
+      won = true;
+      return { ...t, state: "assigned", assignedTo: agentId, claimedAt: now, attempts: t.attempts + 1, leaseToken: token, leaseExpiresAt: ttl === undefined ? null : now + ttl, notBefore: null, updatedAt: now };
+    });
+    if (!won || !after) return null;
+    return { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after };
+  }
+
+  /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
+  async renew(taskId: string, token: string, ttlMs?: number): Promise<Lease> {
+    const now = await this.store.now();
+    let problem: Problem | undefined;
+    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
+      problem = leaseProblem(t, taskId, token);
+      if (problem) return DECLINE;
+      const ttl = ttlMs ?? claimTtlMs(t!, this.options.defaultClaimTtlSec);
+      return { ...t!, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
+    });
+    if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
+    return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: after! };
+  }
+
+  /** Completes a task. Only the assignee: `token` must be the current lease (or, for a lease-less caller, agentId the assignee). */
+  async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
+    const now = await this.store.now();
+    const after = await this.#transition(taskId, holder, (t) => ({ ...t, state: "completed", result: result ?? null, leaseToken: null, leaseExpiresAt: null, error: null, updatedAt: now }));
+    await this.#dropIfFinal(taskId);
+    return after;
+  }
+
+  /**
+   * Fails an attempt. While `constraints.max_retries` allows (attempts ≤ max_retries), the task
+   * goes back to pending after an exponential backoff; otherwise it ends failed with `error`.
+   * `holder` is the assignee's lease, or "system" for the runtime's own decisions.
+   */
+  async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
+    const now = await this.store.now();
+    const after = await this.#transition(taskId, holder, (t) => {
+      const maxRetries = Number(t.constraints.max_retries ?? 0);
+      if (t.attempts <= maxRetries && t.attempts > 0) {
+        const base = Number(t.constraints.retry_backoff_ms ?? this.options.retryBackoffMs ?? 1000);
+        const delay = Math.min(MAX_BACKOFF_MS, base * 2 ** (t.attempts - 1));
+        return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
+      }
+      return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
+    });
+    if (after.state === "pending") await this.store.notify(TASKS_CHANNEL);
+    else await this.#dropIfFinal(taskId);
+    return after;
+  }
+
+  /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
+  async release(taskId: string, holder: Holder): Promise<Task> {
+    const now = await this.store.now();
+    const after = await this.#transition(taskId, holder, (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }));
+    await this.store.notify(TASKS_CHANNEL);
+    return after;
+  }
+
+  /** Cancels a task that is not final yet. */
+  async cancel(taskId: string): Promise<Task> {
+    const now = await this.store.now();
+    let problem: string | undefined;
+    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
+      problem = !t ? `task ${taskId} does not exist` : FINAL_STATES.has(t.state) ? `task ${taskId} is already ${t.state}` : undefined;
+      if (problem) return DECLINE;
+      return { ...t!, ...unassigned, state: "cancelled", updatedAt: now };
+    });
+    if (problem) throw new TaskStateError(problem);
+    await this.#dropIfFinal(taskId);
+    return after!;
+  }
+
+  /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
+  async retry(taskId: string): Promise<Task> {
+    const now = await this.store.now();
+    let problem: string | undefined;
+    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
+      problem = !t ? `task ${taskId} does not exist` : t.state !== "failed" && t.state !== "cancelled" ? `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried` : undefined;
+      if (problem) return DECLINE;
+      return { ...t!, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now };
+    });
+    if (problem) throw new TaskStateError(problem);
+    await this.store.indexAdd(OPEN_INDEX, taskId);
+    await this.store.notify(TASKS_CHANNEL);
+    return after!;
+  }
+
+  /** Assigned tasks whose lease has expired go back to pending; returns their ids. */
+  async releaseExpiredClaims(now?: number): Promise<string[]> {
+    const at = now ?? (await this.store.now());
+    const released: string[] = [];
+    for (const t of await this.openTasks()) {
+      if (!isExpired(t, at)) continue;
+      let did = false;
+      await this.store.update<Task>(taskKey(t.id), (cur) => {
+        did = !!cur && isExpired(cur, at);
+        return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
+      });
+      if (did) released.push(t.id);
+    }
+    if (released.length) await this.store.notify(TASKS_CHANNEL);
+    return released;
+  }
+
+  /**
+   * Every task that is not final (pending, assigned, running), read through the open index.
+   * Concurrent callers in this process share one read.
+   */
+  openTasks(): Promise<Task[]> {
+    if (!this.#snapshot) {
+      this.#snapshot = this.#readOpen().finally(() => {
+        this.#snapshot = undefined;
+      });
+    }
+    return this.#snapshot;
+  }
+
+  async #readOpen(): Promise<Task[]> {
+    const ids = await this.store.indexMembers(OPEN_INDEX);
+    const records = await Promise.all(ids.map((id) => this.get(id)));
+    const open: Task[] = [];
+    const stale: string[] = [];
+    records.forEach((t, i) => {
+      if (t && !FINAL_STATES.has(t.state)) open.push(t);
+      else stale.push(ids[i]!);
+    });
+    if (stale.length) void Promise.all(stale.map((id) => this.#dropIfFinal(id))).catch(() => {});
+    return open.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+
+  /**
+   * Pending tasks `agentId` may claim now: a task with `poolId` only for members of that pool, one
+   * with `requiredCapabilities` only for agents having all of them, none before its retry time.
+   */
+  async pendingFor(agentId: string, poolIds: Iterable<string> = [], capabilities: Iterable<string> = [], now = Date.now()): Promise<Task[]> {
+    void agentId;
+    const pools = new Set(poolIds);
+    const caps = new Set(capabilities);
+    return (await this.openTasks()).filter((t) => t.state === "pending" && (t.notBefore ?? 0) <= now && (t.poolId === null || pools.has(t.poolId)) && hasAllCapabilities(caps, t.requiredCapabilities));
+  }
+
+  /** Tasks in `state` (all tasks when omitted); final states read the whole history. */
+  async list(state?: TaskState): Promise<Task[]> {
+    if (state !== undefined && !isTaskState(state)) throw new TaskStateError(`unknown task state "${state}"`);
+    if (state !== undefined && !FINAL_STATES.has(state)) return (await this.openTasks()).filter((t) => t.state === state);
+    const keys = await this.store.list(TASK_PREFIX);
+    const all = (await Promise.all(keys.map((k) => this.store.get<Task>(k)))).filter((t): t is Task => !!t);
+    return (state ? all.filter((t) => t.state === state) : all).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  }
+
+  /** One atomic transition that only the current lease holder (or the system) may make. */
+  async #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task): Promise<Task> {
+    let problem: Problem | undefined;
+    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
+      problem = holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder);
+      return problem ? DECLINE : fn(t!);
+    });
+    if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
+    return after!;
+  }
+
+  /** Removes a final task from the open index, restoring the entry if it was reopened meanwhile. */
+  async #dropIfFinal(taskId: string): Promise<void> {
+    await this.store.indexRemove(OPEN_INDEX, taskId);
+    const t = await this.get(taskId).catch(() => undefined);
+    if (t && !FINAL_STATES.has(t.state)) await this.store.indexAdd(OPEN_INDEX, taskId);
+  }
+}
+
+/** Who acts on a claimed task: the lease token from `claim`, and the agent id. */
+export interface Holder {
+  agentId: string;
+  token?: string;
+}
+
+const unassigned = { assignedTo: null, claimedAt: null, leaseToken: null, leaseExpiresAt: null } as const;
+
+function isExpired(t: Task, at: number): boolean {
+  if (t.state !== "assigned" && t.state !== "running") return false;
+  const expires = t.leaseExpiresAt ?? (t.claimedAt !== null ? t.claimedAt + (claimTtlMs(t) ?? Infinity) : Infinity);
+  return expires <= at;
+}
+
+interface Problem {
+  message: string;
+  /** The caller held a lease that is no longer current: someone else's work stands. */
+  leaseLost: boolean;
+}
+
+function systemProblem(t: Task | undefined, taskId: string): Problem | undefined {
+  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
+  if (FINAL_STATES.has(t.state)) return { message: `task ${taskId} is already ${t.state}`, leaseLost: false };
+  return undefined;
+}
+
+function leaseProblem(t: Task | undefined, taskId: string, token: string): Problem | undefined {
+  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
+  if ((t.state !== "assigned" && t.state !== "running") || t.leaseToken !== token) {
+    const holder = t.assignedTo ? ` by ${t.assignedTo.slice(0, 12)}` : "";
+    return { message: `lease lost on task ${taskId}: it is now ${t.state}${holder} under another lease`, leaseLost: true };
+  }
+  return undefined;
+}
+
+function holderProblem(t: Task | undefined, taskId: string, holder: Holder): Problem | undefined {
+  if (holder.token !== undefined) return leaseProblem(t, taskId, holder.token);
+  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
+  if ((t.state !== "assigned" && t.state !== "running") || t.assignedTo !== holder.agentId) {
+    const who = t.assignedTo ? `, assigned to ${t.assignedTo.slice(0, 12)}` : "";
+    return { message: `task ${taskId} is ${t.state}${who}; only its assignee may do that`, leaseLost: false };
+  }
+  if (t.leaseToken) return { message: `task ${taskId} is held under a lease; present its token`, leaseLost: false };
+  return undefined;
+}
