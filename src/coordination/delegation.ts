@@ -1,0 +1,99 @@
+/**
+ * Delegation of a task from agent to agent, persisted under `delegation:<taskId>`.
+ *
+ * The first delegation of a task names its owner (`from`); the manager does not read the task, so
+ * the caller (the executor) checks that `from` really holds it. After that only the effective
+ * holder, the last delegate, may delegate further, which builds a chain owner → a → b → ...
+ * Delegating to oneself, or to anyone already in the chain (a cycle), is refused.
+ * `revoke(taskId, by)` is for delegators only: it takes back `by`'s delegation and every one made
+ * after it down the chain, so the task returns to `by`.
+ */
+import { ConvergeError } from "../core/errors.ts";
+import { DECLINE, type Store } from "../store/store.ts";
+
+export interface DelegationLink {
+  from: string;
+  to: string;
+  /** Epoch ms. */
+  at: number;
+}
+
+export interface DelegationRecord {
+  taskId: string;
+  /** Who held the task before any delegation. */
+  owner: string;
+  /** Oldest first; the effective holder is the last link's `to`, or the owner when empty. */
+  chain: DelegationLink[];
+  updatedAt: number;
+}
+
+/** A refused delegation: not the holder, self-delegation, cycle, not a delegator. */
+export class DelegationError extends ConvergeError {}
+
+export type Clock = () => number | Promise<number>;
+
+export const delegationKey = (taskId: string): string => `delegation:${taskId}`;
+
+/** Who holds the task now. */
+export function holderOf(record: Pick<DelegationRecord, "owner" | "chain">): string {
+  return record.chain.at(-1)?.to ?? record.owner;
+}
+
+export class DelegationManager {
+  readonly #store: Store;
+  readonly #clock: Clock;
+
+  constructor(store: Store, options: { clock?: Clock } = {}) {
+    this.#store = store;
+    this.#clock = options.clock ?? (() => store.now());
+  }
+
+  async delegate(taskId: string, from: string, to: string): Promise<DelegationRecord> {
+    if (!from || !to) throw new DelegationError(`delegating task "${taskId}" needs both a delegator and a delegate`);
+    if (from === to) throw new DelegationError(`${from} cannot delegate task "${taskId}" to themselves`);
+    const now = await this.#clock();
+    let refusal = null as string | null;
+    const after = await this.#store.update<DelegationRecord>(delegationKey(taskId), (current) => {
+      refusal = null;
+      const record = current ?? { taskId, owner: from, chain: [], updatedAt: now };
+      const holder = holderOf(record);
+      if (holder !== from) {
+        refusal = `${from} cannot delegate task "${taskId}": it is held by ${holder}`;
+        return DECLINE;
+      }
+      if (record.owner === to || record.chain.some((l) => l.to === to)) {
+        refusal = `delegating task "${taskId}" from ${from} to ${to} would form a cycle: ${to} already delegated it`;
+        return DECLINE;
+      }
+      return { ...record, chain: [...record.chain, { from, to, at: now }], updatedAt: now };
+    });
+    if (refusal !== null) throw new DelegationError(refusal);
+    return after!;
+  }
+
+  /** Takes back `by`'s delegation (and those after it); returns the record after. */
+  async revoke(taskId: string, by: string): Promise<DelegationRecord> {
+    const now = await this.#clock();
+    let refusal = null as string | null;
+    const after = await this.#store.update<DelegationRecord>(delegationKey(taskId), (current) => {
+      refusal = null;
+      const i = current ? current.chain.findIndex((l) => l.from === by) : -1;
+      if (!current || current.chain.length === 0) refusal = `task "${taskId}" is not delegated`;
+      else if (i < 0) refusal = `${by} did not delegate task "${taskId}"; only the delegator may revoke`;
+      if (refusal !== null || !current) return DECLINE;
+      return { ...current, chain: current.chain.slice(0, i), updatedAt: now };
+    });
+    if (refusal !== null) throw new DelegationError(refusal);
+    return after!;
+  }
+
+  get(taskId: string): Promise<DelegationRecord | undefined> {
+    return this.#store.get<DelegationRecord>(delegationKey(taskId));
+  }
+
+  /** The effective holder, or undefined when the task was never delegated. */
+  async holder(taskId: string): Promise<string | undefined> {
+    const r = await this.get(taskId);
+    return r && holderOf(r);
+  }
+}
