@@ -99,6 +99,12 @@ export class TaskManager {
     return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: after! };
   }
 
+  /** Records the holder's progress on the task record (field `progress`). */
+  async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
+    const now = await this.store.now();
+    return this.#transition(taskId, holder, (t) => ({ ...t, state: "running", progress: value ?? null, updatedAt: now }));
+  }
+
   /** Completes a task. Only the assignee: `token` must be the current lease (or, for a lease-less caller, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
     const now = await this.store.now();

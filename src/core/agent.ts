@@ -5,7 +5,7 @@
  */
 import type { Decision, CustomDecision } from "./decisions.ts";
 import { Identity } from "./identity.ts";
-import type { Message } from "./message.ts";
+import type { Message, MessageInit } from "./message.ts";
 import type { Task } from "./task.ts";
 import type { Topic } from "./topic.ts";
 
@@ -16,6 +16,28 @@ export interface AgentOptions {
 }
 
 export type Decisions = (Decision | CustomDecision)[];
+
+/** What `onTask` gets besides the task: who it is, when to stop, and how to keep its lease. */
+export interface TaskContext {
+  readonly agentId: string;
+  readonly task: Task;
+  /** Fired when the lease is lost or the worker shuts down: stop work, the result will not be reported. */
+  readonly signal: AbortSignal;
+  /** Extends the lease now (the runtime also renews at half the lease while the handler runs). */
+  renew(): Promise<void>;
+  /** Records progress on the task record (visible to `converge tasks get`). */
+  progress(value: unknown): Promise<void>;
+  /** Signs as this agent and sends. */
+  send(message: Message | MessageInit): Promise<void>;
+}
+
+/** What `onMessage` gets besides the message. */
+export interface MessageContext {
+  readonly agentId: string;
+  /** Sends `payload` back to the message's sender, signed, with the same task id. */
+  reply(payload: Record<string, unknown>): Promise<void>;
+  send(message: Message | MessageInit): Promise<void>;
+}
 
 export class Agent {
   readonly identity: Identity;
@@ -36,6 +58,15 @@ export class Agent {
   decide(_messages: readonly Message[], _tasks: readonly Task[]): Decisions | Promise<Decisions> {
     return [];
   }
+
+  /**
+   * Optional: makes the agent a worker. The runtime claims visible tasks for it (up to its
+   * concurrency), calls this, and reports the returned value; a thrown error fails the attempt.
+   */
+  onTask?(task: Task, ctx: TaskContext): unknown | Promise<unknown>;
+
+  /** Optional: called for every inbox message before decide. */
+  onMessage?(message: Message, ctx: MessageContext): void | Promise<void>;
 
   onStart(): void | Promise<void> {}
   onStop(): void | Promise<void> {}

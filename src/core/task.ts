@@ -34,6 +34,8 @@ export interface Task {
   leaseExpiresAt?: number | null;
   /** A retried task is not visible before this time. */
   notBefore?: number | null;
+  /** The holder's last reported progress. */
+  progress?: unknown;
   /** The last failure's message. */
   error?: string | null;
 }

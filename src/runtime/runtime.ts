@@ -1,0 +1,274 @@
+/**
+ * AgentRuntime runs one agent: start (agent.onStart, transport, discovery), a receive loop that
+ * feeds a bounded inbox, and a decide loop — wait for a message, a task event or the poll timeout;
+ * take the inbox and the pending tasks the agent may claim; call `agent.decide`; execute the
+ * decisions. When it has a task manager it also releases expired claims periodically (once per
+ * task manager per process, however many agents share it). `stop()` is idempotent and undoes
+ * start in reverse.
+ */
+import { Agent, type MessageContext } from "../core/agent.ts";
+import { Message, type MessageInit } from "../core/message.ts";
+import type { ToolRegistry } from "../core/tools.ts";
+import type { PoolManager } from "../coordination/pool-manager.ts";
+import { TASKS_CHANNEL, type Lease, type TaskManager } from "../coordination/task-manager.ts";
+import type { AgentDescriptor, DiscoveryService } from "../network/discovery.ts";
+import { logger, type Logger } from "../observability/log.ts";
+import type { Store } from "../store/store.ts";
+import type { KeyLookup, Transport } from "../transport/transport.ts";
+import { unverifiedReason } from "../transport/verify.ts";
+import { Executor, type DecisionGuard, type DecisionHandler, type DecisionResult } from "./executor.ts";
+import { Inbox } from "./inbox.ts";
+import { Scheduler } from "./scheduler.ts";
+import { TaskWorker } from "./worker.ts";
+
+export interface RuntimeOptions {
+  transport?: Transport;
+  taskManager?: TaskManager;
+  poolManager?: PoolManager;
+  discovery?: DiscoveryService;
+  /** Registered on start (with the transport's address as endpoint when it has none). */
+  descriptor?: AgentDescriptor;
+  /** When given, only messages whose signature verifies against the sender's registered key are delivered. */
+  identityRegistry?: KeyLookup;
+  inboxSize?: number;
+  /** Longest wait between decide passes when nothing happens (ms). */
+  pollIntervalMs?: number;
+  /** How often expired claims are released (ms). */
+  releaseIntervalMs?: number;
+  /** Writes `checkpoint:<agentId>` = { lastActivityTs } every `checkpointIntervalMs`. */
+  checkpointStore?: Store;
+  checkpointIntervalMs?: number;
+  tools?: ToolRegistry;
+  toolAllowlist?: string[];
+  guards?: DecisionGuard[];
+  handlers?: Record<string, DecisionHandler>;
+  /** Called once the runtime has started; and with every decide pass's results. */
+  onReady?: () => void;
+  /** For agents with `onTask`: tasks run at once (default 1). */
+  concurrency?: number;
+  /** For agents with `onTask`: how long running handlers may finish on stop before they are aborted and their tasks handed back (ms, default 10 000). */
+  shutdownGraceMs?: number;
+  onResults?: (results: DecisionResult[]) => void;
+}
+
+
+export class AgentRuntime {
+  readonly agent: Agent;
+  readonly inbox: Inbox<Message>;
+  readonly executor: Executor;
+  /** Present when the agent has `onTask` and the runtime has a task manager. */
+  readonly worker: TaskWorker | undefined;
+  readonly memberships = new Set<string>();
+  readonly leases = new Map<string, Lease>();
+  readonly #scheduler = new Scheduler();
+  readonly #log: Logger;
+  #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  #loops: Promise<void>[] = [];
+  #timers: ReturnType<typeof setInterval>[] = [];
+  #unsubscribe: (() => void) | undefined;
+  #detach: (() => void) | undefined;
+  #stopping: Promise<void> | undefined;
+  #lastActivity = Date.now();
+  decidePasses = 0;
+  messagesSent = 0;
+
+  constructor(agent: Agent, readonly options: RuntimeOptions = {}) {
+    this.agent = agent;
+    this.inbox = new Inbox(options.inboxSize ?? 1000);
+    this.#log = logger("runtime").child({ agent: agent.id.slice(0, 12) });
+    this.executor = new Executor(
+      {
+        agent,
+        send: (m) => this.send(m),
+        taskManager: options.taskManager,
+        poolManager: options.poolManager,
+        tools: options.tools,
+        toolAllowlist: options.toolAllowlist,
+        memberships: this.memberships,
+        leases: this.leases,
+      },
+      { guards: options.guards, handlers: options.handlers },
+    );
+    const tm = options.taskManager;
+    this.worker = agent.onTask && tm ? new TaskWorker(agent as Agent & { onTask: NonNullable<Agent["onTask"]> }, tm, { send: (m) => this.send(m), wake: () => this.wake() }, { concurrency: options.concurrency }) : undefined;
+  }
+
+  /** Signs as this agent and sends through its transport. */
+  async send(message: Message | MessageInit): Promise<void> {
+    const transport = this.options.transport;
+    if (!transport) throw new Error(`agent ${this.id.slice(0, 12)} has no transport to send with`);
+    const m = message instanceof Message ? message : new Message(message);
+    await transport.send(m.sign(this.agent.identity));
+    this.messagesSent++;
+  }
+
+  get id(): string {
+    return this.agent.id;
+  }
+
+  get running(): boolean {
+    return this.#state === "running";
+  }
+
+  /** Wakes the decide loop now (e.g. after submitting work in this process). */
+  wake(): void {
+    this.#scheduler.wake();
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== "new") throw new Error(`runtime for agent ${this.id.slice(0, 12)} was already started`);
+    this.#state = "starting";
+    const { transport, discovery, taskManager, poolManager } = this.options;
+    await this.agent.onStart();
+    try {
+      if (transport) await transport.start();
+      if (poolManager) for (const p of await poolManager.poolsForAgent(this.id)) this.memberships.add(p.id);
+      if (discovery && this.options.descriptor) {
+        const d = this.options.descriptor;
+        await discovery.register({ ...d, endpoint: d.endpoint ?? transport?.address ?? null });
+      }
+    } catch (err) {
+      this.#state = "stopped";
+      await transport?.stop().catch(() => {});
+      await Promise.resolve(this.agent.onStop()).catch(() => {});
+      throw err;
+    }
+    if (taskManager) {
+      this.#unsubscribe = taskManager.store.subscribe(TASKS_CHANNEL, () => this.#scheduler.wake());
+      startReaper(taskManager, this.options.releaseIntervalMs ?? 1000);
+    }
+    if (this.options.checkpointStore) {
+      const store = this.options.checkpointStore;
+      this.#timers.push(setInterval(() => void store.put(`checkpoint:${this.id}`, { lastActivityTs: this.#lastActivity }).catch((err) => this.#log.warn("checkpoint failed", { err })), this.options.checkpointIntervalMs ?? 5000));
+    }
+    this.#state = "running";
+    if (transport) this.#listen(transport);
+    this.#loops.push(this.#decideLoop());
+    this.options.onReady?.();
+  }
+
+  /** Arrivals go straight into the inbox (after verification when a registry is given), in order. */
+  #listen(transport: Transport): void {
+    const registry = this.options.identityRegistry;
+    let chain = Promise.resolve();
+    const accept = (m: Message, verified: boolean | string) => {
+      this.#lastActivity = Date.now();
+      // Log the first drop of a burst and then every 1000th, not one line per message.
+      if (!this.inbox.push(m) && this.inbox.dropped % 1000 === 1) this.#log.warn("inbox full, messages dropped", { size: this.inbox.maxSize, dropped: this.inbox.dropped });
+      this.#log.debug("received message", { id: m.id, sender: m.sender.slice(0, 12), verified });
+      this.#scheduler.wake();
+    };
+    this.#detach = transport.onMessage((m) => {
+      if (!registry) return accept(m, m.isSigned ? "not checked" : "unsigned");
+      chain = chain.then(async () => {
+        const why = await unverifiedReason(m, registry).catch((err) => `verification failed: ${(err as Error).message}`);
+        if (why === null) accept(m, true);
+        else this.#log.debug("dropped unverified message", { id: m.id, sender: m.sender.slice(0, 12), reason: why });
+      });
+    });
+  }
+
+  async #decideLoop(): Promise<void> {
+    const poll = this.options.pollIntervalMs ?? 1000;
+    while (this.#state === "running") {
+      await this.#scheduler.wait(poll);
+      if (this.#state !== "running") break;
+      try {
+        await this.pass();
+      } catch (err) {
+        this.#log.error("decide pass failed", { err });
+        await Bun.sleep(Math.min(poll, 250));
+      }
+    }
+  }
+
+  /** One decide pass: tick, gather, decide, execute. Public so tests and embedders can drive it. */
+  async pass(): Promise<DecisionResult[]> {
+    await this.agent.onTick();
+    const messages = this.inbox.drain();
+    if (this.agent.onMessage) for (const m of messages) await this.#deliver(m);
+    const tm = this.options.taskManager;
+    // A worker that is full and has no decide of its own needs no look at pending work.
+    const wantsTasks = tm && (this.agent.decide !== Agent.prototype.decide || (this.worker?.capacity ?? 0) > 0);
+    const tasks = wantsTasks ? await tm.pendingFor(this.id, this.memberships, this.agent.capabilities, await tm.store.now()) : [];
+    const decisions = await this.agent.decide(messages, tasks);
+    this.decidePasses++;
+    let results: DecisionResult[] = [];
+    if (Array.isArray(decisions) && decisions.length > 0) {
+      this.#lastActivity = Date.now();
+      results = await this.executor.executeAll(decisions);
+      this.options.onResults?.(results);
+    }
+    if (this.worker && tasks.length > 0) await this.worker.fill(tasks);
+    return results;
+  }
+
+  async #deliver(m: Message): Promise<void> {
+    const ctx: MessageContext = {
+      agentId: this.id,
+      reply: (payload) => this.send({ recipient: m.sender, payload, taskId: m.taskId }),
+      send: (message) => this.send(message),
+    };
+    try {
+      await this.agent.onMessage!(m, ctx);
+    } catch (err) {
+      this.#log.warn("onMessage failed", { id: m.id, err });
+    }
+  }
+
+  /** Stops the loops, unregisters from discovery, stops the transport, calls onStop. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.#stopping) this.#stopping = this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const wasStarted = this.#state === "running";
+    this.#state = "stopping";
+    this.#scheduler.wake();
+    if (this.worker) {
+      const { finished, released } = await this.worker.drain(this.options.shutdownGraceMs ?? 10_000);
+      if (finished || released) this.#log.info("worker drained", { finished, released });
+    }
+    this.#unsubscribe?.();
+    this.#detach?.();
+    for (const t of this.#timers) clearInterval(t);
+    if (this.options.taskManager) stopReaper(this.options.taskManager);
+    await Promise.allSettled(this.#loops);
+    if (wasStarted) {
+      const { discovery, transport } = this.options;
+      if (discovery && this.options.descriptor) await discovery.unregister(this.id).catch((err) => this.#log.warn("could not unregister from discovery", { err }));
+      await transport?.stop().catch((err) => this.#log.warn("transport stop failed", { err }));
+      await Promise.resolve(this.agent.onStop()).catch((err) => this.#log.warn("onStop failed", { err }));
+    }
+    this.#state = "stopped";
+  }
+}
+
+// One expired-claim reaper per task manager, shared by the runtimes that use it.
+const reapers = new Map<TaskManager, { refs: number; timer: ReturnType<typeof setInterval> }>();
+
+function startReaper(tm: TaskManager, everyMs: number): void {
+  const r = reapers.get(tm);
+  if (r) {
+    r.refs++;
+  } else {
+    const log = logger("runtime.reaper");
+    const timer = setInterval(() => {
+      tm.releaseExpiredClaims().then(
+        (ids) => ids.length && log.info("released expired claims", { count: ids.length }),
+        (err) => log.warn("releasing expired claims failed", { err }),
+      );
+    }, everyMs);
+    reapers.set(tm, { refs: 1, timer });
+  }
+}
+
+function stopReaper(tm: TaskManager): void {
+  const r = reapers.get(tm);
+  if (!r) return;
+  if (--r.refs === 0) {
+    clearInterval(r.timer);
+    reapers.delete(tm);
+  }
+}

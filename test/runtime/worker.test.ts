@@ -1,0 +1,164 @@
+import { describe, expect, test } from "bun:test";
+import { Agent, type TaskContext } from "../../src/core/agent.ts";
+import type { Task } from "../../src/core/task.ts";
+import { TaskManager } from "../../src/coordination/task-manager.ts";
+import { AgentRuntime } from "../../src/runtime/runtime.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
+import { until } from "../support/wait.ts";
+
+class Worker extends Agent {
+  handled: string[] = [];
+  constructor(readonly handler: (task: Task, ctx: TaskContext) => unknown) {
+    super();
+  }
+  override onTask = (task: Task, ctx: TaskContext) => {
+    this.handled.push(task.id);
+    return this.handler(task, ctx);
+  };
+}
+
+const finalStates = async (tm: TaskManager) => (await tm.list()).map((t) => t.state);
+
+describe("task workers", () => {
+  test("workers complete every task exactly once with the handler's result", async () => {
+    const tm = new TaskManager(new MemoryStore());
+    const workers = Array.from({ length: 4 }, () => new Worker((t) => ({ doubled: Number(t.inputs.x) * 2 })));
+    const runtimes = workers.map((w) => new AgentRuntime(w, { taskManager: tm, concurrency: 3 }));
+    await Promise.all(runtimes.map((r) => r.start()));
+    try {
+      for (let i = 0; i < 200; i++) await tm.submit({ id: `t${i}`, inputs: { x: i } });
+      await until(async () => (await finalStates(tm)).every((s) => s === "completed"), "all tasks completed");
+      const handled = workers.flatMap((w) => w.handled);
+      expect(handled.length).toBe(200);
+      expect(new Set(handled).size).toBe(200);
+      for (const t of await tm.list()) expect(t.result).toEqual({ doubled: Number(t.inputs.x) * 2 });
+    } finally {
+      await Promise.all(runtimes.map((r) => r.stop()));
+    }
+  });
+
+  test("no more than `concurrency` handlers run at once", async () => {
+    const tm = new TaskManager(new MemoryStore());
+    let now = 0;
+    let peak = 0;
+    const w = new Worker(async () => {
+      peak = Math.max(peak, ++now);
+      await Bun.sleep(10);
+      now--;
+    });
+    const r = new AgentRuntime(w, { taskManager: tm, concurrency: 3 });
+    await r.start();
+    try {
+      for (let i = 0; i < 20; i++) await tm.submit({});
+      await until(async () => (await finalStates(tm)).every((s) => s === "completed"), "all tasks completed");
+      expect(peak).toBe(3);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test("long tasks are renewed at half their lease and never taken over", async () => {
+    const tm = new TaskManager(new MemoryStore());
+    const w = new Worker(async () => {
+      await Bun.sleep(700);
+      return "done";
+    });
+    const r = new AgentRuntime(w, { taskManager: tm, releaseIntervalMs: 20 });
+    await r.start();
+    try {
+      await tm.submit({ id: "long", constraints: { claim_ttl_sec: 0.2 } });
+      await until(async () => (await tm.get("long"))!.state === "completed", "the long task", 5000);
+      const t = (await tm.get("long"))!;
+      expect(t.attempts).toBe(1);
+      expect(w.handled).toEqual(["long"]);
+      expect(r.worker!.stats.leasesRenewed).toBeGreaterThanOrEqual(4);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test("a lost lease aborts the handler's signal and nothing is reported", async () => {
+    const tm = new TaskManager(new MemoryStore());
+    let aborted = false;
+    const w = new Worker(async (_t, ctx) => {
+      await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve()));
+      aborted = true;
+      return "too late";
+    });
+    const r = new AgentRuntime(w, { taskManager: tm });
+    await r.start();
+    try {
+      await tm.submit({ id: "t", constraints: { claim_ttl_sec: 0.1 } });
+      await until(async () => (await tm.get("t"))!.state === "assigned", "the claim");
+      // another holder takes over, as after an expiry elsewhere
+      await tm.store.update("task:t", (t: any) => ({ ...t, leaseToken: "someone-else", assignedTo: "other" }));
+      await until(() => aborted, "the abort signal");
+      await until(() => r.worker!.running.size === 0, "the handler to finish");
+      const t = (await tm.get("t"))!;
+      expect(t.state).toBe("assigned");
+      expect(t.assignedTo).toBe("other");
+      expect(r.worker!.stats.leasesLost).toBe(1);
+      expect(r.worker!.stats.completed).toBe(0);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test("a handler that fails twice then succeeds completes on the third attempt with max_retries 2", async () => {
+    const tm = new TaskManager(new MemoryStore(), { retryBackoffMs: 10 });
+    let calls = 0;
+    const w = new Worker(() => {
+      if (++calls <= 2) throw new Error(`flaky ${calls}`);
+      return "ok";
+    });
+    const r = new AgentRuntime(w, { taskManager: tm, pollIntervalMs: 20 });
+    await r.start();
+    try {
+      await tm.submit({ id: "t", constraints: { max_retries: 2 } });
+      await until(async () => (await tm.get("t"))!.state === "completed", "completion");
+      expect((await tm.get("t"))!.attempts).toBe(3);
+      expect(r.worker!.stats.retried).toBe(2);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test("with max_retries 1 the same handler ends failed with its error's message", async () => {
+    const tm = new TaskManager(new MemoryStore(), { retryBackoffMs: 10 });
+    let calls = 0;
+    const w = new Worker(() => {
+      throw new Error(`flaky ${++calls}`);
+    });
+    const r = new AgentRuntime(w, { taskManager: tm, pollIntervalMs: 20 });
+    await r.start();
+    try {
+      await tm.submit({ id: "t", constraints: { max_retries: 1 } });
+      await until(async () => (await tm.get("t"))!.state === "failed", "failure");
+      const t = (await tm.get("t"))!;
+      expect(t.error).toBe("flaky 2");
+      expect(t.attempts).toBe(2);
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test("stop drains: unfinished handlers are aborted after the grace period and their tasks go back to pending", async () => {
+    const tm = new TaskManager(new MemoryStore());
+    const w = new Worker(async (t, ctx) => {
+      if (t.inputs.quick) return "quick";
+      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    });
+    const r = new AgentRuntime(w, { taskManager: tm, concurrency: 3, shutdownGraceMs: 100 });
+    await r.start();
+    await tm.submit({ id: "slow1" });
+    await tm.submit({ id: "slow2" });
+    await until(() => r.worker!.running.size === 2, "both slow tasks running");
+    await r.stop();
+    for (const id of ["slow1", "slow2"]) {
+      const t = (await tm.get(id))!;
+      expect(t.state).toBe("pending");
+      expect(t.attempts).toBe(0);
+    }
+    expect(r.worker!.stats.released).toBe(2);
+  });
+});
