@@ -115,6 +115,20 @@ export class NegotiationManager {
     });
   }
 
+  /**
+   * The Propose decision in one call: proposes in session `sessionId`, first opening it between
+   * `from` and `recipient` when it does not exist yet (the subject is then the session id).
+   */
+  async proposeOrOpen(sessionId: string, from: string, terms: Record<string, unknown>, recipient?: string): Promise<NegotiationSession> {
+    if (recipient !== undefined && !(await this.#store.get(negotiationKey(sessionId)))) {
+      await this.open({ id: sessionId, initiator: from, participants: [recipient], subject: sessionId }).catch((err: unknown) => {
+        // Opened by someone else in the meantime: propose into theirs (party checks still apply).
+        if (!(err instanceof NegotiationError && err.message.endsWith("already exists"))) throw err;
+      });
+    }
+    return this.propose(sessionId, from, terms);
+  }
+
   /** Answers another party's standing offer with new terms. */
   counter(sessionId: string, from: string, terms: Record<string, unknown>): Promise<NegotiationSession> {
     return this.#transition(sessionId, from, (s, now) => {

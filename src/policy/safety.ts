@@ -12,6 +12,9 @@ export type PolicyResult = { ok: true } | { ok: false; reason: string };
 /** Thrown by `enforce` when a check refuses. */
 export class PolicyViolation extends ConvergeError {}
 
+/** A check as the executor's guard shape: the reason to refuse, or undefined to let it through. */
+export type Guard = (decision: { type: string; [key: string]: unknown }) => string | undefined;
+
 /** Turns a refusal into a PolicyViolation. */
 export function enforce(result: PolicyResult): void {
   if (!result.ok) throw new PolicyViolation(result.reason);
@@ -38,6 +41,11 @@ export class ActionPolicy {
     if (typeof type !== "string") return { ok: false, reason: "a decision must be an object with a string type" };
     if (this.allows(type)) return { ok: true };
     return { ok: false, reason: `decision type ${type} is not allowed by the action policy (allowed: ${[...this.#allowed!].sort().join(", ") || "none"})` };
+  }
+
+  /** `check` as a guard for the executor. */
+  guard(): Guard {
+    return (decision) => reasonOf(this.check(decision));
   }
 }
 
@@ -89,4 +97,13 @@ export class ResourceLimits {
     if (typeof c !== "object" || Array.isArray(c)) return { ok: false, reason: `decision ${decision.type} has constraints that are not a map` };
     return this.checkConstraints(c as Record<string, unknown>);
   }
+
+  /** `checkDecision` as a guard for the executor. */
+  guard(): Guard {
+    return (decision) => reasonOf(this.checkDecision(decision));
+  }
+}
+
+function reasonOf(r: PolicyResult): string | undefined {
+  return r.ok ? undefined : r.reason;
 }

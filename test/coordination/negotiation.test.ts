@@ -144,6 +144,25 @@ describe("NegotiationManager", () => {
     await expect(nm.reject("n1", "bob")).rejects.toThrow(/is expired/);
   });
 
+  test("proposeOrOpen opens a missing session with the recipient, then proposes into it", async () => {
+    const { nm } = setup();
+    const s = await nm.proposeOrOpen("deal", "alice", { v: 1 }, "bob");
+    expect(s).toMatchObject({ id: "deal", initiator: "alice", participants: ["bob"], state: "open" });
+    expect(s.offers.map((o) => o.terms)).toEqual([{ v: 1 }]);
+    const again = await nm.proposeOrOpen("deal", "bob", { v: 2 }, "alice");
+    expect(again.initiator).toBe("alice");
+    expect(again.offers).toHaveLength(2);
+    await expect(nm.proposeOrOpen("missing", "alice", { v: 1 })).rejects.toThrow(/no negotiation "missing"/);
+  });
+
+  test("concurrent proposeOrOpen calls open one session holding both offers", async () => {
+    const store = new RacyStore();
+    const nm = new NegotiationManager(store);
+    await Promise.all([nm.proposeOrOpen("d", "alice", { v: 1 }, "bob"), nm.proposeOrOpen("d", "bob", { v: 2 }, "alice")]);
+    const s = (await nm.get("d"))!;
+    expect(s.offers.map((o) => o.from).sort()).toEqual(["alice", "bob"]);
+  });
+
   test("list returns the session ids", async () => {
     const { nm } = setup();
     await nm.open({ id: "b", initiator: "alice", participants: ["bob"], subject: "x" });

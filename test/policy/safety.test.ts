@@ -71,3 +71,14 @@ describe("ResourceLimits", () => {
     expect(() => new ResourceLimits({ memory_mb: Number.NaN })).toThrow(ConfigError);
   });
 });
+
+describe("guards", () => {
+  test("guard() gives the executor's shape: the refusal reason, or undefined", () => {
+    const action = new ActionPolicy(["SubmitTask"]).guard();
+    expect(action(submitTask({}))).toBeUndefined();
+    expect(action(claimTask("t"))).toContain("ClaimTask is not allowed");
+    const resources = new ResourceLimits({ cpu: 1 }).guard();
+    expect(resources(submitTask({ constraints: { cpu: 1 } }))).toBeUndefined();
+    expect(resources(submitTask({ constraints: { cpu: 2 } }))).toBe("asks for cpu=2 but this agent is limited to cpu=1");
+  });
+});
