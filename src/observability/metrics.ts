@@ -22,6 +22,13 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
 /** A misuse of the registry: bad name, type clash, counter going down. */
 export class MetricsError extends ConvergeError {}
 
+export interface MetricSnapshot {
+  name: string;
+  type: MetricType;
+  help: string;
+  series: { labels: Record<string, string>; value: number }[];
+}
+
 interface Series {
   labels: [string, string][];
   value: number;
@@ -85,6 +92,16 @@ export class Metrics {
   /** The type of a declared metric. */
   typeOf(name: string): MetricType | undefined {
     return this.#metrics.get(name)?.type;
+  }
+
+  /** Every metric as plain data (e.g. for a JSON health view), in declaration order. */
+  snapshot(): MetricSnapshot[] {
+    return [...this.#metrics.values()].map((m) => ({
+      name: m.name,
+      type: m.type,
+      help: m.help,
+      series: [...m.series.values()].map((s) => ({ labels: Object.fromEntries(s.labels), value: s.value })),
+    }));
   }
 
   /** Every metric in the Prometheus text exposition format, in declaration order; ends with a newline. */

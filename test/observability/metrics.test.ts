@@ -94,6 +94,16 @@ describe("Metrics", () => {
     expect(m.render()).toContain('g{s="p"} +Inf\ng{s="n"} -Inf\n');
   });
 
+  test("snapshot gives every metric and series as plain data", () => {
+    const m = new Metrics().counter("a_total", "A");
+    m.increment("a_total", { k: "v" }, 3);
+    m.set("g", 7);
+    expect(m.snapshot()).toEqual([
+      { name: "a_total", type: "counter", help: "A", series: [{ labels: { k: "v" }, value: 3 }] },
+      { name: "g", type: "gauge", help: "g", series: [{ labels: {}, value: 7 }] },
+    ]);
+  });
+
   test("the content type is the Prometheus text format 0.0.4", () => {
     expect(PROMETHEUS_CONTENT_TYPE).toBe("text/plain; version=0.0.4; charset=utf-8");
   });
