@@ -71,7 +71,7 @@ export interface AuctionView {
 /** A refused auction action: unknown or closed auction, second bid, bad amount, below reserve. */
 export class AuctionError extends ConvergeError {}
 
-export type Clock = () => number | Promise<number>;
+type Clock = () => number | Promise<number>;
 
 export const auctionKey = (id: string): string => `auction:${id}`;
 

@@ -72,7 +72,7 @@ export interface CreateProposal {
 /** A refused proposal action: unknown proposal, closed, voter not listed, option not listed, second vote. */
 export class ConsensusError extends ConvergeError {}
 
-export type Clock = () => number | Promise<number>;
+type Clock = () => number | Promise<number>;
 
 export const proposalKey = (id: string): string => `proposal:${id}`;
 

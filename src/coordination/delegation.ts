@@ -30,7 +30,7 @@ export interface DelegationRecord {
 /** A refused delegation: not the holder, self-delegation, cycle, not a delegator. */
 export class DelegationError extends ConvergeError {}
 
-export type Clock = () => number | Promise<number>;
+type Clock = () => number | Promise<number>;
 
 export const delegationKey = (taskId: string): string => `delegation:${taskId}`;
 

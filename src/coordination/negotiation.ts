@@ -56,7 +56,7 @@ export interface OpenNegotiation {
 /** A negotiation action that is not allowed: unknown session, closed session, not a party, no offer. */
 export class NegotiationError extends ConvergeError {}
 
-export type Clock = () => number | Promise<number>;
+type Clock = () => number | Promise<number>;
 
 export const negotiationKey = (id: string): string => `negotiation:${id}`;
 
