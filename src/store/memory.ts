@@ -6,27 +6,30 @@
 import { StoreError } from "../core/errors.ts";
 import { DECLINE, type Decline, type Store } from "./store.ts";
 import { parseRecord, serialise } from "./json.ts";
+import { checkKey, sortKeys } from "./keys.ts";
+import { Listeners } from "./listeners.ts";
 
 export class MemoryStore implements Store {
   readonly description = "memory";
   readonly #data = new Map<string, string>();
   readonly #buckets = new Map<string, Set<string>>();
   readonly #indexes = new Map<string, Set<string>>();
-  readonly #listeners = new Map<string, Set<() => void>>();
+  readonly #listeners = new Listeners();
   #closed = false;
 
-  #check(): void {
+  #check(key?: string, what?: string): void {
     if (this.#closed) throw new StoreError("the memory store is closed");
+    if (key !== undefined) checkKey(key, what);
   }
 
   async get<T>(key: string): Promise<T | undefined> {
-    this.#check();
+    this.#check(key);
     const text = this.#data.get(key);
     return text === undefined ? undefined : (parseRecord(key, text) as T);
   }
 
   async put(key: string, value: unknown): Promise<void> {
-    this.#check();
+    this.#check(key);
     this.#set(key, serialise(key, value));
   }
 
@@ -41,7 +44,7 @@ export class MemoryStore implements Store {
   }
 
   async delete(key: string): Promise<boolean> {
-    this.#check();
+    this.#check(key);
     if (!this.#data.delete(key)) return false;
     const b = bucketOf(key);
     const set = this.#buckets.get(b)!;
@@ -51,25 +54,25 @@ export class MemoryStore implements Store {
   }
 
   async list(prefix: string): Promise<string[]> {
-    this.#check();
+    this.#check(prefix, "prefix");
     // A key in bucket b starts with b; it can start with `prefix` only if one of b, prefix extends the other.
     const out: string[] = [];
     for (const [b, keys] of this.#buckets) {
       if (b.startsWith(prefix)) out.push(...keys);
       else if (prefix.startsWith(b)) for (const k of keys) if (k.startsWith(prefix)) out.push(k);
     }
-    return out.sort();
+    return sortKeys(out);
   }
 
   async putIfAbsent(key: string, value: unknown): Promise<boolean> {
-    this.#check();
+    this.#check(key);
     if (this.#data.has(key)) return false;
     this.#set(key, serialise(key, value));
     return true;
   }
 
   async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
-    this.#check();
+    this.#check(key);
     const text = this.#data.get(key);
     const current = text === undefined ? undefined : (parseRecord(key, text) as T);
     const next = fn(current);
@@ -80,14 +83,17 @@ export class MemoryStore implements Store {
   }
 
   async indexAdd(index: string, ...members: string[]): Promise<void> {
-    this.#check();
+    this.#check(index, "index name");
     let set = this.#indexes.get(index);
     if (!set) this.#indexes.set(index, (set = new Set()));
-    for (const m of members) set.add(m);
+    for (const m of members) {
+      checkKey(m, "index member");
+      set.add(m);
+    }
   }
 
   async indexRemove(index: string, ...members: string[]): Promise<void> {
-    this.#check();
+    this.#check(index, "index name");
     const set = this.#indexes.get(index);
     if (!set) return;
     for (const m of members) set.delete(m);
@@ -95,27 +101,22 @@ export class MemoryStore implements Store {
   }
 
   async indexMembers(index: string): Promise<string[]> {
-    this.#check();
+    this.#check(index, "index name");
     return [...(this.#indexes.get(index) ?? [])];
   }
 
   async notify(channel: string): Promise<void> {
-    this.#check();
-    const set = this.#listeners.get(channel);
-    if (!set) return;
-    queueMicrotask(() => {
-      for (const l of set) l();
-    });
+    this.#check(channel, "channel");
+    this.#listeners.fire(channel);
   }
 
   subscribe(channel: string, listener: () => void): () => void {
-    let set = this.#listeners.get(channel);
-    if (!set) this.#listeners.set(channel, (set = new Set()));
-    set.add(listener);
-    return () => set.delete(listener);
+    this.#check(channel, "channel");
+    return this.#listeners.add(channel, listener);
   }
 
   async now(): Promise<number> {
+    this.#check();
     return Date.now();
   }
 
