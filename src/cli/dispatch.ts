@@ -88,8 +88,14 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
   }
   const args = (await resolve(cmd.args)) ?? {};
   checkOptions(rest, args, path.join(" "));
-  const { result } = await runCommand(cmd, { rawArgs: rest });
-  return typeof result === "number" ? result : 0;
+  try {
+    const { result } = await runCommand(cmd, { rawArgs: rest });
+    return typeof result === "number" ? result : 0;
+  } catch (err) {
+    // citty's own argument errors (a missing required option, say) are configuration errors too.
+    if ((err as Error)?.name === "CLIError") throw new ConfigError(`${(err as Error).message}; see ${path.join(" ")} --help`);
+    throw err;
+  }
 }
 
 /** The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. */

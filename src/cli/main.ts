@@ -15,6 +15,11 @@ export const root = defineCommand({
   },
   // Each command is loaded only when used, so `--help` and `--version` start fast.
   subCommands: {
+    run: () => import("./run.ts").then((m) => m.runCommand),
+    tasks: () => import("./tasks.ts").then((m) => m.tasksCommand),
+    pools: () => import("./pools.ts").then((m) => m.poolsCommand),
+    agents: () => import("./agents.ts").then((m) => m.agentsCommand),
+    send: () => import("./send.ts").then((m) => m.sendCommand),
   },
 });
 

@@ -18,6 +18,7 @@ import type { KeyLookup, Transport } from "../transport/transport.ts";
 import { unverifiedReason } from "../transport/verify.ts";
 import { Executor, type DecisionGuard, type DecisionHandler, type DecisionResult } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
+import { protocolHandlers, protocolManagers, type ProtocolManagers } from "./protocols.ts";
 import { Scheduler } from "./scheduler.ts";
 import { TaskWorker } from "./worker.ts";
 
@@ -42,6 +43,8 @@ export interface RuntimeOptions {
   toolAllowlist?: string[];
   guards?: DecisionGuard[];
   handlers?: Record<string, DecisionHandler>;
+  /** Managers for bids, votes, negotiation and delegation; made over the task manager's store when omitted. */
+  protocols?: ProtocolManagers;
   /** Called once the runtime has started; and with every decide pass's results. */
   onReady?: () => void;
   /** For agents with `onTask`: tasks run at once (default 1). */
@@ -87,10 +90,15 @@ export class AgentRuntime {
         memberships: this.memberships,
         leases: this.leases,
       },
-      { guards: options.guards, handlers: options.handlers },
+      { guards: options.guards, handlers: { ...this.#protocolHandlers(), ...options.handlers } },
     );
     const tm = options.taskManager;
     this.worker = agent.onTask && tm ? new TaskWorker(agent as Agent & { onTask: NonNullable<Agent["onTask"]> }, tm, { send: (m) => this.send(m), wake: () => this.wake() }, { concurrency: options.concurrency }) : undefined;
+  }
+
+  #protocolHandlers(): Record<string, DecisionHandler> {
+    const managers = this.options.protocols ?? (this.options.taskManager ? protocolManagers(this.options.taskManager.store) : undefined);
+    return managers ? protocolHandlers(managers) : {};
   }
 
   /** Signs as this agent and sends through its transport. */

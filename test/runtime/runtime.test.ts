@@ -172,3 +172,37 @@ describe("AgentRuntime", () => {
     }
   });
 });
+
+describe("protocol decisions", () => {
+  test("bids, votes, negotiation and delegation run through their managers as the agent", async () => {
+    const { protocolManagers } = await import("../../src/runtime/protocols.ts");
+    const store = new MemoryStore();
+    const tm = new TaskManager(store);
+    const protocols = protocolManagers(store);
+    await protocols.auctions.open("a1", "gpu-hour", { type: "second-price" });
+    const other = new Agent();
+    await protocols.proposals.create({ id: "p1", options: ["yes", "no"], voters: [other.id] });
+    await tm.submit({ id: "t" });
+    class Busy extends Agent {
+      override decide(): Decisions {
+        return [
+          { type: "SubmitBid", auctionId: "a1", amount: 5 },
+          { type: "Vote", proposalId: "p1", choice: "yes" },
+          { type: "Propose", sessionId: "s1", terms: { price: 3 }, recipient: other.id },
+          { type: "Delegate", taskId: "t", to: other.id },
+          claimTask("t"),
+          { type: "Delegate", taskId: "t", to: other.id },
+        ];
+      }
+    }
+    const agent = new Busy();
+    const r = new AgentRuntime(agent, { taskManager: tm, protocols });
+    const results = await r.pass();
+    expect(results.map((x) => x.ok)).toEqual([true, false, true, false, true, true]);
+    expect(results[1]).toMatchObject({ error: expect.stringContaining(agent.id) });
+    expect(results[3]).toMatchObject({ error: expect.stringContaining("holds no lease on task t") });
+    expect((await protocols.auctions.close("a1")).winner).toBe(agent.id);
+    expect((await protocols.negotiations.get("s1"))!.offers[0]!.from).toBe(agent.id);
+    expect(await protocols.delegations.holder("t")).toBe(other.id);
+  });
+});

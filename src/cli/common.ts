@@ -1,0 +1,57 @@
+/** What every command shares: the config, verbose and log-format options, and opening the store. */
+import { ConfigError } from "../core/errors.ts";
+import { configureLogging } from "../observability/log.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+import { loadConfig, type Config } from "./config.ts";
+
+export const commonArgs = {
+  config: { type: "string", alias: "c", valueHint: "PATH", description: "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables." },
+  verbose: { type: "boolean", alias: "v", description: "Debug logging: every message received and every decision executed" },
+  "log-format": { type: "string", valueHint: "text|json", description: "Log lines for people (text, the default) or JSON lines for machines" },
+} as const;
+
+export interface CommonArgs {
+  config?: string;
+  verbose?: boolean;
+  "log-format"?: string;
+}
+
+/** Sets up logging and loads the config, printing its warnings. */
+export function setup(args: CommonArgs): Config {
+  const format = args["log-format"] ?? "text";
+  if (format !== "text" && format !== "json") throw new ConfigError(`--log-format must be text or json, got "${format}"`);
+  configureLogging({ level: args.verbose ? "debug" : "info", format });
+  const { config, warnings } = loadConfig(args.config);
+  for (const w of warnings) process.stderr.write(`converge: warning: ${w}\n`);
+  return config;
+}
+
+/** Opens the configured store for an operator command; a memory store would be empty, so it is refused. */
+export async function openSharedStore(config: Config): Promise<Store> {
+  const store = await openStore(config);
+  if (!store || store.description === "memory") {
+    throw new ConfigError("this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process");
+  }
+  return store;
+}
+
+/** Runs `fn` with the store and always closes it. */
+export async function withStore<T>(config: Config, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openSharedStore(config);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** Parses a JSON option, naming the option in the error. */
+export function jsonArg(name: string, text: string | undefined, fallback: unknown = undefined): unknown {
+  if (text === undefined) return fallback;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`--${name} must be JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Builds and starts what `converge run` hosts, in the manual's order: the store, discovery when a
+ * store is configured, shared pool and task managers when there are several agents, a pool or a
+ * worker module, the pool (created if absent), then for each agent an identity, an Agent, a
+ * transport, a descriptor and an AgentRuntime; all started together. `stop()` undoes it all.
+ */
+import { join } from "node:path";
+import { Agent } from "../core/agent.ts";
+import { ConvergeError } from "../core/errors.ts";
+import { Identity } from "../core/identity.ts";
+import { topic } from "../core/topic.ts";
+import { PoolManager } from "../coordination/pool-manager.ts";
+import { TaskManager } from "../coordination/task-manager.ts";
+import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
+import { startHealthServer } from "../observability/http.ts";
+import { logger } from "../observability/log.ts";
+import { collectMetrics } from "../runtime/metrics.ts";
+import { AgentRuntime } from "../runtime/runtime.ts";
+import { MemoryStore } from "../store/memory.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+import { LocalTransport } from "../transport/local.ts";
+import { TcpTransport } from "../transport/tcp.ts";
+import type { Transport } from "../transport/transport.ts";
+import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
+import type { Config } from "./config.ts";
+
+const log = logger("run");
+
+export interface Fleet {
+  readonly runtimes: AgentRuntime[];
+  readonly store: Store | undefined;
+  readonly discovery: DiscoveryService | undefined;
+  readonly tasks: TaskManager | undefined;
+  readonly pools: PoolManager | undefined;
+  readonly poolId: string | undefined;
+  readonly agentModule: string | undefined;
+  /** http://host:port of /healthz, /readyz and /metrics when http_port is set. */
+  readonly httpUrl: string | undefined;
+  stop(): Promise<void>;
+}
+
+/** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
+export function identityFor(config: Config, i: number): Identity {
+  if (!config.identity_dir) return Identity.generate();
+  const file = join(config.identity_dir, `agent-${i}.key`);
+  try {
+    return Identity.load(file);
+  } catch (err) {
+    if (!(err as Error).message.includes("does not exist")) throw err;
+    const id = Identity.generate();
+    id.save(file);
+    return id;
+  }
+}
+
+export async function startFleet(config: Config): Promise<Fleet> {
+  let make: AgentFactory;
+  let agentModule: string | undefined;
+  const extra = { capabilities: config.capabilities, topics: config.topics };
+  if (config.agent) {
+    const loaded = await loadAgentModule(config.agent, config.configDir ?? process.cwd(), extra);
+    make = loaded.make;
+    agentModule = loaded.file;
+  } else {
+    make = (identity) => new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
+  }
+
+  const configured = await openStore(config);
+  const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
+  const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
+  const runtimes: AgentRuntime[] = [];
+  let joined = false;
+  let ready = false;
+  let http: ReturnType<typeof startHealthServer> | undefined;
+  const discovery = configured ? new DiscoveryService(configured) : undefined;
+  const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
+  const pools = needsManagers ? new PoolManager(store!) : undefined;
+
+  // The reverse of start: runtimes (drain, unregister, transport), pool membership, store.
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
+      await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      if (joined) await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
+      await http?.stop().catch(step("stopping the health server"));
+      await store?.close().catch(step("closing the store"));
+    })());
+
+  try {
+    if (config.http_port !== undefined) {
+      http = startHealthServer({ host: config.host, port: config.http_port, store, ready: () => ready, metrics: () => collectMetrics(runtimes).render() });
+    }
+    if (config.pool_id) await pools!.create({ id: config.pool_id });
+    for (let i = 0; i < config.agents; i++) {
+      const agent = make(identityFor(config, i));
+      const transport: Transport =
+        config.transport === "tcp"
+          ? new TcpTransport({ host: config.host, port: config.port + i, resolve: discovery ? endpointResolver(discovery) : undefined })
+          : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      runtimes.push(
+        new AgentRuntime(agent, {
+          transport,
+          taskManager: tasks,
+          poolManager: pools,
+          discovery,
+          descriptor: discovery ? descriptorFor(agent, null) : undefined,
+          concurrency: config.concurrency,
+          shutdownGraceMs: config.shutdown_grace_sec * 1000,
+        }),
+      );
+    }
+    const started = await Promise.allSettled(runtimes.map((r) => r.start()));
+    const failed = started.find((s) => s.status === "rejected") as PromiseRejectedResult | undefined;
+    if (failed) throw failed.reason;
+    if (config.pool_id) {
+      joined = true;
+      for (const r of runtimes) {
+        await pools!.join(config.pool_id, r.id);
+        r.memberships.add(config.pool_id);
+      }
+    }
+  } catch (err) {
+    await stop();
+    if (err instanceof ConvergeError) throw err;
+    throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  ready = true;
+  return { runtimes, store, discovery, tasks, pools, poolId: config.pool_id, agentModule, httpUrl: http?.url, stop };
+}

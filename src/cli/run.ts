@@ -1,0 +1,67 @@
+/**
+ * `converge run`: starts the agents the config describes and runs until SIGINT or SIGTERM, then
+ * stops everything cleanly and exits 0. A second signal during shutdown exits at once.
+ */
+import { defineCommand } from "citty";
+import { logger } from "../observability/log.ts";
+import { CONFIG_DOCS } from "./config.ts";
+import { commonArgs, setup, type CommonArgs } from "./common.ts";
+import { startFleet, type Fleet } from "./fleet.ts";
+
+const keysHelp = Object.entries(CONFIG_DOCS).map(([k, v]) => `${k} (CONVERGE_${k.toUpperCase()}): ${v.doc}`).join("; ");
+
+export const runCommand = defineCommand({
+  meta: {
+    name: "run",
+    description: `Start one or more agents and run until Ctrl+C or SIGTERM. Config keys (file or environment): ${keysHelp}.`,
+  },
+  args: commonArgs,
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    const log = logger("run");
+    const t0 = performance.now();
+    const fleet = await startFleet(config);
+    const out = (line: string) => process.stdout.write(line + "\n");
+    printStarted(fleet, config.agents, out);
+    out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once("SIGINT", () => resolve("SIGINT"));
+      process.once("SIGTERM", () => resolve("SIGTERM"));
+    });
+    const again = () => {
+      process.stderr.write("converge: second signal, exiting now\n");
+      process.exit(130);
+    };
+    process.on("SIGINT", again);
+    process.on("SIGTERM", again);
+    log.info(`${signal} received, stopping`);
+    const ranFor = (performance.now() - t0) / 1000;
+    await fleet.stop();
+    out(summary(fleet, ranFor));
+    return 0;
+  },
+});
+
+function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
+  fleet.runtimes.forEach((r, i) => out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`));
+  out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
+  if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
+  if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);
+  if (fleet.httpUrl) out(`health and metrics: ${fleet.httpUrl}/healthz /readyz /metrics`);
+}
+
+function summary(fleet: Fleet, seconds: number): string {
+  let received = 0;
+  let sent = 0;
+  let completed = 0;
+  let failed = 0;
+  for (const r of fleet.runtimes) {
+    received += r.inbox.received;
+    sent += r.messagesSent;
+    completed += r.worker?.stats.completed ?? 0;
+    failed += r.worker?.stats.failed ?? 0;
+  }
+  const tasks = fleet.agentModule ? `, ${completed} tasks completed, ${failed} failed` : "";
+  return `stopped ${fleet.runtimes.length} agent${fleet.runtimes.length === 1 ? "" : "s"} after ${seconds.toFixed(1)} s: ${received} messages received, ${sent} sent${tasks}`;
+}

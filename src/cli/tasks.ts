@@ -1,0 +1,129 @@
+/** `converge tasks submit|list|get|cancel|retry`: operate on the tasks in the shared store. */
+import { defineCommand } from "citty";
+import { ConfigError } from "../core/errors.ts";
+import { isTaskState, type Task } from "../core/task.ts";
+import { TaskManager } from "../coordination/task-manager.ts";
+import { DiscoveryService } from "../network/discovery.ts";
+import { commonArgs, jsonArg, setup, withStore, type CommonArgs } from "./common.ts";
+import { ago, table } from "./table.ts";
+
+const print = (s: string) => process.stdout.write(s + "\n");
+
+function list(text: string | undefined): string[] {
+  return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+function objectArg(name: string, text: string | undefined): Record<string, unknown> {
+  const v = jsonArg(name, text, {});
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`--${name} must be a JSON object, e.g. '{"x": 1}'`);
+  return v as Record<string, unknown>;
+}
+
+function positiveNumber(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number of at least 0, got "${text}"`);
+  return n;
+}
+
+const submit = defineCommand({
+  meta: { name: "submit", description: "Submit a task to the shared store and print its id" },
+  args: {
+    ...commonArgs,
+    objective: { type: "string", description: "What the task is for (free text)" },
+    inputs: { type: "string", valueHint: "JSON", description: "The task's inputs, a JSON object (default {})" },
+    id: { type: "string", description: "Task id (default: a new UUID); an existing id is refused" },
+    pool: { type: "string", description: "Only members of this pool may claim it" },
+    capabilities: { type: "string", valueHint: "a,b", description: "Only agents with all of these capabilities may claim it" },
+    constraints: { type: "string", valueHint: "JSON", description: "Constraints, a JSON object, e.g. '{\"claim_ttl_sec\": 30, \"max_retries\": 2}'" },
+    "claim-ttl-sec": { type: "string", description: "Lease length; an expired claim goes back to pending (constraint claim_ttl_sec)" },
+    "max-retries": { type: "string", description: "Failed attempts retried this many times (constraint max_retries)" },
+  },
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    const constraints = objectArg("constraints", args.constraints);
+    const ttl = positiveNumber("claim-ttl-sec", args["claim-ttl-sec"]);
+    const retries = positiveNumber("max-retries", args["max-retries"]);
+    if (ttl !== undefined) constraints.claim_ttl_sec = ttl;
+    if (retries !== undefined) constraints.max_retries = Math.floor(retries);
+    const task = await withStore(config, (store) =>
+      new TaskManager(store).submit({
+        id: args.id,
+        objective: args.objective ?? "",
+        inputs: objectArg("inputs", args.inputs),
+        poolId: args.pool ?? null,
+        requiredCapabilities: list(args.capabilities),
+        constraints,
+      }),
+    );
+    print(task.id);
+  },
+});
+
+const listTasks = defineCommand({
+  meta: { name: "list", description: "List tasks: state, attempts, holder and time left on its lease" },
+  args: {
+    ...commonArgs,
+    state: { type: "string", description: "Only tasks in this state: pending, assigned, running, completed, failed, cancelled" },
+    json: { type: "boolean", description: "JSON lines, one task record each" },
+  },
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    if (args.state !== undefined && !isTaskState(args.state)) throw new ConfigError(`--state must be one of pending, assigned, running, completed, failed, cancelled; got "${args.state}"`);
+    await withStore(config, async (store) => {
+      const tasks = await new TaskManager(store).list(args.state as Task["state"] | undefined);
+      if (args.json) {
+        for (const t of tasks) print(JSON.stringify(t));
+        return;
+      }
+      const live = new Set((await new DiscoveryService(store).list()).map((d) => d.id));
+      const now = await store.now();
+      const rows = tasks.map((t) => {
+        const held = t.assignedTo !== null && (t.state === "assigned" || t.state === "running");
+        const holder = held ? `${t.assignedTo!.slice(0, 12)}${live.has(t.assignedTo!) ? "" : " (gone)"}` : "";
+        const lease = held && t.leaseExpiresAt ? (t.leaseExpiresAt > now ? ago(t.leaseExpiresAt - now) : "expired") : "";
+        return [t.id, t.state, String(t.attempts), holder, lease, t.error ?? t.objective];
+      });
+      print(table(["ID", "STATE", "ATTEMPTS", "HOLDER", "LEASE LEFT", "OBJECTIVE / ERROR"], rows));
+      print(`${tasks.length} task${tasks.length === 1 ? "" : "s"}`);
+    });
+  },
+});
+
+const id = { type: "positional", description: "Task id", required: true } as const;
+
+const get = defineCommand({
+  meta: { name: "get", description: "Print one task record as JSON" },
+  args: { ...commonArgs, id },
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    const task = await withStore(config, (store) => new TaskManager(store).get(args.id));
+    if (!task) throw new ConfigError(`task ${args.id} does not exist`);
+    print(JSON.stringify(task, null, 2));
+  },
+});
+
+const cancel = defineCommand({
+  meta: { name: "cancel", description: "Cancel a task that is not finished" },
+  args: { ...commonArgs, id },
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    const t = await withStore(config, (store) => new TaskManager(store).cancel(args.id));
+    print(`${t.id} cancelled`);
+  },
+});
+
+const retry = defineCommand({
+  meta: { name: "retry", description: "Put a failed or cancelled task back to pending" },
+  args: { ...commonArgs, id },
+  async run({ args }) {
+    const config = setup(args as CommonArgs);
+    const t = await withStore(config, (store) => new TaskManager(store).retry(args.id));
+    print(`${t.id} pending`);
+  },
+});
+
+export const tasksCommand = defineCommand({
+  meta: { name: "tasks", description: "Submit, list, inspect, cancel and retry tasks in the shared store" },
+  subCommands: { submit, list: listTasks, get, cancel, retry },
+});
