@@ -103,9 +103,12 @@ function readConfigFile(file: string): Record<string, unknown> {
   try {
     data = ext === ".toml" ? parseTOML(text) : text.trim() === "" ? null : parseYAML(text);
   } catch (err) {
-    const e = err as Error & { line?: number; column?: number };
-    const where = e.line !== undefined ? ` at line ${e.line}${e.column !== undefined ? `, column ${e.column}` : ""}` : "";
-    const first = e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+    // YAML errors carry a 0-based `mark` and end in "(line:column)"; TOML errors a 1-based line and column.
+    const e = err as Error & { line?: number; column?: number; mark?: { line: number; column: number } };
+    const line = e.mark ? e.mark.line + 1 : e.line;
+    const column = e.mark ? e.mark.column + 1 : e.column;
+    const where = line !== undefined ? ` at line ${line}${column !== undefined ? `, column ${column}` : ""}` : "";
+    const first = e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "").replace(/\s*\(\d+:\d+\)$/, "");
     throw new ConfigError(`config file ${file} is not valid ${ext === ".toml" ? "TOML" : "YAML"}${where}: ${first}`);
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
