@@ -1,0 +1,127 @@
+import { describe, expect, test } from "bun:test";
+import { TransportError } from "../../src/core/errors.ts";
+import { Identity } from "../../src/core/identity.ts";
+import { Message } from "../../src/core/message.ts";
+import { topic } from "../../src/core/topic.ts";
+import { FrameDecoder, FrameError, MAX_FRAME, decodeFrame, encodeFrame, frameBody } from "../../src/transport/framing.ts";
+import { vectors } from "../support/vectors.ts";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
+const id = Identity.generate();
+const msg = (i: number) => new Message({ topics: [topic("jobs", { n: i })], payload: { i, text: "x".repeat(i % 40) } }).sign(id);
+const concat = (parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return out;
+};
+const prefix = (n: number) => {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+};
+
+function collect(maxFrame?: number) {
+  const got: Message[] = [];
+  return { got, decoder: new FrameDecoder((m) => got.push(m), maxFrame) };
+}
+
+describe("frames", () => {
+  test("a frame is the 4-byte big-endian body length followed by the wire map", () => {
+    const m = msg(3);
+    const f = encodeFrame(m);
+    expect(new DataView(f.buffer).getUint32(0)).toBe(f.length - 4);
+    expect(hex(f.subarray(4))).toBe(hex(m.encode()));
+  });
+
+  test("our frames for the Python vectors are byte-identical to the Python frames", () => {
+    for (const v of vectors.messages) {
+      const decoded = Message.decode(fromHex(v.frame_hex), 4);
+      expect(hex(encodeFrame(decoded))).toBe(v.frame_hex);
+    }
+  });
+
+  test("a message above 10 MiB cannot be framed for sending", () => {
+    expect(() => frameBody(new Uint8Array(MAX_FRAME + 1))).toThrow(TransportError);
+  });
+
+  test("decodeFrame reads a whole frame and refuses a prefix that disagrees with the length", () => {
+    const f = encodeFrame(msg(1));
+    expect(decodeFrame(f).payload.i).toBe(1);
+    expect(() => decodeFrame(f.subarray(0, f.length - 1))).toThrow(/length prefix says/);
+    expect(() => decodeFrame(f.subarray(0, 3))).toThrow(FrameError);
+  });
+});
+
+describe("FrameDecoder", () => {
+  test("decodes every frame whatever the chunk boundaries, including a length prefix split across chunks", () => {
+    const frames = [msg(1), msg(2), msg(3)].map(encodeFrame);
+    const stream = concat(frames);
+    // Every split point into two chunks, and every chunk size from 1 to 9 bytes.
+    for (let cut = 0; cut <= stream.length; cut++) {
+      const { got, decoder } = collect();
+      decoder.push(stream.subarray(0, cut));
+      decoder.push(stream.subarray(cut));
+      expect(got.map((m) => m.payload.i)).toEqual([1, 2, 3]);
+    }
+    for (let size = 1; size < 10; size++) {
+      const { got, decoder } = collect();
+      for (let at = 0; at < stream.length; at += size) decoder.push(stream.subarray(at, at + size));
+      expect(got.map((m) => m.payload.i)).toEqual([1, 2, 3]);
+      expect(decoder.buffered).toBe(0);
+    }
+  });
+
+  test("decoded messages keep their signatures valid", () => {
+    const { got, decoder } = collect();
+    decoder.push(encodeFrame(msg(7)));
+    expect(got[0]!.verify(id.publicKey)).toBe(true);
+  });
+
+  test("holds an incomplete frame until the rest arrives", () => {
+    const f = encodeFrame(msg(5));
+    const { got, decoder } = collect();
+    decoder.push(f.subarray(0, 10));
+    expect(got).toHaveLength(0);
+    expect(decoder.buffered).toBe(10);
+    decoder.push(f.subarray(10));
+    expect(got).toHaveLength(1);
+  });
+
+  test("refuses a length above the limit as soon as the prefix is read", () => {
+    const { decoder } = collect();
+    expect(() => decoder.push(prefix(MAX_FRAME + 1))).toThrow(/exceeds the 10485760 byte limit/);
+  });
+
+  test("refuses an oversized length whose prefix arrives split", () => {
+    const { decoder } = collect();
+    const p = prefix(0xffffffff);
+    decoder.push(p.subarray(0, 2));
+    expect(() => decoder.push(p.subarray(2))).toThrow(FrameError);
+  });
+
+  test("refuses a zero length", () => {
+    const { decoder } = collect();
+    expect(() => decoder.push(prefix(0))).toThrow(/zero-length/);
+  });
+
+  test("refuses a body that does not start with a msgpack map without waiting for it", () => {
+    const { decoder } = collect();
+    expect(() => decoder.push(concat([prefix(1000), new Uint8Array([0x01])]))).toThrow(/does not start with a msgpack map/);
+  });
+
+  test("reports an undecodable body and refuses everything after it", () => {
+    const { got, decoder } = collect();
+    const bad = concat([prefix(3), new Uint8Array([0x81, 0xa1, 0x78])]); // {"x": <missing>}
+    expect(() => decoder.push(concat([encodeFrame(msg(1)), bad, encodeFrame(msg(2))]))).toThrow(/undecodable frame body/);
+    expect(got.map((m) => m.payload.i)).toEqual([1]); // delivered before the bad frame
+    expect(() => decoder.push(encodeFrame(msg(3)))).toThrow(FrameError);
+    expect(got).toHaveLength(1);
+  });
+
+  test("a lower limit applies to frames that are otherwise valid", () => {
+    const { decoder } = collect(100);
+    expect(() => decoder.push(encodeFrame(msg(1)))).toThrow(/exceeds the 100 byte limit/);
+  });
+});
