@@ -1,0 +1,63 @@
+/** Helpers for transport tests: waiting for arrivals with a deadline, capturing logs, reading a child's stdout. */
+import { configureLogging, logLevel, type Level } from "../../src/observability/log.ts";
+import type { Message } from "../../src/core/message.ts";
+import type { Transport } from "../../src/transport/transport.ts";
+
+/** Resolves with the first `n` messages that arrive (via onMessage), or rejects after `timeoutMs`. */
+export function collect(t: Transport, n: number, timeoutMs = 10_000): Promise<Message[]> {
+  const got: Message[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      detach();
+      reject(new Error(`only ${got.length} of ${n} messages arrived within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const detach = t.onMessage((m) => {
+      got.push(m);
+      if (got.length === n) {
+        clearTimeout(timer);
+        detach();
+        resolve(got);
+      }
+    });
+  });
+}
+
+/** Captures log lines (at `level` and above) until `restore()` is called. */
+export function captureLogs(level: Level = "debug"): { lines: string[]; restore: () => void } {
+  const lines: string[] = [];
+  const previous = logLevel();
+  configureLogging({ level, sink: { write: (line) => void lines.push(line) } });
+  return {
+    lines,
+    restore: () => configureLogging({ level: previous, sink: { write: (line) => process.stderr.write(line) } }),
+  };
+}
+
+/** Polls `check` every few ms until it is true or `timeoutMs` passes (for outcomes that have no event). */
+export async function eventually(check: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Reads a child process's stdout line by line. */
+export function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  return async () => {
+    for (;;) {
+      const nl = buffered.indexOf("\n");
+      if (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        return line;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the process closed its output${buffered ? ` after: ${buffered}` : ""}`);
+      buffered += decoder.decode(value, { stream: true });
+    }
+  };
+}
