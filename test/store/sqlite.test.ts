@@ -1,0 +1,87 @@
+import { afterAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { StoreError } from "../../src/core/errors.ts";
+import { SQL, SqliteStore } from "../../src/store/sqlite.ts";
+import { tempDir } from "../support/tmp.ts";
+import { storeContract } from "./contract.ts";
+
+storeContract(
+  "sqlite",
+  async () => {
+    const tmp = tempDir("converge-sqlite-store-");
+    const path = join(tmp.path, "nested", "dirs", "store.db"); // parent directories are created
+    return {
+      store: new SqliteStore(path),
+      peer: async () => new SqliteStore(path),
+      corrupt: async (key, raw) => {
+        const db = new Database(path);
+        db.run("INSERT OR REPLACE INTO store (key, value) VALUES (?, ?)", [key, raw]);
+        db.close(true);
+      },
+      cleanup: tmp.cleanup,
+    };
+  },
+  { shared: true },
+);
+
+const tmp = tempDir("converge-sqlite-");
+afterAll(() => tmp.cleanup());
+
+test("the file holds store(key TEXT PRIMARY KEY, value TEXT) in WAL mode", async () => {
+  const path = join(tmp.path, "schema.db");
+  const store = new SqliteStore(path);
+  await store.put("task:1", { state: "pending" });
+  const db = new Database(path);
+  const cols = db.query<{ name: string; type: string; pk: number }, []>("PRAGMA table_info(store)").all();
+  expect(cols.map((c) => [c.name, c.type, c.pk])).toEqual([["key", "TEXT", 1], ["value", "TEXT", 0]]);
+  expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()?.journal_mode).toBe("wal");
+  expect(db.query<{ value: string }, []>("SELECT value FROM store WHERE key = 'task:1'").get()?.value).toBe('{"state":"pending"}');
+  db.close(true);
+  await store.close();
+});
+
+test("a prefix listing is a range search on the primary key, not a scan", async () => {
+  const path = join(tmp.path, "plan.db");
+  const store = new SqliteStore(path);
+  const db = new Database(path);
+  const plan = db.query<{ detail: string }, [string, string]>(`EXPLAIN QUERY PLAN ${SQL.listRange}`).all("task:", "task;").map((r) => r.detail).join("; ");
+  expect(plan).toMatch(/SEARCH store USING .*INDEX.*\(key>\? AND key<\?\)/);
+  db.close(true);
+  await store.close();
+});
+
+test("a path that cannot be opened is a StoreError naming the path", () => {
+  const blocker = join(tmp.path, "plain-file");
+  writeFileSync(blocker, "not a directory");
+  expect(() => new SqliteStore(join(blocker, "store.db"))).toThrow(StoreError);
+  expect(() => new SqliteStore(join(blocker, "store.db"))).toThrow(/plain-file/);
+  const dir = join(tmp.path, "a-directory");
+  mkdirSync(dir);
+  expect(() => new SqliteStore(dir)).toThrow(/a-directory/);
+});
+
+test("a file that is not a database is a StoreError naming the path", () => {
+  const path = join(tmp.path, "garbage.db");
+  writeFileSync(path, "this is not sqlite ".repeat(100));
+  expect(() => new SqliteStore(path)).toThrow(StoreError);
+  expect(() => new SqliteStore(path)).toThrow(/garbage\.db/);
+});
+
+test("a write blocked by another process's transaction beyond the busy timeout is a clear StoreError", async () => {
+  const path = join(tmp.path, "busy.db");
+  const store = new SqliteStore(path, { busyTimeoutMs: 50 });
+  const other = new Database(path);
+  other.run("BEGIN IMMEDIATE");
+  try {
+    await expect(store.put("k", 1)).rejects.toThrow(/locked by another process for more than 50 ms/);
+    await expect(store.update("k", () => 1)).rejects.toBeInstanceOf(StoreError);
+  } finally {
+    other.run("ROLLBACK");
+    other.close(true);
+  }
+  await store.put("k", 2);
+  expect(await store.get("k")).toBe(2);
+  await store.close();
+});
