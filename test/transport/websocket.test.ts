@@ -1,0 +1,105 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { Message } from "../../src/core/message.ts";
+import { MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
+import { WebSocketTransport } from "../../src/transport/websocket.ts";
+import { vectors } from "../support/vectors.ts";
+import { captureLogs, collect, eventually } from "../support/transport-util.ts";
+import { networkTransportContract } from "./network-contract.ts";
+
+networkTransportContract({
+  name: "WebSocketTransport",
+  scheme: "ws",
+  topics: ["transport.websocket", "transport.ws"],
+  make: (o) => new WebSocketTransport(o),
+});
+
+const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
+
+let server: WebSocketTransport | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+});
+
+async function listening(): Promise<WebSocketTransport> {
+  server = new WebSocketTransport();
+  await server.start();
+  return server;
+}
+
+/** A raw WebSocket client; `closed` resolves with the close code the server chose. */
+async function raw(port: number): Promise<{ ws: WebSocket; closed: Promise<number> }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const closed = new Promise<number>((r) => (ws.onclose = (ev) => r(ev.code)));
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("cannot connect"));
+  });
+  return { ws, closed };
+}
+
+describe("WebSocketTransport on the wire", () => {
+  test("each Python frame sent as one binary message arrives as the expected message and verifies", async () => {
+    const t = await listening();
+    const arrived = collect(t, vectors.messages.length);
+    const { ws } = await raw(t.port);
+    for (const v of vectors.messages) ws.send(fromHex(v.frame_hex));
+    const got = await arrived;
+    ws.close();
+    vectors.messages.forEach((v, i) => {
+      const m = got[i]!;
+      expect(m.id).toBe(v.message.id);
+      expect(m.sender).toBe(v.message.sender);
+      expect(m.payload).toEqual(v.message.payload);
+      expect(m.topics.map((x) => ({ ...x }))).toEqual(v.message.topics);
+      expect(m.verify(fromHex(vectors.identities[v.signer]!.public_key_hex))).toBe(true);
+    });
+  });
+});
+
+describe("WebSocketTransport refusals", () => {
+  /** Sends something bad on a raw connection; returns the close code once the warning naming `why` is logged. */
+  async function refused(send: (ws: WebSocket) => void, why: string): Promise<number> {
+    const t = await listening();
+    const logs = captureLogs("warn");
+    let code: number;
+    try {
+      const { ws, closed } = await raw(t.port);
+      send(ws);
+      code = await closed;
+      await eventually(() => logs.lines.some((l) => l.includes("WARN") && l.includes(why)), 2000, `a warning saying "${why}"`);
+    } finally {
+      logs.restore();
+    }
+    // The server keeps serving: a good frame on a new connection arrives.
+    const arrived = collect(t, 1);
+    const { ws } = await raw(t.port);
+    ws.send(encodeFrame(new Message({ payload: { still: "serving" } })));
+    expect((await arrived)[0]!.payload.still).toBe("serving");
+    ws.close();
+    return code;
+  }
+
+  test("garbage bytes close that connection (1007) with a warning", async () => {
+    expect(await refused((ws) => ws.send(new Uint8Array([0, 0, 0, 3, 1, 2, 3])), "does not start with a msgpack map")).toBe(1007);
+  });
+
+  test("a frame whose length prefix disagrees with the message size closes that connection", async () => {
+    const frame = encodeFrame(new Message());
+    expect(await refused((ws) => ws.send(frame.subarray(0, frame.length - 2)), "length prefix says")).toBe(1007);
+  });
+
+  test("a text message closes that connection (1003)", async () => {
+    expect(await refused((ws) => ws.send("hello"), "text message")).toBe(1003);
+  });
+
+  test("a message above the 10 MiB frame limit closes that connection (1009) with a warning", async () => {
+    expect(await refused((ws) => ws.send(new Uint8Array(MAX_FRAME + 5)), "exceeded the 10485760 byte frame limit")).toBe(1009);
+  });
+
+  test("plain HTTP requests get 426 Upgrade Required", async () => {
+    const t = await listening();
+    const res = await fetch(`http://127.0.0.1:${t.port}/`);
+    expect(res.status).toBe(426);
+  });
+});
