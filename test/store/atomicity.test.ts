@@ -1,0 +1,100 @@
+/**
+ * Atomicity across OS processes: several processes increment one counter with update and race
+ * putIfAbsent on the same keys. The counter must end exact and every key must have one winner.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { FileStore } from "../../src/store/file.ts";
+import { RedisStore } from "../../src/store/redis.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
+import { startRedis } from "../support/redis.ts";
+import { tempDir } from "../support/tmp.ts";
+
+const PROCESSES = 4;
+const N = 500;
+const FIXTURE = join(import.meta.dir, "fixtures", "race.ts");
+
+const tmp = tempDir("converge-atomicity-");
+const redis = await startRedis();
+afterAll(async () => {
+  await redis.stop();
+  tmp.cleanup();
+});
+
+/** Runs the racers and returns each one's wins; every process is killed on the way out, whatever happens. */
+async function race(backend: string, location: string, mode?: string): Promise<{ worker: string; wins: number[] }[]> {
+  const procs: Subprocess<"pipe", "pipe", "inherit">[] = [];
+  try {
+    for (let w = 0; w < PROCESSES; w++) {
+      const args = [process.execPath, FIXTURE, backend, location, `w${w}`, String(N), ...(mode ? [mode] : [])];
+      procs.push(Bun.spawn(args, { stdin: "pipe", stdout: "pipe", stderr: "inherit" }));
+    }
+    const outputs = procs.map((p) => readLines(p.stdout));
+    for (const out of outputs) expect(await out.next()).toBe("ready");
+    for (const p of procs) {
+      p.stdin.write("go\n");
+      await p.stdin.flush();
+    }
+    const results = await Promise.all(outputs.map(async (out) => JSON.parse((await out.next())!)));
+    for (const p of procs) expect(await p.exited).toBe(0);
+    return results;
+  } finally {
+    for (const p of procs) p.kill("SIGKILL");
+  }
+}
+
+function readLines(stream: ReadableStream<Uint8Array>): { next(): Promise<string | undefined> } {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  return {
+    async next() {
+      for (;;) {
+        const nl = buf.indexOf("\n");
+        if (nl >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          return line;
+        }
+        const { value, done } = await reader.read();
+        if (done) return buf ? ((buf = ""), buf) : undefined;
+        buf += decoder.decode(value, { stream: true });
+      }
+    },
+  };
+}
+
+async function expectOneWinnerPerKey(results: { worker: string; wins: number[] }[], store: Store): Promise<void> {
+  const all = results.flatMap((r) => r.wins);
+  expect(all.length).toBe(N);
+  expect(new Set(all).size).toBe(N);
+  for (const r of results) for (const i of r.wins) expect(await store.get(`claim:${i}`)).toBe(r.worker);
+}
+
+test("sqlite: updates and putIfAbsent are atomic across processes", async () => {
+  const path = join(tmp.path, "race.db");
+  await new SqliteStore(path).close(); // create the schema once, outside the race
+  const results = await race("sqlite", path);
+  const store = new SqliteStore(path);
+  expect(await store.get("counter")).toBe(PROCESSES * N);
+  await expectOneWinnerPerKey(results, store);
+  await store.close();
+});
+
+test("redis: updates and putIfAbsent are atomic across processes", async () => {
+  const results = await race("redis", redis.url);
+  const store = await RedisStore.open(redis.url);
+  expect(await store.get("counter")).toBe(PROCESSES * N);
+  await expectOneWinnerPerKey(results, store);
+  await store.close();
+});
+
+test("file: putIfAbsent is atomic across processes", async () => {
+  const dir = join(tmp.path, "race-files");
+  const results = await race("file", dir, "claims-only");
+  const store = new FileStore(dir);
+  await expectOneWinnerPerKey(results, store);
+  await store.close();
+});

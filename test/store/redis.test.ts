@@ -1,0 +1,140 @@
+import { afterAll, expect, test } from "bun:test";
+import { Redis } from "ioredis";
+import { StoreError } from "../../src/core/errors.ts";
+import { RedisStore } from "../../src/store/redis.ts";
+import { startRedis } from "../support/redis.ts";
+import { storeContract, wokenBy } from "./contract.ts";
+
+const server = await startRedis();
+const raw = new Redis(server.url, { lazyConnect: true });
+await raw.connect();
+afterAll(async () => {
+  raw.disconnect();
+  await server.stop();
+});
+
+let n = 0;
+storeContract(
+  "redis",
+  async () => {
+    const namespace = `t${++n}:`; // each test gets its own keys on the shared server
+    return {
+      store: await RedisStore.open(server.url, { namespace }),
+      peer: () => RedisStore.open(server.url, { namespace }),
+      corrupt: async (key, text) => void (await raw.set(`${namespace}k:${key}`, text)),
+    };
+  },
+  { shared: true },
+);
+
+test("list uses SCAN, never KEYS", async () => {
+  const store = await RedisStore.open(server.url, { namespace: "scan:" });
+  await raw.config("RESETSTAT");
+  for (let i = 0; i < 50; i++) await store.put(`s:${i}`, i);
+  expect((await store.list("s:")).length).toBe(50);
+  const stats = await raw.info("commandstats");
+  expect(stats).toContain("cmdstat_scan:");
+  expect(stats).not.toContain("cmdstat_keys:");
+  await store.close();
+});
+
+test("records, index sets and channels live under the store's namespace", async () => {
+  const store = await RedisStore.open(server.url, { namespace: "ns1:" });
+  await store.put("task:1", 1);
+  await store.indexAdd("pending", "1");
+  expect((await raw.keys("ns1:*")).sort()).toEqual(["ns1:i:pending", "ns1:k:task:1"]);
+  await store.close();
+});
+
+test("now() follows the Redis server's clock", async () => {
+  const store = await RedisStore.open(server.url);
+  const [sec, usec] = await raw.time();
+  const serverNow = Number(sec) * 1000 + Number(usec) / 1000;
+  expect(Math.abs((await store.now()) - serverNow)).toBeLessThan(100);
+  await store.close();
+});
+
+test("the description and errors never show the URL's password", async () => {
+  const url = `redis://user:s3cret-pw@127.0.0.1:${server.port}/0`;
+  const err = await RedisStore.open(url).then(() => undefined, (e: unknown) => e);
+  // This server has no ACL user "user", so the connection is refused; the message must still hide the password.
+  expect(err).toBeInstanceOf(StoreError);
+  expect(String((err as Error).message)).toContain("refused the connection");
+  expect(String((err as Error).message)).not.toContain("s3cret-pw");
+  expect(String((err as Error).message)).toContain(`127.0.0.1:${server.port}`);
+});
+
+/** The error a call ends with, and how long it took. */
+async function failure(call: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
+  const t0 = Date.now();
+  const error = await call().then(() => undefined, (e: unknown) => e);
+  return { error, ms: Date.now() - t0 };
+}
+
+/** Retries `call` until it succeeds: the store reconnects on its own, and nothing reports the moment. */
+async function eventually<T>(call: () => Promise<T>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await Bun.sleep(25);
+    }
+  }
+}
+
+test("opening an unreachable Redis fails at once with one clear StoreError", async () => {
+  const { error, ms } = await failure(() => RedisStore.open("redis://127.0.0.1:1/0"));
+  expect(error).toBeInstanceOf(StoreError);
+  expect((error as Error).message).toMatch(/^Redis at 127\.0\.0\.1:1 is unreachable: not connected \(connect ECONNREFUSED/);
+  expect(ms).toBeLessThan(2500);
+});
+
+test("while Redis is down every call fails quickly as unreachable, and the same store works again when it is back", async () => {
+  const own = await startRedis();
+  const store = await RedisStore.open(own.url);
+  let peer: RedisStore | undefined;
+  try {
+    await store.put("k", 1);
+    store.subscribe("wake", () => {}); // the subscriber connection must come back too
+    await own.stop();
+    const calls: (() => Promise<unknown>)[] = [
+      () => store.get("k"), () => store.put("k", 2), () => store.update<number>("k", (v) => (v ?? 0) + 1), () => store.list(""),
+      () => store.putIfAbsent("n", 1), () => store.delete("k"), () => store.indexAdd("i", "m"), () => store.indexMembers("i"), () => store.notify("wake"),
+    ];
+    for (const call of calls) {
+      const { error, ms } = await failure(call);
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as Error).message).toContain(`Redis at 127.0.0.1:${own.port} is unreachable`);
+      expect(ms).toBeLessThan(2500);
+    }
+    await own.restart();
+    await eventually(() => store.put("k", 3)); // a fresh server without persistence: the old data is gone
+    expect(await store.update<number>("k", (v) => v! + 1)).toBe(4);
+    peer = await RedisStore.open(own.url);
+    await wokenBy((wake) => store.subscribe("wake", wake), () => peer!.notify("wake"));
+  } finally {
+    await peer?.close();
+    await store.close();
+    await own.stop();
+  }
+});
+
+test("a Redis that stops answering makes calls fail after the command timeout, not hang", async () => {
+  const own = await startRedis();
+  const store = await RedisStore.open(own.url, { commandTimeoutMs: 300 });
+  try {
+    await store.put("k", 1);
+    own.pause();
+    const { error, ms } = await failure(() => store.get("k"));
+    expect((error as Error).message).toBe(`Redis at 127.0.0.1:${own.port} is unreachable: no reply within 300 ms`);
+    expect(ms).toBeLessThan(1000);
+    own.resume();
+    expect(await eventually(() => store.get("k"))).toBe(1);
+  } finally {
+    own.resume();
+    await store.close();
+    await own.stop();
+  }
+});
