@@ -59,7 +59,11 @@ function readLines(stream: ReadableStream<Uint8Array>): { next(): Promise<string
           return line;
         }
         const { value, done } = await reader.read();
-        if (done) return buf ? ((buf = ""), buf) : undefined;
+        if (done) {
+          const rest = buf;
+          buf = "";
+          return rest || undefined;
+        }
         buf += decoder.decode(value, { stream: true });
       }
     },
