@@ -1,0 +1,108 @@
+/**
+ * The store a configuration asks for (keys of the seed manual): `store_backend` + `store_path`
+ * (preferred), or the legacy `discovery_store` (`memory`, or a directory for a file store).
+ * No store configured at all is a valid answer: the CLI then runs without discovery.
+ */
+import { homedir } from "node:os";
+import { ConfigError } from "../core/errors.ts";
+import { logger } from "../observability/log.ts";
+import { FileStore } from "./file.ts";
+import { MemoryStore } from "./memory.ts";
+import { DEFAULT_REDIS_URL, parseRedisUrl } from "./redis-url.ts";
+import { RedisStore } from "./redis.ts";
+import { SqliteStore } from "./sqlite.ts";
+import type { Store } from "./store.ts";
+
+const log = logger("store");
+
+export const STORE_BACKENDS = ["memory", "file", "sqlite", "redis"] as const;
+export type StoreBackend = (typeof STORE_BACKENDS)[number];
+
+export interface StoreConfig {
+  store_backend?: unknown;
+  store_path?: unknown;
+  discovery_store?: unknown;
+}
+
+/** What to open, after validation. `location` is a directory, a database file or a Redis URL. */
+export type StoreChoice = { backend: "memory" } | { backend: "file" | "sqlite"; location: string } | { backend: "redis"; location: string };
+
+/**
+ * Validates the store keys; undefined when no store is configured. Throws ConfigError for bad
+ * values; `warn` hears about keys that are ignored (openStore logs them, once).
+ */
+export function storeChoice(config: StoreConfig, warn: (message: string) => void = () => {}): StoreChoice | undefined {
+  const backend = text(config, "store_backend");
+  const path = text(config, "store_path");
+  const legacy = text(config, "discovery_store");
+  if (backend !== undefined) {
+    if (legacy !== undefined) warn(`discovery_store is ignored because store_backend is set (to ${backend})`);
+    return fromBackend(backend, path, warn);
+  }
+  if (path !== undefined) warn("store_path is ignored because store_backend is not set; set store_backend to file, sqlite or redis");
+  if (legacy === undefined) return undefined;
+  return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandHome(legacy) };
+}
+
+/** Whether the configuration names a store at all (the CLI enables discovery only then). */
+export function isStoreConfigured(config: StoreConfig): boolean {
+  return storeChoice(config) !== undefined;
+}
+
+/** Opens the configured store, or returns undefined when none is configured. ConfigError for bad values, StoreError when it cannot be opened. */
+export async function openStore(config: StoreConfig): Promise<Store | undefined> {
+  const choice = storeChoice(config, (message) => log.warn(message));
+  if (!choice) return undefined;
+  const store = await openChoice(choice);
+  log.debug("store opened", { store: store.description });
+  return store;
+}
+
+export async function openChoice(choice: StoreChoice): Promise<Store> {
+  switch (choice.backend) {
+    case "memory":
+      return new MemoryStore();
+    case "file":
+      return new FileStore(choice.location);
+    case "sqlite":
+      return new SqliteStore(choice.location);
+    case "redis":
+      return RedisStore.open(choice.location);
+  }
+}
+
+function fromBackend(backend: string, path: string | undefined, warn: (message: string) => void): StoreChoice {
+  switch (backend) {
+    case "memory":
+      if (path !== undefined) warn("store_path is ignored by the memory store");
+      return { backend };
+    case "file":
+    case "sqlite":
+      if (path === undefined) {
+        const what = backend === "file" ? "a directory" : "a database file";
+        throw new ConfigError(`store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`);
+      }
+      return { backend, location: expandHome(path) };
+    case "redis": {
+      const url = path ?? DEFAULT_REDIS_URL;
+      parseRedisUrl(url); // ConfigError now, not a connection error later
+      return { backend, location: url };
+    }
+    default:
+      throw new ConfigError(`store_backend must be one of ${STORE_BACKENDS.join(", ")}; got "${backend}"`);
+  }
+}
+
+/** A string setting, or undefined when unset or empty (an empty environment variable means unset). */
+function text(config: StoreConfig, key: keyof StoreConfig): string | undefined {
+  const v = config[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw new ConfigError(`${key} must be a string, got ${JSON.stringify(v)}`);
+  const t = v.trim();
+  return t === "" ? undefined : t;
+}
+
+/** Config files are not expanded by a shell, yet people write `~/converge.db`. */
+function expandHome(path: string): string {
+  return path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
+}
