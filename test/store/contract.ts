@@ -229,6 +229,14 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       expect(await store.get("t")).toBe(1);
     });
 
+    test("an async update callback is refused instead of storing a Promise as {}", async () => {
+      const { store } = await fresh();
+      await store.put("a", { keep: true });
+      const asyncFn = (async () => ({ keep: false })) as unknown as () => { keep: boolean };
+      await expect(store.update("a", asyncFn)).rejects.toThrow(/synchronous/);
+      expect(await store.get("a")).toEqual({ keep: true });
+    });
+
     test("100 concurrent increments within one process end exact", async () => {
       const { store } = await fresh();
       await Promise.all(Array.from({ length: 100 }, () => store.update<number>("counter", (n) => (n ?? 0) + 1)));
