@@ -6,6 +6,10 @@
  * Beyond the key-value core, a store keeps named index sets (so that listing pending work costs in
  * proportion to the pending set, not to every record ever written), wake-up channels (so that idle
  * agents in other processes notice new work at once), and one clock for leases.
+ *
+ * Keys, prefixes, index names, members and channels are any well-formed Unicode strings (`/`, `..`,
+ * NUL and very long keys included); a lone UTF-16 surrogate is refused with a StoreError, because
+ * its UTF-8 form would be U+FFFD and two keys would silently become one.
  */
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -22,7 +26,7 @@ export interface Store {
   put(key: string, value: unknown): Promise<void>;
   /** True when the key existed. */
   delete(key: string): Promise<boolean>;
-  /** Every key starting with `prefix`, in ascending order. */
+  /** Every key starting with `prefix`, in ascending code point order (= UTF-8 byte order) in every backend. */
   list(prefix: string): Promise<string[]>;
   /** Writes only when the key is absent; true when this call wrote it. Atomic. */
   putIfAbsent(key: string, value: unknown): Promise<boolean>;
@@ -42,7 +46,11 @@ export interface Store {
 
   /** Wakes every subscriber of `channel`, in this process and in others sharing the store. */
   notify(channel: string): Promise<void>;
-  /** Calls `listener` after notifications on `channel` (possibly coalesced, possibly spurious). */
+  /**
+   * Calls `listener` after notifications on `channel` (possibly coalesced, possibly spurious, e.g.
+   * after a reconnect); returns the unsubscribe function. A throwing listener is logged and does not
+   * stop the others. Throws StoreError once the store is closed.
+   */
   subscribe(channel: string, listener: () => void): () => void;
 
   /** Epoch ms from the store's clock, so hosts with skewed clocks agree on leases. */
