@@ -5,6 +5,7 @@
  */
 import { TransportError } from "../core/errors.ts";
 import type { Message } from "../core/message.ts";
+import type { Topic } from "../core/topic.ts";
 import type { EndpointResolver } from "./transport.ts";
 
 export interface Endpoint {
@@ -26,7 +27,7 @@ export function formatAddress(scheme: string, host: string, port: number): strin
 
 export function endpoint(scheme: string, host: string, port: number): Endpoint {
   const h = normaliseHost(host);
-  return { scheme, host: h, port, address: formatAddress(scheme, h, port) };
+  return Object.freeze({ scheme, host: h, port, address: formatAddress(scheme, h, port) });
 }
 
 function validPort(port: unknown): number | null {
@@ -42,13 +43,21 @@ export function parseEndpoint(text: string): Endpoint {
   return endpoint(m[1]!.toLowerCase(), m[2]!.replace(/^\[|\]$/g, ""), port);
 }
 
+// Topics are frozen and usually shared by every message to one peer: parse each once.
+const routeCache = new WeakMap<Topic, Endpoint | null>();
+
 /** The first topic in `namespaces` with a host and a valid port, as an endpoint of `scheme`. */
 export function topicRoute(message: Message, namespaces: readonly string[], scheme: string): Endpoint | null {
   for (const t of message.topics) {
     if (!namespaces.includes(t.namespace)) continue;
-    const host = t.attributes.host;
-    const port = validPort(t.attributes.port);
-    if (typeof host === "string" && host !== "" && port !== null) return endpoint(scheme, host, port);
+    let ep = routeCache.get(t);
+    if (ep === undefined || (ep !== null && ep.scheme !== scheme)) {
+      const host = t.attributes.host;
+      const port = validPort(t.attributes.port);
+      ep = typeof host === "string" && host !== "" && port !== null ? endpoint(scheme, host, port) : null;
+      routeCache.set(t, ep);
+    }
+    if (ep) return ep;
   }
   return null;
 }

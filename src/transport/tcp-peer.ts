@@ -50,6 +50,8 @@ export class TcpPeer {
   /** Bytes of the head frame already written. */
   #offset = 0;
   #flushScheduled = false;
+  /** Bytes queued since the last write attempt. */
+  #unflushed = 0;
   /** Waiting for `drain`: the kernel took less than we wrote. */
   #blocked = false;
   /** Set when a connection dies with frames waiting; cleared when a frame completes. */
@@ -74,7 +76,12 @@ export class TcpPeer {
     if (this.#closed) return Promise.reject(new TransportError(`cannot send to ${this.endpoint.address}: the transport is stopping`));
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ frame, resolve, reject });
-      if (!this.#flushScheduled) {
+      this.#unflushed += frame.length;
+      if (this.#unflushed >= BATCH && this.#socket && !this.#blocked) {
+        // A long synchronous burst: write a full batch now, so the peer starts decoding while we
+        // are still encoding, instead of everything waiting for the end of the burst.
+        this.#pump();
+      } else if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         queueMicrotask(this.#flushSoon);
       }
@@ -87,6 +94,7 @@ export class TcpPeer {
   };
 
   #pump(): void {
+    this.#unflushed = 0;
     if (this.pending === 0) return;
     const socket = this.#socket;
     if (!socket) {

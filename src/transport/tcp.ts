@@ -148,10 +148,23 @@ export class TcpTransport extends TransportBase {
     this.endDelivery();
   }
 
-  async send(message: Message): Promise<void> {
-    if (!this.#started) throw new TransportError(`cannot send from ${this.describe()}: the TCP transport is not started (call start() first)`);
-    const to = topicRoute(message, [TCP_TOPIC], "tcp") ?? (await routeOf(message, { namespaces: [TCP_TOPIC], schemes: ["tcp"], resolve: this.#resolve }));
-    return this.#peer(to).send(encodeFrame(message));
+  // Not async: the common path (a transport topic) stays synchronous up to the socket write, with
+  // one promise per message; only recipient resolution waits.
+  send(message: Message): Promise<void> {
+    if (!this.#started) return Promise.reject(new TransportError(`cannot send from ${this.describe()}: the TCP transport is not started (call start() first)`));
+    const to = topicRoute(message, [TCP_TOPIC], "tcp");
+    if (to) return this.#sendTo(to, message);
+    return routeOf(message, { namespaces: [TCP_TOPIC], schemes: ["tcp"], resolve: this.#resolve }).then((ep) => this.#sendTo(ep, message));
+  }
+
+  #sendTo(to: Endpoint, message: Message): Promise<void> {
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#peer(to).send(frame);
   }
 
   /** Sends already framed bytes to an endpoint (benchmarks and relays that frame once). */

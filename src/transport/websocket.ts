@@ -137,10 +137,22 @@ export class WebSocketTransport extends TransportBase {
     this.endDelivery();
   }
 
-  async send(message: Message): Promise<void> {
-    if (!this.#started) throw new TransportError(`cannot send from ${this.describe()}: the WebSocket transport is not started (call start() first)`);
-    const to = topicRoute(message, WS_TOPICS, "ws") ?? (await routeOf(message, { namespaces: WS_TOPICS, schemes: ["ws"], resolve: this.#resolve }));
-    return this.#peer(to).send(encodeFrame(message));
+  // Not async: the common path (a transport topic) stays synchronous, one promise per message.
+  send(message: Message): Promise<void> {
+    if (!this.#started) return Promise.reject(new TransportError(`cannot send from ${this.describe()}: the WebSocket transport is not started (call start() first)`));
+    const to = topicRoute(message, WS_TOPICS, "ws");
+    if (to) return this.#sendTo(to, message);
+    return routeOf(message, { namespaces: WS_TOPICS, schemes: ["ws"], resolve: this.#resolve }).then((ep) => this.#sendTo(ep, message));
+  }
+
+  #sendTo(to: Endpoint, message: Message): Promise<void> {
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(message);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#peer(to).send(frame);
   }
 
   /** Pooled outbound connections that are currently open (for tests and health). */

@@ -1,0 +1,398 @@
+/**
+ * Transports: one-way throughput (100,000 signed messages, signed before the timed loop) and
+ * round-trip latency (5,000 sequential request/replies) for local, TCP and WebSocket, in one
+ * process and across two; and, in the same run, a bare Bun.listen/Bun.connect baseline sending the
+ * very same frame bytes (one write per frame, the receiver only reads length prefixes), so that our
+ * TCP figures print as a fraction of bare.
+ *
+ * The same file is its own peer process: `transport.bench.ts --peer <tcp|ws> <parentPort>` runs
+ * our transport (counts one-way messages, answers pings), `--bare <sink|echo> <n>` the baseline.
+ */
+import type { Socket } from "bun";
+import { Identity } from "../../src/core/identity.ts";
+import { Message } from "../../src/core/message.ts";
+import { topic } from "../../src/core/topic.ts";
+import { endpoint } from "../../src/transport/endpoint.ts";
+import { encodeFrame } from "../../src/transport/framing.ts";
+import { LocalHub, LocalTransport } from "../../src/transport/local.ts";
+import { TcpTransport } from "../../src/transport/tcp.ts";
+import type { Transport } from "../../src/transport/transport.ts";
+import { WebSocketTransport } from "../../src/transport/websocket.ts";
+import { fmt, percentile, report } from "./harness.ts";
+
+const N = 100_000;
+const RTT_N = 5_000;
+const WARMUP = 20_000;
+type Kind = "tcp" | "ws";
+const NS: Record<Kind, string> = { tcp: "transport.tcp", ws: "transport.ws" };
+const make = (kind: Kind, o: { listen?: boolean } = {}): Transport & { port: number } => (kind === "tcp" ? new TcpTransport(o) : new WebSocketTransport(o));
+const route = (kind: Kind, port: number) => [topic(NS[kind], { host: "127.0.0.1", port })];
+const id = Identity.generate();
+
+/** The typical one-way message: routed by topic, a small payload; `n` tells the receiver when the run is complete. */
+const oneWay = (kind: Kind | "local", port: number, i: number, to: string | null = null, n = N) =>
+  new Message({ recipient: to, topics: kind === "local" ? [] : route(kind, port), payload: { k: "one", i, n, text: "hello world" } });
+
+// ---------------------------------------------------------------- peer processes
+
+async function ourPeer(kind: Kind, parentPort: number): Promise<void> {
+  const t = make(kind);
+  await t.start();
+  const pong = new Message({ topics: route(kind, parentPort), payload: { k: "pong" } }).sign(id);
+  const done = new Message({ topics: route(kind, parentPort), payload: { k: "done" } }).sign(id);
+  let count = 0;
+  t.onMessage((m) => {
+    if (m.payload.k === "ping") void t.send(pong);
+    else if (m.payload.k === "one" && ++count === m.payload.n) {
+      count = 0;
+      void t.send(done);
+    }
+  });
+  console.log(t.port);
+}
+
+/** Bare baseline peer: reads length prefixes only; `sink` answers 4 bytes after every n frames (never when n is 0), `echo` returns each frame. */
+function barePeer(mode: "sink" | "echo", n: number): { port: number; stop: () => void } {
+  const l = Bun.listen<{ framer: Framer; writer: BareWriter }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      binaryType: "uint8array",
+      open(s) {
+        const writer = new BareWriter(s);
+        s.data = { writer, framer: new Framer((frame) => (mode === "echo" ? writer.write(frame) : writer.countTo(n))) };
+      },
+      data(s, chunk) {
+        s.data.framer.push(chunk as Uint8Array);
+      },
+      drain(s) {
+        s.data.writer.flush();
+      },
+    },
+  });
+  return { port: l.port, stop: () => l.stop(true) };
+}
+
+// ---------------------------------------------------------------- bare helpers
+
+/** Splits a stream into length-prefixed frames without decoding them. */
+class Framer {
+  #buf = new Uint8Array(0);
+  constructor(private readonly onFrame: (frame: Uint8Array) => void) {}
+  push(chunk: Uint8Array): void {
+    let buf = chunk;
+    if (this.#buf.length) {
+      buf = new Uint8Array(this.#buf.length + chunk.length);
+      buf.set(this.#buf);
+      buf.set(chunk, this.#buf.length);
+    }
+    let pos = 0;
+    while (buf.length - pos >= 4) {
+      const len = ((buf[pos]! << 24) >>> 0) + (buf[pos + 1]! << 16) + (buf[pos + 2]! << 8) + buf[pos + 3]!;
+      if (buf.length - pos - 4 < len) break;
+      this.onFrame(buf.subarray(pos, pos + 4 + len));
+      pos += 4 + len;
+    }
+    this.#buf = buf.slice(pos);
+  }
+}
+
+/** One socket.write per frame; what the kernel does not take waits for drain. */
+class BareWriter {
+  #queue: Uint8Array[] = [];
+  #count = 0;
+  constructor(private readonly socket: Socket<any>) {}
+  write(frame: Uint8Array): void {
+    if (this.#queue.length) return void this.#queue.push(frame);
+    const n = this.socket.write(frame);
+    if (n < frame.length) this.#queue.push(frame.subarray(Math.max(0, n)));
+  }
+  flush(): void {
+    while (this.#queue.length) {
+      const f = this.#queue[0]!;
+      const n = this.socket.write(f);
+      if (n < f.length) return void (this.#queue[0] = f.subarray(Math.max(0, n)));
+      this.#queue.shift();
+    }
+  }
+  countTo(n: number): void {
+    if (++this.#count === n) {
+      this.#count = 0;
+      this.write(new Uint8Array(4));
+    }
+  }
+}
+
+/** A bare client: frames out one write each (or batched), and a promise per reply frame. */
+async function bareClient(port: number): Promise<{ writer: BareWriter; batch: (frames: Uint8Array[]) => void; next: () => Promise<void>; close: () => void }> {
+  const waiting: (() => void)[] = [];
+  let arrived = 0;
+  const framer = new Framer(() => {
+    const w = waiting.shift();
+    if (w) w();
+    else arrived++;
+  });
+  let writer!: BareWriter;
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { binaryType: "uint8array", data: (_s, c) => framer.push(c as Uint8Array), drain: () => writer.flush() },
+  });
+  socket.setNoDelay(true);
+  writer = new BareWriter(socket);
+  return {
+    writer,
+    batch: (frames) => {
+      for (let i = 0; i < frames.length; ) {
+        let size = 0;
+        let j = i;
+        while (j < frames.length && size < 256 * 1024) size += frames[j++]!.length;
+        const buf = new Uint8Array(size);
+        for (let at = 0; i < j; i++) (buf.set(frames[i]!, at), (at += frames[i]!.length));
+        writer.write(buf);
+      }
+    },
+    next: () => (arrived > 0 ? (arrived--, Promise.resolve()) : new Promise<void>((r) => waiting.push(r))),
+    close: () => socket.end(),
+  };
+}
+
+// ---------------------------------------------------------------- measurement
+
+/** Messages per second from the first send to the receiver's last arrival. */
+async function throughput(n: number, run: () => Promise<void>): Promise<number> {
+  const t0 = Bun.nanoseconds();
+  await run();
+  return n / ((Bun.nanoseconds() - t0) / 1e9);
+}
+
+/** p50 and p99 in microseconds of `n` sequential round trips. */
+async function rtt(n: number, once: (i: number) => Promise<void>): Promise<{ p50: number; p99: number }> {
+  for (let i = 0; i < 500; i++) await once(i);
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = Bun.nanoseconds();
+    await once(i);
+    samples.push((Bun.nanoseconds() - t0) / 1000);
+  }
+  samples.sort((a, b) => a - b);
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+}
+
+/** Resolves on each arrival of a message of kind `k` on transport `t`. */
+function arrivals(t: Transport, k: string): { next: () => Promise<void> } {
+  const waiting: (() => void)[] = [];
+  let early = 0;
+  t.onMessage((m) => {
+    if (m.payload.k !== k) return;
+    const w = waiting.shift();
+    if (w) w();
+    else early++;
+  });
+  return { next: () => (early > 0 ? (early--, Promise.resolve()) : new Promise<void>((r) => waiting.push(r))) };
+}
+
+function sign(kind: Kind | "local", port: number, n: number, to: string | null = null): Message[] {
+  return Array.from({ length: n }, (_, i) => oneWay(kind, port, i, to, n).sign(id));
+}
+
+async function sendAll(t: Transport, msgs: Message[]): Promise<void> {
+  const sends: Promise<void>[] = new Array(msgs.length);
+  for (let i = 0; i < msgs.length; i++) sends[i] = t.send(msgs[i]!);
+  await Promise.all(sends);
+}
+
+interface Spawned {
+  port: number;
+  kill: () => void;
+}
+
+async function spawnPeer(args: string[]): Promise<Spawned> {
+  const p = Bun.spawn([process.execPath, import.meta.path, ...args], { stdout: "pipe", stderr: "inherit" });
+  const reader = p.stdout.getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`peer ${args.join(" ")} exited before printing its port`);
+    text += new TextDecoder().decode(value);
+  }
+  return { port: Number(text.trim()), kill: () => p.kill() };
+}
+
+const results: Record<string, number> = {};
+function figure(key: string, name: string, value: number, unit: string, cond: string): void {
+  results[key] = value;
+  report(name, value, unit, cond);
+}
+
+// ---------------------------------------------------------------- runs
+
+async function local(): Promise<void> {
+  const hub = new LocalHub();
+  const a = new LocalTransport({ agentId: "a", hub });
+  const b = new LocalTransport({ agentId: "b", hub });
+  await a.start();
+  await b.start();
+  let count = 0;
+  let done: () => void = () => {};
+  const pong = new Message({ recipient: "a", payload: { k: "pong" } }).sign(id);
+  b.onMessage((m) => {
+    if (m.payload.k === "ping") void b.send(pong);
+    else if (++count === N) done();
+  });
+  const msgs = sign("local", 0, N, "b");
+  const run = () => new Promise<void>((r) => ((count = 0), (done = r), void sendAll(a, msgs)));
+  await run();
+  figure("local.tput", "local one-way", await throughput(N, run), "msg/s", `N=${N}, pre-signed, 1 process, delivered to a listener`);
+  const pongs = arrivals(a, "pong");
+  const pings = Array.from({ length: RTT_N + 500 }, () => new Message({ recipient: "b", payload: { k: "ping" } }).sign(id));
+  const r = await rtt(RTT_N, async (i) => (await a.send(pings[i]!), await pongs.next()));
+  figure("local.p50", "local round trip p50", r.p50, "µs", `N=${RTT_N} sequential`);
+  figure("local.p99", "local round trip p99", r.p99, "µs", `N=${RTT_N} sequential`);
+  await a.stop();
+  await b.stop();
+}
+
+async function ours(kind: Kind, placement: "1p" | "2p"): Promise<void> {
+  const label = `${kind === "tcp" ? "TCP" : "WebSocket"} ${placement === "1p" ? "same process" : "two processes"}`;
+  const a = make(kind);
+  await a.start();
+  let peer: Spawned | undefined;
+  let b: (Transport & { port: number }) | undefined;
+  try {
+    let port: number;
+    if (placement === "2p") {
+      peer = await spawnPeer(["--peer", kind, String(a.port)]);
+      port = peer.port;
+    } else {
+      b = make(kind);
+      await b.start();
+      await ourPeerInProcess(b, kind, a.port);
+      port = b.port;
+    }
+    const done = arrivals(a, "done");
+    await sendAll(a, sign(kind, port, WARMUP));
+    await done.next();
+    const msgs = sign(kind, port, N);
+    const size = encodeFrame(msgs[0]!).length;
+    figure(`${kind}.${placement}.tput`, `${label} one-way`, await throughput(N, async () => (await sendAll(a, msgs), await done.next())), "msg/s", `N=${N}, pre-signed outside the timed loop, ${size} B frames, encode+decode included`);
+    const pongs = arrivals(a, "pong");
+    const pings = Array.from({ length: RTT_N + 500 }, () => new Message({ topics: route(kind, port), payload: { k: "ping" } }).sign(id));
+    const r = await rtt(RTT_N, async (i) => (await a.send(pings[i]!), await pongs.next()));
+    figure(`${kind}.${placement}.p50`, `${label} round trip p50`, r.p50, "µs", `N=${RTT_N} sequential request/reply`);
+    figure(`${kind}.${placement}.p99`, `${label} round trip p99`, r.p99, "µs", `N=${RTT_N} sequential request/reply`);
+  } finally {
+    peer?.kill();
+    await b?.stop();
+    await a.stop();
+  }
+}
+
+async function ourPeerInProcess(t: Transport, kind: Kind, parentPort: number): Promise<void> {
+  const pong = new Message({ topics: route(kind, parentPort), payload: { k: "pong" } }).sign(id);
+  const done = new Message({ topics: route(kind, parentPort), payload: { k: "done" } }).sign(id);
+  let count = 0;
+  t.onMessage((m) => {
+    if (m.payload.k === "ping") void t.send(pong);
+    else if (m.payload.k === "one" && ++count === m.payload.n) {
+      count = 0;
+      void t.send(done);
+    }
+  });
+}
+
+/**
+ * Our TCP send path alone: pre-encoded frames through TcpTransport.sendFrame to a bare frame
+ * counter in another process, timed until every send resolved (the kernel took every frame).
+ */
+async function sendPathOnly(frames: Uint8Array[]): Promise<void> {
+  const sink = await spawnPeer(["--bare", "sink", "0"]);
+  const a = new TcpTransport({ listen: false });
+  await a.start();
+  try {
+    const to = endpoint("tcp", "127.0.0.1", sink.port);
+    const run = () => Promise.all(frames.map((f) => a.sendFrame(to, f))).then(() => {});
+    await run();
+    figure("tcp.sendpath", "TCP send path only (frames written)", await throughput(frames.length, run), "msg/s", `N=${frames.length}, pre-encoded frames via sendFrame, 2 processes, until the kernel took every frame`);
+  } finally {
+    sink.kill();
+    await a.stop();
+  }
+}
+
+async function bare(frames: Uint8Array[], placement: "1p" | "2p"): Promise<void> {
+  const label = `bare Bun.listen/connect ${placement === "1p" ? "same process" : "two processes"}`;
+  let kill = () => {};
+  let sinkPort: number;
+  let echoPort: number;
+  if (placement === "2p") {
+    const sink = await spawnPeer(["--bare", "sink", String(frames.length)]);
+    const echo = await spawnPeer(["--bare", "echo", "0"]);
+    kill = () => (sink.kill(), echo.kill());
+    [sinkPort, echoPort] = [sink.port, echo.port];
+  } else {
+    const sink = barePeer("sink", frames.length);
+    const echo = barePeer("echo", 0);
+    kill = () => (sink.stop(), echo.stop());
+    [sinkPort, echoPort] = [sink.port, echo.port];
+  }
+  try {
+    const c = await bareClient(sinkPort);
+    const perFrame = async () => {
+      for (const f of frames) c.writer.write(f);
+      await c.next();
+    };
+    await perFrame();
+    figure(`bare.${placement}.tput`, `${label} one-way`, await throughput(frames.length, perFrame), "msg/s", `N=${frames.length}, same ${frames[0]!.length} B frames, 1 write per frame, prefixes parsed, no decode`);
+    const batched = async () => (c.batch(frames), await c.next());
+    figure(`bare.${placement}.batched`, `${label} one-way, batched writes`, await throughput(frames.length, batched), "msg/s", `N=${frames.length}, 256 KiB writes`);
+    c.close();
+    const e = await bareClient(echoPort);
+    const r = await rtt(RTT_N, async (i) => (e.writer.write(frames[i]!), await e.next()));
+    figure(`bare.${placement}.p50`, `${label} round trip p50`, r.p50, "µs", `N=${RTT_N} sequential echo`);
+    figure(`bare.${placement}.p99`, `${label} round trip p99`, r.p99, "µs", `N=${RTT_N} sequential echo`);
+    e.close();
+  } finally {
+    kill();
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`# ${navigator.hardwareConcurrency} cores; round trips and cross-process figures depend on placement (DESIGN.md pitfalls)`);
+  // Codec ceilings in this run, for reading the transport figures.
+  const sample = oneWay("tcp", 9000, 1).sign(id);
+  const wire = sample.encode();
+  const M = 100_000;
+  let t0 = Bun.nanoseconds();
+  for (let i = 0; i < M; i++) sample.encode();
+  figure("codec.encode", "Message.encode (codec ceiling)", M / ((Bun.nanoseconds() - t0) / 1e9), "msg/s", `N=${M}, ${wire.length} B wire map`);
+  t0 = Bun.nanoseconds();
+  for (let i = 0; i < M; i++) Message.decode(wire);
+  figure("codec.decode", "Message.decode (codec ceiling)", M / ((Bun.nanoseconds() - t0) / 1e9), "msg/s", `N=${M}, ${wire.length} B wire map`);
+
+  await local();
+  await ours("tcp", "1p");
+  await ours("tcp", "2p");
+  await ours("ws", "1p");
+  await ours("ws", "2p");
+  const frames = sign("tcp", 9000, N).map(encodeFrame);
+  await bare(frames, "1p");
+  await bare(frames, "2p");
+  await sendPathOnly(frames);
+
+  const ratio = (a: string, b: string) => fmt(results[a]! / results[b]!);
+  console.log("\n# our TCP as a fraction of bare (aim: throughput ≥ 0.5, p50 round trip ≤ 2x)");
+  for (const p of ["1p", "2p"] as const) {
+    const where = p === "1p" ? "same process" : "two processes";
+    console.log(`TCP ${where}: throughput ${ratio(`tcp.${p}.tput`, `bare.${p}.tput`)} of bare (1 write/frame), ${ratio(`tcp.${p}.tput`, `bare.${p}.batched`)} of bare batched; p50 round trip ${ratio(`tcp.${p}.p50`, `bare.${p}.p50`)}x bare, p99 ${ratio(`tcp.${p}.p99`, `bare.${p}.p99`)}x`);
+  }
+  console.log(`TCP send path alone (pre-encoded frames, sendFrame): ${ratio("tcp.sendpath", "bare.2p.tput")} of bare one-way (two processes)`);
+}
+
+const [role, a1, a2] = process.argv.slice(2);
+if (role === "--peer") await ourPeer(a1 as Kind, Number(a2));
+else if (role === "--bare") console.log(barePeer(a1 as "sink" | "echo", Number(a2)).port);
+else {
+  await main();
+  process.exit(0);
+}
