@@ -105,7 +105,7 @@ export class TcpTransport extends TransportBase {
           binaryType: "uint8array",
           open: (s) => this.#accept(s),
           data: (s, chunk) => this.#received(s, chunk as Uint8Array),
-          close: (s) => void this.#inbound.delete(s),
+          close: (s) => this.#closed(s),
           error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${err.message}`),
         },
       });
@@ -132,6 +132,12 @@ export class TcpTransport extends TransportBase {
       this.#inbound.delete(s);
       s.terminate();
     }
+  }
+
+  #closed(s: Socket<Inbound>): void {
+    if (!this.#inbound.delete(s) || !this.#started) return; // closed by us (bad frame or stop)
+    const left = s.data?.decoder.buffered ?? 0;
+    if (left > 0) this.log.warn(`the connection from ${s.data.remote} closed in the middle of a frame; ${left} bytes discarded`, { listener: this.address });
   }
 
   async stop(): Promise<void> {

@@ -156,6 +156,19 @@ describe("TcpTransport robustness", () => {
     expect(logs.lines.join("")).toMatch(/WARN .*closed the connection from 127\.0\.0\.1:\d+: frame of 10485761 bytes exceeds/);
   });
 
+  test("a connection that ends in the middle of a frame is logged with the bytes discarded", async () => {
+    const t = await listening();
+    const logs = captureLogs("warn");
+    try {
+      const { socket } = await raw(t.port);
+      socket.write(encodeFrame(new Message()).subarray(0, 30));
+      socket.end();
+      await eventually(() => logs.lines.some((l) => l.includes("closed in the middle of a frame; 30 bytes discarded")), 2000, "the warning");
+    } finally {
+      logs.restore();
+    }
+  });
+
   test("a frame exactly at the 10 MiB limit is accepted", async () => {
     const t = await listening();
     const a = new TcpTransport({ listen: false });
