@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
-import { MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
+import { FrameDecoder, MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
 import { vectors } from "../support/vectors.ts";
 import { captureLogs, collect, eventually } from "../support/transport-util.ts";
@@ -92,6 +92,52 @@ describe("TcpTransport on the wire", () => {
       await a.stop();
     }
   });
+});
+
+describe("TcpTransport pooled connections", () => {
+  test("a connection that dies with frames waiting is re-established once and the waiting frames go out on it", async () => {
+    // A server that resets the first connection as soon as data arrives and serves the next one.
+    let connections = 0;
+    const survivors: Message[] = [];
+    let resetFirst!: () => void;
+    const firstReset = new Promise<void>((r) => (resetFirst = r));
+    const l = Bun.listen<{ n: number; decoder: FrameDecoder }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        binaryType: "uint8array",
+        open(s) {
+          s.data = { n: ++connections, decoder: new FrameDecoder((m) => survivors.push(m)) };
+        },
+        data(s, chunk) {
+          if (s.data.n === 1) {
+            s.terminate();
+            resetFirst();
+          } else s.data.decoder.push(chunk as Uint8Array);
+        },
+      },
+    });
+    const a = new TcpTransport({ listen: false });
+    await a.start();
+    try {
+      const N = 5000;
+      const route = [topic("transport.tcp", { host: "127.0.0.1", port: l.port })];
+      const pad = "p".repeat(4000); // ~20 MB: far more than the kernel takes before the reset
+      const sends = Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } })));
+      const outcomes = await Promise.allSettled(sends);
+      await firstReset;
+      expect(outcomes.every((o) => o.status === "fulfilled")).toBe(true);
+      expect(a.stats.reconnects).toBe(1);
+      expect(connections).toBe(2);
+      await eventually(() => survivors.at(-1)?.payload.i === N - 1, 10_000, "the last message on the new connection");
+      // What the new connection carried is the tail of the burst, in order.
+      const first = survivors[0]!.payload.i as number;
+      expect(survivors.map((m) => m.payload.i)).toEqual(Array.from({ length: N - first }, (_, k) => first + k));
+    } finally {
+      await a.stop();
+      l.stop(true);
+    }
+  }, 20_000);
 });
 
 describe("TcpTransport robustness", () => {
