@@ -79,10 +79,10 @@ function decodeBody(buf: Uint8Array, start: number, end: number): Message {
  * is lost, so the connection must be closed). Messages decoded before the error were delivered.
  */
 export class FrameDecoder {
-  /** Bytes of an unfinished frame: `partial[0, filled)`; `partial` is sized to the whole frame once its length is known. */
-  #partial: Uint8Array | null = null;
+  /** An unfinished frame, prefix included: `#buf[0, #filled)`; `#need` is its full size once the prefix is known. */
+  #buf = new Uint8Array(0);
   #filled = 0;
-  #header = new Uint8Array(HEADER);
+  #need = -1;
   #failed: FrameError | null = null;
 
   constructor(
@@ -101,16 +101,15 @@ export class FrameDecoder {
       this.#push(chunk);
     } catch (err) {
       this.#failed = err instanceof FrameError ? err : new FrameError(`frame decoding failed: ${(err as Error).message}`, { cause: err });
-      this.#partial = null;
+      this.#buf = new Uint8Array(0);
+      this.#filled = 0;
       throw this.#failed;
     }
   }
 
   #push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    let pos = 0;
     const end = chunk.length;
-    if (this.#filled > 0) pos = this.#continue(chunk);
+    let pos = this.#filled > 0 ? this.#continue(chunk, 0) : 0;
     // Whole frames straight out of the chunk, without copying.
     while (end - pos >= HEADER) {
       const len = readLength(chunk, pos);
@@ -121,50 +120,50 @@ export class FrameDecoder {
       pos += HEADER + len;
       this.onMessage(message);
     }
-    if (pos < end) this.#keep(chunk, pos, end);
+    if (pos < end) this.#continue(chunk, pos); // an unfinished frame: keep it
   }
 
-  /** Appends to an unfinished frame; returns how many bytes of `chunk` it took. */
-  #continue(chunk: Uint8Array): number {
-    let taken = 0;
-    if (this.#partial === null) {
-      // Still collecting the 4-byte prefix.
-      taken = Math.min(HEADER - this.#filled, chunk.length);
-      this.#header.set(chunk.subarray(0, taken), this.#filled);
-      this.#filled += taken;
-      if (this.#filled < HEADER) return taken;
-      const len = readLength(this.#header, 0);
+  /** Adds `chunk[from…]` to the unfinished frame (checking its prefix and first byte as they arrive); returns where it stopped. */
+  #continue(chunk: Uint8Array, from: number): number {
+    let at = from;
+    if (this.#filled < HEADER) {
+      at += this.#append(chunk, at, HEADER - this.#filled);
+      if (this.#filled < HEADER) return at;
+      const len = readLength(this.#buf, 0);
       checkLength(len, this.maxFrame);
-      this.#partial = new Uint8Array(HEADER + len);
-      this.#partial.set(this.#header, 0);
-      if (taken === chunk.length) return taken;
+      this.#need = HEADER + len;
     }
-    const frame = this.#partial;
-    if (this.#filled === HEADER) checkFirstByte(chunk[taken]!);
-    const n = Math.min(frame.length - this.#filled, chunk.length - taken);
-    frame.set(chunk.subarray(taken, taken + n), this.#filled);
-    this.#filled += n;
-    taken += n;
-    if (this.#filled === frame.length) {
-      this.#partial = null;
+    if (at === chunk.length) return at;
+    if (this.#filled === HEADER) checkFirstByte(chunk[at]!);
+    at += this.#append(chunk, at, this.#need - this.#filled);
+    if (this.#filled === this.#need) {
+      const frame = this.#buf;
+      const need = this.#need;
       this.#filled = 0;
-      this.onMessage(decodeBody(frame, HEADER, frame.length));
+      this.#need = -1;
+      if (frame.length > 64 * 1024) this.#buf = new Uint8Array(0); // do not hold on to big buffers
+      this.onMessage(decodeBody(frame, HEADER, need));
     }
-    return taken;
+    return at;
   }
 
-  /** Keeps the tail of a chunk: a frame whose prefix or body is incomplete. */
-  #keep(chunk: Uint8Array, pos: number, end: number): void {
-    const rest = end - pos;
-    if (rest < HEADER) {
-      this.#header.set(chunk.subarray(pos, end), 0);
-      this.#partial = null;
-      this.#filled = rest;
-      return;
+  /**
+   * Copies up to `max` bytes; the buffer grows with what actually arrived (doubling), never to the
+   * announced length at once, so a peer announcing 10 MiB and sending little costs little.
+   */
+  #append(chunk: Uint8Array, at: number, max: number): number {
+    const n = Math.min(max, chunk.length - at);
+    const want = this.#filled + n;
+    if (want > this.#buf.length) {
+      let size = Math.max(256, this.#buf.length * 2);
+      while (size < want) size *= 2;
+      if (this.#need > 0) size = Math.min(size, Math.max(want, this.#need));
+      const next = new Uint8Array(size);
+      next.set(this.#buf.subarray(0, this.#filled));
+      this.#buf = next;
     }
-    const len = readLength(chunk, pos);
-    this.#partial = new Uint8Array(HEADER + len);
-    this.#partial.set(chunk.subarray(pos, end), 0);
-    this.#filled = rest;
+    this.#buf.set(chunk.subarray(at, at + n), this.#filled);
+    this.#filled += n;
+    return n;
   }
 }

@@ -111,6 +111,13 @@ describe("FrameDecoder", () => {
     expect(() => decoder.push(concat([prefix(1000), new Uint8Array([0x01])]))).toThrow(/does not start with a msgpack map/);
   });
 
+  test("checks the body's first byte even when it arrives in a later chunk than the prefix", () => {
+    const { decoder } = collect();
+    decoder.push(prefix(1000));
+    expect(decoder.buffered).toBe(4);
+    expect(() => decoder.push(new Uint8Array([0x01, 0x02]))).toThrow(/does not start with a msgpack map/);
+  });
+
   test("reports an undecodable body and refuses everything after it", () => {
     const { got, decoder } = collect();
     const bad = concat([prefix(3), new Uint8Array([0x81, 0xa1, 0x78])]); // {"x": <missing>}
