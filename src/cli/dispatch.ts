@@ -13,6 +13,13 @@ async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | u
   return typeof v === "function" ? await (v as () => T | Promise<T>)() : await v;
 }
 
+const footers = new WeakMap<object, string>();
+
+/** Text printed after a command's usage (e.g. the config keys of `run`). */
+export function setHelpFooter(cmd: object, text: string): void {
+  footers.set(cmd, text);
+}
+
 /** Rejects options the command does not define (citty would ignore them). */
 export function checkOptions(argv: string[], args: ArgsDef, commandPath: string): void {
   const known = new Map<string, string>(); // flag spelling → type
@@ -56,10 +63,36 @@ function kebab(s: string): string {
 export interface MainOptions {
   name: string;
   version: string;
+  description: string;
+  /** One line per subcommand, so the root help never has to load them. */
+  summaries: Record<string, string>;
+}
+
+function rootUsage(opts: MainOptions): string {
+  const width = Math.max(...Object.keys(opts.summaries).map((k) => k.length));
+  return [
+    `${opts.description} (${opts.name} ${opts.version})`,
+    "",
+    `USAGE ${opts.name} <command> [options]`,
+    "",
+    "COMMANDS",
+    "",
+    ...Object.entries(opts.summaries).map(([k, v]) => `  ${k.padEnd(width)}  ${v}`),
+    "",
+    "OPTIONS",
+    "",
+    "  -h, --help       Show help (also after a command: converge run --help)",
+    "  -V, --version    Print the version and exit",
+    "",
+  ].join("\n");
 }
 
 /** Runs the command tree with argv; returns the exit code (the caller exits). */
 export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptions): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
+    process.stdout.write(rootUsage(opts) + "\n");
+    return 0;
+  }
   let cmd = root;
   let parent: AnyCommand | undefined;
   const path = [opts.name];
@@ -79,7 +112,8 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     rest = rest.slice(1);
   }
   if (rest.includes("--help") || rest.includes("-h") || (!cmd.run && rest.length === 0)) {
-    process.stdout.write(plain(await renderUsage(cmd, parent)) + "\n");
+    const footer = footers.get(cmd);
+    process.stdout.write(plain(await renderUsage(cmd, parent)) + "\n" + (footer ? footer + "\n" : ""));
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {

@@ -4,12 +4,14 @@ import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { dispatch, reportError } from "./dispatch.ts";
 
+const meta = {
+  name: "converge",
+  version: pkg.version,
+  description: "Run networks of autonomous agents: signed messages, shared pools and tasks, exactly-once claims.",
+};
+
 export const root = defineCommand({
-  meta: {
-    name: "converge",
-    version: pkg.version,
-    description: "Run networks of autonomous agents: signed messages, shared pools and tasks, exactly-once claims.",
-  },
+  meta,
   args: {
     version: { type: "boolean", alias: "V", description: "Print the version and exit" },
   },
@@ -23,8 +25,16 @@ export const root = defineCommand({
   },
 });
 
+const summaries = {
+  run: "Start agents from the config and run until Ctrl+C or SIGTERM",
+  tasks: "Submit, list, inspect, cancel and retry tasks in the shared store",
+  pools: "List pools in the shared store",
+  agents: "List agents registered in discovery",
+  send: "Send one signed message to an agent over TCP",
+};
+
 if (import.meta.main) {
-  dispatch(root, process.argv.slice(2), { name: "converge", version: pkg.version })
+  dispatch(root, process.argv.slice(2), { name: "converge", version: pkg.version, description: meta.description, summaries })
     .then((code) => process.exit(code))
     .catch((err) => process.exit(reportError(err, "converge")));
 }

@@ -6,14 +6,22 @@ import { defineCommand } from "citty";
 import { logger } from "../observability/log.ts";
 import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
+import { setHelpFooter } from "./dispatch.ts";
 import { startFleet, type Fleet } from "./fleet.ts";
 
-const keysHelp = Object.entries(CONFIG_DOCS).map(([k, v]) => `${k} (CONVERGE_${k.toUpperCase()}): ${v.doc}`).join("; ");
+const width = Math.max(...Object.keys(CONFIG_DOCS).map((k) => k.length));
+const footer = [
+  "CONFIG KEYS (in the file, or as CONVERGE_<KEY> in the environment; the file wins)",
+  "",
+  ...Object.entries(CONFIG_DOCS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.doc}`),
+  "",
+  "SIGINT (Ctrl+C) or SIGTERM stops cleanly; a second one exits at once.",
+].join("\n");
 
 export const runCommand = defineCommand({
   meta: {
     name: "run",
-    description: `Start one or more agents and run until Ctrl+C or SIGTERM. Config keys (file or environment): ${keysHelp}.`,
+    description: "Start one or more agents and run until Ctrl+C or SIGTERM",
   },
   args: commonArgs,
   async run({ args }) {
@@ -42,6 +50,8 @@ export const runCommand = defineCommand({
     return 0;
   },
 });
+
+setHelpFooter(runCommand, footer);
 
 function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
   fleet.runtimes.forEach((r, i) => out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`));

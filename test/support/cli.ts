@@ -1,0 +1,139 @@
+/**
+ * Runs the real `converge` command (source through Bun, or the compiled binary) as a child
+ * process, for end-to-end tests. Every process started here is killed by `stopAll()`.
+ */
+import type { Subprocess } from "bun";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..", "..");
+export const MAIN = join(ROOT, "src", "cli", "main.ts");
+export const BINARY = join(ROOT, "dist", "converge");
+
+/** How to invoke converge: via Bun on the source (default) or the compiled binary. */
+export function converge(useBinary = false): string[] {
+  return useBinary ? [BINARY] : [process.execPath, MAIN];
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const live = new Set<Subprocess>();
+
+/** Runs a command to completion (with a deadline) and returns its exit code and output. */
+export async function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<RunResult> {
+  const p = Bun.spawn([...converge(options.binary), ...args], {
+    env: { ...cleanEnv(), ...options.env },
+    cwd: options.cwd ?? ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  live.add(p);
+  const timer = setTimeout(() => p.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  try {
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+    live.delete(p);
+  }
+}
+
+/** A long-running `converge run`, with its output collected as it comes. */
+export class Running {
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<number>;
+
+  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
+    live.add(proc);
+    const collect = async (stream: ReadableStream<Uint8Array>, to: "stdout" | "stderr") => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this[to] += decoder.decode(chunk, { stream: true });
+    };
+    const out = collect(proc.stdout, "stdout");
+    const err = collect(proc.stderr, "stderr");
+    this.exited = Promise.all([proc.exited, out, err]).then(([code]) => {
+      live.delete(proc);
+      return code;
+    });
+  }
+
+  /** Resolves once stdout contains `text`; rejects if the process exits first or time runs out. */
+  async waitFor(text: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    while (!this.stdout.includes(text)) {
+      if (exited) throw new Error(`converge exited before printing "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      await Bun.sleep(10);
+    }
+  }
+
+  /** Sends a signal and waits for the exit code. */
+  async stop(signal: NodeJS.Signals = "SIGINT", timeoutMs = 20_000): Promise<number> {
+    this.proc.kill(signal);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+export function startCli(args: string[], options: { env?: Record<string, string>; cwd?: string; binary?: boolean } = {}): Running {
+  const proc = Bun.spawn([...converge(options.binary), ...args], {
+    env: { ...cleanEnv(), ...options.env },
+    cwd: options.cwd ?? ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  return new Running(proc);
+}
+
+/** Kills every process still running; call from afterAll/afterEach. */
+export async function stopAll(): Promise<void> {
+  const procs = [...live];
+  for (const p of procs) p.kill("SIGKILL");
+  await Promise.all(procs.map((p) => p.exited));
+  live.clear();
+}
+
+/** The environment without any CONVERGE_* variable, so the host's settings never leak into a test. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("CONVERGE_") && v !== undefined) env[k] = v;
+  env.NO_COLOR = "1";
+  return env;
+}
+
+/** A free TCP port on 127.0.0.1 (bound and released; good enough for tests that start at once). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
+/** A run of `count` consecutive free ports, for `agents` TCP agents on port + i. */
+export function freePortRange(count: number): number {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    const held: { stop(closeActive?: boolean): void }[] = [];
+    try {
+      for (let i = 0; i < count; i++) held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
+      return base;
+    } catch {
+      continue;
+    } finally {
+      for (const s of held) s.stop(true);
+    }
+  }
+  throw new Error(`no run of ${count} free ports found`);
+}
