@@ -7,7 +7,7 @@
  * their tasks back to pending.
  */
 import type { Agent, TaskContext } from "../core/agent.ts";
-import { LeaseLostError } from "../core/errors.ts";
+import { LeaseLostError, StoreError } from "../core/errors.ts";
 import { Message, type MessageInit } from "../core/message.ts";
 import type { Task } from "../core/task.ts";
 import type { Lease, TaskManager } from "../coordination/task-manager.ts";
@@ -32,9 +32,15 @@ interface Running {
   lease: Lease;
   abort: AbortController;
   done: Promise<void>;
-  /** Set when the lease was lost or the task handed back: the outcome must not be reported. */
+  /** Set once the outcome is being recorded, or the lease was lost or handed back (then it must not be reported). */
   settled: boolean;
+  /** Set when the lease was lost or handed back: renewing stops. */
+  leaseGone: boolean;
 }
+
+/** Retry delays for recording an outcome while the store is unreachable (ms). */
+const RECORD_RETRY_MIN_MS = 100;
+const RECORD_RETRY_MAX_MS = 2000;
 
 /** How many of the oldest visible tasks an agent picks among, to spread concurrent claimers. */
 const SPREAD = 32;
@@ -44,6 +50,8 @@ export class TaskWorker {
   readonly stats: WorkerStats = { claimed: 0, completed: 0, failed: 0, retried: 0, leasesRenewed: 0, leasesLost: 0, released: 0 };
   readonly concurrency: number;
   #draining = false;
+  /** Set when drain is over: outcomes still unrecorded are left to lease expiry. */
+  #stopped = false;
   readonly #log: Logger;
 
   constructor(
@@ -87,17 +95,19 @@ export class TaskWorker {
 
   #start(lease: Lease): void {
     const abort = new AbortController();
-    const r: Running = { lease, abort, settled: false, done: Promise.resolve() };
+    const r: Running = { lease, abort, settled: false, leaseGone: false, done: Promise.resolve() };
     const holder = { agentId: this.agent.id, token: lease.token };
     const ttl = lease.expiresAt !== null ? lease.expiresAt - lease.task.claimedAt! : undefined;
     const renew = async () => {
-      if (r.settled) return;
+      if (r.leaseGone) return;
       try {
         await this.tasks.renew(lease.taskId, lease.token);
         this.stats.leasesRenewed++;
       } catch (err) {
         if (!(err instanceof LeaseLostError)) return void this.#log.warn("lease renewal failed; will retry", { task: lease.taskId, err });
-        if (r.settled) return;
+        if (r.leaseGone) return;
+        r.leaseGone = true;
+        if (r.settled) return; // recording the outcome, which meets the lost lease itself
         r.settled = true;
         this.stats.leasesLost++;
         this.#log.warn("lease lost; abandoning task", { task: lease.taskId });
@@ -121,9 +131,25 @@ export class TaskWorker {
       } catch (error) {
         outcome = { ok: false, error };
       }
-      clearInterval(timer);
       if (r.settled) return;
       r.settled = true;
+      // The renew timer keeps running while the outcome is recorded: the lease stays ours while the store is down.
+      await this.#record(lease, holder, outcome);
+    })().finally(() => {
+      clearInterval(timer);
+      this.running.delete(lease.taskId);
+      this.io.wake();
+    });
+    this.running.set(lease.taskId, r);
+  }
+
+  /**
+   * Reports the handler's result or fails the attempt. While the store is unreachable it keeps
+   * trying (the handler's work is done, and the lease is still ours until someone takes it over),
+   * until the lease is lost or the worker has drained; only then is the task left to lease expiry.
+   */
+  async #record(lease: Lease, holder: { agentId: string; token: string }, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): Promise<void> {
+    for (let delay = RECORD_RETRY_MIN_MS, tries = 1; ; delay = Math.min(delay * 2, RECORD_RETRY_MAX_MS), tries++) {
       try {
         if (outcome.ok) {
           await this.tasks.report(lease.taskId, outcome.value ?? null, holder);
@@ -134,20 +160,20 @@ export class TaskWorker {
           after.state === "pending" ? this.stats.retried++ : this.stats.failed++;
           this.#log.info(after.state === "pending" ? "task attempt failed; will retry" : "task failed", { task: lease.taskId, attempt: after.attempts, error: message });
         }
+        if (tries > 1) this.#log.info("recorded the task's outcome after the store came back", { task: lease.taskId, tries });
+        return;
       } catch (err) {
         if (err instanceof LeaseLostError) {
           this.stats.leasesLost++;
-          this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", { task: lease.taskId });
-        } else {
-          this.#log.error("could not record the task's outcome; its lease will expire and it will be retried", { task: lease.taskId, err });
+          return void this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", { task: lease.taskId });
         }
+        if (!(err instanceof StoreError) || this.#stopped) {
+          return void this.#log.error("could not record the task's outcome; its lease will expire and it will be retried", { task: lease.taskId, err });
+        }
+        if (tries === 1) this.#log.warn("could not record the task's outcome; retrying until the store answers", { task: lease.taskId, err });
+        await Bun.sleep(delay);
       }
-    })().finally(() => {
-      clearInterval(timer);
-      this.running.delete(lease.taskId);
-      this.io.wake();
-    });
-    this.running.set(lease.taskId, r);
+    }
   }
 
   /**
@@ -157,14 +183,19 @@ export class TaskWorker {
   async drain(graceMs: number): Promise<{ finished: number; released: number }> {
     this.#draining = true;
     const before = this.running.size;
-    if (before === 0) return { finished: 0, released: 0 };
+    if (before === 0) {
+      this.#stopped = true;
+      return { finished: 0, released: 0 };
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.done)), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
     clearTimeout(timer);
+    this.#stopped = true;
     const left = [...this.running.values()].filter((r) => !r.settled);
     await Promise.all(
       left.map(async (r) => {
         r.settled = true;
+        r.leaseGone = true;
         r.abort.abort(new Error("worker shutting down"));
         try {
           await this.tasks.release(r.lease.taskId, { agentId: this.agent.id, token: r.lease.token });
