@@ -6,6 +6,7 @@
 import { TimeoutError, TransportError } from "../core/errors.ts";
 import type { Message } from "../core/message.ts";
 import type { Logger } from "../observability/log.ts";
+import { Fifo } from "./fifo.ts";
 import type { KeyLookup, MessageListener, Transport } from "./transport.ts";
 import { unverifiedReason } from "./verify.ts";
 
@@ -23,8 +24,7 @@ export abstract class TransportBase implements Transport {
   abstract send(message: Message): Promise<void>;
   protected abstract readonly log: Logger;
 
-  #queue: Message[] = [];
-  #head = 0;
+  readonly #queue = new Fifo<Message>();
   #waiters: Waiter[] = [];
   #listeners = new Set<MessageListener>();
 
@@ -64,28 +64,15 @@ export abstract class TransportBase implements Transport {
     }
   }
 
-  #shift(): Message | undefined {
-    if (this.#head >= this.#queue.length) return undefined;
-    const m = this.#queue[this.#head++]!;
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
-    return m;
-  }
-
   onMessage(listener: MessageListener): () => void {
     this.#listeners.add(listener);
     // Nothing that arrived before the listener is lost.
-    for (let m = this.#shift(); m; m = this.#shift()) this.deliver(m);
+    for (let m = this.#queue.shift(); m; m = this.#queue.shift()) this.deliver(m);
     return () => void this.#listeners.delete(listener);
   }
 
   receive(timeoutMs?: number): Promise<Message> {
-    const queued = this.#shift();
+    const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
     if (!this.started) return Promise.reject(new TransportError(`cannot receive on ${this.describe()}: it is not started`));
     if (this.#listeners.size > 0) {
