@@ -9,22 +9,16 @@
  * silently.
  *
  * A pooled connection that died (peer restarted) is re-established once for the frames waiting;
- * if the new connection cannot be made, or dies before carrying a single frame, they are rejected.
+ * if the new connection cannot be made, or dies before carrying a single frame, they are rejected
+ * (peer.ts).
  */
 import type { Socket } from "bun";
 import { TransportError } from "../core/errors.ts";
-import type { Logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { FrameDecoder } from "./framing.ts";
-import type { Message } from "../core/message.ts";
+import { PooledPeer, dialFailure, type PeerOptions } from "./peer.ts";
 
 const BATCH = 256 * 1024;
-
-interface Pending {
-  frame: Uint8Array;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
 
 /** Counters shared by a transport's peers, for tests and metrics. */
 export interface TcpStats {
@@ -34,19 +28,13 @@ export interface TcpStats {
   reconnects: number;
 }
 
-export interface PeerOptions {
+export interface TcpPeerOptions extends PeerOptions {
   stats: TcpStats;
-  connectTimeoutMs: number;
-  log: Logger;
-  /** Frames the peer sends back on this connection (our peers do not, but nothing is ignored). */
-  onMessage: (m: Message) => void;
 }
 
-export class TcpPeer {
+export class TcpPeer extends PooledPeer {
   #socket: Socket<TcpPeer> | null = null;
   #connecting = false;
-  #queue: Pending[] = [];
-  #head = 0;
   /** Bytes of the head frame already written. */
   #offset = 0;
   #flushScheduled = false;
@@ -54,28 +42,26 @@ export class TcpPeer {
   #unflushed = 0;
   /** Waiting for `drain`: the kernel took less than we wrote. */
   #blocked = false;
-  /** Set when a connection dies with frames waiting; cleared when a frame completes. */
-  #reconnected = false;
-  #closed = false;
-  #idle: (() => void)[] = [];
   readonly #decoder: FrameDecoder;
+  readonly #stats: TcpStats;
 
-  constructor(readonly endpoint: Endpoint, private readonly options: PeerOptions) {
+  constructor(endpoint: Endpoint, options: TcpPeerOptions) {
+    super(endpoint, options);
     this.#decoder = new FrameDecoder(options.onMessage);
-  }
-
-  get pending(): number {
-    return this.#queue.length - this.#head;
+    this.#stats = options.stats;
   }
 
   get connected(): boolean {
     return this.#socket !== null;
   }
 
-  send(frame: Uint8Array): Promise<void> {
-    if (this.#closed) return Promise.reject(new TransportError(`cannot send to ${this.endpoint.address}: the transport is stopping`));
+  protected get reachable(): boolean {
+    return this.#socket !== null || this.#connecting;
+  }
+
+  protected write(frame: Uint8Array): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ frame, resolve, reject });
+      this.queue.push({ frame, resolve, reject });
       this.#unflushed += frame.length;
       if (this.#unflushed >= BATCH && this.#socket && !this.#blocked) {
         // A long synchronous burst: write a full batch now, so the peer starts decoding while we
@@ -111,19 +97,20 @@ export class TcpPeer {
       this.#account(n, frames);
       if (n < buf.length) {
         this.#blocked = true;
-        this.options.stats.partialWrites++;
+        this.#stats.partialWrites++;
       }
     }
-    if (this.pending === 0) this.#notifyIdle();
+    if (this.pending === 0) this.notifyIdle();
   }
 
   /** The head frames (from the written offset), one buffer of at most BATCH bytes unless one frame is larger. */
   #batch(): { buf: Uint8Array; frames: number } {
-    const first = this.#queue[this.#head]!.frame;
+    const queue = this.queue;
+    const first = queue.at(0).frame;
     let size = first.length - this.#offset;
     let frames = 1;
-    while (this.#head + frames < this.#queue.length && size + this.#queue[this.#head + frames]!.frame.length <= BATCH) {
-      size += this.#queue[this.#head + frames]!.frame.length;
+    while (frames < queue.length && size + queue.at(frames).frame.length <= BATCH) {
+      size += queue.at(frames).frame.length;
       frames++;
     }
     if (frames === 1) return { buf: this.#offset === 0 ? first : first.subarray(this.#offset), frames };
@@ -131,7 +118,7 @@ export class TcpPeer {
     buf.set(this.#offset === 0 ? first : first.subarray(this.#offset), 0);
     let at = first.length - this.#offset;
     for (let i = 1; i < frames; i++) {
-      const f = this.#queue[this.#head + i]!.frame;
+      const f = queue.at(i).frame;
       buf.set(f, at);
       at += f.length;
     }
@@ -142,27 +129,16 @@ export class TcpPeer {
   #account(n: number, frames: number): void {
     let left = n + this.#offset;
     for (let i = 0; i < frames; i++) {
-      const p = this.#queue[this.#head]!;
+      const p = this.queue.at(0);
       if (left < p.frame.length) {
         this.#offset = left;
         return;
       }
       left -= p.frame.length;
-      this.#queue[this.#head++] = undefined as unknown as Pending; // let it be collected
+      this.queue.shift();
       this.#offset = 0;
-      this.#reconnected = false;
+      this.reconnected = false;
       p.resolve();
-    }
-    this.#compact();
-  }
-
-  #compact(): void {
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
     }
   }
 
@@ -180,15 +156,14 @@ export class TcpPeer {
     } catch (err) {
       // A connection that completes after the timeout is closed rather than leaked.
       connecting.then((late) => late.end(), () => {});
-      const code = (err as { code?: string }).code;
-      const why = code === "ECONNREFUSED" ? "connection refused (is the peer listening?)" : code ?? (err as Error).message;
-      this.#rejectAll(new TransportError(`cannot reach ${address}: ${why}`, { cause: err }));
+      const why = dialFailure((err as { code?: string }).code, (err as Error).message);
+      this.rejectAll(new TransportError(`cannot reach ${address}: ${why}`, { cause: err }));
       return;
     } finally {
       clearTimeout(timer);
       this.#connecting = false;
     }
-    if (this.#closed) {
+    if (this.closed) {
       socket.end();
       return;
     }
@@ -230,46 +205,17 @@ export class TcpPeer {
     if (this.#socket === socket) this.#socket = null;
     this.#blocked = false;
     this.#offset = 0; // a partly written frame is resent whole on the next connection
-    if (this.pending === 0 || this.#closed) return;
-    if (this.#reconnected) {
-      this.#rejectAll(new TransportError(`cannot send to ${this.endpoint.address}: ${why} again right after reconnecting`));
-      return;
-    }
-    this.#reconnected = true;
-    this.options.stats.reconnects++;
-    this.options.log.info(`connection to ${this.endpoint.address} lost (${why}); reconnecting once for ${this.pending} waiting message(s)`);
+    if (this.pending === 0 || this.closed || !this.retryOnce(why, why)) return;
+    this.#stats.reconnects++;
     this.#pump();
   }
 
-  #rejectAll(err: TransportError): void {
-    const waiting = this.#queue.slice(this.#head);
-    this.#queue = [];
-    this.#head = 0;
-    this.#offset = 0;
-    this.#reconnected = false;
-    if (waiting.length > 0) this.options.log.debug(err.message, { messages: waiting.length });
-    for (const p of waiting) p.reject(err);
-    this.#notifyIdle();
+  protected override rejectAll(err: TransportError): void {
+    this.#offset = 0; // a partly written frame is not resumed on another connection
+    super.rejectAll(err);
   }
 
-  #notifyIdle(): void {
-    const idle = this.#idle;
-    this.#idle = [];
-    for (const f of idle) f();
-  }
-
-  /**
-   * Stops: waits up to `graceMs` for queued frames to be written (so that sends not awaited still
-   * go out), rejects whatever is left, then ends the connection.
-   */
-  async close(graceMs: number): Promise<void> {
-    if (this.pending > 0 && (this.#socket || this.#connecting)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-      clearTimeout(timer);
-    }
-    this.#closed = true;
-    this.#rejectAll(new TransportError(`message to ${this.endpoint.address} not sent: the transport was stopped first`));
+  protected hangUp(): void {
     const s = this.#socket;
     this.#socket = null;
     s?.end();

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { Message } from "../../src/core/message.ts";
-import { MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
+import { topic } from "../../src/core/topic.ts";
+import { MAX_FRAME, decodeFrame, encodeFrame } from "../../src/transport/framing.ts";
 import { WebSocketTransport } from "../../src/transport/websocket.ts";
 import { vectors } from "../support/vectors.ts";
 import { captureLogs, collect, eventually } from "../support/transport-util.ts";
@@ -102,4 +103,72 @@ describe("WebSocketTransport refusals", () => {
     const res = await fetch(`http://127.0.0.1:${t.port}/`);
     expect(res.status).toBe(426);
   });
+});
+
+describe("WebSocketTransport pooled connections", () => {
+  test("a connection that dies with frames waiting is re-established once and the waiting frames go out on it", async () => {
+    // A server that drops the first connection at its first message and serves the next one.
+    let connections = 0;
+    const survivors: Message[] = [];
+    const peer = Bun.serve<{ n: number }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req, s) => (s.upgrade(req, { data: { n: ++connections } }) ? undefined : new Response("WebSocket only", { status: 426 })),
+      websocket: {
+        maxPayloadLength: MAX_FRAME + 4,
+        message(ws, data) {
+          if (ws.data.n === 1) ws.terminate();
+          else survivors.push(decodeFrame(data as Uint8Array));
+        },
+      },
+    });
+    const a = new WebSocketTransport({ listen: false });
+    await a.start();
+    try {
+      const N = 5000;
+      const route = [topic("transport.ws", { host: "127.0.0.1", port: peer.port })];
+      const pad = "p".repeat(4000); // ~20 MB: past the client's 4 MiB high-water mark, so frames wait in our queue
+      const outcomes = await Promise.allSettled(Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))));
+      expect(outcomes.every((o) => o.status === "fulfilled")).toBe(true);
+      expect(connections).toBe(2);
+      await eventually(() => survivors.at(-1)?.payload.i === N - 1, 10_000, "the last message on the new connection");
+      // What the new connection carried is the tail of the burst, in order.
+      const first = survivors[0]!.payload.i as number;
+      expect(survivors.map((m) => m.payload.i)).toEqual(Array.from({ length: N - first }, (_, k) => first + k));
+    } finally {
+      await a.stop();
+      peer.stop(true);
+    }
+  }, 20_000);
+
+  test("frames waiting for a peer that is gone when the connection is re-established are all rejected, naming the address", async () => {
+    // The peer drops the connection at its first message and stops listening: the reconnect is refused.
+    const peer = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req, s) => (s.upgrade(req, { data: undefined }) ? undefined : new Response("WebSocket only", { status: 426 })),
+      websocket: {
+        maxPayloadLength: MAX_FRAME + 4,
+        message: (ws) => {
+          ws.terminate();
+          void peer.stop(true);
+        },
+      },
+    });
+    const a = new WebSocketTransport({ listen: false });
+    await a.start();
+    try {
+      const port = peer.port!; // read before the peer stops
+      const route = [topic("transport.ws", { host: "127.0.0.1", port })];
+      const pad = "p".repeat(4000);
+      const outcomes = await Promise.allSettled(Array.from({ length: 5000 }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))));
+      const rejected = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
+      expect(rejected.length).toBeGreaterThan(0);
+      // The frames handed to the client before the drop resolved; every one still waiting was rejected, after them.
+      expect(outcomes.slice(outcomes.length - rejected.length).every((o) => o.status === "rejected")).toBe(true);
+      expect(rejected.every((r) => r.reason.message.startsWith(`cannot reach ws://127.0.0.1:${port}: `))).toBe(true);
+    } finally {
+      await a.stop();
+    }
+  }, 20_000);
 });
