@@ -151,6 +151,9 @@ export class AgentRuntime {
     }
     this.#state = "running";
     if (transport) this.#listen(transport);
+    // The first pass runs at once: work that is already pending (after a restart, or submitted
+    // before our wake-up subscription took effect) must not wait for the first poll timeout.
+    this.#scheduler.wake();
     this.#loops.push(this.#decideLoop());
     this.options.onReady?.();
   }

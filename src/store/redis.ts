@@ -245,9 +245,14 @@ export class RedisStore implements Store {
     const sub = (this.#sub ??= this.#subscriber());
     const full = `${this.#ns}n:${channel}`;
     if (!this.#listeners.has(channel)) {
-      sub.subscribe(full).catch((err) => {
-        if (!this.#closed) log.error("cannot subscribe; this process will only see its own wake-ups on this channel", { channel, error: this.#fail(err) });
-      });
+      sub.subscribe(full).then(
+        // Anything published before the server registered the subscription was not delivered:
+        // wake the listeners once it is in place, so they look for what they may have missed.
+        () => this.#listeners.fire(channel),
+        (err) => {
+          if (!this.#closed) log.error("cannot subscribe; this process will only see its own wake-ups on this channel", { channel, error: this.#fail(err) });
+        },
+      );
     }
     return this.#listeners.add(channel, listener, () => {
       if (!this.#closed) sub.unsubscribe(full).catch((err) => log.debug("cannot unsubscribe", { channel, error: err }));
