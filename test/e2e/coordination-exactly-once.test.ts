@@ -1,0 +1,86 @@
+/**
+ * Exactly once across OS processes: 4 processes with 4 worker agents each share one SQLite file or
+ * one Redis and race for 2,000 tasks. Every task must be handled once, reported once and completed
+ * in the store with the result of the one lease that handled it.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { TaskManager } from "../../src/coordination/task-manager.ts";
+import type { Task } from "../../src/core/task.ts";
+import { openChoice } from "../../src/store/open.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import { startRedis } from "../support/redis.ts";
+import { tempDir } from "../support/tmp.ts";
+import { until } from "../support/wait.ts";
+import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
+import type { Config } from "./fixtures/coordination-worker.ts";
+
+const PROCESSES = 4;
+const AGENTS = 4;
+const TASKS = 2000;
+
+const tmp = tempDir("converge-e2e-once-");
+const redis = await startRedis();
+afterAll(async () => {
+  await killAll();
+  await redis.stop();
+  tmp.cleanup();
+});
+
+async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir: string): Promise<void> {
+  const store = await openChoice({ backend, location });
+  const tm = new TaskManager(store);
+  const workers: WorkerProcess[] = [];
+  try {
+    for (let p = 0; p < PROCESSES; p++) {
+      const config: Config = { backend, location, name: `p${p}`, outDir, agents: Array.from({ length: AGENTS }, (_, a) => ({ name: `a${a}` })), concurrency: 2, pollIntervalMs: 5000 };
+      workers.push(new WorkerProcess(config));
+    }
+    await Promise.all(workers.map((w) => w.ready()));
+    // Submitted while every agent is already hunting for work, in concurrent batches.
+    for (let i = 0; i < TASKS; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => tm.submit({ id: `t${String(i + j).padStart(4, "0")}`, inputs: { x: i + j } })));
+    }
+    await until(async () => (await tm.openTasks()).length === 0, "every task to be final", 40_000, 50);
+    const codes = await Promise.all(workers.map((w) => w.stop()));
+    expect(codes).toEqual(workers.map(() => 0));
+
+    const journal = readJournals(outDir);
+    const handled = journal.filter((l) => l.kind === "H");
+    const reported = journal.filter((l) => l.kind === "R");
+    expect(journal.filter((l) => l.kind === "L")).toEqual([]);
+    expect(handled.length).toBe(TASKS);
+    expect(counts(handled.map((l) => l.task)).size).toBe(TASKS);
+    expect(reported.length).toBe(TASKS);
+    expect(counts(reported.map((l) => l.task)).size).toBe(TASKS);
+    // Every process took part.
+    expect(new Set(handled.map((l) => l.who.split(".")[0])).size).toBe(PROCESSES);
+
+    const byTask = new Map(handled.map((l) => [l.task, l]));
+    const tasks = (await Promise.all(Array.from({ length: TASKS }, (_, i) => tm.get(`t${String(i).padStart(4, "0")}`)))) as Task[];
+    for (const t of tasks) {
+      expect(t.state).toBe("completed");
+      expect(t.attempts).toBe(1);
+      const h = byTask.get(t.id)!;
+      const r = t.result as { doubled: number; agent: string; attempt: number; token: string };
+      expect(r.doubled).toBe(Number(t.inputs.x) * 2);
+      expect(r.token).toBe(h.token);
+      expect(h.who.endsWith(`.${r.agent}`)).toBe(true);
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.stop(2000)));
+    await store.close();
+  }
+}
+
+describe("exactly once across processes", () => {
+  test("sqlite: 4 processes x 4 agents complete 2,000 tasks, each exactly once", async () => {
+    const path = join(tmp.path, "once.db");
+    await new SqliteStore(path).close(); // the schema, once, before the race
+    await exactlyOnce("sqlite", path, join(tmp.path, "sqlite-out"));
+  }, 30_000);
+
+  test("redis: 4 processes x 4 agents complete 2,000 tasks, each exactly once", async () => {
+    await exactlyOnce("redis", `${redis.url.replace(/\/0$/, "")}/1`, join(tmp.path, "redis-out"));
+  }, 30_000);
+});

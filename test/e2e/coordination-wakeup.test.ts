@@ -1,0 +1,115 @@
+/**
+ * Wake-ups across OS processes: a task submitted here is picked up by an idle agent in another
+ * process promptly. The worker polls only every 5 s, so a pickup well under that can only come
+ * from the store's wake-up path (Redis pub/sub; SQLite's data_version check).
+ * Also the edges of that path: work pending before a runtime starts is taken by its first pass,
+ * and a wake-up sent while a new Redis subscription is still being set up is not lost.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { TaskManager } from "../../src/coordination/task-manager.ts";
+import { Agent } from "../../src/core/agent.ts";
+import type { Message } from "../../src/core/message.ts";
+import type { Task } from "../../src/core/task.ts";
+import { AgentRuntime } from "../../src/runtime/runtime.ts";
+import { RedisStore } from "../../src/store/redis.ts";
+import { openChoice } from "../../src/store/open.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import { startRedis } from "../support/redis.ts";
+import { tempDir } from "../support/tmp.ts";
+import { killAll, WorkerProcess } from "./fixtures/cluster.ts";
+
+const POLL_MS = 5000;
+const PICKUPS = 5;
+
+const tmp = tempDir("converge-e2e-wakeup-");
+const redis = await startRedis();
+afterAll(async () => {
+  await killAll();
+  await redis.stop();
+  tmp.cleanup();
+});
+
+const clock = () => performance.timeOrigin + performance.now();
+
+describe("wake-ups across processes", () => {
+  for (const backend of ["sqlite", "redis"] as const) {
+    test(`${backend}: an idle agent in another process picks up a new task within 500 ms (its poll is ${POLL_MS} ms)`, async () => {
+      const location = backend === "redis" ? `${redis.url.replace(/\/0$/, "")}/1` : join(tmp.path, "wakeup.db");
+      if (backend === "sqlite") await new SqliteStore(location).close();
+      const store = await openChoice({ backend, location });
+      const tm = new TaskManager(store);
+      const w = new WorkerProcess({ backend, location, name: "p0", outDir: join(tmp.path, `out-${backend}`), agents: [{ name: "a0" }, { name: "a1" }], pollIntervalMs: POLL_MS, releaseIntervalMs: 60_000, events: true });
+      try {
+        await w.ready();
+        const latencies: number[] = [];
+        for (let i = 0; i < PICKUPS; i++) {
+          const submitted = clock();
+          await tm.submit({ id: `t${i}`, inputs: { x: i } });
+          const start = await w.waitFor((e) => e.event === "start" && e.task === `t${i}`, POLL_MS * 2);
+          latencies.push((start as { at: number }).at - submitted);
+        }
+        for (const ms of latencies) expect(ms).toBeLessThan(500);
+      } finally {
+        await w.stop(2000);
+        await store.close();
+      }
+    }, 30_000);
+  }
+});
+
+describe("wake-ups at start", () => {
+  const POLL = 5000;
+  class Idle extends Agent {
+    taken: string[] = [];
+    firstDecide = Promise.withResolvers<void>();
+    override decide(_m: readonly Message[], _t: readonly Task[]) {
+      this.firstDecide.resolve();
+      return [];
+    }
+    override onTask = (task: Task) => void this.taken.push(task.id);
+  }
+
+  test("redis: a wake-up published right after subscribing, before the server registered the subscription, is not lost", async () => {
+    // A runtime subscribes to "tasks" on start and then makes its first pass; a task submitted
+    // elsewhere between that pass and the SUBSCRIBE reaching Redis must still wake it.
+    const location = `${redis.url.replace(/\/0$/, "")}/2`;
+    let missed = 0;
+    for (let i = 0; i < 5; i++) {
+      const mine = await RedisStore.open(location);
+      const other = await RedisStore.open(location);
+      try {
+        const woken = Promise.withResolvers<boolean>();
+        mine.subscribe("tasks", () => woken.resolve(true));
+        await other.notify("tasks");
+        const timer = setTimeout(() => woken.resolve(false), 1000);
+        if (!(await woken.promise)) missed++;
+        clearTimeout(timer);
+      } finally {
+        await mine.close();
+        await other.close();
+      }
+    }
+    expect(missed).toBe(0);
+  }, 15_000);
+
+  for (const backend of ["sqlite", "redis"] as const) {
+    test(`${backend}: a runtime's first pass takes work that was pending before it started, without waiting for its poll`, async () => {
+      const location = backend === "redis" ? `${redis.url.replace(/\/0$/, "")}/3` : join(tmp.path, "before-start.db");
+      const tm = new TaskManager(await openChoice({ backend, location }));
+      const agent = new Idle();
+      const runtime = new AgentRuntime(agent, { taskManager: tm, pollIntervalMs: POLL, releaseIntervalMs: 60_000 });
+      try {
+        await tm.submit({ id: "waiting" });
+        const t0 = Date.now();
+        await runtime.start();
+        while (!agent.taken.includes("waiting") && Date.now() - t0 < POLL + 1000) await Bun.sleep(5);
+        expect(agent.taken).toEqual(["waiting"]);
+        expect(Date.now() - t0).toBeLessThan(500);
+      } finally {
+        await runtime.stop();
+        await tm.store.close();
+      }
+    }, 15_000);
+  }
+});
