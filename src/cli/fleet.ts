@@ -24,6 +24,7 @@ import { TcpTransport } from "../transport/tcp.ts";
 import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { Config } from "./config.ts";
+import { heartbeatMsFor, startHeartbeat } from "./liveness.ts";
 
 const log = logger("run");
 
@@ -73,6 +74,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let joined = false;
   let ready = false;
   let http: ReturnType<typeof startHealthServer> | undefined;
+  let heartbeat: { stop(): Promise<void> } | undefined;
   const discovery = configured ? new DiscoveryService(configured) : undefined;
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
@@ -83,6 +85,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     (stopping ??= (async () => {
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       if (joined) await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
       await store?.close().catch(step("closing the store"));
@@ -121,6 +124,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
         r.memberships.add(config.pool_id);
       }
     }
+    // So that operator commands can tell agents of a killed process from live ones (see liveness.ts).
+    if (discovery) heartbeat = await startHeartbeat(configured!, runtimes.map((r) => r.id), heartbeatMsFor(config.claim_ttl_sec));
   } catch (err) {
     await stop();
     if (err instanceof ConvergeError) throw err;

@@ -5,6 +5,7 @@ import { isTaskState, type Task } from "../core/task.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, jsonArg, setup, withStore, type CommonArgs } from "./common.ts";
+import { goneAgents } from "./liveness.ts";
 import { ago, table } from "./table.ts";
 
 const print = (s: string) => process.stdout.write(s + "\n");
@@ -76,11 +77,11 @@ const listTasks = defineCommand({
         for (const t of tasks) print(JSON.stringify(t));
         return;
       }
-      const live = new Set((await new DiscoveryService(store).list()).map((d) => d.id));
+      const gone = await goneAgents(store, (await new DiscoveryService(store).list()).map((d) => d.id));
       const now = await store.now();
       const rows = tasks.map((t) => {
         const held = t.assignedTo !== null && (t.state === "assigned" || t.state === "running");
-        const holder = held ? `${t.assignedTo!.slice(0, 12)}${live.has(t.assignedTo!) ? "" : " (gone)"}` : "";
+        const holder = held ? `${t.assignedTo!.slice(0, 12)}${gone(t.assignedTo!) ? " (gone)" : ""}` : "";
         const lease = held && t.leaseExpiresAt ? (t.leaseExpiresAt > now ? ago(t.leaseExpiresAt - now) : "expired") : "";
         return [t.id, t.state, String(t.attempts), holder, lease, t.error ?? t.objective];
       });

@@ -5,7 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { PROCESS_INDEX } from "../../src/cli/liveness.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
+import { DiscoveryService } from "../../src/network/discovery.ts";
 import { stopAll } from "../support/cli.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
@@ -54,6 +56,9 @@ async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promi
     }
     const codes = await Promise.all(workers.map((w) => w.stop("SIGTERM")));
     expect(codes).toEqual([0, 0, 0]);
+    // A clean stop leaves nothing behind: no descriptors, no process heartbeats.
+    expect(await new DiscoveryService(store).list()).toEqual([]);
+    expect(await store.indexMembers(PROCESS_INDEX)).toEqual([]);
     const handled = readLines(logs);
     expect(duplicates(handled)).toEqual([]);
     expect(handled.length).toBe(TASKS);
