@@ -1,7 +1,6 @@
 /** What every command shares: the config, verbose and log-format options, and opening the store. */
 import { ConfigError } from "../core/errors.ts";
 import { configureLogging } from "../observability/log.ts";
-import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { loadConfig, type Config } from "./config.ts";
 
@@ -29,6 +28,7 @@ export function setup(args: CommonArgs): Config {
 
 /** Opens the configured store for an operator command; a memory store would be empty, so it is refused. */
 export async function openSharedStore(config: Config): Promise<Store> {
+  const { openStore } = await import("../store/open.ts"); // not needed for --help or a refused config
   const store = await openStore(config);
   if (!store || store.description === "memory") {
     throw new ConfigError("this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process");

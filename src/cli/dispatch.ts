@@ -20,7 +20,10 @@ export function setHelpFooter(cmd: object, text: string): void {
   footers.set(cmd, text);
 }
 
-/** Rejects options the command does not define (citty would ignore them). */
+/**
+ * Rejects options the command does not define and arguments it does not take (citty would ignore
+ * both: `converge run config.yaml` would silently run without that file).
+ */
 export function checkOptions(argv: string[], args: ArgsDef, commandPath: string): void {
   const known = new Map<string, string>(); // flag spelling → type
   for (const [name, def] of Object.entries(args)) {
@@ -30,17 +33,26 @@ export function checkOptions(argv: string[], args: ArgsDef, commandPath: string)
     if (def.type === "boolean") known.set(`no-${name}`, "boolean");
   }
   known.set("help", "boolean").set("h", "boolean");
+  const positionals: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === "--") break;
-    if (!a.startsWith("-") || a === "-") continue;
+    if (a === "--") {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") {
+      positionals.push(a);
+      continue;
+    }
     const body = a.replace(/^--?/, "");
     const [name, inline] = body.split("=", 2) as [string, string | undefined];
-    const names = a.startsWith("--") || name.length === 1 ? [name] : [...name]; // -cv style
-    for (const n of names) {
+    const names = a.startsWith("--") || name.length === 1 ? [name] : [...name]; // -vc style
+    for (const [k, n] of names.entries()) {
       const type = known.get(n);
       if (!type) throw new ConfigError(`unknown option ${a.startsWith("--") ? "--" : "-"}${n} for ${commandPath}; see ${commandPath} --help`);
-      if (type !== "boolean" && inline === undefined && names.length === 1) {
+      if (type === "boolean") continue;
+      if (k < names.length - 1) break; // -cfile: the rest of the cluster is the value, as citty reads it
+      if (inline === undefined) {
         const next = argv[i + 1];
         if (next === undefined || (next.startsWith("-") && next !== "-" && !/^-\d/.test(next))) {
           throw new ConfigError(`option ${a} of ${commandPath} needs a value`);
@@ -48,6 +60,12 @@ export function checkOptions(argv: string[], args: ArgsDef, commandPath: string)
         i++;
       }
     }
+  }
+  const takes = Object.values(args).filter((d) => d.type === "positional").length;
+  if (positionals.length > takes) {
+    const extra = positionals[takes]!;
+    const hint = "config" in args && /\.(ya?ml|toml)$/i.test(extra) ? `; for a config file use ${commandPath} -c ${extra}` : "";
+    throw new ConfigError(`unexpected argument "${extra}" for ${commandPath}${hint}; see ${commandPath} --help`);
   }
 }
 

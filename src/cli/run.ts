@@ -7,7 +7,7 @@ import { logger } from "../observability/log.ts";
 import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
 import { setHelpFooter } from "./dispatch.ts";
-import { startFleet, type Fleet } from "./fleet.ts";
+import type { Fleet } from "./fleet.ts";
 
 const width = Math.max(...Object.keys(CONFIG_DOCS).map((k) => k.length));
 const footer = [
@@ -28,6 +28,8 @@ export const runCommand = defineCommand({
     const config = setup(args as CommonArgs);
     const log = logger("run");
     const t0 = performance.now();
+    // Loaded here, not at the top: `converge run --help` then never evaluates the runtime.
+    const { startFleet } = await import("./fleet.ts");
     const fleet = await startFleet(config);
     const out = (line: string) => process.stdout.write(line + "\n");
     printStarted(fleet, config.agents, out);

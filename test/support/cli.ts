@@ -62,13 +62,13 @@ export class Running {
     });
   }
 
-  /** Resolves once stdout contains `text`; rejects if the process exits first or time runs out. */
-  async waitFor(text: string, timeoutMs = 15_000): Promise<void> {
+  /** Resolves once stdout (or `stream`) contains `text`; rejects if the process exits first or time runs out. */
+  async waitFor(text: string, timeoutMs = 15_000, stream: "stdout" | "stderr" = "stdout"): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let exited = false;
     void this.exited.then(() => (exited = true));
-    while (!this.stdout.includes(text)) {
-      if (exited) throw new Error(`converge exited before printing "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+    while (!this[stream].includes(text)) {
+      if (exited) throw new Error(`converge exited before printing "${text}" on ${stream}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
       await Bun.sleep(10);
     }
@@ -136,4 +136,13 @@ export function freePortRange(count: number): number {
     }
   }
   throw new Error(`no run of ${count} free ports found`);
+}
+
+/** True when a TCP connection to host:port is accepted (a listener is there). */
+export async function canConnect(port: number, host = "127.0.0.1", timeoutMs = 2000): Promise<boolean> {
+  const attempt = Bun.connect({ hostname: host, port, socket: { data() {} } }).then(
+    (s) => (s.end(), true),
+    () => false,
+  );
+  return Promise.race([attempt, Bun.sleep(timeoutMs).then(() => false)]);
 }

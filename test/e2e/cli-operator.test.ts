@@ -1,0 +1,179 @@
+/**
+ * End to end: the operator commands (`tasks`, `pools`, `agents`, `send`) as separate processes
+ * against the SQLite store of a running `converge run` whose agents host a worker module.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { TaskManager } from "../../src/coordination/task-manager.ts";
+import type { Task } from "../../src/core/task.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import { freePortRange, runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
+import { tempDir } from "../support/tmp.ts";
+import { until } from "../support/wait.ts";
+
+const tmp = tempDir("converge-cli-operator-");
+const db = join(tmp.path, "shared.sqlite3");
+const cfg = join(tmp.path, "converge.yaml");
+let port: number;
+let run: Running;
+let ids: string[];
+let store: SqliteStore;
+let tasks: TaskManager;
+
+// Like examples/double.js, plus a task that fails on its first attempt only (to retry it).
+const MODULE = `const failedOnce = new Set();
+export default {
+  capabilities: ["double"],
+  onTask(task) {
+    if (task.inputs.flaky && !failedOnce.has(task.id)) {
+      failedOnce.add(task.id);
+      throw new Error("flaky: the first attempt fails");
+    }
+    return { doubled: task.inputs.x * 2 };
+  },
+};
+`;
+
+beforeAll(async () => {
+  port = freePortRange(2);
+  writeFileSync(join(tmp.path, "double.js"), MODULE);
+  writeFileSync(cfg, `transport: tcp\nport: ${port}\nagents: 2\npool_id: ops\nagent: double.js\nstore_backend: sqlite\nstore_path: ${db}\n`);
+  run = startCli(["run", "-v", "-c", cfg]);
+  await run.waitFor("running, press Ctrl+C to stop");
+  ids = [...run.stdout.matchAll(/^agent \d+\/2 ([0-9a-f]{64}) /gm)].map((m) => m[1]!).sort();
+  store = new SqliteStore(db);
+  tasks = new TaskManager(store);
+});
+
+afterAll(async () => {
+  try {
+    if (run) expect(await run.stop("SIGINT")).toBe(0);
+  } finally {
+    await store?.close();
+    await stopAll();
+    tmp.cleanup();
+  }
+});
+
+const cli = (...args: string[]) => runCli([...args, "-c", cfg]);
+
+function ok(r: RunResult): string {
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+  return r.stdout;
+}
+
+async function waitState(id: string, state: Task["state"], timeoutMs = 10_000): Promise<Task> {
+  let task: Task | undefined;
+  await until(async () => (task = await tasks.get(id))?.state === state, `task ${id} to be ${state} (now ${task?.state})`, timeoutMs, 20);
+  return task!;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe("operator commands against a running converge run (SQLite)", () => {
+  let doubled: string;
+  let flaky: string;
+  let unclaimable: string;
+
+  test("tasks submit prints the new task's id, and the running agents complete it", async () => {
+    doubled = ok(await cli("tasks", "submit", "--objective", "double 21", "--inputs", '{"x": 21}', "--capabilities", "double", "--pool", "ops")).trim();
+    expect(doubled).toMatch(UUID);
+    const done = await waitState(doubled, "completed");
+    expect(done.result).toEqual({ doubled: 42 });
+    expect(ids).toContain(done.assignedTo!);
+  });
+
+  test("tasks submit takes an id and constraints; a taken id is refused", async () => {
+    flaky = ok(await cli("tasks", "submit", "--id", "flaky-1", "--inputs", '{"x": 5, "flaky": true}', "--capabilities", "double", "--claim-ttl-sec", "20")).trim();
+    expect(flaky).toBe("flaky-1");
+    unclaimable = ok(await cli("tasks", "submit", "--id", "nobody-1", "--objective", "nobody can do this", "--capabilities", "juggling", "--constraints", '{"claim_ttl_sec": 5}')).trim();
+    expect(unclaimable).toBe("nobody-1");
+    const again = await cli("tasks", "submit", "--id", "nobody-1");
+    expect(again.code).not.toBe(0);
+    expect(again.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^converge: .*nobody-1/)]);
+    const failed = await waitState(flaky, "failed");
+    expect(failed.error).toContain("flaky: the first attempt fails");
+    expect((await tasks.get(unclaimable))!.constraints).toMatchObject({ claim_ttl_sec: 5 });
+  });
+
+  test("tasks get prints one task record as JSON", async () => {
+    const record = JSON.parse(ok(await cli("tasks", "get", doubled)));
+    expect(record).toMatchObject({ id: doubled, objective: "double 21", inputs: { x: 21 }, state: "completed", result: { doubled: 42 }, poolId: "ops", requiredCapabilities: ["double"] });
+    const missing = await cli("tasks", "get", "no-such-task");
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/^converge: task no-such-task does not exist\n$/);
+  });
+
+  test("tasks list: a table of every task, --state filters, --json gives one record per line", async () => {
+    const table = ok(await cli("tasks", "list")).trimEnd().split("\n");
+    expect(table[0]).toMatch(/^ID\s+STATE\s+ATTEMPTS\s+HOLDER\s+LEASE LEFT\s+OBJECTIVE/);
+    expect(table.at(-1)).toBe("3 tasks");
+    expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${doubled}\\s+completed\\s+1\\s+double 21$`)));
+    expect(table).toContainEqual(expect.stringMatching(/^flaky-1\s+failed\s+1\s+.*flaky: the first attempt fails/));
+    expect(table).toContainEqual(expect.stringMatching(/^nobody-1\s+pending\s+0\s+nobody can do this$/));
+
+    const failedOnly = ok(await cli("tasks", "list", "--state", "failed")).trimEnd().split("\n");
+    expect(failedOnly.slice(1, -1).map((l) => l.split(/\s+/)[0])).toEqual(["flaky-1"]);
+
+    const json = ok(await cli("tasks", "list", "--json")).trim().split("\n").map((l) => JSON.parse(l) as Task);
+    expect(json.map((t) => t.id).sort()).toEqual([doubled, "flaky-1", "nobody-1"].sort());
+    const pendingJson = ok(await cli("tasks", "list", "--json", "--state", "pending")).trim().split("\n").map((l) => JSON.parse(l) as Task);
+    expect(pendingJson.map((t) => [t.id, t.state])).toEqual([["nobody-1", "pending"]]);
+
+    const bad = await cli("tasks", "list", "--state", "sleeping");
+    expect({ code: bad.code, stderr: bad.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^converge: --state must be one of .*; got "sleeping"\n$/) });
+  });
+
+  test("tasks retry puts a failed task back to pending, and it is done again", async () => {
+    expect(ok(await cli("tasks", "retry", flaky))).toBe(`${flaky} pending\n`);
+    const done = await waitState(flaky, "completed");
+    expect(done.result).toEqual({ doubled: 10 });
+    const notFailed = await cli("tasks", "retry", doubled);
+    expect(notFailed.code).toBe(1);
+    expect(notFailed.stderr).toMatch(/only failed or cancelled tasks can be retried\n$/);
+  });
+
+  test("tasks cancel cancels an unfinished task, and refuses a finished one", async () => {
+    expect(ok(await cli("tasks", "cancel", unclaimable))).toBe(`${unclaimable} cancelled\n`);
+    expect((await tasks.get(unclaimable))!.state).toBe("cancelled");
+    const cancelled = ok(await cli("tasks", "list", "--state", "cancelled")).trimEnd().split("\n");
+    expect(cancelled.slice(1, -1).map((l) => l.split(/\s+/)[0])).toEqual([unclaimable]);
+    const finished = await cli("tasks", "cancel", doubled);
+    expect(finished.code).toBe(1);
+    expect(finished.stderr).toBe(`converge: task ${doubled} is already completed\n`);
+  });
+
+  test("pools list shows the pool with both agents as members", async () => {
+    expect(ok(await cli("pools", "list"))).toMatch(/^ops\s+open\s+2\s+[0-9a-f]{12},[0-9a-f]{12}$/m);
+    const pool = JSON.parse(ok(await cli("pools", "list", "--json")).trim());
+    expect([...pool.agents].sort()).toEqual(ids);
+  });
+
+  test("agents list filters by capability and topic", async () => {
+    const all = ok(await cli("agents", "list", "--capability", "double"));
+    for (const id of ids) expect(all).toMatch(new RegExp(`^${id}\\s+tcp://127\\.0\\.0\\.1:\\d+\\s+double\\s`, "m"));
+    expect(all.trimEnd().split("\n")).toHaveLength(3);
+    const none = ok(await cli("agents", "list", "--capability", "double,juggling", "--json"));
+    expect(none).toBe("");
+    const byTopic = ok(await cli("agents", "list", "--topic", "no.such.topic", "--json"));
+    expect(byTopic).toBe("");
+  });
+
+  test("send delivers one signed message to a running TCP agent; -v logs it on the running side", async () => {
+    const r = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", '{"a":1}']);
+    expect(r.code).toBe(0);
+    const [messageId, publicKey, ...rest] = r.stdout.split("\n");
+    expect(messageId).toMatch(UUID);
+    expect(publicKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(rest).toEqual([""]);
+    await run.waitFor(`received message`, 5000, "stderr");
+    await run.waitFor(`id=${messageId}`, 5000, "stderr");
+    expect(run.stderr).toMatch(new RegExp(`DEBUG\\s+runtime: received message .*id=${messageId}`));
+
+    const bad = await runCli(["send", "--to", "udp://somewhere", "--payload", "{}"]);
+    expect({ code: bad.code, stderr: bad.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^converge: --to must be tcp:\/\/HOST:PORT/) });
+    const badPayload = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", "[1]"]);
+    expect({ code: badPayload.code, stderr: badPayload.stderr }).toEqual({ code: 2, stderr: "converge: --payload must be a JSON object\n" });
+  });
+});
