@@ -52,7 +52,7 @@ export class TaskManager {
       throw new TaskStateError(`task ${task.id} already exists`);
     }
     await this.store.indexAdd(OPEN_INDEX, task.id);
-    await this.store.notify(TASKS_CHANNEL);
+    await this.#notify();
     return task;
   }
 
@@ -129,7 +129,7 @@ export class TaskManager {
       }
       return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
     });
-    if (after.state === "pending") await this.store.notify(TASKS_CHANNEL);
+    if (after.state === "pending") await this.#notify();
     else await this.#dropIfFinal(taskId);
     return after;
   }
@@ -138,7 +138,7 @@ export class TaskManager {
   async release(taskId: string, holder: Holder): Promise<Task> {
     const now = await this.store.now();
     const after = await this.#transition(taskId, holder, (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }));
-    await this.store.notify(TASKS_CHANNEL);
+    await this.#notify();
     return after;
   }
 
@@ -167,7 +167,7 @@ export class TaskManager {
     });
     if (problem) throw new TaskStateError(problem);
     await this.store.indexAdd(OPEN_INDEX, taskId);
-    await this.store.notify(TASKS_CHANNEL);
+    await this.#notify();
     return after!;
   }
 
@@ -184,21 +184,37 @@ export class TaskManager {
       });
       if (did) released.push(t.id);
     }
-    if (released.length) await this.store.notify(TASKS_CHANNEL);
+    if (released.length) await this.#notify();
     return released;
   }
 
   /**
    * Every task that is not final (pending, assigned, running), read through the open index.
-   * Concurrent callers in this process share one read.
+   * Concurrent callers in this process share one read, unless work changed since it began (see
+   * `openTasksChanged`): then the next caller starts a fresh one.
    */
   openTasks(): Promise<Task[]> {
     if (!this.#snapshot) {
-      this.#snapshot = this.#readOpen().finally(() => {
-        this.#snapshot = undefined;
+      const read = this.#readOpen().finally(() => {
+        if (this.#snapshot === read) this.#snapshot = undefined;
       });
+      this.#snapshot = read;
     }
     return this.#snapshot;
+  }
+
+  /**
+   * Work may have become claimable (a wake-up on the tasks channel, or a change made here): a read
+   * under way may predate it, so later callers must not share it. An agent woken by a submit and
+   * handed a read begun before that submit would see nothing and leave the task to its poll.
+   */
+  openTasksChanged(): void {
+    this.#snapshot = undefined;
+  }
+
+  async #notify(): Promise<void> {
+    this.openTasksChanged();
+    await this.store.notify(TASKS_CHANNEL);
   }
 
   async #readOpen(): Promise<Task[]> {

@@ -3,7 +3,8 @@
  * process promptly. The worker polls only every 5 s, so a pickup well under that can only come
  * from the store's wake-up path (Redis pub/sub; SQLite's data_version check).
  * Also the edges of that path: work pending before a runtime starts is taken by its first pass,
- * and a wake-up sent while a new Redis subscription is still being set up is not lost.
+ * a wake-up sent while a new Redis subscription is still being set up is not lost, and a pass
+ * that follows a wake-up reads the open tasks afresh rather than sharing a read begun before it.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { Agent } from "../../src/core/agent.ts";
 import type { Message } from "../../src/core/message.ts";
 import type { Task } from "../../src/core/task.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
@@ -112,4 +114,66 @@ describe("wake-ups at start", () => {
       }
     }, 15_000);
   }
+});
+
+describe("shared open-task reads", () => {
+  // Agents of one process share open-task reads. An agent woken by a submit must not be handed a
+  // read that began before the submit: it would see nothing, go idle, and leave the task to its poll.
+  class SlowIndex extends MemoryStore {
+    gate: Promise<void> | undefined;
+    override async indexMembers(index: string): Promise<string[]> {
+      const members = await super.indexMembers(index);
+      await this.gate; // the read has its members and is still in flight
+      return members;
+    }
+  }
+
+  test("after a submit through the same task manager, a listing does not share a read begun before it", async () => {
+    const store = new SlowIndex();
+    const tm = new TaskManager(store);
+    const release = Promise.withResolvers<void>();
+    store.gate = release.promise;
+    const early = tm.openTasks();
+    await Bun.sleep(1); // the early read is under way
+    store.gate = undefined;
+    await tm.submit({ id: "new" });
+    const late = tm.pendingFor("agent");
+    release.resolve();
+    expect((await early).map((t) => t.id)).toEqual([]);
+    expect((await late).map((t) => t.id)).toEqual(["new"]);
+    await store.close();
+  });
+
+  test("after a wake-up for a task submitted elsewhere, a runtime's pass does not share a read begun before it", async () => {
+    const store = new SlowIndex();
+    const mine = new TaskManager(store);
+    const elsewhere = new TaskManager(store); // another process, as far as this task manager knows
+    const seen: string[][] = [];
+    class Watcher extends Agent {
+      override decide(_m: readonly Message[], tasks: readonly Task[]) {
+        seen.push(tasks.map((t) => t.id));
+        return [];
+      }
+    }
+    const runtime = new AgentRuntime(new Watcher(), { taskManager: mine, pollIntervalMs: 5000, releaseIntervalMs: 60_000 });
+    const release = Promise.withResolvers<void>();
+    try {
+      await runtime.start();
+      while (seen.length === 0) await Bun.sleep(1); // the first pass is over
+      store.gate = release.promise;
+      const early = mine.openTasks(); // e.g. another agent's pass, under way
+      await Bun.sleep(1);
+      store.gate = undefined;
+      await elsewhere.submit({ id: "new" });
+      const t0 = Date.now();
+      while (!seen.some((ids) => ids.includes("new")) && Date.now() - t0 < 1000) await Bun.sleep(2);
+      expect(seen.at(-1)).toEqual(["new"]); // seen while the early read is still held up
+      release.resolve();
+      expect(await early).toEqual([]);
+    } finally {
+      release.resolve();
+      await runtime.stop();
+      await store.close();
+    }
+  });
 });
