@@ -109,9 +109,10 @@ export class TcpPeer extends PooledPeer {
     const first = queue.at(0).frame;
     let size = first.length - this.#offset;
     let frames = 1;
-    while (frames < queue.length && size + queue.at(frames).frame.length <= BATCH) {
-      size += queue.at(frames).frame.length;
-      frames++;
+    for (; frames < queue.length; frames++) {
+      const next = queue.at(frames).frame.length;
+      if (size + next > BATCH) break;
+      size += next;
     }
     if (frames === 1) return { buf: this.#offset === 0 ? first : first.subarray(this.#offset), frames };
     const buf = new Uint8Array(size);
