@@ -3,13 +3,13 @@
  * one Redis and race for 2,000 tasks. Every task must be handled once, reported once and completed
  * in the store with the result of the one lease that handled it.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis } from "../support/redis.ts";
+import { startRedis, type RedisServer } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
@@ -19,12 +19,17 @@ const PROCESSES = 4;
 const AGENTS = 4;
 const TASKS = 2000;
 
-const tmp = tempDir("converge-e2e-once-");
-const redis = await startRedis();
+// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
+let tmp: ReturnType<typeof tempDir>;
+let redis: RedisServer;
+beforeAll(async () => {
+  tmp = tempDir("converge-e2e-once-");
+  redis = await startRedis();
+});
 afterAll(async () => {
   await killAll();
-  await redis.stop();
-  tmp.cleanup();
+  await redis?.stop();
+  tmp?.cleanup();
 });
 
 async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir: string): Promise<void> {
@@ -41,7 +46,7 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
     for (let i = 0; i < TASKS; i += 50) {
       await Promise.all(Array.from({ length: 50 }, (_, j) => tm.submit({ id: `t${String(i + j).padStart(4, "0")}`, inputs: { x: i + j } })));
     }
-    await until(async () => (await tm.openTasks()).length === 0, "every task to be final", 40_000, 50);
+    await until(async () => (await tm.openTasks()).length === 0, "every task to be final", 50_000, 50);
     const codes = await Promise.all(workers.map((w) => w.stop()));
     expect(codes).toEqual(workers.map(() => 0));
 
@@ -78,9 +83,9 @@ describe("exactly once across processes", () => {
     const path = join(tmp.path, "once.db");
     await new SqliteStore(path).close(); // the schema, once, before the race
     await exactlyOnce("sqlite", path, join(tmp.path, "sqlite-out"));
-  }, 30_000);
+  }, 60_000);
 
   test("redis: 4 processes x 4 agents complete 2,000 tasks, each exactly once", async () => {
     await exactlyOnce("redis", `${redis.url.replace(/\/0$/, "")}/1`, join(tmp.path, "redis-out"));
-  }, 30_000);
+  }, 60_000);
 });

@@ -3,25 +3,30 @@
  * claimed again cannot report, fail or renew it (LeaseLostError), and the new holder's work
  * stands; a holder that keeps renewing is never released, however often others reap.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { LeaseLostError } from "../../src/core/errors.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis } from "../support/redis.ts";
+import { startRedis, type RedisServer } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 import { killAll, readJournals, WorkerProcess, type WorkerEvent } from "./fixtures/cluster.ts";
 
 type Result = { process: string; agent: string; attempt: number; token: string };
 
-const tmp = tempDir("converge-e2e-fencing-");
-const redis = await startRedis();
+// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
+let tmp: ReturnType<typeof tempDir>;
+let redis: RedisServer;
+beforeAll(async () => {
+  tmp = tempDir("converge-e2e-fencing-");
+  redis = await startRedis();
+});
 afterAll(async () => {
   await killAll();
-  await redis.stop();
-  tmp.cleanup();
+  await redis?.stop();
+  tmp?.cleanup();
 });
 
 let db = 0;

@@ -6,13 +6,13 @@
  * - Restart: tasks in a file, sqlite or redis store outlive a graceful stop of every process and
  *   are completed once the processes start again.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis } from "../support/redis.ts";
+import { startRedis, type RedisServer } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
@@ -21,12 +21,17 @@ import type { Config } from "./fixtures/coordination-worker.ts";
 type Backend = "file" | "sqlite" | "redis";
 type Result = { doubled: number; process: string; agent: string; attempt: number; token: string };
 
-const tmp = tempDir("converge-e2e-recovery-");
-const redis = await startRedis();
+// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
+let tmp: ReturnType<typeof tempDir>;
+let redis: RedisServer;
+beforeAll(async () => {
+  tmp = tempDir("converge-e2e-recovery-");
+  redis = await startRedis();
+});
 afterAll(async () => {
   await killAll();
-  await redis.stop();
-  tmp.cleanup();
+  await redis?.stop();
+  tmp?.cleanup();
 });
 
 let db = 0;

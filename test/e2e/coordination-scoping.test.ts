@@ -2,7 +2,7 @@
  * Scoping across OS processes: tasks with `poolId` or `requiredCapabilities` are claimed only by
  * eligible agents, whatever mix of agents two processes host; unscoped tasks go to anyone.
  */
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task, TaskInit } from "../../src/core/task.ts";
@@ -13,10 +13,13 @@ import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
 import type { AgentSpec } from "./fixtures/coordination-worker.ts";
 
-const tmp = tempDir("converge-e2e-scoping-");
+let tmp: ReturnType<typeof tempDir>;
+beforeAll(() => {
+  tmp = tempDir("converge-e2e-scoping-");
+});
 afterAll(async () => {
   await killAll();
-  tmp.cleanup();
+  tmp?.cleanup();
 });
 
 const PROCESSES: Record<string, AgentSpec[]> = {
