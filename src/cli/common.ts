@@ -1,6 +1,6 @@
 /** What every command shares: the config, verbose and log-format options, and opening the store. */
 import { ConfigError } from "../core/errors.ts";
-import { configureLogging } from "../observability/log.ts";
+import { configureLogging, logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { loadConfig, type Config } from "./config.ts";
 
@@ -22,7 +22,8 @@ export function setup(args: CommonArgs): Config {
   if (format !== "text" && format !== "json") throw new ConfigError(`--log-format must be text or json, got "${format}"`);
   configureLogging({ level: args.verbose ? "debug" : "info", format });
   const { config, warnings } = loadConfig(args.config);
-  for (const w of warnings) process.stderr.write(`converge: warning: ${w}\n`);
+  // With --log-format json every line on stderr must parse, warnings included.
+  for (const w of warnings) format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);
   return config;
 }
 

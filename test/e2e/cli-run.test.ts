@@ -255,7 +255,8 @@ describe.concurrent("signals and failures at start", () => {
 
   test("--log-format json: every log line on stderr is a JSON object", async () => {
     const port = freePort();
-    const r = await started(["-v", "--log-format", "json"], { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port) });
+    const cfg = file("json-logs.yaml", "agnets: 1\n"); // a typo: its warning must be JSON too
+    const r = await started(["-v", "--log-format", "json", "-c", cfg], { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port) });
     const sent = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", '{"hello":"json"}']);
     expect(sent.code).toBe(0);
     const messageId = sent.stdout.split("\n")[0]!;
@@ -264,8 +265,9 @@ describe.concurrent("signals and failures at start", () => {
     const lines = r.stderr.split("\n").filter((l) => l !== "");
     expect(lines.length).toBeGreaterThanOrEqual(3);
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (const rec of records) expect(rec).toMatchObject({ ts: expect.any(String), level: expect.any(String), msg: expect.any(String) });
+    for (const rec of records) expect([typeof rec.ts, typeof rec.level, typeof rec.msg]).toEqual(["string", "string", "string"]);
     expect(records).toContainEqual(expect.objectContaining({ level: "debug", msg: "received message", id: messageId }));
     expect(records).toContainEqual(expect.objectContaining({ level: "info", msg: "SIGINT received, stopping" }));
+    expect(records).toContainEqual(expect.objectContaining({ level: "warn", msg: expect.stringContaining('unknown config key "agnets"') }));
   });
 });
