@@ -8,11 +8,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { aesGcmDecrypt, aesGcmEncrypt } from "./crypto.ts";
-import { MsgpackReader, MsgpackWriter, describe, type Packable } from "./codec.ts";
+import { BytesCache } from "./bytes-cache.ts";
+import { MsgpackReader, MsgpackWriter, describe, encodeWith, valueEnd, type Packable } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { Identity } from "./identity.ts";
 import { pyJsonDumps } from "./pystr.ts";
-import { topic, topicToString, type Topic } from "./topic.ts";
+import { topicToString, type Topic } from "./topic.ts";
 
 export type Payload = Readonly<Record<string, unknown>>;
 
@@ -29,6 +30,19 @@ export interface MessageInit {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * Signed and wire bytes up to this size are kept with the message (sending one message to several
+ * peers, or verifying it twice, encodes it once). Bigger ones are rebuilt when asked rather than
+ * held beside the payload bytes, which they contain.
+ */
+const MEMO_MAX = 64 * 1024;
+
+/**
+ * Passed by decode and sign only: `topics` and `payload` in the init are already frozen copies
+ * that no one else holds, so the new message keeps them instead of copying them again.
+ */
+const OWNED: unique symbol = Symbol("owned");
+
 export class Message {
   readonly id: string;
   readonly sender: string;
@@ -40,14 +54,22 @@ export class Message {
   readonly timestamp: number;
   /** 64 bytes when signed, empty when not. */
   readonly signature: Uint8Array;
+  // Encodings, computed on demand and kept: the message is immutable, so they never go stale.
   #payloadBytes: Uint8Array | undefined;
+  #signedBytes: Uint8Array | undefined;
+  #wire: Uint8Array | undefined;
 
-  constructor(init: MessageInit = {}, payloadBytes?: Uint8Array) {
+  constructor(init: MessageInit = {}, payloadBytes?: Uint8Array, owned?: typeof OWNED) {
     this.id = init.id ?? randomUUID();
     this.sender = init.sender ?? "";
     this.recipient = init.recipient ?? null;
-    this.topics = Object.freeze([...(init.topics ?? [])]);
-    this.payload = Object.freeze({ ...(init.payload ?? {}) });
+    if (owned === OWNED) {
+      this.topics = init.topics!;
+      this.payload = init.payload!;
+    } else {
+      this.topics = frozenTopics(init.topics);
+      this.payload = Object.freeze({ ...(init.payload ?? {}) });
+    }
     this.taskId = init.taskId ?? null;
     this.timestamp = init.timestamp ?? Date.now();
     if (!Number.isSafeInteger(this.timestamp)) throw new TypeError(`timestamp must be integer milliseconds, got ${this.timestamp}`);
@@ -70,25 +92,25 @@ export class Message {
     return this.signature.length > 0;
   }
 
-  /** The payload as canonical msgpack (the original bytes for a decoded message). */
+  /** The payload as canonical msgpack (the original bytes for a decoded message). Shared: do not modify. */
   payloadBytes(): Uint8Array {
-    if (!this.#payloadBytes) {
-      const w = new MsgpackWriter(64);
-      w.value(this.payload as Packable);
-      this.#payloadBytes = w.bytes();
-    }
+    this.#payloadBytes ??= encodeWith((w) => w.value(this.payload as Packable));
     return this.#payloadBytes;
   }
 
-  /** The exact bytes that are signed. */
+  /** The exact bytes that are signed. Shared: do not modify. */
   signedBytes(): Uint8Array {
-    const w = new MsgpackWriter(256);
-    w.mapHeader(7);
-    this.writeCommon(w, true);
-    return w.bytes();
+    if (this.#signedBytes) return this.#signedBytes;
+    const payload = this.payloadBytes(); // before encodeWith: it uses the same scratch writer
+    const bytes = encodeWith((w) => {
+      w.mapHeader(7);
+      this.writeCommon(w, payload, true);
+    });
+    if (bytes.length <= MEMO_MAX) this.#signedBytes = bytes;
+    return bytes;
   }
 
-  private writeCommon(w: MsgpackWriter, topicsAsStrings: boolean): void {
+  private writeCommon(w: MsgpackWriter, payload: Uint8Array, topicsAsStrings: boolean): void {
     w.str("id"); w.str(this.id);
     w.str("sender"); w.str(this.sender);
     w.str("recipient"); this.recipient === null ? w.nil() : w.str(this.recipient);
@@ -100,15 +122,21 @@ export class Message {
       w.str("attributes"); w.value(t.attributes as Packable);
       w.str("version"); w.str(t.version);
     }
-    w.str("payload"); w.raw(this.payloadBytes());
+    w.str("payload"); w.raw(payload);
     w.str("task_id"); this.taskId === null ? w.nil() : w.str(this.taskId);
     w.str("timestamp"); w.int(this.timestamp);
   }
 
   /** A signed copy: `sender` becomes the identity's fingerprint. */
   sign(identity: Identity): Message {
-    const unsigned = this.sender === identity.fingerprint && !this.isSigned ? this : this.with({ sender: identity.fingerprint });
-    return new Message({ ...unsigned.fields(), signature: identity.sign(unsigned.signedBytes()) }, unsigned.#payloadBytes);
+    const fingerprint = identity.fingerprint;
+    const unsigned = this.sender === fingerprint && !this.isSigned ? this : this.#copy({ sender: fingerprint, signature: EMPTY });
+    return unsigned.#copy({ signature: identity.sign(unsigned.signedBytes()) });
+  }
+
+  /** A copy with fields other than topics and payload replaced; shares this one's frozen topics, payload and payload bytes. */
+  #copy(changes: Omit<MessageInit, "topics" | "payload">): Message {
+    return new Message({ ...this.fields(), ...changes }, this.#payloadBytes, OWNED);
   }
 
   /** True when signed and the signature verifies against this public key (raw bytes or an Identity). */
@@ -118,13 +146,17 @@ export class Message {
     return identity.verify(this.signedBytes(), this.signature);
   }
 
-  /** The wire map (no length prefix). */
+  /** The wire map (no length prefix). Computed once per message (below MEMO_MAX); shared: do not modify. */
   encode(): Uint8Array {
-    const w = new MsgpackWriter(320);
-    w.mapHeader(8);
-    this.writeCommon(w, false);
-    w.str("signature"); w.bin(this.signature);
-    return w.bytes();
+    if (this.#wire) return this.#wire;
+    const payload = this.payloadBytes(); // before encodeWith: it uses the same scratch writer
+    const wire = encodeWith((w) => {
+      w.mapHeader(8);
+      this.writeCommon(w, payload, false);
+      w.str("signature"); w.bin(this.signature);
+    });
+    if (wire.length <= MEMO_MAX) this.#wire = wire;
+    return wire;
   }
 
   /** Reads one wire map; throws DecodeError naming the problem, never returns a partial message. */
@@ -133,18 +165,29 @@ export class Message {
     const n = r.mapLength("a message");
     const init: MessageInit = {};
     let payloadBytes: Uint8Array | undefined;
-    const seen = new Set<string>();
+    let seen = 0; // the bits of the fields read so far
+    let unknown: Set<string> | undefined;
     for (let i = 0; i < n; i++) {
-      const key = r.string("a message field name");
-      if (seen.has(key)) throw new DecodeError(`message field "${key}" appears twice`);
-      seen.add(key);
-      switch (key) {
+      // Our peers and the Python original write the fields in WIRE_FIELDS order: try the
+      // expected key's bytes first, and read the key as a string only when they differ.
+      const expected = WIRE_FIELDS[i];
+      const field = expected && r.takeIfEqual(expected.encoded) ? expected : fieldNamed(r.string("a message field name"));
+      if (typeof field === "string") {
+        unknown ??= new Set();
+        if (unknown.has(field)) throw new DecodeError(`message field "${field}" appears twice`);
+        unknown.add(field);
+        r.value(); // unknown fields from newer peers are ignored
+        continue;
+      }
+      if (seen & field.bit) throw new DecodeError(`message field "${field.name}" appears twice`);
+      seen |= field.bit;
+      switch (field.name) {
         case "id": init.id = r.string("message id"); break;
         case "sender": init.sender = r.string("message sender"); break;
         case "recipient": init.recipient = nullableString(r.value(), "message recipient"); break;
         case "task_id": init.taskId = nullableString(r.value(), "message task_id"); break;
         case "timestamp": init.timestamp = timestampOf(r.value()); break;
-        case "topics": init.topics = topicsOf(r.value()); break;
+        case "topics": init.topics = readTopics(r); break;
         case "signature": {
           const sig = r.value();
           if (!(sig instanceof Uint8Array)) throw new DecodeError(`message signature must be bin data, found ${describe(sig)}`);
@@ -155,19 +198,18 @@ export class Message {
           const from = r.pos;
           const p = r.value();
           if (typeof p !== "object" || p === null || Array.isArray(p) || p instanceof Uint8Array) throw new DecodeError(`message payload must be a map, found ${describe(p)}`);
-          init.payload = p as Payload;
+          init.payload = Object.freeze(p) as Payload;
           payloadBytes = bytes.slice(from, r.pos);
           break;
         }
-        default:
-          r.value(); // unknown fields from newer peers are ignored
       }
     }
     if (!r.done) throw new DecodeError(`${end - r.pos} trailing bytes after the message`);
-    for (const required of ["id", "sender", "recipient", "topics", "payload", "task_id", "timestamp"]) {
-      if (!seen.has(required)) throw new DecodeError(`message is missing the "${required}" field`);
+    if ((seen & REQUIRED) !== REQUIRED) {
+      const missing = WIRE_FIELDS.find((f) => f.required && !(seen & f.bit))!;
+      throw new DecodeError(`message is missing the "${missing.name}" field`);
     }
-    return new Message(init, payloadBytes);
+    return new Message(init, payloadBytes, OWNED);
   }
 
   /** A copy whose payload is `{ _encrypted: base64(nonce ‖ ciphertext ‖ tag) }` (AES-256-GCM over the payload's JSON). */
@@ -220,9 +262,49 @@ function timestampOf(v: unknown): number {
   throw new DecodeError(`message timestamp must be an integer, found ${describe(v)}`);
 }
 
-function topicsOf(v: unknown): Topic[] {
+/**
+ * Freezing an array costs JSC ~0.7 µs, more than the rest of building a message, and even
+ * Object.isFrozen on one takes ~0.2 µs. So: one shared frozen empty array, and a WeakSet of the
+ * topic arrays frozen here, which later messages (with, sign, decode) can share as they are.
+ */
+const NO_TOPICS: readonly Topic[] = Object.freeze([]);
+const frozenHere = new WeakSet<readonly Topic[]>([NO_TOPICS]);
+function frozenTopics(topics: readonly Topic[] | undefined): readonly Topic[] {
+  if (!topics || topics.length === 0) return NO_TOPICS;
+  if (frozenHere.has(topics)) return topics;
+  return freezeTopics([...topics]);
+}
+function freezeTopics(topics: Topic[]): readonly Topic[] {
+  const frozen = Object.freeze(topics);
+  frozenHere.add(frozen);
+  return frozen;
+}
+
+/**
+ * The messages of one route carry the same topics, byte for byte: decode them once and share the
+ * frozen result, unless an attribute holds an object (topic() freezes attributes only one level
+ * deep, so such a value could be changed through one message and show in another).
+ */
+const topicsCache = new BytesCache<readonly Topic[]>(256);
+function readTopics(r: MsgpackReader): readonly Topic[] {
+  const from = r.pos;
+  const to = valueEnd(r.buf, from, r.end);
+  const hit = to > from ? topicsCache.get(r.buf, from, to) : undefined;
+  if (hit) {
+    r.pos = to;
+    return hit;
+  }
+  const topics = topicsOf(r.value());
+  if (topics.every((t) => Object.values(t.attributes).every((v) => v === null || typeof v !== "object"))) topicsCache.set(r.buf, from, r.pos, topics);
+  return topics;
+}
+
+/** Decoded topics, frozen as topic() would freeze them, without copying maps only this message holds. */
+function topicsOf(v: unknown): readonly Topic[] {
   if (!Array.isArray(v)) throw new DecodeError(`message topics must be an array, found ${describe(v)}`);
-  return v.map((t, i) => {
+  if (v.length === 0) return NO_TOPICS;
+  for (let i = 0; i < v.length; i++) {
+    const t = v[i];
     if (typeof t !== "object" || t === null || Array.isArray(t) || t instanceof Uint8Array) throw new DecodeError(`message topic ${i} must be a map, found ${describe(t)}`);
     const m = t as Record<string, unknown>;
     if (typeof m.namespace !== "string") throw new DecodeError(`message topic ${i} has no string namespace`);
@@ -230,6 +312,25 @@ function topicsOf(v: unknown): Topic[] {
     if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs)) throw new DecodeError(`message topic ${i} attributes must be a map`);
     const version = m.version ?? "1.0";
     if (typeof version !== "string") throw new DecodeError(`message topic ${i} version must be a string`);
-    return topic(m.namespace, attrs as Record<string, unknown>, version);
-  });
+    // bin data passes the check above; topic() has always turned it into an index-keyed map.
+    const attributes = Object.freeze(attrs instanceof Uint8Array ? { ...attrs } : attrs) as Topic["attributes"];
+    v[i] = Object.freeze({ namespace: m.namespace, attributes, version });
+  }
+  return freezeTopics(v);
+}
+
+/** The wire map's fields in the order we write them, with each key's msgpack encoding. */
+const WIRE_FIELDS = ["id", "sender", "recipient", "topics", "payload", "task_id", "timestamp", "signature"].map((name, i) => ({
+  name,
+  bit: 1 << i,
+  required: name !== "signature",
+  encoded: encodeWith((w) => w.str(name)),
+}));
+type WireField = (typeof WIRE_FIELDS)[number];
+const REQUIRED = WIRE_FIELDS.reduce((bits, f) => (f.required ? bits | f.bit : bits), 0);
+const BY_NAME = new Map(WIRE_FIELDS.map((f) => [f.name, f]));
+
+/** The field of that name, or the name itself for a field we do not know. */
+function fieldNamed(name: string): WireField | string {
+  return BY_NAME.get(name) ?? name;
 }

@@ -49,6 +49,12 @@ describe("canonical msgpack", () => {
     for (const h of bad) expect(() => decode(new Uint8Array(Buffer.from(h, "hex")))).toThrow(DecodeError);
   });
 
+  test("a value whose getter encodes while it is being encoded still encodes correctly", () => {
+    const inner = { s: "inner", n: [1, 2, 3] };
+    const outer = { a: "x".repeat(40), get b() { return decode(encode(inner)); }, c: 7 };
+    expect(hex(encode(outer as never))).toBe(hex(encode({ a: "x".repeat(40), b: inner, c: 7 })));
+  });
+
   test("absurd nesting is refused rather than overflowing the stack", () => {
     expect(() => decode(new Uint8Array(100_000).fill(0x91))).toThrow(/deeper/);
   });

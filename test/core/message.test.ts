@@ -94,6 +94,36 @@ describe("Message", () => {
     }
   });
 
+  test("encodings are kept with the message, and every copy gets its own", () => {
+    const m = sample();
+    const wire = m.encode();
+    expect(m.encode()).toBe(wire);
+    expect(m.signedBytes()).toBe(m.signedBytes());
+    const changed = m.with({ taskId: "t2" }).sign(alice);
+    expect(Buffer.from(changed.encode()).equals(Buffer.from(wire))).toBe(false);
+    expect(Message.decode(changed.encode()).taskId).toBe("t2");
+    const big = new Message({ payload: { blob: new Uint8Array(100_000).fill(1) } }).sign(alice);
+    expect(Buffer.from(big.encode()).equals(Buffer.from(big.encode()))).toBe(true);
+    expect(Message.decode(big.encode()).verify(alice.publicKey)).toBe(true);
+  });
+
+  test("decoded messages are frozen like built ones, and share nothing that can change", () => {
+    const t = topic("jobs", { nested: { x: 1 } as unknown as string, port: 1 });
+    const wire = new Message({ topics: [t], payload: { a: { b: 1 } } }).sign(alice).encode();
+    const [a, b] = [Message.decode(wire), Message.decode(wire)];
+    for (const m of [a, b]) {
+      expect(Object.isFrozen(m) && Object.isFrozen(m.payload) && Object.isFrozen(m.topics)).toBe(true);
+      expect(Object.isFrozen(m.topics[0]) && Object.isFrozen(m.topics[0]!.attributes)).toBe(true);
+    }
+    (a.topics[0]!.attributes.nested as { x: number }).x = 2;
+    (a.payload.a as { b: number }).b = 2;
+    expect(b.topics[0]!.attributes.nested).toEqual({ x: 1 });
+    expect(b.payload.a).toEqual({ b: 1 });
+    // Plain topics are shared between messages of one route: they are frozen all the way down.
+    const route = new Message({ topics: [topic("transport.tcp", { host: "h", port: 1 })] }).encode();
+    expect(Message.decode(route).topics).toBe(Message.decode(route).topics);
+  });
+
   test("payload encryption round-trips and a wrong key is refused", () => {
     const key = crypto.getRandomValues(new Uint8Array(32));
     const m = new Message({ payload: { secret: "s", n: 7, u: "日本" } }).encryptPayload(key);
