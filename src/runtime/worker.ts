@@ -42,8 +42,8 @@ interface Running {
 const RECORD_RETRY_MIN_MS = 100;
 const RECORD_RETRY_MAX_MS = 2000;
 
-/** How many of the oldest visible tasks an agent picks among, to spread concurrent claimers. */
-const SPREAD = 32;
+/** How many of the oldest visible tasks an agent picks among, to spread concurrent claimers (in this process and others). */
+const SPREAD = 256;
 
 export class TaskWorker {
   readonly running = new Map<string, Running>();
@@ -71,8 +71,14 @@ export class TaskWorker {
   /** Claims from `visible` (pending tasks this agent may take) until full. */
   async fill(visible: readonly Task[]): Promise<void> {
     if (this.capacity <= 0) return;
-    const candidates = visible.filter((t) => !this.running.has(t.id)).slice(0, Math.max(SPREAD, this.concurrency * 4));
+    const candidates: Task[] = [];
+    const want = Math.max(SPREAD, this.concurrency * 8);
+    for (const t of visible) {
+      if (candidates.length >= want) break;
+      if (!this.running.has(t.id)) candidates.push(t);
+    }
     shuffle(candidates);
+    let lost = 0;
     for (const t of candidates) {
       if (this.capacity <= 0) break;
       let lease: Lease | null;
@@ -80,9 +86,12 @@ export class TaskWorker {
         lease = await this.tasks.claim(t.id, this.agent.id);
       } catch (err) {
         this.#log.warn("claim failed", { task: t.id, err });
-        break; // the store is struggling; try again on the next pass
+        return; // the store is struggling; try again on the next pass
       }
-      if (!lease) continue;
+      if (!lease) {
+        lost++;
+        continue;
+      }
       if (this.capacity <= 0) {
         // drain began while claiming: hand it straight back
         await this.tasks.release(lease.taskId, { agentId: this.agent.id, token: lease.token }).catch(() => {});
@@ -91,6 +100,9 @@ export class TaskWorker {
       this.stats.claimed++;
       this.#start(lease);
     }
+    // Others won every task we tried while we still have room: look again now rather than at the
+    // next poll (a task manager with a pending view has learnt from the lost claims).
+    if (lost > 0 && lost === candidates.length && this.capacity > 0) this.io.wake();
   }
 
   #start(lease: Lease): void {

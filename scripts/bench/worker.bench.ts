@@ -1,0 +1,174 @@
+/**
+ * Workers end to end: real `converge run` processes (2 × 8 agents, concurrency 4, a no-op
+ * onTask) on Redis and on SQLite, 20,000 tasks submitted from this process through a TaskManager
+ * (64 submits in flight); tasks/s from the first submit to the last completion (the latest
+ * `updatedAt` of the completed records, on the store's clock). In the same run, on the same
+ * redis-server: BullMQ (one Worker process, concurrency 50, no-op processor, 20,000 jobs added
+ * with addBulk from this process), and our Redis figure as a ratio of BullMQ's. Then the resident
+ * memory (VmRSS) of one idle `converge run` process hosting 1, 100 and 1,000 no-op agents.
+ *
+ * The same file is BullMQ's worker process: `worker.bench.ts --bullmq-worker <redisUrl> <queue> <n>`.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { TaskManager, OPEN_INDEX } from "../../src/coordination/task-manager.ts";
+import type { Task } from "../../src/core/task.ts";
+import { RedisStore } from "../../src/store/redis.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
+import type { Store } from "../../src/store/store.ts";
+import { startCli, stopAll, type Running } from "../../test/support/cli.ts";
+import { startRedis } from "../../test/support/redis.ts";
+import { tempDir } from "../../test/support/tmp.ts";
+import { fmt, report } from "./harness.ts";
+
+const N = Number(process.env.WORKER_BENCH_TASKS ?? 20_000);
+const PROCESSES = 2;
+const AGENTS = 8;
+const CONCURRENCY = 4;
+const IN_FLIGHT = 64;
+const BULL_CONCURRENCY = 50;
+const NOOP = join(import.meta.dir, "..", "..", "test", "e2e", "fixtures", "worker-modules", "noop.js");
+
+if (process.argv[2] === "--bullmq-worker") {
+  await bullWorker(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  process.exit(0);
+}
+
+async function bullWorker(url: string, queue: string, n: number): Promise<void> {
+  const { Worker } = await import("bullmq");
+  const u = new URL(url);
+  let done = 0;
+  const finished = Promise.withResolvers<void>();
+  const worker = new Worker(queue, async () => null, { connection: { host: u.hostname, port: Number(u.port) }, concurrency: BULL_CONCURRENCY });
+  worker.on("completed", () => {
+    if (++done === n) finished.resolve();
+  });
+  await worker.waitUntilReady();
+  console.log("ready");
+  await finished.promise;
+  console.log(`done ${Date.now()}`);
+  await worker.close();
+}
+
+function writeConfig(dir: string, name: string, keys: Record<string, unknown>): string {
+  const file = join(dir, `${name}.yaml`);
+  Bun.write(file, JSON.stringify(keys));
+  return file;
+}
+
+async function startRun(config: string): Promise<Running> {
+  const r = startCli(["run", "-c", config]);
+  await r.waitFor("running, press Ctrl+C", 60_000);
+  return r;
+}
+
+/** Submits n no-op tasks, `IN_FLIGHT` at a time; returns the store time just before the first. */
+async function submitAll(tm: TaskManager, prefix: string, n: number): Promise<number> {
+  const t0 = await tm.store.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      for (let i = next++; i < n; i = next++) await tm.submit({ id: `${prefix}-${i}` });
+    }),
+  );
+  return t0;
+}
+
+async function converge(label: string, storeKeys: Record<string, unknown>, open: () => Promise<Store>, dir: string): Promise<number> {
+  const config = writeConfig(dir, label, { ...storeKeys, agents: AGENTS, concurrency: CONCURRENCY, agent: NOOP, claim_ttl_sec: 30 });
+  const runs = await Promise.all(Array.from({ length: PROCESSES }, () => startRun(config)));
+  const store = await open();
+  try {
+    const tm = new TaskManager(store);
+    const wall0 = performance.now();
+    const t0 = await submitAll(tm, label, N);
+    const submitted = performance.now();
+    const deadline = Date.now() + 600_000;
+    while ((await store.indexMembers(OPEN_INDEX)).length > 0) {
+      if (Date.now() > deadline) throw new Error(`${label}: tasks still open after 10 minutes`);
+      await Bun.sleep(100);
+    }
+    const wall = (performance.now() - wall0) / 1000;
+    const records = (await Promise.all(Array.from({ length: N }, (_, i) => tm.get(`${label}-${i}`)))) as Task[];
+    const notDone = records.filter((t) => t?.state !== "completed").length;
+    if (notDone) throw new Error(`${label}: ${notDone} tasks not completed`);
+    const last = Math.max(...records.map((t) => t.updatedAt));
+    const seconds = (last - t0) / 1000;
+    const attempts = records.reduce((a, t) => a + t.attempts, 0);
+    const perSec = N / seconds;
+    report(`converge run ${label}: ${PROCESSES}×${AGENTS} agents, concurrency ${CONCURRENCY}`, perSec, "tasks/s", `N=${N}, no-op onTask, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, ${IN_FLIGHT} in flight via TaskManager), ${attempts} claims`);
+    return perSec;
+  } finally {
+    await Promise.all(runs.map((r) => r.stop("SIGTERM")));
+    await store.close();
+  }
+}
+
+async function bullmq(url: string): Promise<number> {
+  const { Queue } = await import("bullmq");
+  const u = new URL(url);
+  const name = `bench-${Date.now()}`;
+  const queue = new Queue(name, { connection: { host: u.hostname, port: Number(u.port) } });
+  const child = Bun.spawn([process.execPath, import.meta.path, "--bullmq-worker", url, name, String(N)], { stdout: "pipe", stderr: "inherit" });
+  const reader = child.stdout.getReader();
+  let out = "";
+  const until = async (pattern: RegExp) => {
+    while (!pattern.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`BullMQ worker exited early: ${out}`);
+      out += new TextDecoder().decode(value);
+    }
+  };
+  try {
+    await until(/ready\n/);
+    const t0 = Date.now();
+    for (let i = 0; i < N; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
+    const added = Date.now();
+    await until(/done \d+\n/);
+    const end = Number(/done (\d+)/.exec(out)![1]);
+    const seconds = (end - t0) / 1000;
+    report(`BullMQ: 1 Worker, concurrency ${BULL_CONCURRENCY}`, N / seconds, "tasks/s", `N=${N}, no-op processor, worker in its own process, addBulk of 1000 from this process (took ${((added - t0) / 1000).toFixed(2)} s), first add to last completion ${seconds.toFixed(2)} s`);
+    return N / seconds;
+  } finally {
+    await child.exited;
+    await queue.obliterate({ force: true }).catch(() => {});
+    await queue.close();
+  }
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m![1]) / 1024;
+}
+
+async function memory(dir: string): Promise<void> {
+  for (const agents of [1, 100, 1000]) {
+    const config = writeConfig(dir, `rss-${agents}`, { store_backend: "sqlite", store_path: join(dir, `rss-${agents}.db`), agents, agent: NOOP });
+    const r = await startRun(config);
+    try {
+      await Bun.sleep(2000); // a few idle decide passes and timers
+      report(`converge run RSS, ${agents} agent${agents === 1 ? "" : "s"}`, rssMiB(r.proc.pid), "MiB", `VmRSS of one idle process (bun on source), no-op worker module, sqlite store, local transport, after 2 s`);
+    } finally {
+      await r.stop("SIGTERM");
+    }
+  }
+}
+
+const tmp = tempDir("converge-bench-worker-");
+const redis = await startRedis();
+try {
+  const cond = `redis-server on 127.0.0.1, ${navigator.hardwareConcurrency} cores shared by every process`;
+  console.log(`# ${cond}`);
+  // WORKER_BENCH_ONLY=redis,bullmq,sqlite,rss runs a subset (while profiling).
+  const only = new Set((process.env.WORKER_BENCH_ONLY ?? "redis,bullmq,sqlite,rss").split(","));
+  const ours = only.has("redis") ? await converge("redis", { store_backend: "redis", store_path: redis.url }, () => RedisStore.open(redis.url), tmp.path) : NaN;
+  const bull = only.has("bullmq") ? await bullmq(redis.url) : NaN;
+  if (only.has("redis") && only.has("bullmq")) report("converge redis / BullMQ", ours / bull, "x", `aim: at least 1; ${fmt(ours)} vs ${fmt(bull)} tasks/s, same redis-server`);
+  const dbPath = join(tmp.path, "worker.db");
+  if (only.has("sqlite")) await converge("sqlite", { store_backend: "sqlite", store_path: dbPath }, async () => new SqliteStore(dbPath), tmp.path);
+  if (only.has("rss")) await memory(tmp.path);
+} finally {
+  await stopAll();
+  await redis.stop();
+  tmp.cleanup();
+}
