@@ -74,12 +74,32 @@ async function submitAll(tm: TaskManager, prefix: string, n: number): Promise<nu
   return t0;
 }
 
+/** Redis's own count of each command it has run (INFO commandstats). */
+async function commandStats(url: string): Promise<Map<string, number>> {
+  const { Redis } = await import("ioredis");
+  const c = new Redis(url);
+  try {
+    const info = await c.info("commandstats");
+    return new Map([...info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+  } finally {
+    c.disconnect();
+  }
+}
+
+/** Prints Redis commands per task during a run: where the round trips go. */
+function printCommandsPerTask(label: string, before: Map<string, number>, after: Map<string, number>, n: number): void {
+  const per = [...after].map(([cmd, calls]) => [cmd, (calls - (before.get(cmd) ?? 0)) / n] as const).filter(([, x]) => x >= 0.01).sort((a, b) => b[1] - a[1]);
+  const total = per.reduce((a, [, x]) => a + x, 0);
+  console.log(`  ${label}: ${total.toFixed(1)} Redis commands per task: ${per.map(([c, x]) => `${c} ${x.toFixed(2)}`).join(", ")}`);
+}
+
 async function converge(label: string, storeKeys: Record<string, unknown>, open: () => Promise<Store>, dir: string): Promise<number> {
   const config = writeConfig(dir, label, { ...storeKeys, agents: AGENTS, concurrency: CONCURRENCY, agent: NOOP, claim_ttl_sec: 30 });
   const runs = await Promise.all(Array.from({ length: PROCESSES }, () => startRun(config)));
   const store = await open();
   try {
     const tm = new TaskManager(store);
+    const statsBefore = storeKeys.store_backend === "redis" ? await commandStats(String(storeKeys.store_path)) : undefined;
     const wall0 = performance.now();
     const t0 = await submitAll(tm, label, N);
     const submitted = performance.now();
@@ -89,6 +109,7 @@ async function converge(label: string, storeKeys: Record<string, unknown>, open:
       await Bun.sleep(100);
     }
     const wall = (performance.now() - wall0) / 1000;
+    const statsAfter = statsBefore ? await commandStats(String(storeKeys.store_path)) : undefined;
     const records = (await Promise.all(Array.from({ length: N }, (_, i) => tm.get(`${label}-${i}`)))) as Task[];
     const notDone = records.filter((t) => t?.state !== "completed").length;
     if (notDone) throw new Error(`${label}: ${notDone} tasks not completed`);
@@ -96,6 +117,7 @@ async function converge(label: string, storeKeys: Record<string, unknown>, open:
     const seconds = (last - t0) / 1000;
     const attempts = records.reduce((a, t) => a + t.attempts, 0);
     const perSec = N / seconds;
+    if (statsBefore && statsAfter) printCommandsPerTask(`converge run ${label}`, statsBefore, statsAfter, N);
     report(`converge run ${label}: ${PROCESSES}×${AGENTS} agents, concurrency ${CONCURRENCY}`, perSec, "tasks/s", `N=${N}, no-op onTask, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, ${IN_FLIGHT} in flight via TaskManager), ${attempts} claims`);
     return perSec;
   } finally {
