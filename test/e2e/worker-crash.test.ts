@@ -115,7 +115,7 @@ test.concurrent("tasks list marks the holder (gone) once its process was killed,
     const killed = performance.now();
     let after: string[] = [];
     await until(async () => (after = await rows()).every((r) => r.includes("(gone)")), "the holder to show as gone", 10_000, 200);
-    expect(performance.now() - killed).toBeLessThan(5000);
+    expect(performance.now() - killed).toBeLessThan(8000); // 3 missed beats, plus a loaded machine's CLI start-ups
     expect(after.length).toBe(3); // still assigned: nobody has released them yet
     for (const row of after) expect(row).toMatch(/[0-9a-f]{12} \(gone\)\s+(\d+s|expired)$/);
     // Its descriptors are still in discovery: only the missing heartbeat says it is gone.
