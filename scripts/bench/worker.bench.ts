@@ -6,6 +6,8 @@
  * redis-server: BullMQ (one Worker process, concurrency 50, no-op processor, 20,000 jobs added
  * with addBulk from this process), and our Redis figure as a ratio of BullMQ's. Then the resident
  * memory (VmRSS) of one idle `converge run` process hosting 1, 100 and 1,000 no-op agents.
+ * For both Redis runs it prints the commands Redis ran per task (INFO commandstats; commands run
+ * inside Lua scripts count too), to show where the round trips go.
  *
  * The same file is BullMQ's worker process: `worker.bench.ts --bullmq-worker <redisUrl> <queue> <n>`.
  */
@@ -143,11 +145,13 @@ async function bullmq(url: string): Promise<number> {
   };
   try {
     await until(/ready\n/);
+    const statsBefore = await commandStats(url);
     const t0 = Date.now();
     for (let i = 0; i < N; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
     const added = Date.now();
     await until(/done \d+\n/);
     const end = Number(/done (\d+)/.exec(out)![1]);
+    printCommandsPerTask("BullMQ", statsBefore, await commandStats(url), N);
     const seconds = (end - t0) / 1000;
     report(`BullMQ: 1 Worker, concurrency ${BULL_CONCURRENCY}`, N / seconds, "tasks/s", `N=${N}, no-op processor, worker in its own process, addBulk of 1000 from this process (took ${((added - t0) / 1000).toFixed(2)} s), first add to last completion ${seconds.toFixed(2)} s`);
     return N / seconds;
