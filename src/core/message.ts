@@ -38,8 +38,8 @@ const EMPTY = new Uint8Array(0);
 const MEMO_MAX = 64 * 1024;
 
 /**
- * Passed by decode and sign only: `topics` and `payload` in the init are already frozen copies
- * that no one else holds, so the new message keeps them instead of copying them again.
+ * Passed by decode, sign and with only: `topics` and `payload` in the init are already frozen
+ * (decoded here, or another message's), so the new message keeps them instead of copying again.
  */
 const OWNED: unique symbol = Symbol("owned");
 
@@ -81,7 +81,9 @@ export class Message {
   /** A copy with some fields replaced; the signature is dropped unless given. */
   with(changes: MessageInit): Message {
     const keepsPayload = !("payload" in changes);
-    return new Message({ ...this.fields(), signature: EMPTY, ...changes }, keepsPayload ? this.#payloadBytes : undefined);
+    const init = { ...this.fields(), signature: EMPTY, ...changes };
+    if (keepsPayload && !("topics" in changes)) return new Message(init, this.#payloadBytes, OWNED);
+    return new Message(init, keepsPayload ? this.#payloadBytes : undefined);
   }
 
   private fields(): MessageInit {
@@ -263,21 +265,13 @@ function timestampOf(v: unknown): number {
 }
 
 /**
- * Freezing an array costs JSC ~0.7 µs, more than the rest of building a message, and even
- * Object.isFrozen on one takes ~0.2 µs. So: one shared frozen empty array, and a WeakSet of the
- * topic arrays frozen here, which later messages (with, sign, decode) can share as they are.
+ * Freezing an array costs JSC more than the rest of building a message (and Object.isFrozen on
+ * one is not cheap either): messages without topics share one frozen empty array, and copies
+ * made by with, sign and decode pass OWNED rather than freezing again.
  */
 const NO_TOPICS: readonly Topic[] = Object.freeze([]);
-const frozenHere = new WeakSet<readonly Topic[]>([NO_TOPICS]);
 function frozenTopics(topics: readonly Topic[] | undefined): readonly Topic[] {
-  if (!topics || topics.length === 0) return NO_TOPICS;
-  if (frozenHere.has(topics)) return topics;
-  return freezeTopics([...topics]);
-}
-function freezeTopics(topics: Topic[]): readonly Topic[] {
-  const frozen = Object.freeze(topics);
-  frozenHere.add(frozen);
-  return frozen;
+  return !topics || topics.length === 0 ? NO_TOPICS : Object.freeze([...topics]);
 }
 
 /**
@@ -316,7 +310,7 @@ function topicsOf(v: unknown): readonly Topic[] {
     const attributes = Object.freeze(attrs instanceof Uint8Array ? { ...attrs } : attrs) as Topic["attributes"];
     v[i] = Object.freeze({ namespace: m.namespace, attributes, version });
   }
-  return freezeTopics(v);
+  return Object.freeze(v);
 }
 
 /** The wire map's fields in the order we write them, with each key's msgpack encoding. */
