@@ -11,7 +11,7 @@
  *
  * The same file is BullMQ's worker process: `worker.bench.ts --bullmq-worker <redisUrl> <queue> <n>`.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager, OPEN_INDEX } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
@@ -54,7 +54,7 @@ async function bullWorker(url: string, queue: string, n: number): Promise<void> 
 
 function writeConfig(dir: string, name: string, keys: Record<string, unknown>): string {
   const file = join(dir, `${name}.yaml`);
-  Bun.write(file, JSON.stringify(keys));
+  writeFileSync(file, JSON.stringify(keys));
   return file;
 }
 
