@@ -10,8 +10,7 @@ import { ConvergeError } from "../core/errors.ts";
 import { Identity } from "../core/identity.ts";
 import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
-import { ViewedTaskManager } from "../coordination/pending-view.ts";
-import type { TaskManager } from "../coordination/task-manager.ts";
+import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
 import { startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
@@ -77,7 +76,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let http: ReturnType<typeof startHealthServer> | undefined;
   let heartbeat: { stop(): Promise<void> } | undefined;
   const discovery = configured ? new DiscoveryService(configured) : undefined;
-  const tasks = needsManagers ? new ViewedTaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
+  const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
 
   // The reverse of start: runtimes (drain, unregister, transport), pool membership, store.

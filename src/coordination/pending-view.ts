@@ -19,10 +19,8 @@
  * through this process's TaskManager update the view at once, and tasks being claimed here are
  * left out, so that agents of one process do not race each other for the same task.
  */
-import { hasAllCapabilities } from "../core/capability.ts";
-import { FINAL_STATES, type Task, type TaskInit } from "../core/task.ts";
+import { FINAL_STATES, type Task } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
-import { OPEN_INDEX, TaskManager, type Holder, type Lease, type TaskManagerOptions } from "./task-manager.ts";
 
 const MIN_SPACING_MS = 2;
 const MAX_SPACING_MS = 250;
@@ -30,7 +28,7 @@ const OPEN_PER_MS = 50;
 /** How often records last seen held (assigned, running) are read again, to notice releases and retries. */
 const HELD_REREAD_MS = 250;
 const GONE_GENERATION_MS = 10_000;
-/** The most tasks ViewedTaskManager.pendingFor returns (the oldest). */
+/** The most tasks TaskManager.pendingFor returns (the oldest). */
 export const PENDING_LIMIT = 1000;
 /** How recent the last refresh must be for `taken` to trust what the view says is held or gone. */
 const TRUST_MS = 1000;
@@ -58,8 +56,12 @@ export class PendingView {
     private readonly read: (id: string) => Promise<Task | undefined>,
   ) {}
 
-  /** Records a task as this process just saw it (undefined: it no longer exists). */
-  saw(id: string, task: Task | undefined): void {
+  /**
+   * Records a task as this process just saw it (undefined: it no longer exists). `current`: it is
+   * the result of a write made here just now, newer than anything read before, whatever its
+   * timestamp says (an operator's cancel and retry may share a millisecond).
+   */
+  saw(id: string, task: Task | undefined, current = false): void {
     const known = this.#records.get(id);
     if (!task || FINAL_STATES.has(task.state)) {
       if (known) this.#forget(id, task?.updatedAt ?? known.updatedAt);
@@ -67,8 +69,8 @@ export class PendingView {
       return;
     }
     // A slower read of an older version, of a task still open or one that has left since.
-    if (known && known.updatedAt > task.updatedAt) return;
-    if (!known && (this.#gone.get(id) ?? this.#wentEarlier.get(id) ?? -Infinity) >= task.updatedAt) return;
+    if (!current && known && known.updatedAt > task.updatedAt) return;
+    if (!current && !known && (this.#gone.get(id) ?? this.#wentEarlier.get(id) ?? -Infinity) >= task.updatedAt) return;
     this.#records.set(id, task);
     if (!known) {
       // Open again (an operator retry) after it left the view.
@@ -203,96 +205,5 @@ export class PendingView {
     this.#inOrder.clear();
     for (const id of this.#order) this.#inOrder.add(id);
     this.#unsorted = false;
-  }
-}
-
-/**
- * A TaskManager whose `pendingFor` reads a PendingView instead of every open record (and returns
- * at most the PENDING_LIMIT oldest visible tasks), and which tells the view about every transition
- * it makes. What `converge run` uses; everything else is TaskManager's.
- */
-export class ViewedTaskManager extends TaskManager {
-  readonly view: PendingView;
-  #reapedAt = -Infinity;
-
-  constructor(store: Store, options: TaskManagerOptions = {}) {
-    super(store, options);
-    this.view = new PendingView(store, OPEN_INDEX, (id) => this.get(id));
-  }
-
-  /**
-   * The oldest visible pending tasks, at most PENDING_LIMIT of them (a decide pass needs no more,
-   * and building a list of a whole backlog on every pass costs O(backlog) per pass): from the view
-   * as it stands when it shows this agent work, else from a fresh refresh.
-   */
-  override async pendingFor(agentId: string, poolIds: Iterable<string> = [], capabilities: Iterable<string> = [], now = Date.now()): Promise<Task[]> {
-    void agentId;
-    const pools = new Set(poolIds);
-    const caps = new Set(capabilities);
-    const visible = (t: Task) => (t.notBefore ?? 0) <= now && (t.poolId === null || pools.has(t.poolId)) && hasAllCapabilities(caps, t.requiredCapabilities);
-    const seen = await this.view.pending(false, visible, PENDING_LIMIT);
-    return seen.length > 0 ? seen : this.view.pending(true, visible, PENDING_LIMIT);
-  }
-
-  /**
-   * The runtime's reaper calls this every second; reading every open record that often costs
-   * O(backlog) per second, so without an explicit `now` a full pass runs at most every second or
-   * every 0.5 ms per open task, whichever is longer (10 s for 20,000 open tasks).
-   */
-  override async releaseExpiredClaims(now?: number): Promise<string[]> {
-    if (now === undefined) {
-      const due = this.#reapedAt + Math.max(1000, this.view.size * 0.5);
-      if (performance.now() < due) return [];
-      this.#reapedAt = performance.now();
-    }
-    return super.releaseExpiredClaims(now);
-  }
-
-  override async submit(init: TaskInit): Promise<Task> {
-    return this.#saw(await super.submit(init));
-  }
-
-  /** A task this process knows to be taken (a claim under way here, or held) is not tried: null at once. */
-  override async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
-    if (this.view.taken(taskId)) return null;
-    const lease = await this.view.claiming(taskId, super.claim(taskId, agentId, options));
-    if (lease) this.view.saw(taskId, lease.task);
-    else this.view.lost(taskId);
-    return lease;
-  }
-
-  override async renew(taskId: string, token: string, ttlMs?: number): Promise<Lease> {
-    const lease = await super.renew(taskId, token, ttlMs);
-    this.view.saw(taskId, lease.task);
-    return lease;
-  }
-
-  override async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
-    return this.#saw(await super.progress(taskId, value, holder));
-  }
-
-  override async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
-    return this.#saw(await super.report(taskId, result, holder));
-  }
-
-  override async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
-    return this.#saw(await super.fail(taskId, error, holder));
-  }
-
-  override async release(taskId: string, holder: Holder): Promise<Task> {
-    return this.#saw(await super.release(taskId, holder));
-  }
-
-  override async cancel(taskId: string): Promise<Task> {
-    return this.#saw(await super.cancel(taskId));
-  }
-
-  override async retry(taskId: string): Promise<Task> {
-    return this.#saw(await super.retry(taskId));
-  }
-
-  #saw(t: Task): Task {
-    this.view.saw(t.id, t);
-    return t;
   }
 }

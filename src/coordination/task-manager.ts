@@ -9,12 +9,16 @@
  * expired leases costs in proportion to open work, not to history. The index is a hint that never
  * misses a task: writers add before and after writing a record; entries are removed only for final
  * tasks, and whoever removes one re-reads the record and restores the entry if it became open again.
+ *
+ * Finding work reads this process's PendingView of the open tasks (see pending-view.ts), which
+ * every transition made here keeps up to date, rather than every open record on every pass.
  */
 import { randomUUID } from "node:crypto";
 import { hasAllCapabilities } from "../core/capability.ts";
 import { LeaseLostError, TaskStateError } from "../core/errors.ts";
 import { FINAL_STATES, claimTtlMs, isTaskState, newTask, type Task, type TaskInit, type TaskState } from "../core/task.ts";
 import { DECLINE, type Store } from "../store/store.ts";
+import { PENDING_LIMIT, PendingView } from "./pending-view.ts";
 
 export const TASK_PREFIX = "task:";
 export const OPEN_INDEX = "tasks:open";
@@ -40,9 +44,20 @@ const MAX_BACKOFF_MS = 60_000;
 const taskKey = (id: string) => TASK_PREFIX + id;
 
 export class TaskManager {
+  /** This process's view of the open tasks, what `pendingFor` reads. */
+  readonly view: PendingView;
   #snapshot: Promise<Task[]> | undefined;
+  #reapedAt = -Infinity;
 
-  constructor(readonly store: Store, private readonly options: TaskManagerOptions = {}) {}
+  constructor(readonly store: Store, private readonly options: TaskManagerOptions = {}) {
+    this.view = new PendingView(store, OPEN_INDEX, (id) => this.get(id));
+  }
+
+  /** Tells the view about a task as a transition made here left it. */
+  #saw(t: Task): Task {
+    this.view.saw(t.id, t, true);
+    return t;
+  }
 
   /** Stores a new pending task; an existing id is refused. */
   async submit(init: TaskInit): Promise<Task> {
@@ -52,6 +67,7 @@ export class TaskManager {
       throw new TaskStateError(`task ${task.id} already exists`);
     }
     await this.store.indexAdd(OPEN_INDEX, task.id);
+    this.#saw(task);
     await this.#notify();
     return task;
   }
@@ -71,6 +87,15 @@ export class TaskManager {
    * get null (the task was not pending, is waiting for a retry backoff, or someone else won).
    */
   async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
+    // A task this process knows to be taken (a claim under way here, or seen held) is not tried.
+    if (this.view.taken(taskId)) return null;
+    const lease = await this.view.claiming(taskId, this.#claim(taskId, agentId, options));
+    if (lease) this.#saw(lease.task);
+    else this.view.lost(taskId);
+    return lease;
+  }
+
+  async #claim(taskId: string, agentId: string, options: { ttlMs?: number }): Promise<Lease | null> {
     const now = await this.store.now();
     const token = randomUUID();
     let won = false;
@@ -96,7 +121,7 @@ export class TaskManager {
       return { ...t!, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
     });
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
-    return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: after! };
+    return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: this.#saw(after!) };
   }
 
   /** Records the holder's progress on the task record (field `progress`). */
@@ -152,6 +177,7 @@ export class TaskManager {
       return { ...t!, ...unassigned, state: "cancelled", updatedAt: now };
     });
     if (problem) throw new TaskStateError(problem);
+    this.#saw(after!);
     await this.#dropIfFinal(taskId);
     return after!;
   }
@@ -167,31 +193,40 @@ export class TaskManager {
     });
     if (problem) throw new TaskStateError(problem);
     await this.store.indexAdd(OPEN_INDEX, taskId);
+    this.#saw(after!);
     await this.#notify();
     return after!;
   }
 
-  /** Assigned tasks whose lease has expired go back to pending; returns their ids. */
+  /**
+   * Assigned tasks whose lease has expired go back to pending; returns their ids. This reads every
+   * open record, so without an explicit `now` (the runtime's periodic reaper) a full pass runs at
+   * most every second, or every 0.5 ms per open task, whichever is longer.
+   */
   async releaseExpiredClaims(now?: number): Promise<string[]> {
+    if (now === undefined) {
+      if (performance.now() < this.#reapedAt + Math.max(1000, this.view.size * 0.5)) return [];
+      this.#reapedAt = performance.now();
+    }
     const at = now ?? (await this.store.now());
     const released: string[] = [];
     for (const t of await this.openTasks()) {
       if (!isExpired(t, at)) continue;
       let did = false;
-      await this.store.update<Task>(taskKey(t.id), (cur) => {
+      const after = await this.store.update<Task>(taskKey(t.id), (cur) => {
         did = !!cur && isExpired(cur, at);
         return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
       });
-      if (did) released.push(t.id);
+      if (did) released.push(this.#saw(after!).id);
     }
     if (released.length) await this.#notify();
     return released;
   }
 
   /**
-   * Every task that is not final (pending, assigned, running), read through the open index.
-   * Concurrent callers in this process share one read, unless work changed since it began (see
-   * `openTasksChanged`): then the next caller starts a fresh one.
+   * Every task that is not final (pending, assigned, running), read record by record through the
+   * open index (what listing and the reaper need; finding work reads the view instead).
+   * Concurrent callers in this process share one read.
    */
   openTasks(): Promise<Task[]> {
     if (!this.#snapshot) {
@@ -203,17 +238,8 @@ export class TaskManager {
     return this.#snapshot;
   }
 
-  /**
-   * Work may have become claimable (a wake-up on the tasks channel, or a change made here): a read
-   * under way may predate it, so later callers must not share it. An agent woken by a submit and
-   * handed a read begun before that submit would see nothing and leave the task to its poll.
-   */
-  openTasksChanged(): void {
-    this.#snapshot = undefined;
-  }
-
   async #notify(): Promise<void> {
-    this.openTasksChanged();
+    this.#snapshot = undefined; // a read under way may predate this change
     await this.store.notify(TASKS_CHANNEL);
   }
 
@@ -231,14 +257,19 @@ export class TaskManager {
   }
 
   /**
-   * Pending tasks `agentId` may claim now: a task with `poolId` only for members of that pool, one
-   * with `requiredCapabilities` only for agents having all of them, none before its retry time.
+   * The oldest pending tasks `agentId` may claim now, at most PENDING_LIMIT (a decide pass needs
+   * no more): a task with `poolId` only for members of that pool, one with `requiredCapabilities`
+   * only for agents having all of them, none before its retry time. Read from the view as it
+   * stands when it shows this agent work, else from a refresh begun after this call (so the submit
+   * that woke the caller is seen). The view may be a moment behind: a claim stays exact anyway.
    */
   async pendingFor(agentId: string, poolIds: Iterable<string> = [], capabilities: Iterable<string> = [], now = Date.now()): Promise<Task[]> {
     void agentId;
     const pools = new Set(poolIds);
     const caps = new Set(capabilities);
-    return (await this.openTasks()).filter((t) => t.state === "pending" && (t.notBefore ?? 0) <= now && (t.poolId === null || pools.has(t.poolId)) && hasAllCapabilities(caps, t.requiredCapabilities));
+    const visible = (t: Task) => (t.notBefore ?? 0) <= now && (t.poolId === null || pools.has(t.poolId)) && hasAllCapabilities(caps, t.requiredCapabilities);
+    const seen = await this.view.pending(false, visible, PENDING_LIMIT);
+    return seen.length > 0 ? seen : this.view.pending(true, visible, PENDING_LIMIT);
   }
 
   /** Tasks in `state` (all tasks when omitted); final states read the whole history. */
@@ -258,7 +289,7 @@ export class TaskManager {
       return problem ? DECLINE : fn(t!);
     });
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
-    return after!;
+    return this.#saw(after!);
   }
 
   /** Removes a final task from the open index, restoring the entry if it was reopened meanwhile. */

@@ -142,10 +142,7 @@ export class AgentRuntime {
       throw err;
     }
     if (taskManager) {
-      this.#unsubscribe = taskManager.store.subscribe(TASKS_CHANNEL, () => {
-        taskManager.openTasksChanged(); // our next pass must not share a read begun before this wake-up
-        this.#scheduler.wake();
-      });
+      this.#unsubscribe = taskManager.store.subscribe(TASKS_CHANNEL, () => this.#scheduler.wake());
       startReaper(taskManager, this.options.releaseIntervalMs ?? 1000);
     }
     if (this.options.checkpointStore) {

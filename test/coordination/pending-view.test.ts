@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { PENDING_LIMIT, ViewedTaskManager } from "../../src/coordination/pending-view.ts";
+import { PENDING_LIMIT } from "../../src/coordination/pending-view.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { until } from "../support/wait.ts";
 
-/** One shared store; each ViewedTaskManager stands for one process, `ops` for an operator's CLI. */
+/** One shared store; each TaskManager stands for one process, `ops` for an operator's CLI. */
 function setup() {
   const store = new MemoryStore();
   let reads = 0;
@@ -13,12 +13,12 @@ function setup() {
     reads++;
     return get<T>(key);
   }) as typeof store.get;
-  return { store, a: new ViewedTaskManager(store), b: new ViewedTaskManager(store), ops: new TaskManager(store), reads: () => reads };
+  return { store, a: new TaskManager(store), b: new TaskManager(store), ops: new TaskManager(store), reads: () => reads };
 }
 
 const ids = (tasks: { id: string }[]) => tasks.map((t) => t.id).sort();
 
-describe("ViewedTaskManager (pendingFor from a view of the open tasks)", () => {
+describe("TaskManager.pendingFor reads a view of the open tasks", () => {
   test("finding work does not read every open record on every pass", async () => {
     const { a, ops, reads } = setup();
     for (let i = 0; i < 1000; i++) await ops.submit({ id: `t${String(i).padStart(4, "0")}` });

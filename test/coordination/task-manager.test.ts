@@ -165,7 +165,7 @@ describe("TaskManager", () => {
     const { store, tm } = setup();
     await tm.submit({ id: "t" });
     await store.update("task:t", (t: any) => ({ ...t, state: "completed" }));
-    expect(await tm.pendingFor("a")).toEqual([]);
+    expect(await tm.list("pending")).toEqual([]);
     await Bun.sleep(1);
     expect(await store.indexMembers(OPEN_INDEX)).toEqual([]);
   });
