@@ -12,6 +12,8 @@ const result = await Bun.build({
   entrypoints: [join(root, "src", "cli", "main.ts")],
   compile: { outfile, autoloadDotenv: false, autoloadBunfig: false, autoloadPackageJson: false, autoloadTsconfig: false },
   minify: true,
+  // Precompiled bytecode: most of the binary's startup was parsing its bundle (--help ~28 → ~9 ms CPU).
+  bytecode: true,
 });
 if (!result.success) {
   for (const log of result.logs) console.error(log);

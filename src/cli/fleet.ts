@@ -4,6 +4,7 @@
  * worker module, the pool (created if absent), then for each agent an identity, an Agent, a
  * transport, a descriptor and an AgentRuntime; all started together. `stop()` undoes it all.
  */
+import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../core/agent.ts";
 import { ConvergeError } from "../core/errors.ts";
@@ -39,6 +40,17 @@ export interface Fleet {
   /** http://host:port of /healthz, /readyz and /metrics when http_port is set. */
   readonly httpUrl: string | undefined;
   stop(): Promise<void>;
+}
+
+/**
+ * What other machines should dial: the listening address, except that an agent bound to every
+ * interface (0.0.0.0, ::) advertises this host's first external IPv4 address (or its hostname);
+ * null lets the runtime take the transport's own address.
+ */
+export function advertisedEndpoint(host: string, port: number): string | null {
+  if (host !== "0.0.0.0" && host !== "::") return null;
+  const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal);
+  return `tcp://${external?.address ?? hostname()}:${port}`;
 }
 
 /** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
@@ -108,7 +120,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
           taskManager: tasks,
           poolManager: pools,
           discovery,
-          descriptor: discovery ? descriptorFor(agent, null) : undefined,
+          descriptor: discovery ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null) : undefined,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
         }),

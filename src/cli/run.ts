@@ -28,23 +28,29 @@ export const runCommand = defineCommand({
     const config = setup(args as CommonArgs);
     const log = logger("run");
     const t0 = performance.now();
+    // Signal handlers go in before anything starts: Bun installs them asynchronously, and a
+    // signal that came before them would kill the process without a clean stop. The first
+    // signal stops (after start completes, if it comes during start); a second exits at once.
+    let first: NodeJS.Signals | undefined;
+    const signalled = new Promise<NodeJS.Signals>((resolve) => {
+      const on = (s: NodeJS.Signals) => {
+        if (first) {
+          process.stderr.write("converge: second signal, exiting now\n");
+          process.exit(130);
+        }
+        first = s;
+        resolve(s);
+      };
+      process.on("SIGINT", on);
+      process.on("SIGTERM", on);
+    });
     // Loaded here, not at the top: `converge run --help` then never evaluates the runtime.
     const { startFleet } = await import("./fleet.ts");
     const fleet = await startFleet(config);
     const out = (line: string) => process.stdout.write(line + "\n");
     printStarted(fleet, config.agents, out);
     out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
-
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once("SIGINT", () => resolve("SIGINT"));
-      process.once("SIGTERM", () => resolve("SIGTERM"));
-    });
-    const again = () => {
-      process.stderr.write("converge: second signal, exiting now\n");
-      process.exit(130);
-    };
-    process.on("SIGINT", again);
-    process.on("SIGTERM", again);
+    const signal = await signalled;
     log.info(`${signal} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
     await fleet.stop();

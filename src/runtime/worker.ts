@@ -98,6 +98,7 @@ export class TaskWorker {
         break;
       }
       this.stats.claimed++;
+      this.#log.debug("claimed task", { task: lease.taskId, attempt: lease.task.attempts });
       this.#start(lease);
     }
     // Others won every task we tried while we still have room: look again now rather than at the
@@ -166,6 +167,7 @@ export class TaskWorker {
         if (outcome.ok) {
           await this.tasks.report(lease.taskId, outcome.value ?? null, holder);
           this.stats.completed++;
+          this.#log.debug("completed task", { task: lease.taskId });
         } else {
           const message = (outcome.error as Error)?.message ?? String(outcome.error);
           const after = await this.tasks.fail(lease.taskId, message, holder);

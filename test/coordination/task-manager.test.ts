@@ -170,3 +170,14 @@ describe("TaskManager", () => {
     expect(await store.indexMembers(OPEN_INDEX)).toEqual([]);
   });
 });
+
+describe("task constraints", () => {
+  test("constraints converge acts on are checked at submit", async () => {
+    const { tm } = setup();
+    await expect(tm.submit({ constraints: { claim_ttl_sec: -5 } })).rejects.toThrow(/claim_ttl_sec must be a number of seconds greater than 0, got -5/);
+    await expect(tm.submit({ constraints: { claim_ttl_sec: "30" } })).rejects.toThrow(/claim_ttl_sec/);
+    await expect(tm.submit({ constraints: { max_retries: 1.5 } })).rejects.toThrow(/max_retries must be a whole number/);
+    await expect(tm.submit({ constraints: { retry_backoff_ms: -1 } })).rejects.toThrow(/retry_backoff_ms/);
+    expect((await tm.submit({ constraints: { claim_ttl_sec: 0.5, max_retries: 0, gpu: "any" } })).state).toBe("pending");
+  });
+});
