@@ -17,9 +17,9 @@ import { StoreError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { encode, fileNameOf, headMayMatch, parseFileName } from "./file-names.ts";
 import { parseRecord, serialise } from "./json.ts";
-import { checkKey, sortKeys } from "./keys.ts";
+import { checkIndexUpdate, checkKey, sortKeys } from "./keys.ts";
 import { Listeners } from "./listeners.ts";
-import { DECLINE, type Decline, type Store } from "./store.ts";
+import { DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
 
 const log = logger("store.file");
 
@@ -125,31 +125,48 @@ export class FileStore implements Store {
     return this.#write(key, serialise(key, value), true);
   }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
+  /** The hint (`options.expected`) is ignored. An index change happens in the same synchronous step. */
+  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
     this.#check(key);
+    const index = options?.index;
+    if (index) checkIndexUpdate(index);
     // No await between read and write: nothing else in this process can interleave.
     const current = this.#get(key) as T | undefined;
     const next = fn(current);
     if (next === DECLINE) return current;
     const text = serialise(key, next);
-    this.#write(key, text, false);
-    return JSON.parse(text) as T;
+    const stored = JSON.parse(text) as T;
+    if (!index) {
+      this.#write(key, text, false);
+      return stored;
+    }
+    // Should a crash fall between the two files, the index errs towards listing a member (a reader
+    // skips or drops an extra member; a missing one would hide a record).
+    if (index.keep(stored)) {
+      this.#indexChange(index.name, index.member, true);
+      this.#write(key, text, false);
+    } else {
+      this.#write(key, text, false);
+      this.#indexChange(index.name, index.member, false);
+    }
+    return stored;
   }
 
   async indexAdd(index: string, ...members: string[]): Promise<void> {
     this.#check(index, "index name");
     for (const m of members) checkKey(m, "index member");
-    const set = new Set(this.#readIndex(index));
-    const size = set.size;
-    for (const m of members) set.add(m);
-    if (set.size !== size) this.#writeIndex(index, [...set]);
+    this.#indexChange(index, members, true);
   }
 
   async indexRemove(index: string, ...members: string[]): Promise<void> {
     this.#check(index, "index name");
+    this.#indexChange(index, members, false);
+  }
+
+  #indexChange(index: string, members: string | string[], add: boolean): void {
     const set = new Set(this.#readIndex(index));
     const size = set.size;
-    for (const m of members) set.delete(m);
+    for (const m of typeof members === "string" ? [members] : members) add ? set.add(m) : set.delete(m);
     if (set.size !== size) this.#writeIndex(index, [...set]);
   }
 

@@ -10,6 +10,13 @@ export function checkKey(key: string, what = "key"): void {
   if (!key.isWellFormed()) throw new StoreError(`the store ${what} ${JSON.stringify(key)} contains a lone UTF-16 surrogate; use well-formed Unicode`);
 }
 
+/** Checks the index named in `UpdateOptions.index` before anything is read or written. */
+export function checkIndexUpdate(index: { name: string; member: string; keep: unknown }): void {
+  checkKey(index.name, "index name");
+  checkKey(index.member, "index member");
+  if (typeof index.keep !== "function") throw new StoreError("update's index option needs a keep(value) function");
+}
+
 /**
  * The smallest string greater than every string starting with `prefix`, in code point order
  * (which is UTF-8 byte order, SQLite's BINARY collation), or undefined when there is none.

@@ -4,9 +4,9 @@
  * Keys are bucketed by their prefix up to the last ':' so that `list("task:")` reads only that bucket.
  */
 import { StoreError } from "../core/errors.ts";
-import { DECLINE, type Decline, type Store } from "./store.ts";
+import { DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
 import { parseRecord, serialise } from "./json.ts";
-import { checkKey, sortKeys } from "./keys.ts";
+import { checkIndexUpdate, checkKey, sortKeys } from "./keys.ts";
 import { Listeners } from "./listeners.ts";
 
 export class MemoryStore implements Store {
@@ -71,29 +71,44 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
+  /** The hint (`options.expected`) is ignored: reading here costs nothing. */
+  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
     this.#check(key);
+    const index = options?.index;
+    if (index) checkIndexUpdate(index);
     const text = this.#data.get(key);
     const current = text === undefined ? undefined : (parseRecord(key, text) as T);
     const next = fn(current);
     if (next === DECLINE) return current;
     const out = serialise(key, next);
+    const stored = JSON.parse(out) as T;
+    const keep = index ? index.keep(stored) : false; // before any write: a throwing keep writes nothing
     this.#set(key, out);
-    return JSON.parse(out) as T;
+    if (index) {
+      if (keep) this.#indexAdd(index.name, index.member);
+      else this.#indexRemove(index.name, index.member);
+    }
+    return stored;
   }
 
   async indexAdd(index: string, ...members: string[]): Promise<void> {
     this.#check(index, "index name");
+    for (const m of members) checkKey(m, "index member");
+    this.#indexAdd(index, ...members);
+  }
+
+  #indexAdd(index: string, ...members: string[]): void {
     let set = this.#indexes.get(index);
     if (!set) this.#indexes.set(index, (set = new Set()));
-    for (const m of members) {
-      checkKey(m, "index member");
-      set.add(m);
-    }
+    for (const m of members) set.add(m);
   }
 
   async indexRemove(index: string, ...members: string[]): Promise<void> {
     this.#check(index, "index name");
+    this.#indexRemove(index, ...members);
+  }
+
+  #indexRemove(index: string, ...members: string[]): void {
     const set = this.#indexes.get(index);
     if (!set) return;
     for (const m of members) set.delete(m);

@@ -6,7 +6,15 @@
  * SCAN for records never meets a set.
  *
  * update is an optimistic compare-and-set: read the value, run the JS callback, then a tiny Lua
- * script writes only if the value is still the one that was read (compared by SHA-1), else retry.
+ * script writes only if the value is still the one that was read (compared by SHA-1), else it
+ * replies with the current value and the callback runs again on that (no second GET). With a hint
+ * of the current value (UpdateOptions.expected) the GET is skipped altogether: the callback runs on
+ * the hint and the script compares against it, so an update whose hint is right costs one round
+ * trip. This rests on JSON.stringify(JSON.parse(s)) === s for every s that JSON.stringify produced
+ * (key order, number and string forms all survive the round trip; test/store/redis.test.ts checks
+ * it), so the hint re-serialised hashes like the stored bytes. The callback's decline, or error,
+ * on a hint is never trusted: the value is read and the callback runs again. An index change asked
+ * of the update (UpdateOptions.index) is an SADD or SREM inside the same script.
  * Unlike WATCH/MULTI this needs no connection of its own per update (WATCH is per connection, so
  * concurrent updates on one shared connection would cancel each other's watches or, worse, slip
  * through unwatched). Updates of one key from this process queue up locally, so only writers in
@@ -22,12 +30,12 @@ import { createHash, randomUUID } from "node:crypto";
 import { StoreError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { parseRecord, serialise } from "./json.ts";
-import { checkKey, sortKeys } from "./keys.ts";
+import { checkIndexUpdate, checkKey, sortKeys } from "./keys.ts";
 import { Listeners } from "./listeners.ts";
 import { KeyedMutex } from "./mutex.ts";
 import { ErrorLog } from "./redis-errors.ts";
 import { parseRedisUrl, type RedisTarget } from "./redis-url.ts";
-import { DECLINE, type Decline, type Store } from "./store.ts";
+import { ABSENT, DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
 
 const log = logger("store.redis");
 
@@ -40,15 +48,25 @@ export interface RedisStoreOptions {
   conflictTimeoutMs?: number;
 }
 
-/** Writes ARGV[2] only if the key still holds the value whose SHA-1 is ARGV[1] ("" = still absent). */
+/**
+ * Writes ARGV[2] only if the key still holds the value whose SHA-1 is ARGV[1] ("" = still absent),
+ * and then, when an index set is named (KEYS[2]), adds (ARGV[4] = "1") or removes member ARGV[3].
+ * Replies 1 when it wrote; otherwise the current value, so the caller can retry without a GET:
+ * an empty array when the key is absent, else a one-element array holding the value.
+ */
 const CAS = `
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '' then
-  if cur then return 0 end
-elseif (not cur) or redis.sha1hex(cur) ~= ARGV[1] then
-  return 0
+  if cur then return {cur} end
+elseif not cur then
+  return {}
+elseif redis.sha1hex(cur) ~= ARGV[1] then
+  return {cur}
 end
 redis.call('SET', KEYS[1], ARGV[2])
+if KEYS[2] then
+  if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) else redis.call('SREM', KEYS[2], ARGV[3]) end
+end
 return 1`;
 const CAS_SHA = sha1(CAS);
 const CLOCK_REFRESH_MS = 5_000;
@@ -187,31 +205,62 @@ export class RedisStore implements Store {
     return (await this.#cmd((c) => c.set(this.#k(key), text, "NX"))) === "OK";
   }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
+  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
     checkKey(key);
-    const k = this.#k(key);
+    const index = options?.index;
+    if (index) checkIndexUpdate(index);
+    const keys = index ? [this.#k(key), `${this.#ns}i:${index.name}`] : [this.#k(key)];
+    const hint = hintBytes(key, options?.expected);
     return this.#locks.run(key, async () => {
       const deadline = Date.now() + this.#conflictMs;
-      for (let attempt = 0; ; attempt++) {
-        // Raw bytes: the hash must match what Redis holds even if someone stored invalid UTF-8.
-        const raw = await this.#cmd((c) => c.getBuffer(k));
+      // What the key holds as far as we know (raw bytes, so the hash matches what Redis holds even
+      // if someone stored invalid UTF-8; null = absent, undefined = unknown), and whether Redis said
+      // so (`known`) or it is only the caller's hint.
+      let raw = hint;
+      let known = false;
+      for (let conflicts = 0; ; ) {
+        if (raw === undefined) {
+          raw = await this.#cmd((c) => c.getBuffer(keys[0]!));
+          known = true;
+        }
         const current = raw === null ? undefined : (parseRecord(key, raw.toString("utf8")) as T);
-        const next = fn(current);
-        if (next === DECLINE) return current;
-        const text = serialise(key, next);
-        if ((await this.#cmd((c) => this.#cas(c, k, raw === null ? "" : sha1(raw), text))) === 1) return JSON.parse(text) as T;
+        let text: string;
+        let stored: T;
+        let keep = false;
+        try {
+          const next = fn(current);
+          if (next === DECLINE) {
+            if (known) return current;
+            raw = undefined; // declined on the hint only: a decline must rest on the real value
+            continue;
+          }
+          text = serialise(key, next);
+          stored = JSON.parse(text) as T;
+          if (index) keep = index.keep(stored);
+        } catch (err) {
+          if (known) throw err;
+          raw = undefined; // the hint may be what it choked on: decide on the real value
+          continue;
+        }
+        const expected = raw === null ? "" : sha1(raw);
+        const args = index ? [expected, text, index.member, keep ? "1" : "0"] : [expected, text];
+        const reply = await this.#cmd((c) => this.#cas(c, keys, args));
+        if (reply === 1) return stored;
+        // Lost to another writer, or the hint was wrong: the reply holds the value to decide on now.
+        raw = (reply as Buffer[])[0] ?? null;
+        known = true;
         if (Date.now() > deadline) throw new StoreError(`update of "${key}" kept losing to other writers for ${this.#conflictMs} ms`);
-        if (attempt >= 2) await Bun.sleep(Math.random() * Math.min(2 ** attempt, 50)); // jittered backoff under contention
+        if (++conflicts >= 3) await Bun.sleep(Math.random() * Math.min(2 ** conflicts, 50)); // jittered backoff under contention
       }
     });
   }
 
-  async #cas(c: Redis, k: string, expected: string, text: string): Promise<unknown> {
+  async #cas(c: Redis, keys: string[], args: string[]): Promise<unknown> {
     try {
-      return await c.evalsha(CAS_SHA, 1, k, expected, text);
+      return await c.callBuffer("evalsha", CAS_SHA, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err as Error).message?.startsWith("NOSCRIPT")) throw err;
-      return c.eval(CAS, 1, k, expected, text); // first use, or Redis restarted: EVAL also caches it
+      return c.callBuffer("eval", CAS, keys.length, ...keys, ...args); // first use, or Redis restarted: EVAL also caches it
     }
   }
 
@@ -309,6 +358,17 @@ export class RedisStore implements Store {
     } finally {
       this.#client.disconnect();
     }
+  }
+}
+
+/** The bytes the hint would be stored as: null for ABSENT, undefined for no (usable) hint. */
+function hintBytes(key: string, expected: unknown): Buffer | null | undefined {
+  if (expected === undefined) return undefined;
+  if (expected === ABSENT) return null;
+  try {
+    return Buffer.from(serialise(key, expected), "utf8");
+  } catch {
+    return undefined; // not JSON: no hint
   }
 }
 

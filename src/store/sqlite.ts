@@ -4,7 +4,8 @@
  * - `store(key TEXT PRIMARY KEY, value TEXT)` holds the records; a prefix listing is a range
  *   `key >= prefix AND key < successor(prefix)` over the primary-key index, never a scan.
  * - update runs in `BEGIN IMMEDIATE`: the write lock is taken before the read, so two processes
- *   can never both read the old value, and no read-to-write lock upgrade can deadlock.
+ *   can never both read the old value, and no read-to-write lock upgrade can deadlock. An index
+ *   change asked of the update (UpdateOptions.index) commits in the same transaction.
  *   putIfAbsent is one `INSERT ... ON CONFLICT DO NOTHING`, which is its own write transaction.
  * - Index sets live in `store_index`, channels in `store_notify` (a sequence number per channel).
  *   Subscribers poll `PRAGMA data_version`, which changes only when another connection commits,
@@ -17,9 +18,9 @@ import { dirname, resolve } from "node:path";
 import { StoreError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { parseRecord, serialise } from "./json.ts";
-import { checkKey, prefixUpperBound } from "./keys.ts";
+import { checkIndexUpdate, checkKey, prefixUpperBound } from "./keys.ts";
 import { Listeners } from "./listeners.ts";
-import { DECLINE, type Decline, type Store } from "./store.ts";
+import { DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
 
 const log = logger("store.sqlite");
 
@@ -37,6 +38,7 @@ const SCHEMA = `
 `;
 
 type Row = { value: unknown };
+type IndexUpdate = NonNullable<UpdateOptions["index"]>;
 
 export class SqliteStore implements Store {
   readonly description: string;
@@ -45,7 +47,7 @@ export class SqliteStore implements Store {
   readonly #busyMs: number;
   readonly #pollMs: number;
   readonly #q: ReturnType<typeof prepare>;
-  readonly #updateTx: (key: string, fn: (current: unknown) => unknown) => unknown;
+  readonly #updateTx: (key: string, fn: (current: unknown) => unknown, index?: IndexUpdate) => unknown;
   readonly #indexAddTx: (index: string, members: string[]) => void;
   readonly #listeners = new Listeners();
   readonly #seen = new Map<string, number>();
@@ -73,13 +75,18 @@ export class SqliteStore implements Store {
     }
     this.#db = db;
     this.#q = prepare(db);
-    this.#updateTx = db.transaction((key: string, fn: (current: unknown) => unknown) => {
+    this.#updateTx = db.transaction((key: string, fn: (current: unknown) => unknown, index?: IndexUpdate) => {
       const current = this.#decode(key, this.#q.get.get(key));
       const next = fn(current);
       if (next === DECLINE) return current;
       const text = serialise(key, next);
+      const stored = JSON.parse(text);
       this.#q.put.run(key, text);
-      return JSON.parse(text);
+      if (index) {
+        if (index.keep(stored)) this.#q.indexAdd.run(index.name, index.member);
+        else this.#q.indexRemove.run(index.name, index.member);
+      }
+      return stored;
     }).immediate;
     this.#indexAddTx = db.transaction((index: string, members: string[]) => {
       for (const m of members) this.#q.indexAdd.run(index, m);
@@ -132,8 +139,13 @@ export class SqliteStore implements Store {
     return this.#run(`write "${key}"`, () => this.#q.insert.run(key, serialise(key, value)).changes === 1, key);
   }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
-    return this.#run(`update "${key}"`, () => this.#updateTx(key, fn as (c: unknown) => unknown) as T | undefined, key);
+  /** One BEGIN IMMEDIATE transaction: read, `fn`, write and the index change commit together. The hint is ignored. */
+  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
+    const index = options?.index as IndexUpdate | undefined;
+    return this.#run(`update "${key}"`, () => {
+      if (index) checkIndexUpdate(index);
+      return this.#updateTx(key, fn as (c: unknown) => unknown, index) as T | undefined;
+    }, key);
   }
 
   async indexAdd(index: string, ...members: string[]): Promise<void> {

@@ -18,6 +18,28 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 export const DECLINE: unique symbol = Symbol("converge.store.decline");
 export type Decline = typeof DECLINE;
 
+/** As `UpdateOptions.expected`: the caller expects the key to be absent (e.g. a create). */
+export const ABSENT: unique symbol = Symbol("converge.store.absent");
+export type Absent = typeof ABSENT;
+
+export interface UpdateOptions<T = unknown> {
+  /**
+   * A hint of the current value: the record as the caller last saw it, or ABSENT when it expects
+   * no record (undefined = no hint). A backend that pays a round trip to read (redis) may run `fn`
+   * on the hint and compare-and-set against it directly, reading the real value only when the hint
+   * was wrong; local backends ignore it. The hint never changes the outcome: what is written (or
+   * declined, or returned) is always decided by `fn` on the real current value. A wrong hint costs
+   * at most a round trip, never correctness.
+   */
+  expected?: T | Absent;
+  /**
+   * An index set kept in the same atomic step as the record: when the update writes a value v,
+   * `member` is added to the index `name` if `keep(v)`, else removed from it. When `fn` declines,
+   * the index is left as it is. (`keep` gets the value as stored and, like `fn`, may run more than once.)
+   */
+  index?: { name: string; member: string; keep: (value: T) => boolean };
+}
+
 export interface Store {
   /** A short description for people, e.g. `sqlite /var/lib/converge.db` (never a password). */
   readonly description: string;
@@ -34,8 +56,9 @@ export interface Store {
    * Atomic read-modify-write of one key: `fn` gets the current value (undefined when absent) and
    * returns the new one, or DECLINE to write nothing. `fn` may run more than once (optimistic
    * backends retry on conflict), so it must not have side effects. Returns the stored value after.
+   * See UpdateOptions for a hint of the current value and for an index set kept in the same step.
    */
-  update<T = unknown>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined>;
+  update<T = unknown>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined>;
 
   /** Adds members to a named index set. */
   indexAdd(index: string, ...members: string[]): Promise<void>;

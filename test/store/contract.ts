@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { StoreError } from "../../src/core/errors.ts";
 import { configureLogging } from "../../src/observability/log.ts";
-import { DECLINE, type Store } from "../../src/store/store.ts";
+import { ABSENT, DECLINE, type Store } from "../../src/store/store.ts";
 
 export interface Harness {
   store: Store;
@@ -243,6 +243,108 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       expect(await store.get("counter")).toBe(100);
     });
 
+    test("update with a right hint writes what fn decides on the real value", async () => {
+      const { store } = await fresh();
+      await store.put("h", { n: 1, s: "é😀", list: [1.5, null] });
+      const hint = (await store.get<{ n: number }>("h"))!;
+      const seen: unknown[] = [];
+      const out = await store.update<{ n: number }>("h", (cur) => (seen.push(cur), { ...cur!, n: cur!.n + 1 }), { expected: hint });
+      expect(out).toEqual({ n: 2, s: "é😀", list: [1.5, null] });
+      expect(seen.at(-1)).toEqual({ n: 1, s: "é😀", list: [1.5, null] });
+      expect(hint).toEqual({ n: 1, s: "é😀", list: [1.5, null] }); // the caller's hint is not touched
+      expect(await store.get("h")).toEqual(out);
+    });
+
+    test("update with a wrong hint still decides on the real value, writes and declines alike", async () => {
+      const { store } = await fresh();
+      await store.put("h", { n: 5 });
+      const out = await store.update<{ n: number }>("h", (cur) => ({ n: cur!.n + 1 }), { expected: { n: 1 } });
+      expect(out).toEqual({ n: 6 });
+      expect(await store.get("h")).toEqual({ n: 6 });
+      // fn would decline on the hint but not on the real value, and the other way round
+      expect(await store.update<{ n: number }>("h", (cur) => (cur!.n === 0 ? DECLINE : { n: cur!.n * 2 }), { expected: { n: 0 } })).toEqual({ n: 12 });
+      expect(await store.update<{ n: number }>("h", (cur) => (cur!.n === 12 ? DECLINE : { n: 0 }), { expected: { n: 3 } })).toEqual({ n: 12 });
+      expect(await store.get("h")).toEqual({ n: 12 });
+      // fn would throw on the hint only: the real value decides
+      const picky = (cur: { n: number } | undefined) => {
+        if (cur!.n !== 12) throw new Error("not twelve");
+        return { n: 13 };
+      };
+      expect(await store.update("h", picky, { expected: { n: 1 } })).toEqual({ n: 13 });
+      await expect(store.update("h", picky, { expected: { n: 12 } })).rejects.toThrow("not twelve");
+      expect(await store.get("h")).toEqual({ n: 13 });
+      // a hint that is not even JSON is no hint
+      expect(await store.update<{ n: number }>("h", (cur) => ({ n: cur!.n + 1 }), { expected: { n: 1n } as never })).toEqual({ n: 14 });
+    });
+
+    test("update hints about absence: ABSENT on an absent key creates, and wrong absence hints are harmless", async () => {
+      const { store } = await fresh();
+      const create = (cur: unknown) => (cur === undefined ? { v: "new" } : DECLINE);
+      expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" });
+      expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" }); // present: declined on the real value
+      expect(await store.update<{ v: string }>("a:1", (cur) => ({ v: cur!.v + "!" }), { expected: ABSENT })).toEqual({ v: "new!" });
+      // a value hinted for a key that is absent
+      let seen: unknown = "not called";
+      expect(await store.update("a:2", (cur) => ((seen = cur), { v: 1 }), { expected: { v: 0 } })).toEqual({ v: 1 });
+      expect(seen).toBeUndefined();
+      expect(await store.update("a:3", (cur) => (cur === undefined ? DECLINE : { v: 2 }), { expected: { v: 0 } })).toBeUndefined();
+      expect(await store.get("a:3")).toBeUndefined();
+      expect(await store.list("a:")).toEqual(["a:1", "a:2"]);
+    });
+
+    test("update keeps an index set in the same step: member added or removed with the write", async () => {
+      const { store } = await fresh();
+      const open = { name: "open", member: "t1", keep: (v: { state: string }) => v.state !== "done" };
+      expect(await store.update("task:t1", () => ({ state: "pending" }), { index: open, expected: ABSENT })).toEqual({ state: "pending" });
+      expect(await store.indexMembers("open")).toEqual(["t1"]);
+      await store.update("task:t1", () => ({ state: "running" }), { index: open });
+      expect(await store.indexMembers("open")).toEqual(["t1"]);
+      await store.update("task:t1", () => ({ state: "done" }), { index: open, expected: { state: "running" } });
+      expect(await store.indexMembers("open")).toEqual([]);
+      await store.update("task:t1", () => ({ state: "done" }), { index: open });
+      expect(await store.indexMembers("open")).toEqual([]);
+      await store.update("task:t1", () => ({ state: "pending" }), { index: open, expected: { state: "stale" } });
+      expect(await store.indexMembers("open")).toEqual(["t1"]);
+      // keep sees the value as stored; other members and indexes are untouched
+      await store.indexAdd("open", "other");
+      let kept: unknown;
+      await store.update("task:t1", () => ({ state: "done", extra: undefined }), { index: { ...open, keep: (v) => ((kept = v), false) } });
+      expect(kept).toEqual({ state: "done" });
+      expect(await store.indexMembers("open")).toEqual(["other"]);
+      expect(await store.list("")).toEqual(["task:t1"]);
+    });
+
+    test("update that declines, or whose fn throws, leaves the index alone", async () => {
+      const { store } = await fresh();
+      await store.put("task:x", { state: "done" });
+      await store.indexAdd("open", "x");
+      const open = { name: "open", member: "x", keep: () => false };
+      expect(await store.update("task:x", () => DECLINE, { index: open })).toEqual({ state: "done" });
+      expect(await store.update("task:x", () => DECLINE, { index: open, expected: { state: "done" } })).toEqual({ state: "done" });
+      expect(await store.update("task:absent", () => DECLINE, { index: { ...open, member: "y", keep: () => true } })).toBeUndefined();
+      await expect(store.update("task:x", () => { throw new Error("no"); }, { index: open })).rejects.toThrow("no");
+      expect(await store.indexMembers("open")).toEqual(["x"]);
+      await expect(store.update("task:x", () => ({ state: "pending" }), { index: { ...open, keep: () => { throw new Error("keep failed"); } } })).rejects.toThrow("keep failed");
+      expect(await store.get("task:x")).toEqual({ state: "done" });
+      expect(await store.indexMembers("open")).toEqual(["x"]);
+      await expect(store.update("task:x", () => ({ state: "pending" }), { index: { ...open, name: "bad\uD800" } })).rejects.toBeInstanceOf(StoreError);
+      expect(await store.get("task:x")).toEqual({ state: "done" });
+    });
+
+    test("100 concurrent increments with hints (right, stale, absent) end exact, and so does the index", async () => {
+      const { store } = await fresh();
+      await store.put("counter", { n: 0 });
+      const hints = [{ n: 0 }, { n: 50 }, ABSENT, undefined, { n: 1, x: 1 }];
+      const keep = (v: { n: number }) => v.n % 2 === 0;
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          store.update<{ n: number }>("counter", (c) => ({ n: c!.n + 1 }), { expected: hints[i % hints.length] as { n: number }, index: { name: "even", member: "counter", keep } }),
+        ),
+      );
+      expect(await store.get("counter")).toEqual({ n: 100 });
+      expect(await store.indexMembers("even")).toEqual(["counter"]);
+    });
+
     test("index sets add, ignore duplicates, remove, and are separate from records", async () => {
       const { store } = await fresh();
       expect(await store.indexMembers("pending")).toEqual([]);
@@ -349,6 +451,24 @@ function registerShared(fresh: () => Promise<Harness>, peerOf: (h: Harness) => P
     expect(await other.putIfAbsent("shared", 0)).toBe(false);
     await h.store.indexAdd("pending", "t1");
     expect(await other.indexMembers("pending")).toEqual(["t1"]);
+  });
+
+  test("concurrent updates with stale hints from two handles end exact, index included", async () => {
+    const h = await fresh();
+    if (!h.peer) throw new Error("a shared backend's harness must provide peer()");
+    const others = [await peerOf(h), await peerOf(h)];
+    await h.store.put("c", { n: 0 });
+    const stores = [h.store, ...others];
+    const index = { name: "odd", member: "c", keep: (v: { n: number }) => v.n % 2 === 1 };
+    await Promise.all(
+      stores.map(async (s, j) => {
+        let seen: { n: number } | undefined = { n: 0 };
+        // each caller hints with what its last update returned, which another caller has often changed since
+        for (let i = 0; i < 40; i++) seen = await s.update<{ n: number }>("c", (c) => ({ n: c!.n + 1 }), { expected: i % 7 === j ? undefined : seen, index });
+      }),
+    );
+    expect(await h.store.get("c")).toEqual({ n: 120 });
+    expect(await others[0]!.indexMembers("odd")).toEqual([]);
   });
 
   test("records persist after close and reopen", async () => {

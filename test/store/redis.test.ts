@@ -2,6 +2,7 @@ import { afterAll, expect, test } from "bun:test";
 import { Redis } from "ioredis";
 import { StoreError } from "../../src/core/errors.ts";
 import { RedisStore } from "../../src/store/redis.ts";
+import { ABSENT } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
 import { storeContract, wokenBy } from "./contract.ts";
 
@@ -136,5 +137,50 @@ test("a Redis that stops answering makes calls fail after the command timeout, n
     own.resume();
     await store.close();
     await own.stop();
+  }
+});
+
+test("a hint re-serialises to the bytes stored: JSON.stringify(JSON.parse(s)) === s for s from JSON.stringify", () => {
+  // The Redis update's hint path hashes JSON.stringify(hint) and compares it with the stored bytes.
+  const values: unknown[] = [
+    { b: 1, a: 2, "10": 3, "2": 4, "-1": 5, "01": 6, "4294967295": 7, "1.5": 8 }, // integer-like keys are reordered by objects: already so in s
+    { ["__proto__"]: { x: 1 }, constructor: "c", toString: null },
+    [0, -0, 1e21, 1e-7, 5e-324, 1.7976931348623157e308, 2 ** 53 + 2, 0.1 + 0.2, -1.5e-300, 123456789012345680000],
+    { s: "é 日本語 😀 \u0000 \u001f \u2028 \u2029 \" \\ / \n\t \uD800 lone \uDFFF", e: "", n: null, t: true, f: false },
+    { nested: { deep: [{ a: [[], {}] }] }, big: "x".repeat(10_000) },
+    JSON.parse('{"z":1,"y":{"3":[1,2],"x":"1"},"1":null}'),
+    "plain", 42, null, true,
+  ];
+  for (const v of values) {
+    const s = JSON.stringify(v);
+    expect(JSON.stringify(JSON.parse(s))).toBe(s);
+  }
+  // A task-shaped record, spread and re-parsed as TaskManager does.
+  const task = { id: "t", state: "pending", inputs: { "2": "b", "1": "a", k: [1.25] }, attempts: 0, notBefore: null };
+  const s = JSON.stringify({ ...task, state: "assigned", leaseToken: "x" });
+  expect(JSON.stringify(JSON.parse(s))).toBe(s);
+});
+
+test("a right hint saves the GET: one round trip per update, with the index change inside the script", async () => {
+  const store = await RedisStore.open(server.url, { namespace: "hint:" });
+  try {
+    const first = await store.update("task:1", () => ({ state: "pending" }), { expected: ABSENT, index: { name: "open", member: "1", keep: () => true } });
+    await raw.config("RESETSTAT");
+    let seen = first;
+    for (let i = 0; i < 10; i++) seen = await store.update<{ state: string; i?: number }>("task:1", (t) => ({ ...t!, i }), { expected: seen, index: { name: "open", member: "1", keep: () => true } });
+    await store.update("task:1", (t) => ({ ...(t as object), state: "done" }), { expected: seen, index: { name: "open", member: "1", keep: () => false } });
+    const stats = await raw.info("commandstats");
+    const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls("evalsha") + calls("eval")).toBe(11);
+    expect(calls("get")).toBe(11); // the script's own: no GET outside it
+    expect(await raw.smembers("hint:i:open")).toEqual([]);
+    // a wrong hint: the failed compare-and-set carries the current value, so the retry needs no GET
+    await raw.config("RESETSTAT");
+    expect(await store.update<{ state: string }>("task:1", (t) => ({ ...t!, state: "again" }), { expected: { state: "stale" } })).toMatchObject({ state: "again" });
+    const again = await raw.info("commandstats");
+    expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(again)?.[1])).toBe(2);
+    expect(Number(/cmdstat_get:calls=(\d+)/.exec(again)?.[1])).toBe(2);
+  } finally {
+    await store.close();
   }
 });
