@@ -14,8 +14,8 @@ const rawSlice = typeof raw.utf8Slice === "function" ? raw.utf8Slice : undefined
 const rawWrite = typeof raw.utf8Write === "function" ? raw.utf8Write : undefined;
 
 const textEncoder = new TextEncoder();
-/** The reference decoder. Note: it drops a leading U+FEFF (ignoreBOM defaults to false). */
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+/** The strict decoder. It keeps a leading U+FEFF, as Python does: a BOM in a string is data. */
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Below this many bytes a JS loop over ASCII beats a native call. */
 const SHORT = 16;
@@ -31,9 +31,9 @@ export function readUtf8(buf: Uint8Array, start: number, end: number): string | 
   }
   if (rawSlice) {
     const s = rawSlice.call(buf, start, end);
-    // utf8Slice replaces bad sequences with U+FFFD and keeps a leading BOM, where the strict
-    // decoder throws or drops it: any string with either goes to the strict decoder to decide.
-    if (s.indexOf("\uFFFD") === -1 && s.charCodeAt(0) !== 0xfeff) return s;
+    // utf8Slice replaces bad sequences with U+FFFD where the strict decoder throws: any string
+    // with one goes to the strict decoder to decide.
+    if (s.indexOf("\uFFFD") === -1) return s;
   }
   try {
     return strictDecoder.decode(buf.subarray(start, end));

@@ -59,3 +59,9 @@ describe("canonical msgpack", () => {
     expect(() => decode(new Uint8Array(100_000).fill(0x91))).toThrow(/deeper/);
   });
 });
+
+describe("strings keep every character", () => {
+  test("a leading U+FEFF (byte order mark) is data and survives decoding, as in Python", () => {
+    for (const s of ["\uFEFFx", "\uFEFF" + "long ".repeat(20), "\uFEFF"]) expect(decode(encode(s))).toBe(s);
+  });
+});

@@ -24,7 +24,7 @@ export type Packable =
   | { readonly [key: string]: Packable };
 
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder("utf-8", { fatal: true });
+const textDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A growable byte buffer that writes canonical msgpack. */
 export class MsgpackWriter {
