@@ -3,14 +3,13 @@
  * one Redis and race for 2,000 tasks. Every task must be handled once, reported once and completed
  * in the store with the result of the one lease that handled it.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
 import type { Config } from "./fixtures/coordination-worker.ts";
@@ -19,18 +18,7 @@ const PROCESSES = 4;
 const AGENTS = 4;
 const TASKS = 2000;
 
-// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
-let tmp: ReturnType<typeof tempDir>;
-let redis: RedisServer;
-beforeAll(async () => {
-  tmp = tempDir("converge-e2e-once-");
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await killAll();
-  await redis?.stop();
-  tmp?.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-once-", redis: true, cleanup: [killAll] });
 
 async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir: string): Promise<void> {
   const store = await openChoice({ backend, location });

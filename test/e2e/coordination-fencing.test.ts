@@ -3,31 +3,19 @@
  * claimed again cannot report, fail or renew it (LeaseLostError), and the new holder's work
  * stands; a holder that keeps renewing is never released, however often others reap.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { LeaseLostError } from "../../src/core/errors.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { killAll, readJournals, WorkerProcess, type WorkerEvent } from "./fixtures/cluster.ts";
 
 type Result = { process: string; agent: string; attempt: number; token: string };
 
-// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
-let tmp: ReturnType<typeof tempDir>;
-let redis: RedisServer;
-beforeAll(async () => {
-  tmp = tempDir("converge-e2e-fencing-");
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await killAll();
-  await redis?.stop();
-  tmp?.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-fencing-", redis: true, cleanup: [killAll] });
 
 let db = 0;
 async function location(backend: "sqlite" | "redis", name: string): Promise<string> {

@@ -6,14 +6,13 @@
  * - Restart: tasks in a file, sqlite or redis store outlive a graceful stop of every process and
  *   are completed once the processes start again.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
 import type { Config } from "./fixtures/coordination-worker.ts";
@@ -21,18 +20,7 @@ import type { Config } from "./fixtures/coordination-worker.ts";
 type Backend = "file" | "sqlite" | "redis";
 type Result = { doubled: number; process: string; agent: string; attempt: number; token: string };
 
-// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
-let tmp: ReturnType<typeof tempDir>;
-let redis: RedisServer;
-beforeAll(async () => {
-  tmp = tempDir("converge-e2e-recovery-");
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await killAll();
-  await redis?.stop();
-  tmp?.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-recovery-", redis: true, cleanup: [killAll] });
 
 let db = 0;
 /** A fresh, empty location per test. */

@@ -2,25 +2,18 @@
  * Scoping across OS processes: tasks with `poolId` or `requiredCapabilities` are claimed only by
  * eligible agents, whatever mix of agents two processes host; unscoped tasks go to anyone.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task, TaskInit } from "../../src/core/task.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { counts, killAll, readJournals, WorkerProcess } from "./fixtures/cluster.ts";
 import type { AgentSpec } from "./fixtures/coordination-worker.ts";
 
-let tmp: ReturnType<typeof tempDir>;
-beforeAll(() => {
-  tmp = tempDir("converge-e2e-scoping-");
-});
-afterAll(async () => {
-  await killAll();
-  tmp?.cleanup();
-});
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-scoping-", cleanup: [killAll] });
 
 const PROCESSES: Record<string, AgentSpec[]> = {
   p0: [

@@ -6,7 +6,7 @@
  * a wake-up sent while a new Redis subscription is still being set up is not lost, and a pass
  * that follows a wake-up reads the open tasks afresh rather than sharing a read begun before it.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { Agent } from "../../src/core/agent.ts";
@@ -17,25 +17,13 @@ import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { openChoice } from "../../src/store/open.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { killAll, WorkerProcess } from "./fixtures/cluster.ts";
 
 const POLL_MS = 5000;
 const PICKUPS = 5;
 
-// Started when the first test runs (not at load), so a run that filters every test out leaves nothing behind.
-let tmp: ReturnType<typeof tempDir>;
-let redis: RedisServer;
-beforeAll(async () => {
-  tmp = tempDir("converge-e2e-wakeup-");
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await killAll();
-  await redis?.stop();
-  tmp?.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-wakeup-", redis: true, cleanup: [killAll] });
 
 const clock = () => performance.timeOrigin + performance.now();
 
