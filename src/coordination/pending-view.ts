@@ -84,6 +84,11 @@ export class PendingView {
     this.#inOrder.add(id);
   }
 
+  /** The record of an open task as this process last saw it (a hint for updates), if the view holds one. */
+  known(id: string): Task | undefined {
+    return this.#records.get(id);
+  }
+
   /** Open tasks in the view. */
   get size(): number {
     return this.#records.size;

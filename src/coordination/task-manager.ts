@@ -6,9 +6,20 @@
  * present, so a holder whose lease expired and was taken over cannot overwrite the new holder's work.
  *
  * The index set `tasks:open` lists every task that is not final, so that finding pending work and
- * expired leases costs in proportion to open work, not to history. The index is a hint that never
- * misses a task: writers add before and after writing a record; entries are removed only for final
- * tasks, and whoever removes one re-reads the record and restores the entry if it became open again.
+ * expired leases costs in proportion to open work, not to history. It never misses an open task:
+ * every write that can change whether a task is final (submit, report, fail, release, cancel,
+ * retry) is an update that sets the task's membership in the same atomic step as the record
+ * (UpdateOptions.index: member if the written state is not final, else not), so there is no moment
+ * when an open record is unindexed, and no final record written here stays indexed. Transitions
+ * from open to open (claim, renew, progress, an expired lease released) leave membership as it is.
+ * Records written by older code may still leave a final task in the index; a reader that meets
+ * one drops it with a rewrite of the same record that takes it out of the index in the same step
+ * (and declines, leaving the entry, if the task is open again by then). Only for an id whose
+ * record is gone does the reader remove the entry and re-read, restoring it if a submit raced.
+ *
+ * Each update passes this process's last-seen record as a hint (UpdateOptions.expected), so that
+ * on Redis a transition costs one round trip when nothing changed behind our back; the hint never
+ * decides anything, the real record does.
  *
  * Finding work reads this process's PendingView of the open tasks (see pending-view.ts), which
  * every transition made here keeps up to date, rather than every open record on every pass.
@@ -17,7 +28,7 @@ import { randomUUID } from "node:crypto";
 import { hasAllCapabilities } from "../core/capability.ts";
 import { LeaseLostError, TaskStateError } from "../core/errors.ts";
 import { FINAL_STATES, claimTtlMs, isTaskState, newTask, type Task, type TaskInit, type TaskState } from "../core/task.ts";
-import { DECLINE, type Store } from "../store/store.ts";
+import { ABSENT, DECLINE, type Store, type UpdateOptions } from "../store/store.ts";
 import { PENDING_LIMIT, PendingView } from "./pending-view.ts";
 
 export const TASK_PREFIX = "task:";
@@ -42,6 +53,7 @@ export interface TaskManagerOptions {
 
 const MAX_BACKOFF_MS = 60_000;
 const taskKey = (id: string) => TASK_PREFIX + id;
+const isOpen = (t: Task) => !FINAL_STATES.has(t.state);
 
 export class TaskManager {
   /** This process's view of the open tasks, what `pendingFor` reads. */
@@ -53,6 +65,11 @@ export class TaskManager {
     this.view = new PendingView(store, OPEN_INDEX, (id) => this.get(id));
   }
 
+  /** Update options: the view's last-seen record as the hint, and, with `index`, the open index kept exact in the same step. */
+  #opts(taskId: string, index = false, expected: Task | undefined = this.view.known(taskId)): UpdateOptions<Task> {
+    return { expected, index: index ? { name: OPEN_INDEX, member: taskId, keep: isOpen } : undefined };
+  }
+
   /** Tells the view about a task as a transition made here left it. */
   #saw(t: Task): Task {
     this.view.saw(t.id, t, true);
@@ -62,12 +79,10 @@ export class TaskManager {
   /** Stores a new pending task; an existing id is refused. */
   async submit(init: TaskInit): Promise<Task> {
     const task = newTask(init, await this.store.now());
-    await this.store.indexAdd(OPEN_INDEX, task.id);
-    if (!(await this.store.putIfAbsent(taskKey(task.id), task))) {
-      throw new TaskStateError(`task ${task.id} already exists`);
-    }
-    await this.store.indexAdd(OPEN_INDEX, task.id);
-    this.#saw(task);
+    let exists = false;
+    const after = await this.store.update<Task>(taskKey(task.id), (cur) => ((exists = cur !== undefined) ? DECLINE : task), { expected: ABSENT, index: { name: OPEN_INDEX, member: task.id, keep: () => true } });
+    if (exists) throw new TaskStateError(`task ${task.id} already exists`);
+    this.#saw(after!);
     await this.#notify();
     return task;
   }
@@ -89,13 +104,14 @@ export class TaskManager {
   async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
     // A task this process knows to be taken (a claim under way here, or seen held) is not tried.
     if (this.view.taken(taskId)) return null;
-    const lease = await this.view.claiming(taskId, this.#claim(taskId, agentId, options));
+    const { lease, current } = await this.view.claiming(taskId, this.#claim(taskId, agentId, options));
     if (lease) this.#saw(lease.task);
+    else if (current) this.view.saw(taskId, current, true); // as the store has it now: held by another, or waiting for a retry
     else this.view.lost(taskId);
     return lease;
   }
 
-  async #claim(taskId: string, agentId: string, options: { ttlMs?: number }): Promise<Lease | null> {
+  async #claim(taskId: string, agentId: string, options: { ttlMs?: number }): Promise<{ lease: Lease | null; current?: Task }> {
     const now = await this.store.now();
     const token = randomUUID();
     let won = false;
@@ -105,9 +121,9 @@ export class TaskManager {
       const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
       won = true;
       return { ...t, state: "assigned", assignedTo: agentId, claimedAt: now, attempts: t.attempts + 1, leaseToken: token, leaseExpiresAt: ttl === undefined ? null : now + ttl, notBefore: null, updatedAt: now };
-    });
-    if (!won || !after) return null;
-    return { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after };
+    }, this.#opts(taskId));
+    if (!won || !after) return { lease: null, current: after };
+    return { lease: { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after } };
   }
 
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
@@ -119,7 +135,7 @@ export class TaskManager {
       if (problem) return DECLINE;
       const ttl = ttlMs ?? claimTtlMs(t!, this.options.defaultClaimTtlSec);
       return { ...t!, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
-    });
+    }, this.#opts(taskId));
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
     return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: this.#saw(after!) };
   }
@@ -133,9 +149,7 @@ export class TaskManager {
   /** Completes a task. Only the assignee: `token` must be the current lease (or, for a lease-less caller, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
     const now = await this.store.now();
-    const after = await this.#transition(taskId, holder, (t) => ({ ...t, state: "completed", result: result ?? null, leaseToken: null, leaseExpiresAt: null, error: null, updatedAt: now }));
-    await this.#dropIfFinal(taskId);
-    return after;
+    return this.#transition(taskId, holder, (t) => ({ ...t, state: "completed", result: result ?? null, leaseToken: null, leaseExpiresAt: null, error: null, updatedAt: now }), true);
   }
 
   /**
@@ -153,16 +167,15 @@ export class TaskManager {
         return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
       }
       return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
-    });
+    }, true);
     if (after.state === "pending") await this.#notify();
-    else await this.#dropIfFinal(taskId);
     return after;
   }
 
   /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
   async release(taskId: string, holder: Holder): Promise<Task> {
     const now = await this.store.now();
-    const after = await this.#transition(taskId, holder, (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }));
+    const after = await this.#transition(taskId, holder, (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }), true);
     await this.#notify();
     return after;
   }
@@ -175,11 +188,9 @@ export class TaskManager {
       problem = !t ? `task ${taskId} does not exist` : FINAL_STATES.has(t.state) ? `task ${taskId} is already ${t.state}` : undefined;
       if (problem) return DECLINE;
       return { ...t!, ...unassigned, state: "cancelled", updatedAt: now };
-    });
+    }, this.#opts(taskId, true));
     if (problem) throw new TaskStateError(problem);
-    this.#saw(after!);
-    await this.#dropIfFinal(taskId);
-    return after!;
+    return this.#saw(after!);
   }
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
@@ -190,9 +201,8 @@ export class TaskManager {
       problem = !t ? `task ${taskId} does not exist` : t.state !== "failed" && t.state !== "cancelled" ? `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried` : undefined;
       if (problem) return DECLINE;
       return { ...t!, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now };
-    });
+    }, this.#opts(taskId, true));
     if (problem) throw new TaskStateError(problem);
-    await this.store.indexAdd(OPEN_INDEX, taskId);
     this.#saw(after!);
     await this.#notify();
     return after!;
@@ -216,7 +226,7 @@ export class TaskManager {
       const after = await this.store.update<Task>(taskKey(t.id), (cur) => {
         did = !!cur && isExpired(cur, at);
         return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
-      });
+      }, this.#opts(t.id, false, t));
       if (did) released.push(this.#saw(after!).id);
     }
     if (released.length) await this.#notify();
@@ -247,12 +257,12 @@ export class TaskManager {
     const ids = await this.store.indexMembers(OPEN_INDEX);
     const records = await Promise.all(ids.map((id) => this.get(id)));
     const open: Task[] = [];
-    const stale: string[] = [];
+    const stale: [string, Task | undefined][] = [];
     records.forEach((t, i) => {
       if (t && !FINAL_STATES.has(t.state)) open.push(t);
-      else stale.push(ids[i]!);
+      else stale.push([ids[i]!, t]);
     });
-    if (stale.length) void Promise.all(stale.map((id) => this.#dropIfFinal(id))).catch(() => {});
+    if (stale.length) void Promise.all(stale.map(([id, t]) => this.#dropStale(id, t))).catch(() => {});
     return open.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   }
 
@@ -282,21 +292,31 @@ export class TaskManager {
   }
 
   /** One atomic transition that only the current lease holder (or the system) may make. */
-  async #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task): Promise<Task> {
+  async #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task, index = false): Promise<Task> {
     let problem: Problem | undefined;
     const after = await this.store.update<Task>(taskKey(taskId), (t) => {
       problem = holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder);
       return problem ? DECLINE : fn(t!);
-    });
+    }, this.#opts(taskId, index));
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
     return this.#saw(after!);
   }
 
-  /** Removes a final task from the open index, restoring the entry if it was reopened meanwhile. */
-  async #dropIfFinal(taskId: string): Promise<void> {
+  /**
+   * Drops an open-index entry a reader found stale (`seen`: the record it read, final or absent;
+   * only records written by older code, or deleted by hand, leave such entries). A final record is
+   * rewritten unchanged by an update that removes the entry in the same step, or declines if the
+   * task is open again. An absent record has nothing to update: the entry is removed and the key
+   * read again, and the entry restored if a submit created the task meanwhile.
+   */
+  async #dropStale(taskId: string, seen: Task | undefined): Promise<void> {
+    if (seen) {
+      await this.store.update<Task>(taskKey(taskId), (t) => (t && !isOpen(t) ? t : DECLINE), this.#opts(taskId, true, seen));
+      return;
+    }
     await this.store.indexRemove(OPEN_INDEX, taskId);
-    const t = await this.get(taskId).catch(() => undefined);
-    if (t && !FINAL_STATES.has(t.state)) await this.store.indexAdd(OPEN_INDEX, taskId);
+    const t = await this.get(taskId);
+    if (t && isOpen(t)) await this.store.indexAdd(OPEN_INDEX, taskId);
   }
 }
 

@@ -4,7 +4,7 @@
  * interleave, and callbacks really run more than once, as they may on a shared backend.
  */
 import { MemoryStore } from "../../src/store/memory.ts";
-import { DECLINE, type Decline, type Store } from "../../src/store/store.ts";
+import { DECLINE, type Decline, type Store, type UpdateOptions } from "../../src/store/store.ts";
 
 export class RacyStore implements Store {
   readonly description = "racy memory";
@@ -25,7 +25,8 @@ export class RacyStore implements Store {
   now() { return this.inner.now(); }
   close() { return this.inner.close(); }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline): Promise<T | undefined> {
+  /** The hint is ignored (as a local backend may); an index change goes with the write that wins. */
+  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
     for (;;) {
       const before = await this.inner.get<T>(key);
       const seen = JSON.stringify(before);
@@ -35,7 +36,7 @@ export class RacyStore implements Store {
       const after = await this.inner.update<T>(key, (current) => {
         conflict = JSON.stringify(current) !== seen;
         return conflict || next === DECLINE ? DECLINE : next;
-      });
+      }, { index: options?.index });
       if (!conflict) return after;
       this.retries++;
     }

@@ -1,7 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { LeaseLostError, TaskStateError } from "../../src/core/errors.ts";
 import { OPEN_INDEX, TASKS_CHANNEL, TaskManager } from "../../src/coordination/task-manager.ts";
+import { until } from "../support/wait.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
+import type { UpdateOptions } from "../../src/store/store.ts";
 
 const setup = (opts = {}) => {
   const store = new MemoryStore();
@@ -179,5 +181,66 @@ describe("task constraints", () => {
     await expect(tm.submit({ constraints: { max_retries: 1.5 } })).rejects.toThrow(/max_retries must be a whole number/);
     await expect(tm.submit({ constraints: { retry_backoff_ms: -1 } })).rejects.toThrow(/retry_backoff_ms/);
     expect((await tm.submit({ constraints: { claim_ttl_sec: 0.5, max_retries: 0, gpu: "any" } })).state).toBe("pending");
+  });
+
+  test("every transition keeps the open index exact in the same step as the record, with no separate index calls", async () => {
+    const { store, tm } = setup();
+    const calls: string[] = [];
+    for (const name of ["indexAdd", "indexRemove", "putIfAbsent", "put"] as const) {
+      const inner = (store[name] as (...a: unknown[]) => Promise<unknown>).bind(store);
+      (store as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => (calls.push(name), inner(...a));
+    }
+    const member = async (id: string) => (await store.indexMembers(OPEN_INDEX)).includes(id);
+    await tm.submit({ id: "t", constraints: { max_retries: 1 } });
+    expect(await member("t")).toBe(true);
+    let lease = (await tm.claim("t", "a"))!;
+    expect((await tm.fail("t", "once", { agentId: "a", token: lease.token })).state).toBe("pending");
+    expect(await member("t")).toBe(true);
+    await store.update("task:t", (t: any) => ({ ...t, notBefore: 0 }));
+    lease = (await tm.claim("t", "a"))!;
+    expect((await tm.fail("t", "twice", { agentId: "a", token: lease.token })).state).toBe("failed");
+    expect(await member("t")).toBe(false);
+    await tm.retry("t");
+    expect(await member("t")).toBe(true);
+    lease = (await tm.claim("t", "a"))!;
+    await tm.release("t", { agentId: "a", token: lease.token });
+    expect(await member("t")).toBe(true);
+    await tm.cancel("t");
+    expect(await member("t")).toBe(false);
+    await tm.retry("t");
+    lease = (await tm.claim("t", "a"))!;
+    await tm.report("t", 1, { agentId: "a", token: lease.token });
+    expect(await member("t")).toBe(false);
+    expect(calls).toEqual([]);
+  });
+
+  test("transitions hint each update with the record as this process last saw it", async () => {
+    const { store, tm } = setup();
+    const hints: { key: string; right: boolean }[] = [];
+    const update = store.update.bind(store);
+    store.update = (async (key: string, fn: never, options?: UpdateOptions) => {
+      const current = await store.get(key);
+      if (options?.expected !== undefined && typeof options.expected !== "symbol") hints.push({ key, right: JSON.stringify(options.expected) === JSON.stringify(current) });
+      return update(key, fn, options as never);
+    }) as typeof store.update;
+    await tm.submit({ id: "t", constraints: { claim_ttl_sec: 60 } });
+    const lease = (await tm.claim("t", "a"))!;
+    await tm.renew("t", lease.token);
+    await tm.progress("t", 0.5, { agentId: "a", token: lease.token });
+    await tm.report("t", 1, { agentId: "a", token: lease.token });
+    expect(hints).toEqual(Array.from({ length: 4 }, () => ({ key: "task:t", right: true })));
+  });
+
+  test("a reader drops stale entries (final or deleted records from older writers) and keeps reopened ones", async () => {
+    const { store, tm } = setup();
+    await tm.submit({ id: "done" });
+    await store.put("task:done", { ...(await tm.get("done"))!, state: "completed" }); // as older code left it: final, still indexed
+    await tm.submit({ id: "gone" });
+    await store.delete("task:gone");
+    await tm.submit({ id: "open" });
+    expect((await tm.openTasks()).map((t) => t.id)).toEqual(["open"]);
+    await until(async () => (await store.indexMembers(OPEN_INDEX)).length === 1, "the stale entries to be dropped");
+    expect(await store.indexMembers(OPEN_INDEX)).toEqual(["open"]);
+    expect((await tm.get("done"))!.state).toBe("completed"); // rewritten unchanged
   });
 });

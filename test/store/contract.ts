@@ -246,9 +246,10 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
     test("update with a right hint writes what fn decides on the real value", async () => {
       const { store } = await fresh();
       await store.put("h", { n: 1, s: "é😀", list: [1.5, null] });
-      const hint = (await store.get<{ n: number }>("h"))!;
+      type H = { n: number; s: string; list: unknown[] };
+      const hint = (await store.get<H>("h"))!;
       const seen: unknown[] = [];
-      const out = await store.update<{ n: number }>("h", (cur) => (seen.push(cur), { ...cur!, n: cur!.n + 1 }), { expected: hint });
+      const out = await store.update<H>("h", (cur) => (seen.push(cur), { ...cur!, n: cur!.n + 1 }), { expected: hint });
       expect(out).toEqual({ n: 2, s: "é😀", list: [1.5, null] });
       expect(seen.at(-1)).toEqual({ n: 1, s: "é😀", list: [1.5, null] });
       expect(hint).toEqual({ n: 1, s: "é😀", list: [1.5, null] }); // the caller's hint is not touched
@@ -319,8 +320,8 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await store.put("task:x", { state: "done" });
       await store.indexAdd("open", "x");
       const open = { name: "open", member: "x", keep: () => false };
-      expect(await store.update("task:x", () => DECLINE, { index: open })).toEqual({ state: "done" });
-      expect(await store.update("task:x", () => DECLINE, { index: open, expected: { state: "done" } })).toEqual({ state: "done" });
+      expect(await store.update<{ state: string }>("task:x", () => DECLINE, { index: open })).toEqual({ state: "done" });
+      expect(await store.update<{ state: string }>("task:x", () => DECLINE, { index: open, expected: { state: "done" } })).toEqual({ state: "done" });
       expect(await store.update("task:absent", () => DECLINE, { index: { ...open, member: "y", keep: () => true } })).toBeUndefined();
       await expect(store.update("task:x", () => { throw new Error("no"); }, { index: open })).rejects.toThrow("no");
       expect(await store.indexMembers("open")).toEqual(["x"]);
