@@ -4,25 +4,14 @@
  * unreachable Redis, and JSON logs. Each case spawns the real command; they run concurrently.
  */
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canConnect, freePort, freePortRange, runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
-import { freePort as freeRedisPort, startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
+import { freePort as freeRedisPort } from "../support/redis.ts";
 
-const tmp = tempDir("converge-cli-run-");
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await stopAll();
-  await redis?.stop();
-  tmp.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-cli-run-", redis: true, cleanup: [stopAll] });
 
 const file = (name: string, text: string) => {
   const path = join(tmp.path, name);

@@ -4,27 +4,15 @@
  * completed exactly once. `converge tasks list` shows holders and leases, and marks the holder
  * "(gone)" once the killed process has stopped beating, though its discovery records remain.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { runCli, stopAll, type Running } from "../support/cli.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { MODULES, agentIds, duplicates, openStore, readLines, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-crash-");
-let redis: RedisServer | undefined;
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-
-afterAll(async () => {
-  await stopAll();
-  await redis?.stop();
-  tmp.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-worker-crash-", redis: true, cleanup: [stopAll] });
 
 const TASKS = 400;
 
@@ -88,7 +76,7 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
 }, 90_000);
 
 test.concurrent("tasks list marks the holder (gone) once its process was killed, and the lease left", async () => {
-  const spec: StoreSpec = { backend: "redis", url: redis!.url };
+  const spec: StoreSpec = { backend: "redis", url: redis.url };
   // claim_ttl_sec 6: beats every second, gone after 3 s without one, while the leases (renewed every 3 s) have 3 s or more left.
   // No other process shares this store, so nothing releases the expired leases before the rescuer starts.
   const config = writeConfig(tmp.path, "gone", spec, { agents: 2, concurrency: 2, agent: join(MODULES, "sleepy.js"), claim_ttl_sec: 6 });

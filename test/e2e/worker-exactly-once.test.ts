@@ -3,14 +3,13 @@
  * SQLite and on Redis, and once more with the compiled binary. Every task ends completed with the
  * right result, and the module's own log (one file per process) shows each id exactly once.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { PROCESS_INDEX } from "../../src/cli/liveness.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { DiscoveryService } from "../../src/network/discovery.ts";
 import { stopAll } from "../support/cli.ts";
-import { startRedis, type RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { MODULES, duplicates, ensureBinary, openStore, readLines, startWorker, submitViaCli, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
 const PROCESSES = 3;
@@ -20,18 +19,7 @@ const TASKS = 1000;
  *  in this process over the same store. */
 const VIA_CLI = 50;
 
-const tmp = tempDir("converge-e2e-worker-once-");
-let redis: RedisServer;
-
-beforeAll(async () => {
-  [redis] = await Promise.all([startRedis(), ensureBinary()]);
-}, 120_000);
-
-afterAll(async () => {
-  await stopAll();
-  await redis?.stop();
-  tmp.cleanup();
-});
+const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-worker-once-", redis: true, before: ensureBinary, cleanup: [stopAll], timeoutMs: 120_000 });
 
 async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promise<void> {
   const config = writeConfig(tmp.path, name, spec, { agents: 4, concurrency: 2, agent: join(MODULES, "double.js"), claim_ttl_sec: 30 });

@@ -2,19 +2,14 @@
  * Stable identities: with identity_dir, agent i keeps `<identity_dir>/agent-<i>.key` (created on
  * first use, mode 0600), so the agent ids are the same across runs; without it they are fresh.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { stopAll } from "../support/cli.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { MODULES, agentIds, startWorker, writeConfig } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-identity-");
-
-afterAll(async () => {
-  await stopAll();
-  tmp.cleanup();
-});
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-identity-", cleanup: [stopAll] });
 
 async function runOnce(config: string): Promise<string[]> {
   const w = await startWorker(config);

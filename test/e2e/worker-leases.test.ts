@@ -3,20 +3,15 @@
  * SIGTERM drains — running handlers get the grace period, then their tasks go back to pending
  * (within the grace period, checked in the store right after exit) and another worker completes them.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { freePort, stopAll } from "../support/cli.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
 import { MODULES, agentIds, openStore, parsePrometheus, readLines, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-leases-");
-
-afterAll(async () => {
-  await stopAll();
-  tmp.cleanup();
-});
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-leases-", cleanup: [stopAll] });
 
 test.concurrent("long tasks (3 s handler, claim_ttl_sec 1) are renewed, never taken over, and complete once", async () => {
   const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, "long.db") };

@@ -4,22 +4,15 @@
  * that throws on load, one without a default export, and default exports of the wrong shape are
  * each one clear line on stderr and exit 2.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { runCli, stopAll } from "../support/cli.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { MODULES, ensureBinary, openStore, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-modules-");
-
-beforeAll(() => ensureBinary(), 120_000);
-
-afterAll(async () => {
-  await stopAll();
-  tmp.cleanup();
-});
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-modules-", before: ensureBinary, cleanup: [stopAll], timeoutMs: 120_000 });
 
 const BAD: [string, string, RegExp][] = [
   ["a missing module", "missing.js", /agent module \S+missing\.js does not exist/],

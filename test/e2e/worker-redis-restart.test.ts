@@ -4,23 +4,18 @@
  * 503 within 2 s of Redis stopping, 200 again once it is back — while `/readyz` stays 200, and
  * `/metrics` counts what this process did.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { freePort, stopAll } from "../support/cli.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import type { RedisServer } from "../support/redis.ts";
-import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 import { MODULES, agentIds, duplicates, openStore, parsePrometheus, readLines, startPersistentRedis, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-redis-");
+/** Started by the test itself, with an append-only file in the temporary directory so that it can restart with its data. */
 let redis: RedisServer | undefined;
-
-afterAll(async () => {
-  await stopAll();
-  await redis?.stop();
-  tmp.cleanup();
-});
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-redis-", cleanup: [stopAll, () => redis?.stop()] });
 
 const TASKS = 400;
 

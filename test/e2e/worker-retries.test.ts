@@ -3,26 +3,23 @@
  * third with max_retries 2; with max_retries 1 the task ends failed with the error's message, as
  * `converge tasks get` shows; `converge tasks retry` puts it back and it then completes.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { runCli, stopAll, type Running } from "../support/cli.ts";
-import { tempDir } from "../support/tmp.ts";
+import { useE2eEnvironment } from "../support/e2e.ts";
 import { MODULES, openStore, startWorker, submitViaCli, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
 
-const tmp = tempDir("converge-e2e-worker-retries-");
-const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, "retries.db") };
-const config = writeConfig(tmp.path, "retries", spec, { agents: 2, agent: join(MODULES, "flaky.js") });
+const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-retries-", cleanup: [stopAll] });
+let spec: StoreSpec;
+let config: string;
 let worker: Running;
 
 beforeAll(async () => {
+  spec = { backend: "sqlite", path: join(tmp.path, "retries.db") };
+  config = writeConfig(tmp.path, "retries", spec, { agents: 2, agent: join(MODULES, "flaky.js") });
   worker = await startWorker(config);
-});
-
-afterAll(async () => {
-  await stopAll();
-  tmp.cleanup();
 });
 
 async function get(id: string): Promise<Task> {
