@@ -1,7 +1,32 @@
-/** Helpers for transport tests: waiting for arrivals with a deadline, capturing logs, reading a child's stdout. */
+/** Helpers for transport tests: a listener stopped after each test, length prefixes, waiting for arrivals with a deadline, capturing logs, reading a child's stdout. */
+import { afterEach } from "bun:test";
 import { configureLogging, logLevel, type Level } from "../../src/observability/log.ts";
 import type { Message } from "../../src/core/message.ts";
 import type { Transport } from "../../src/transport/transport.ts";
+
+/**
+ * Registers an afterEach that stops the server the test started, and returns `listening()`, which
+ * makes one with `make`, starts it and hands it back.
+ */
+export function listeningServer<T extends Transport>(make: () => T): () => Promise<T> {
+  let server: T | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+  return async () => {
+    server = make();
+    await server.start();
+    return server;
+  };
+}
+
+/** A frame's 4-byte big-endian length prefix saying `n`. */
+export function lengthPrefix(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
 
 /** Resolves with the first `n` messages that arrive (via onMessage), or rejects after `timeoutMs`. */
 export function collect(t: Transport, n: number, timeoutMs = 10_000): Promise<Message[]> {

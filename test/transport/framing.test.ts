@@ -4,10 +4,10 @@ import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
 import { FrameDecoder, FrameError, MAX_FRAME, decodeFrame, encodeFrame, frameBody } from "../../src/transport/framing.ts";
-import { vectors } from "../support/vectors.ts";
+import { lengthPrefix as prefix } from "../support/transport-util.ts";
+import { fromHex, vectors } from "../support/vectors.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
 const id = Identity.generate();
 const msg = (i: number) => new Message({ topics: [topic("jobs", { n: i })], payload: { i, text: "x".repeat(i % 40) } }).sign(id);
 const concat = (parts: Uint8Array[]) => {
@@ -15,11 +15,6 @@ const concat = (parts: Uint8Array[]) => {
   let at = 0;
   for (const p of parts) (out.set(p, at), (at += p.length));
   return out;
-};
-const prefix = (n: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
 };
 
 function collect(maxFrame?: number) {

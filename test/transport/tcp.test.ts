@@ -1,11 +1,11 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
 import { FrameDecoder, MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
-import { vectors } from "../support/vectors.ts";
-import { captureLogs, collect, eventually } from "../support/transport-util.ts";
+import { expectVectorMessage, fromHex, vectors } from "../support/vectors.ts";
+import { captureLogs, collect, eventually, lengthPrefix as prefix, listeningServer } from "../support/transport-util.ts";
 import { networkTransportContract } from "./network-contract.ts";
 
 networkTransportContract({
@@ -14,13 +14,6 @@ networkTransportContract({
   topics: ["transport.tcp"],
   make: (o) => new TcpTransport(o),
 });
-
-const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
-const prefix = (n: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
-};
 
 /** A raw client socket that records whether the server closed it. */
 async function raw(port: number): Promise<{ socket: Socket<undefined>; closed: Promise<void> }> {
@@ -40,17 +33,7 @@ function rng(seed: number): () => number {
   };
 }
 
-let server: TcpTransport | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
-
-async function listening(): Promise<TcpTransport> {
-  server = new TcpTransport();
-  await server.start();
-  return server;
-}
+const listening = listeningServer(() => new TcpTransport());
 
 describe("TcpTransport on the wire", () => {
   test("the Python original's frames sent over a real socket arrive as the expected messages and verify", async () => {
@@ -62,17 +45,7 @@ describe("TcpTransport on the wire", () => {
     for (let at = 0; at < stream.length; at += 7) socket.write(stream.subarray(at, at + 7));
     socket.end();
     const got = await arrived;
-    vectors.messages.forEach((v, i) => {
-      const m = got[i]!;
-      expect(m.id).toBe(v.message.id);
-      expect(m.sender).toBe(v.message.sender);
-      expect(m.recipient).toBe(v.message.recipient);
-      expect(m.taskId).toBe(v.message.task_id);
-      expect(m.timestamp).toBe(v.message.timestamp);
-      expect(m.payload).toEqual(v.message.payload);
-      expect(m.topics.map((x) => ({ ...x }))).toEqual(v.message.topics);
-      expect(m.verify(fromHex(vectors.identities[v.signer]!.public_key_hex))).toBe(true);
-    });
+    vectors.messages.forEach((v, i) => expectVectorMessage(got[i]!, v));
   });
 
   test("a burst large enough to fill the socket buffer goes through partial writes and drain", async () => {

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
 import { MAX_FRAME, decodeFrame, encodeFrame } from "../../src/transport/framing.ts";
 import { WebSocketTransport } from "../../src/transport/websocket.ts";
-import { vectors } from "../support/vectors.ts";
-import { captureLogs, collect, eventually } from "../support/transport-util.ts";
+import { expectVectorMessage, fromHex, vectors } from "../support/vectors.ts";
+import { captureLogs, collect, eventually, listeningServer } from "../support/transport-util.ts";
 import { networkTransportContract } from "./network-contract.ts";
 
 networkTransportContract({
@@ -14,19 +14,7 @@ networkTransportContract({
   make: (o) => new WebSocketTransport(o),
 });
 
-const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
-
-let server: WebSocketTransport | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
-
-async function listening(): Promise<WebSocketTransport> {
-  server = new WebSocketTransport();
-  await server.start();
-  return server;
-}
+const listening = listeningServer(() => new WebSocketTransport());
 
 /** A raw WebSocket client; `closed` resolves with the close code the server chose. */
 async function raw(port: number): Promise<{ ws: WebSocket; closed: Promise<number> }> {
@@ -47,14 +35,7 @@ describe("WebSocketTransport on the wire", () => {
     for (const v of vectors.messages) ws.send(fromHex(v.frame_hex));
     const got = await arrived;
     ws.close();
-    vectors.messages.forEach((v, i) => {
-      const m = got[i]!;
-      expect(m.id).toBe(v.message.id);
-      expect(m.sender).toBe(v.message.sender);
-      expect(m.payload).toEqual(v.message.payload);
-      expect(m.topics.map((x) => ({ ...x }))).toEqual(v.message.topics);
-      expect(m.verify(fromHex(vectors.identities[v.signer]!.public_key_hex))).toBe(true);
-    });
+    vectors.messages.forEach((v, i) => expectVectorMessage(got[i]!, v));
   });
 });
 
