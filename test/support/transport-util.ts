@@ -1,5 +1,5 @@
 /** Helpers for transport tests: a listener stopped after each test, length prefixes, waiting for arrivals with a deadline, capturing logs, reading a child's stdout. */
-import { afterEach } from "bun:test";
+import { afterEach, expect } from "bun:test";
 import { configureLogging, logLevel, type Level } from "../../src/observability/log.ts";
 import type { Message } from "../../src/core/message.ts";
 import type { Transport } from "../../src/transport/transport.ts";
@@ -65,6 +65,17 @@ export async function eventually(check: () => boolean, timeoutMs = 5000, what = 
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * For a burst of `n` messages numbered by `payload.i` whose first connection was reset: waits for
+ * message n - 1 to arrive in `survivors` (what the new connection carried), then checks that they
+ * are the tail of the burst, in order.
+ */
+export async function expectBurstTail(survivors: Message[], n: number): Promise<void> {
+  await eventually(() => survivors.at(-1)?.payload.i === n - 1, 10_000, "the last message on the new connection");
+  const first = survivors[0]!.payload.i as number;
+  expect(survivors.map((m) => m.payload.i)).toEqual(Array.from({ length: n - first }, (_, k) => first + k));
 }
 
 /** Reads a child process's stdout line by line. */
