@@ -54,19 +54,12 @@ export interface Auction {
   closedAt: number | null;
 }
 
-/** What anyone may see: bid amounts only once closed. */
-export interface AuctionView {
-  id: string;
-  item: unknown;
-  type: AuctionType;
-  reservePrice: number | null;
-  closesAt: number | null;
-  state: "open" | "closed";
+/** What anyone may see: bid amounts only once closed (`bids` null while open). */
+export type AuctionView = Omit<Auction, "bids" | "openedAt" | "closedAt"> & {
   bidCount: number;
   /** Bids in arrival order, only once closed. */
   bids: Bid[] | null;
-  result: AuctionResult | null;
-}
+};
 
 /** A refused auction action: unknown or closed auction, second bid, bad amount, below reserve. */
 export class AuctionError extends ConvergeError {}
