@@ -187,7 +187,7 @@ export class AgentRuntime {
       try {
         await this.pass();
       } catch (err) {
-        this.#log.error("decide pass failed", { err });
+        passFailures.report(this.#log, err);
         await Bun.sleep(Math.min(poll, 250));
       }
     }
@@ -255,6 +255,23 @@ export class AgentRuntime {
     this.#state = "stopped";
   }
 }
+
+/**
+ * While the store is down every agent's pass fails about once a second; one line per failure per
+ * agent would flood the log. Across all runtimes of the process: the first failure, then at most
+ * one line every 10 s with how many were held back.
+ */
+const passFailures = {
+  lastAt: -Infinity,
+  held: 0,
+  report(log: Logger, err: unknown): void {
+    const now = performance.now();
+    if (now - this.lastAt < 10_000) return void this.held++;
+    log.error("decide pass failed", { err, ...(this.held ? { similarSinceLastLine: this.held } : {}) });
+    this.lastAt = now;
+    this.held = 0;
+  },
+};
 
 // One expired-claim reaper per task manager, shared by the runtimes that use it.
 const reapers = new Map<TaskManager, { refs: number; timer: ReturnType<typeof setInterval> }>();
