@@ -45,7 +45,7 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
   concurrency: { kind: "positive-int", doc: "tasks one agent runs at once (default 1)" },
   capabilities: { kind: "list", doc: "capabilities given to every agent (comma-separated in the environment)" },
   topics: { kind: "list", doc: "topic namespaces given to every agent" },
-  identity_dir: { kind: "string", doc: "keep agent i's identity in <dir>/agent-<i>.key across restarts" },
+  identity_dir: { kind: "string", doc: "keep agent i's identity in <dir>/agent-<i>.key across restarts; relative to the config file" },
   http_port: { kind: "port", doc: "serve /healthz, /readyz and /metrics on host:http_port" },
   shutdown_grace_sec: { kind: "non-negative-number", doc: "how long running tasks may finish on shutdown (default 10)" },
   claim_ttl_sec: { kind: "positive-number", doc: "lease length for tasks that set none (default 30)" },

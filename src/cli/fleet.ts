@@ -5,7 +5,7 @@
  * transport, a descriptor and an AgentRuntime; all started together. `stop()` undoes it all.
  */
 import { hostname, networkInterfaces } from "node:os";
-import { join } from "node:path";
+import { resolve } from "node:path";
 import { Agent } from "../core/agent.ts";
 import { ConvergeError } from "../core/errors.ts";
 import { Identity } from "../core/identity.ts";
@@ -56,7 +56,8 @@ export function advertisedEndpoint(host: string, port: number): string | null {
 /** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
 export function identityFor(config: Config, i: number): Identity {
   if (!config.identity_dir) return Identity.generate();
-  const file = join(config.identity_dir, `agent-${i}.key`);
+  // Like `agent`, a relative identity_dir is relative to the config file (else the working directory).
+  const file = resolve(config.configDir ?? process.cwd(), config.identity_dir, `agent-${i}.key`);
   try {
     return Identity.load(file);
   } catch (err) {
