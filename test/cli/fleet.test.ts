@@ -15,3 +15,26 @@ describe("advertised endpoints", () => {
     }
   });
 });
+
+describe("stable identities", () => {
+  test("a relative identity_dir is taken from the config file's directory, and the key is reused", async () => {
+    const { identityFor } = await import("../../src/cli/fleet.ts");
+    const { loadConfig } = await import("../../src/cli/config.ts");
+    const { tempDir } = await import("../support/tmp.ts");
+    const { existsSync, writeFileSync, statSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const dir = tempDir();
+    try {
+      const cfg = join(dir.path, "c.yaml");
+      writeFileSync(cfg, "identity_dir: keys\n");
+      const { config } = loadConfig(cfg, {});
+      const first = identityFor(config, 2);
+      expect(existsSync(join(dir.path, "keys", "agent-2.key"))).toBe(true);
+      expect(statSync(join(dir.path, "keys", "agent-2.key")).mode & 0o777).toBe(0o600);
+      expect(identityFor(config, 2).id).toBe(first.id);
+      expect(identityFor(config, 3).id).not.toBe(first.id);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
