@@ -80,6 +80,10 @@ function summary(fleet: Fleet, seconds: number): string {
     completed += r.worker?.stats.completed ?? 0;
     failed += r.worker?.stats.failed ?? 0;
   }
-  const tasks = fleet.agentModule ? `, ${completed} tasks completed, ${failed} failed` : "";
-  return `stopped ${fleet.runtimes.length} agent${fleet.runtimes.length === 1 ? "" : "s"} after ${seconds.toFixed(1)} s: ${received} messages received, ${sent} sent${tasks}`;
+  const tasks = fleet.agentModule ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
+  return `stopped ${count(fleet.runtimes.length, "agent")} after ${seconds.toFixed(1)} s: ${count(received, "message")} received, ${sent} sent${tasks}`;
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }

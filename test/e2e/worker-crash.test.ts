@@ -67,7 +67,7 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
     expect(new Set(allDone)).toEqual(new Set(ids));
     for (const id of duplicates(allDone)) expect(started.has(id)).toBe(true);
     let reported = 0;
-    for (const w of workers.slice(1)) reported += Number(/(\d+) tasks completed/.exec(w.stdout)?.[1] ?? NaN);
+    for (const w of workers.slice(1)) reported += Number(/(\d+) tasks? completed/.exec(w.stdout)?.[1] ?? NaN);
     expect(reported).toBe(records.filter((t) => !victimAgents.includes(t.assignedTo!)).length);
   } finally {
     await Promise.all(workers.map((w) => w.stop("SIGKILL")));

@@ -54,7 +54,7 @@ async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promi
     // The work was shared: every process handled some of it.
     for (const log of logs) expect(readLines([log]).length).toBeGreaterThan(0);
     let reported = 0;
-    for (const w of workers) reported += Number(/(\d+) tasks completed/.exec(w.stdout)?.[1] ?? NaN);
+    for (const w of workers) reported += Number(/(\d+) tasks? completed/.exec(w.stdout)?.[1] ?? NaN);
     expect(reported).toBe(TASKS);
   } finally {
     await Promise.all(workers.map((w) => w.stop("SIGKILL")));

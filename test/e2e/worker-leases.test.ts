@@ -76,7 +76,7 @@ test.concurrent("SIGTERM drains: unfinished tasks are back to pending within the
       expect(t!.attempts).toBe(0); // a hand-back does not count as an attempt
     }
     expect((await tm.get(quick))!.state).toBe("completed");
-    expect(first.stdout).toMatch(/1 tasks completed/);
+    expect(first.stdout).toMatch(/1 task completed/);
     const firstLines = readLines([firstLog]);
     for (const id of slow) expect(firstLines).toContain(`aborted ${id}`); // ctx.signal fired
 

@@ -76,7 +76,7 @@ test("workers ride out a Redis restart: every task completes once, and /healthz 
     expect(metrics.get("converge_agents")).toBe(4);
     expect(metrics.get("converge_tasks_running")).toBe(0);
     expect(await Promise.all(workers.map((w) => w.stop("SIGTERM")))).toEqual([0, 0]);
-    expect(workers[0]!.stdout).toContain(`${completedHere} tasks completed`);
+    expect(workers[0]!.stdout).toContain(`${completedHere} task${completedHere === 1 ? "" : "s"} completed`);
   } finally {
     await Promise.all(workers.map((w) => w.stop("SIGKILL")));
     await store.close();

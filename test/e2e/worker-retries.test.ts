@@ -67,5 +67,5 @@ test("fails twice, then succeeds on the third attempt with max_retries 2; the fa
   expect(again.attempts).toBe(2);
 
   expect(await worker.stop("SIGTERM")).toBe(0);
-  expect(worker.stdout).toContain("1 tasks completed, 2 failed");
+  expect(worker.stdout).toContain("1 task completed, 2 failed");
 }, 30_000);
