@@ -53,7 +53,8 @@ export class PendingView {
   constructor(
     private readonly store: Store,
     private readonly index: string,
-    private readonly read: (id: string) => Promise<Task | undefined>,
+    /** The records of `ids`, in order (undefined: gone). */
+    private readonly read: (ids: readonly string[]) => Promise<(Task | undefined)[]>,
   ) {}
 
   /**
@@ -190,7 +191,7 @@ export class PendingView {
       const t = this.#records.get(id);
       return !t || (rereadHeld && t.state !== "pending");
     });
-    const records = await Promise.all(stale.map((id) => this.read(id)));
+    const records = stale.length > 0 ? await this.read(stale) : [];
     // Oldest first, so that new ids append in order and the view rarely needs a full sort.
     const seen = stale.map((id, i) => [id, records[i]] as const).sort(([, a], [, b]) => (a?.createdAt ?? 0) - (b?.createdAt ?? 0));
     for (const [id, t] of seen) this.saw(id, t);

@@ -28,7 +28,7 @@ import { randomUUID } from "node:crypto";
 import { hasAllCapabilities } from "../core/capability.ts";
 import { LeaseLostError, TaskStateError } from "../core/errors.ts";
 import { FINAL_STATES, claimTtlMs, isTaskState, newTask, type Task, type TaskInit, type TaskState } from "../core/task.ts";
-import { ABSENT, DECLINE, type Store, type UpdateOptions } from "../store/store.ts";
+import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "../store/store.ts";
 import { PENDING_LIMIT, PendingView } from "./pending-view.ts";
 
 export const TASK_PREFIX = "task:";
@@ -62,7 +62,7 @@ export class TaskManager {
   #reapedAt = -Infinity;
 
   constructor(readonly store: Store, private readonly options: TaskManagerOptions = {}) {
-    this.view = new PendingView(store, OPEN_INDEX, (id) => this.get(id));
+    this.view = new PendingView(store, OPEN_INDEX, (ids) => this.#getMany(ids));
   }
 
   /** Update options: the view's last-seen record as the hint, and, with `index`, the open index kept exact in the same step. */
@@ -89,6 +89,11 @@ export class TaskManager {
 
   async get(taskId: string): Promise<Task | undefined> {
     return this.store.get<Task>(taskKey(taskId));
+  }
+
+  /** The records of `ids`, in order (one batched read where the store has one). */
+  #getMany(ids: readonly string[]): Promise<(Task | undefined)[]> {
+    return getMany<Task>(this.store, ids.map(taskKey));
   }
 
   async #require(taskId: string): Promise<Task> {
@@ -234,8 +239,8 @@ export class TaskManager {
   }
 
   /**
-   * Every task that is not final (pending, assigned, running), read record by record through the
-   * open index (what listing and the reaper need; finding work reads the view instead).
+   * Every task that is not final (pending, assigned, running), read through the open index (one
+   * batched read where the store has one): what listing and the reaper need; finding work reads the view instead.
    * Concurrent callers in this process share one read.
    */
   openTasks(): Promise<Task[]> {
@@ -255,7 +260,7 @@ export class TaskManager {
 
   async #readOpen(): Promise<Task[]> {
     const ids = await this.store.indexMembers(OPEN_INDEX);
-    const records = await Promise.all(ids.map((id) => this.get(id)));
+    const records = await this.#getMany(ids);
     const open: Task[] = [];
     const stale: [string, Task | undefined][] = [];
     records.forEach((t, i) => {
@@ -287,7 +292,7 @@ export class TaskManager {
     if (state !== undefined && !isTaskState(state)) throw new TaskStateError(`unknown task state "${state}"`);
     if (state !== undefined && !FINAL_STATES.has(state)) return (await this.openTasks()).filter((t) => t.state === state);
     const keys = await this.store.list(TASK_PREFIX);
-    const all = (await Promise.all(keys.map((k) => this.store.get<Task>(k)))).filter((t): t is Task => !!t);
+    const all = (await getMany<Task>(this.store, keys)).filter((t): t is Task => !!t);
     return (state ? all.filter((t) => t.state === state) : all).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   }
 

@@ -71,6 +71,12 @@ export class FileStore implements Store {
     return this.#get(key) as T | undefined;
   }
 
+  async getMany<T>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    this.#check();
+    for (const key of keys) checkKey(key);
+    return keys.map((key) => this.#get(key) as T | undefined);
+  }
+
   #get(key: string): unknown {
     const { name, hashed } = fileNameOf(key);
     const text = this.#read(join(this.dir, name), `"${key}"`);

@@ -28,6 +28,15 @@ export class MemoryStore implements Store {
     return text === undefined ? undefined : (parseRecord(key, text) as T);
   }
 
+  async getMany<T>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    this.#check();
+    for (const key of keys) checkKey(key);
+    return keys.map((key) => {
+      const text = this.#data.get(key);
+      return text === undefined ? undefined : (parseRecord(key, text) as T);
+    });
+  }
+
   async put(key: string, value: unknown): Promise<void> {
     this.#check(key);
     this.#set(key, serialise(key, value));

@@ -70,6 +70,8 @@ end
 return 1`;
 const CAS_SHA = sha1(CAS);
 const CLOCK_REFRESH_MS = 5_000;
+/** Keys per MGET in getMany. */
+const MGET_CHUNK = 500;
 const CLOCK_MAX_AGE_MS = 60_000;
 
 export class RedisStore implements Store {
@@ -171,6 +173,19 @@ export class RedisStore implements Store {
     checkKey(key);
     const text = await this.#cmd((c) => c.get(this.#k(key)));
     return text === null ? undefined : (parseRecord(key, text) as T);
+  }
+
+  /** MGET, in chunks of MGET_CHUNK keys sent together (so one huge read does not stall Redis). */
+  async getMany<T>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    for (const key of keys) checkKey(key);
+    if (keys.length === 0) {
+      await this.#cmd((c) => c.ping()); // still reject when closed or unreachable
+      return [];
+    }
+    const chunks: string[][] = [];
+    for (let i = 0; i < keys.length; i += MGET_CHUNK) chunks.push(keys.slice(i, i + MGET_CHUNK).map((k) => this.#k(k)));
+    const replies = await Promise.all(chunks.map((chunk) => this.#cmd((c) => c.mget(...chunk))));
+    return replies.flat().map((text, i) => (text === null ? undefined : (parseRecord(keys[i]!, text) as T)));
   }
 
   async put(key: string, value: unknown): Promise<void> {

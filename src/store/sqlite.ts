@@ -118,6 +118,14 @@ export class SqliteStore implements Store {
     return this.#run(`read "${key}"`, () => this.#decode(key, this.#q.get.get(key)) as T | undefined, key);
   }
 
+  /** One prepared statement run per key, in one synchronous pass (no other work of this process in between). */
+  async getMany<T>(keys: readonly string[]): Promise<(T | undefined)[]> {
+    return this.#run(`read ${keys.length} records`, () => {
+      for (const key of keys) checkKey(key);
+      return keys.map((key) => this.#decode(key, this.#q.get.get(key)) as T | undefined);
+    });
+  }
+
   async put(key: string, value: unknown): Promise<void> {
     this.#run(`write "${key}"`, () => void this.#q.put.run(key, serialise(key, value)), key);
   }

@@ -45,6 +45,14 @@ export interface Store {
   readonly description: string;
 
   get<T = unknown>(key: string): Promise<T | undefined>;
+  /**
+   * Optional: the values of several keys at once, in the order of `keys` (undefined where absent),
+   * as `get` of each would give them, corrupt records included (an error naming the key); each
+   * value is as of some moment during the call, not one snapshot of them all. A backend that pays a
+   * round trip per read (redis) answers in a few; callers use `getMany(store, keys)` below, which
+   * falls back to one `get` per key for a store without it.
+   */
+  getMany?<T = unknown>(keys: readonly string[]): Promise<(T | undefined)[]>;
   put(key: string, value: unknown): Promise<void>;
   /** True when the key existed. */
   delete(key: string): Promise<boolean>;
@@ -81,4 +89,10 @@ export interface Store {
 
   /** Releases connections and timers; idempotent. Calls after close reject with StoreError. */
   close(): Promise<void>;
+}
+
+/** `store.getMany(keys)` when the store has it, else one `get` per key (concurrently). */
+export function getMany<T = unknown>(store: Store, keys: readonly string[]): Promise<(T | undefined)[]> {
+  if (store.getMany) return store.getMany<T>(keys);
+  return Promise.all(keys.map((k) => store.get<T>(k)));
 }

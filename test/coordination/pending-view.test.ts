@@ -13,6 +13,12 @@ function setup() {
     reads++;
     return get<T>(key);
   }) as typeof store.get;
+  // Records read, one by one or in a batch.
+  const getMany = store.getMany.bind(store);
+  store.getMany = (<T>(keys: readonly string[]) => {
+    reads += keys.length;
+    return getMany<T>(keys);
+  }) as typeof store.getMany;
   return { store, a: new TaskManager(store), b: new TaskManager(store), ops: new TaskManager(store), reads: () => reads };
 }
 

@@ -81,6 +81,20 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       expect(await store.get("a")).toEqual([1, 2]);
     });
 
+    test("getMany reads several keys at once, in order, absent ones undefined; keys are checked", async () => {
+      const { store } = await fresh();
+      expect(store.getMany).toBeDefined(); // every backend here has it (callers fall back to get without it)
+      expect(await store.getMany!([])).toEqual([]);
+      await store.put("m:1", { n: 1 });
+      await store.put("m:3", [3]);
+      await store.put(NASTY_KEYS[7]!, "nasty");
+      expect(await store.getMany!(["m:3", "m:2", "m:1", NASTY_KEYS[7]!, "m:1"])).toEqual([[3], undefined, { n: 1 }, "nasty", { n: 1 }]);
+      const many = Array.from({ length: 1234 }, (_, i) => `many:${i}`);
+      for (const k of many.filter((_, i) => i % 3 === 0)) await store.put(k, k);
+      expect(await store.getMany!(many)).toEqual(many.map((k, i) => (i % 3 === 0 ? k : undefined)));
+      await expect(store.getMany!(["ok", "bad\ud800"])).rejects.toBeInstanceOf(StoreError);
+    });
+
     test("delete reports whether the key existed and removes it from get and list", async () => {
       const { store } = await fresh();
       await store.put("d:1", 1);
@@ -404,7 +418,7 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await store.close();
       const calls: (() => Promise<unknown>)[] = [
         () => store.get("k"), () => store.put("k", 2), () => store.delete("k"), () => store.list(""),
-        () => store.putIfAbsent("n", 1), () => store.update("k", () => 3), () => store.indexAdd("i", "m"),
+        () => store.getMany!(["k"]), () => store.getMany!([]), () => store.putIfAbsent("n", 1), () => store.update("k", () => 3), () => store.indexAdd("i", "m"),
         () => store.indexRemove("i", "m"), () => store.indexMembers("i"), () => store.notify("c"), () => store.now(),
       ];
       for (const call of calls) await expect(call()).rejects.toBeInstanceOf(StoreError);
@@ -432,6 +446,8 @@ function registerCorruption(fresh: () => Promise<Harness>): void {
     await h.corrupt("task:bad", "{not json");
     await expect(h.store.get("task:bad")).rejects.toThrow(/task:bad/);
     await expect(h.store.get("task:bad")).rejects.toBeInstanceOf(StoreError);
+    await expect(h.store.getMany!(["task:ok", "task:bad"])).rejects.toThrow(/task:bad/);
+    await expect(h.store.getMany!(["task:ok", "task:bad"])).rejects.toBeInstanceOf(StoreError);
     await expect(h.store.update("task:bad", () => 1)).rejects.toThrow(/task:bad/);
     expect(await h.store.putIfAbsent("task:bad", 1)).toBe(false);
     expect(await h.store.list("task:")).toEqual(["task:bad", "task:ok"]);
