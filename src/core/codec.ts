@@ -68,6 +68,13 @@ export class MsgpackWriter {
     this.buf = next;
   }
 
+  /** Skips `n` bytes (zeroed) for the caller to fill in once the rest is written, e.g. a length prefix. */
+  reserve(n: number): void {
+    this.ensure(n);
+    const b = this.buf;
+    for (let i = 0; i < n; i++) b[this.pos++] = 0;
+  }
+
   u8(b: number): void {
     this.ensure(1);
     this.buf[this.pos++] = b;

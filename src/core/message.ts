@@ -37,6 +37,9 @@ const EMPTY = new Uint8Array(0);
  */
 const MEMO_MAX = 64 * 1024;
 
+/** The stream frame's length prefix: 4 bytes, big-endian (transport/framing.ts). */
+const FRAME_HEADER = 4;
+
 /**
  * Passed by decode, sign and with only: `topics` and `payload` in the init are already frozen
  * (decoded here, or another message's), so the new message keeps them instead of copying again.
@@ -57,6 +60,8 @@ export class Message {
   // Encodings, computed on demand and kept: the message is immutable, so they never go stale.
   #payloadBytes: Uint8Array | undefined;
   #signedBytes: Uint8Array | undefined;
+  /** The wire map behind its 4-byte big-endian length (the stream frame). */
+  #framed: Uint8Array | undefined;
   #wire: Uint8Array | undefined;
 
   constructor(init: MessageInit = {}, payloadBytes?: Uint8Array, owned?: typeof OWNED) {
@@ -151,14 +156,40 @@ export class Message {
   /** The wire map (no length prefix). Computed once per message (below MEMO_MAX); shared: do not modify. */
   encode(): Uint8Array {
     if (this.#wire) return this.#wire;
+    // A framed encoding already made holds it. (Not the other way round: a subarray costs JSC an
+    // ArrayBuffer object for the whole frame, as much as encoding again, so the send path never asks.)
+    if (this.#framed) return (this.#wire = this.#framed.subarray(FRAME_HEADER));
     const payload = this.payloadBytes(); // before encodeWith: it uses the same scratch writer
-    const wire = encodeWith((w) => {
-      w.mapHeader(8);
-      this.writeCommon(w, payload, false);
-      w.str("signature"); w.bin(this.signature);
-    });
+    const wire = encodeWith((w) => this.writeWire(w, payload));
     if (wire.length <= MEMO_MAX) this.#wire = wire;
     return wire;
+  }
+
+  /**
+   * The wire map preceded by its length as 4 big-endian bytes: the frame of the stream transports,
+   * encoded in place so that framing a message copies nothing. Computed once per message (below
+   * MEMO_MAX); shared: do not modify.
+   */
+  encodeFramed(): Uint8Array {
+    if (this.#framed) return this.#framed;
+    const payload = this.payloadBytes(); // before encodeWith: it uses the same scratch writer
+    const framed = encodeWith((w) => {
+      w.reserve(FRAME_HEADER);
+      this.writeWire(w, payload);
+    });
+    const n = framed.length - FRAME_HEADER;
+    framed[0] = n >>> 24;
+    framed[1] = (n >>> 16) & 0xff;
+    framed[2] = (n >>> 8) & 0xff;
+    framed[3] = n & 0xff;
+    if (n <= MEMO_MAX) this.#framed = framed;
+    return framed;
+  }
+
+  private writeWire(w: MsgpackWriter, payload: Uint8Array): void {
+    w.mapHeader(8);
+    this.writeCommon(w, payload, false);
+    w.str("signature"); w.bin(this.signature);
   }
 
   /** Reads one wire map; throws DecodeError naming the problem, never returns a partial message. */

@@ -15,9 +15,15 @@ const HEADER = 4;
 /** A stream that broke the framing rules; the connection it came from must be closed. */
 export class FrameError extends DecodeError {}
 
-/** The length prefix followed by the message's wire map. */
+/**
+ * The length prefix followed by the message's wire map. The message encodes it in place and keeps
+ * it (Message.encodeFramed), so framing copies nothing: shared, do not modify.
+ */
 export function encodeFrame(message: Message): Uint8Array {
-  return frameBody(message.encode());
+  const frame = message.encodeFramed();
+  const body = frame.length - HEADER;
+  if (body > MAX_FRAME) throw new TransportError(`message of ${body} bytes exceeds the ${MAX_FRAME} byte (10 MiB) frame limit; it cannot be sent`);
+  return frame;
 }
 
 /** Prefixes an already encoded wire map with its length. */

@@ -107,6 +107,22 @@ describe("Message", () => {
     expect(Message.decode(big.encode()).verify(alice.publicKey)).toBe(true);
   });
 
+  test("the framed encoding is the wire map behind its 4-byte big-endian length, kept, whichever is asked first", () => {
+    const prefixed = (wire: Uint8Array) => Buffer.concat([Buffer.from([wire.length >>> 24, (wire.length >>> 16) & 0xff, (wire.length >>> 8) & 0xff, wire.length & 0xff]), wire]);
+    const framedFirst = sample();
+    const framed = framedFirst.encodeFramed();
+    expect(framedFirst.encodeFramed()).toBe(framed);
+    expect(framedFirst.encode()).toBe(framedFirst.encode());
+    expect(Buffer.from(framed).equals(prefixed(framedFirst.encode()))).toBe(true);
+    const wireFirst = framedFirst.with({});
+    const wire = wireFirst.encode();
+    expect(Buffer.from(wireFirst.encodeFramed()).equals(prefixed(wire))).toBe(true);
+    expect(Buffer.from(wire).equals(Buffer.from(framedFirst.with({}).encode()))).toBe(true);
+    const big = new Message({ payload: { blob: new Uint8Array(100_000).fill(1) } }).sign(alice);
+    expect(Buffer.from(big.encodeFramed()).equals(prefixed(big.encode()))).toBe(true);
+    expect(Message.decode(big.encodeFramed().subarray(4)).verify(alice.publicKey)).toBe(true);
+  });
+
   test("decoded messages are frozen like built ones, and share nothing that can change", () => {
     const t = topic("jobs", { nested: { x: 1 } as unknown as string, port: 1 });
     const wire = new Message({ topics: [t], payload: { a: { b: 1 } } }).sign(alice).encode();
