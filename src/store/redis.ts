@@ -87,6 +87,8 @@ export class RedisStore implements Store {
   readonly #listeners = new Listeners();
   /** Tags our own PUBLISHes, so our subscriber skips the echo of wake-ups already delivered locally. */
   readonly #origin = randomUUID();
+  /** Per channel, the PUBLISH in flight and the one that will follow it (see notify). */
+  readonly #publishing = new Map<string, { done: Promise<void>; next?: Promise<void> }>();
   #sub: Redis | undefined;
   #clock: { offset: number; at: number } | undefined;
   #clockSync: Promise<void> | undefined;
@@ -297,10 +299,30 @@ export class RedisStore implements Store {
     return this.#cmd((c) => c.smembers(`${this.#ns}i:${index}`));
   }
 
+  /**
+   * One PUBLISH at a time per channel: calls made while one is in flight share the single PUBLISH
+   * that follows it (which begins after each of them was called, so every subscriber still hears
+   * of the latest change), rather than sending one each.
+   */
   async notify(channel: string): Promise<void> {
     checkKey(channel, "channel");
-    await this.#cmd((c) => c.publish(`${this.#ns}n:${channel}`, this.#origin));
-    this.#listeners.fire(channel);
+    const running = this.#publishing.get(channel);
+    if (!running) return this.#publish(channel);
+    return (running.next ??= running.done.then(noop, noop).then(() => this.#publish(channel)));
+  }
+
+  #publish(channel: string): Promise<void> {
+    const done = (async () => {
+      await this.#cmd((c) => c.publish(`${this.#ns}n:${channel}`, this.#origin));
+      this.#listeners.fire(channel);
+    })();
+    const entry: { done: Promise<void>; next?: Promise<void> } = { done };
+    this.#publishing.set(channel, entry);
+    const settle = () => {
+      if (this.#publishing.get(channel) === entry) this.#publishing.delete(channel);
+    };
+    done.then(settle, settle);
+    return done;
   }
 
   subscribe(channel: string, listener: () => void): () => void {
@@ -386,6 +408,8 @@ function hintBytes(key: string, expected: unknown): Buffer | null | undefined {
     return undefined; // not JSON: no hint
   }
 }
+
+function noop(): void {}
 
 function sha1(data: string | Buffer): string {
   return createHash("sha1").update(data).digest("hex");

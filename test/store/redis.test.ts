@@ -4,6 +4,7 @@ import { StoreError } from "../../src/core/errors.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { ABSENT } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
+import { until } from "../support/wait.ts";
 import { storeContract, wokenBy } from "./contract.ts";
 
 const server = await startRedis();
@@ -182,5 +183,37 @@ test("a right hint saves the GET: one round trip per update, with the index chan
     expect(Number(/cmdstat_get:calls=(\d+)/.exec(again)?.[1])).toBe(2);
   } finally {
     await store.close();
+  }
+});
+
+test("notifies made while one is in flight share the PUBLISH that follows it, which is never dropped", async () => {
+  const store = await RedisStore.open(server.url, { namespace: "coalesce:" });
+  const peer = await RedisStore.open(server.url, { namespace: "coalesce:" });
+  try {
+    let local = 0;
+    store.subscribe("c", () => local++);
+    await wokenBy((wake) => peer.subscribe("c", wake), () => store.notify("c"));
+    await Bun.sleep(20);
+    local = 0;
+    await raw.config("RESETSTAT");
+    // the first publishes at once; the 49 made while it is in flight share one that follows it
+    await Promise.all(Array.from({ length: 50 }, () => store.notify("c")));
+    const publishes = () => raw.info("commandstats").then((s) => Number(/cmdstat_publish:calls=(\d+)/.exec(s)?.[1] ?? 0));
+    expect(await publishes()).toBe(2);
+    expect(local).toBe(2);
+    // the follow-up reaches other processes too
+    let heard = false;
+    peer.subscribe("c", () => (heard = true));
+    await Promise.all([store.notify("c"), store.notify("c")]);
+    await until(() => heard, "the peer hears the coalesced notify");
+    // once none is in flight, a notify publishes at once on its own
+    await raw.config("RESETSTAT");
+    await store.notify("c");
+    expect(await publishes()).toBe(1);
+    await store.close();
+    await expect(store.notify("c")).rejects.toBeInstanceOf(StoreError);
+  } finally {
+    await store.close();
+    await peer.close();
   }
 });
