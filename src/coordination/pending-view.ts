@@ -6,10 +6,12 @@
  *
  * A refresh reads the open index (ids only), drops the ids that left it (final tasks), and reads
  * the records of ids it has not seen yet and, every 250 ms, of those it last saw held (they may
- * have been released, or be back from a retry). A record last seen pending is trusted until this
- * process learns better: a claim here that loses marks it held, so it is read again with those.
- * Claims stay exact whatever the view says — a stale entry costs one failed claim, never a double
- * claim; and ids that just left the view (final) are remembered for a while, so that agents still
+ * have been released, or be back from a retry). The oldest 256 records last seen pending — the
+ * window agents pick among — are read again (one batch, in the background of a look or with a
+ * refresh) once their last read is 2 ms old, so that claims made in other processes show here
+ * soon; a record further back is trusted until this process learns better (a claim here that
+ * loses marks it held, so it is read again with those). Claims stay exact whatever the view
+ * says — a stale entry costs one failed claim, never a double claim; and ids that just left the view (final) are remembered for a while, so that agents still
  * holding an older list do not try them.
  *
  * A caller that finds nothing to do in the view gets a refresh that began after it asked (so the
@@ -28,6 +30,10 @@ const OPEN_PER_MS = 50;
 /** How often records last seen held (assigned, running) are read again, to notice releases and retries. */
 const HELD_REREAD_MS = 250;
 const GONE_GENERATION_MS = 10_000;
+/** How many of the oldest pending records (the ones agents are about to try) are kept freshly read. */
+const WINDOW = 256;
+/** How old a read of a record in that window may be before it is read again (to notice claims made elsewhere). */
+const WINDOW_REREAD_MS = 2;
 /** The most tasks TaskManager.pendingFor returns (the oldest). */
 export const PENDING_LIMIT = 1000;
 /** How recent the last refresh must be for `taken` to trust what the view says is held or gone. */
@@ -35,6 +41,9 @@ const TRUST_MS = 1000;
 
 export class PendingView {
   readonly #records = new Map<string, Task>();
+  /** When each record in #records was last read or written here. */
+  readonly #readAt = new Map<string, number>();
+  #windowInflight: Promise<void> | undefined;
   /** Ids by creation order; may hold ids no longer in #records (compacted now and then). */
   #order: string[] = [];
   readonly #inOrder = new Set<string>();
@@ -67,12 +76,14 @@ export class PendingView {
     if (!task || FINAL_STATES.has(task.state)) {
       if (known) this.#forget(id, task?.updatedAt ?? known.updatedAt);
       this.#records.delete(id);
+      this.#readAt.delete(id);
       return;
     }
     // A slower read of an older version, of a task still open or one that has left since.
     if (!current && known && known.updatedAt > task.updatedAt) return;
     if (!current && !known && (this.#gone.get(id) ?? this.#wentEarlier.get(id) ?? -Infinity) >= task.updatedAt) return;
     this.#records.set(id, task);
+    this.#readAt.set(id, performance.now());
     if (!known) {
       // Open again (an operator retry) after it left the view.
       this.#gone.delete(id);
@@ -128,6 +139,7 @@ export class PendingView {
   async pending(fresh = true, accept: (t: Task) => boolean = () => true, limit = Infinity): Promise<Task[]> {
     if (fresh) await this.#fresh(performance.now());
     else if (!this.#inflight && performance.now() - this.#lastStarted >= this.#spacing()) void this.#fresh(performance.now()).catch(() => {});
+    if (!fresh && !this.#windowInflight) this.#rereadWindow();
     if (this.#unsorted || this.#order.length > 2 * this.#records.size + 64) this.#reorder();
     const out: Task[] = [];
     for (const id of this.#order) {
@@ -182,6 +194,7 @@ export class PendingView {
     for (const [id, t] of this.#records) {
       if (present.has(id)) continue;
       this.#records.delete(id);
+      this.#readAt.delete(id);
       this.#forget(id, t.updatedAt);
     }
     const now = performance.now();
@@ -191,11 +204,42 @@ export class PendingView {
       const t = this.#records.get(id);
       return !t || (rereadHeld && t.state !== "pending");
     });
+    for (const id of this.#staleWindow(now)) if (this.#records.get(id)?.state === "pending") stale.push(id);
     const records = stale.length > 0 ? await this.read(stale) : [];
     // Oldest first, so that new ids append in order and the view rarely needs a full sort.
     const seen = stale.map((id, i) => [id, records[i]] as const).sort(([, a], [, b]) => (a?.createdAt ?? 0) - (b?.createdAt ?? 0));
     for (const [id, t] of seen) this.saw(id, t);
     this.#refreshedAt = began;
+  }
+
+  /** Ids among the oldest WINDOW pending records (not being claimed here) last read more than WINDOW_REREAD_MS ago. */
+  #staleWindow(now: number): string[] {
+    if (this.#unsorted || this.#order.length > 2 * this.#records.size + 64) this.#reorder();
+    const out: string[] = [];
+    let n = 0;
+    for (const id of this.#order) {
+      if (n >= WINDOW) break;
+      const t = this.#records.get(id);
+      if (!t || t.state !== "pending" || this.#claiming.has(id)) continue;
+      n++;
+      if (now - (this.#readAt.get(id) ?? -Infinity) >= WINDOW_REREAD_MS) out.push(id);
+    }
+    return out;
+  }
+
+  /** Reads again, in the background, the records of the window last read a while ago: claims made elsewhere show here soon. */
+  #rereadWindow(): void {
+    const ids = this.#staleWindow(performance.now());
+    if (ids.length === 0) return;
+    const done = this.read(ids)
+      .then((records) => {
+        ids.forEach((id, i) => this.saw(id, records[i]));
+      })
+      .catch(() => {})
+      .finally(() => {
+        if (this.#windowInflight === done) this.#windowInflight = undefined;
+      });
+    this.#windowInflight = done;
   }
 
   /** Drops ids of tasks no longer open, and sorts by age when something arrived out of order. */

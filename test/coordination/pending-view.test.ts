@@ -29,15 +29,20 @@ describe("TaskManager.pendingFor reads a view of the open tasks", () => {
     const { a, ops, reads } = setup();
     for (let i = 0; i < 1000; i++) await ops.submit({ id: `t${String(i).padStart(4, "0")}` });
     const before = reads();
+    const began = performance.now();
     expect((await a.pendingFor("x")).length).toBe(1000); // the first look reads them all
-    expect(reads() - before).toBe(1000);
+    // (and, when its second refresh comes a few ms after the first, the oldest 256 again: the window agents try)
+    expect(reads() - before).toBeGreaterThanOrEqual(1000);
+    expect(reads() - before).toBeLessThanOrEqual(1000 + 256);
     for (let i = 0; i < 50; i++) {
       const visible = await a.pendingFor("x");
       const lease = await a.claim(visible[0]!.id, "x");
       await a.report(lease!.taskId, null, { agentId: "x", token: lease!.token });
     }
-    // 50 claims and reports read their own records; the views in between read next to nothing.
-    expect(reads() - before).toBeLessThan(1000 + 50 * 3 + 100);
+    // 50 claims and reports read their own records; the views in between read next to nothing but
+    // the window agents try (the oldest 256), at most once per 2 ms.
+    const windows = Math.ceil((performance.now() - began) / 2) + 2;
+    expect(reads() - before).toBeLessThan(1000 + 50 * 3 + 100 + 256 * windows);
     expect((await a.pendingFor("x")).length).toBe(950);
   });
 
