@@ -96,12 +96,6 @@ export class TaskManager {
     return getMany<Task>(this.store, ids.map(taskKey));
   }
 
-  async #require(taskId: string): Promise<Task> {
-    const t = await this.get(taskId);
-    if (!t) throw new TaskStateError(`task ${taskId} does not exist`);
-    return t;
-  }
-
   /**
    * Claims a pending task for `agentId`. Exactly one concurrent claimer gets a Lease; the others
    * get null (the task was not pending, is waiting for a retry backoff, or someone else won).
@@ -134,15 +128,11 @@ export class TaskManager {
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
   async renew(taskId: string, token: string, ttlMs?: number): Promise<Lease> {
     const now = await this.store.now();
-    let problem: Problem | undefined;
-    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      problem = leaseProblem(t, taskId, token);
-      if (problem) return DECLINE;
-      const ttl = ttlMs ?? claimTtlMs(t!, this.options.defaultClaimTtlSec);
-      return { ...t!, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
-    }, this.#opts(taskId));
-    if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
-    return { taskId, token, expiresAt: after!.leaseExpiresAt ?? null, task: this.#saw(after!) };
+    const after = await this.#change(taskId, (t) => leaseProblem(t, taskId, token), (t) => {
+      const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
+      return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
+    });
+    return { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after };
   }
 
   /** Records the holder's progress on the task record (field `progress`). */
@@ -188,29 +178,15 @@ export class TaskManager {
   /** Cancels a task that is not final yet. */
   async cancel(taskId: string): Promise<Task> {
     const now = await this.store.now();
-    let problem: string | undefined;
-    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      problem = !t ? `task ${taskId} does not exist` : FINAL_STATES.has(t.state) ? `task ${taskId} is already ${t.state}` : undefined;
-      if (problem) return DECLINE;
-      return { ...t!, ...unassigned, state: "cancelled", updatedAt: now };
-    }, this.#opts(taskId, true));
-    if (problem) throw new TaskStateError(problem);
-    return this.#saw(after!);
+    return this.#change(taskId, (t) => systemProblem(t, taskId), (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }), true);
   }
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
   async retry(taskId: string): Promise<Task> {
     const now = await this.store.now();
-    let problem: string | undefined;
-    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      problem = !t ? `task ${taskId} does not exist` : t.state !== "failed" && t.state !== "cancelled" ? `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried` : undefined;
-      if (problem) return DECLINE;
-      return { ...t!, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now };
-    }, this.#opts(taskId, true));
-    if (problem) throw new TaskStateError(problem);
-    this.#saw(after!);
+    const after = await this.#change(taskId, (t) => retryProblem(t, taskId), (t) => ({ ...t, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now }), true);
     await this.#notify();
-    return after!;
+    return after;
   }
 
   /**
@@ -297,10 +273,19 @@ export class TaskManager {
   }
 
   /** One atomic transition that only the current lease holder (or the system) may make. */
-  async #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task, index = false): Promise<Task> {
+  #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task, index = false): Promise<Task> {
+    return this.#change(taskId, (t) => (holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder)), fn, index);
+  }
+
+  /**
+   * The one shape of every checked transition: `check` refuses (a Problem) or lets `fn` write, in
+   * one atomic update (`index`: keep the open index exact in the same step). The callback may run
+   * more than once, so the verdict is taken afresh on every run.
+   */
+  async #change(taskId: string, check: (t: Task | undefined) => Problem | undefined, fn: (t: Task) => Task, index = false): Promise<Task> {
     let problem: Problem | undefined;
     const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      problem = holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder);
+      problem = check(t);
       return problem ? DECLINE : fn(t!);
     }, this.#opts(taskId, index));
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
@@ -348,6 +333,12 @@ interface Problem {
 function systemProblem(t: Task | undefined, taskId: string): Problem | undefined {
   if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
   if (FINAL_STATES.has(t.state)) return { message: `task ${taskId} is already ${t.state}`, leaseLost: false };
+  return undefined;
+}
+
+function retryProblem(t: Task | undefined, taskId: string): Problem | undefined {
+  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
+  if (t.state !== "failed" && t.state !== "cancelled") return { message: `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried`, leaseLost: false };
   return undefined;
 }
 
