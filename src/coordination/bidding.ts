@@ -13,6 +13,7 @@
  */
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
+import { clockFor, type Clock } from "../store/clock.ts";
 
 export type AuctionType = "first-price" | "second-price";
 
@@ -64,8 +65,6 @@ export type AuctionView = Omit<Auction, "bids" | "openedAt" | "closedAt"> & {
 /** A refused auction action: unknown or closed auction, second bid, bad amount, below reserve. */
 export class AuctionError extends ConvergeError {}
 
-type Clock = () => number | Promise<number>;
-
 export const auctionKey = (id: string): string => `auction:${id}`;
 
 /** Winner and price of a set of bids; pure. Bids are in arrival order (earlier wins ties). */
@@ -95,7 +94,7 @@ export class AuctionManager {
   /** `clock` defaults to the store's clock, so every process agrees on `closesAt`. */
   constructor(store: Store, options: { clock?: Clock } = {}) {
     this.#store = store;
-    this.#clock = options.clock ?? (() => store.now());
+    this.#clock = clockFor(store, options.clock);
   }
 
   async open(auctionId: string, item: unknown, options: AuctionOptions): Promise<AuctionView> {

@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
+import { clockFor, type Clock } from "../store/clock.ts";
 
 export type ConsensusRule = "majority" | "plurality";
 
@@ -72,8 +73,6 @@ export interface CreateProposal {
 /** A refused proposal action: unknown proposal, closed, voter not listed, option not listed, second vote. */
 export class ConsensusError extends ConvergeError {}
 
-type Clock = () => number | Promise<number>;
-
 export const proposalKey = (id: string): string => `proposal:${id}`;
 
 /** Counts ballots under a rule; pure. Ballots from unlisted voters or for unlisted options are ignored, as are second ballots. */
@@ -109,7 +108,7 @@ export class ProposalManager {
   /** `clock` defaults to the store's clock. */
   constructor(store: Store, options: { clock?: Clock } = {}) {
     this.#store = store;
-    this.#clock = options.clock ?? (() => store.now());
+    this.#clock = clockFor(store, options.clock);
   }
 
   async create(init: CreateProposal): Promise<Proposal> {

@@ -10,6 +10,7 @@
  */
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
+import { clockFor, type Clock } from "../store/clock.ts";
 
 export interface DelegationLink {
   from: string;
@@ -30,8 +31,6 @@ export interface DelegationRecord {
 /** A refused delegation: not the holder, self-delegation, cycle, not a delegator. */
 export class DelegationError extends ConvergeError {}
 
-type Clock = () => number | Promise<number>;
-
 export const delegationKey = (taskId: string): string => `delegation:${taskId}`;
 
 /** Who holds the task now. */
@@ -45,7 +44,7 @@ export class DelegationManager {
 
   constructor(store: Store, options: { clock?: Clock } = {}) {
     this.#store = store;
-    this.#clock = options.clock ?? (() => store.now());
+    this.#clock = clockFor(store, options.clock);
   }
 
   async delegate(taskId: string, from: string, to: string): Promise<DelegationRecord> {

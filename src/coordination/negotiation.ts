@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
+import { clockFor, type Clock } from "../store/clock.ts";
 
 export type NegotiationState = "open" | "accepted" | "rejected" | "expired";
 
@@ -56,8 +57,6 @@ export interface OpenNegotiation {
 /** A negotiation action that is not allowed: unknown session, closed session, not a party, no offer. */
 export class NegotiationError extends ConvergeError {}
 
-type Clock = () => number | Promise<number>;
-
 export const negotiationKey = (id: string): string => `negotiation:${id}`;
 
 export class NegotiationManager {
@@ -67,7 +66,7 @@ export class NegotiationManager {
   /** `clock` defaults to the store's clock, so every process agrees on deadlines. */
   constructor(store: Store, options: { clock?: Clock } = {}) {
     this.#store = store;
-    this.#clock = options.clock ?? (() => store.now());
+    this.#clock = clockFor(store, options.clock);
   }
 
   async open(init: OpenNegotiation): Promise<NegotiationSession> {

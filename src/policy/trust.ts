@@ -9,6 +9,7 @@
 import { ConfigError, ConvergeError } from "../core/errors.ts";
 import type { Pool } from "../core/pool.ts";
 import type { Store } from "../store/store.ts";
+import { clockFor, type Clock } from "../store/clock.ts";
 
 export interface TrustRecord {
   agentId: string;
@@ -24,7 +25,7 @@ export interface TrustOptions {
   defaultScore?: number;
   /** Weight of each new outcome, in (0, 1]; default 0.1. */
   learningRate?: number;
-  clock?: () => number | Promise<number>;
+  clock?: Clock;
 }
 
 export type TrustCheck = { ok: true; score: number } | { ok: false; score: number; reason: string };
@@ -41,7 +42,7 @@ export class TrustManager {
   readonly #store: Store;
   readonly defaultScore: number;
   readonly learningRate: number;
-  readonly #clock: () => number | Promise<number>;
+  readonly #clock: Clock;
 
   constructor(store: Store, options: TrustOptions = {}) {
     this.#store = store;
@@ -49,7 +50,7 @@ export class TrustManager {
     this.learningRate = options.learningRate ?? 0.1;
     if (!isUnit(this.defaultScore)) throw new ConfigError(`trust defaultScore must be between 0 and 1, got ${this.defaultScore}`);
     if (!(isUnit(this.learningRate) && this.learningRate > 0)) throw new ConfigError(`trust learningRate must be in (0, 1], got ${this.learningRate}`);
-    this.#clock = options.clock ?? (() => store.now());
+    this.#clock = clockFor(store, options.clock);
   }
 
   async get(agentId: string): Promise<number> {
