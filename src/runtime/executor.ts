@@ -100,11 +100,14 @@ function need<T>(v: T | undefined, what: string): T {
   return v;
 }
 
-function str(d: AnyDecision, field: string): string {
-  const v = (d as Record<string, unknown>)[field];
-  if (typeof v !== "string" || v === "") throw new DecisionError(`${d.type} needs a string "${field}"`);
-  return v;
+/** A decision's field of the given type (strings non-empty), or a DecisionError naming it. */
+export function field<T>(d: AnyDecision, name: string, type: "string" | "number" | "object"): T {
+  const v = (d as Record<string, unknown>)[name];
+  if (typeof v !== type || v === null || v === "") throw new DecisionError(`${d.type} needs a ${type} "${name}"`);
+  return v as T;
 }
+
+const str = (d: AnyDecision, name: string): string => field<string>(d, name, "string");
 
 function heldLease(ctx: ExecutionContext, taskId: string): Lease {
   const lease = ctx.leases.get(taskId);

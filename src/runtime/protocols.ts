@@ -7,7 +7,7 @@ import { ProposalManager } from "../coordination/consensus.ts";
 import { DelegationManager } from "../coordination/delegation.ts";
 import { NegotiationManager } from "../coordination/negotiation.ts";
 import type { Store } from "../store/store.ts";
-import { DecisionError, type AnyDecision, type DecisionHandler } from "./executor.ts";
+import { DecisionError, field, type DecisionHandler } from "./executor.ts";
 
 export interface ProtocolManagers {
   auctions: AuctionManager;
@@ -18,12 +18,6 @@ export interface ProtocolManagers {
 
 export function protocolManagers(store: Store): ProtocolManagers {
   return { auctions: new AuctionManager(store), proposals: new ProposalManager(store), negotiations: new NegotiationManager(store), delegations: new DelegationManager(store) };
-}
-
-function field<T>(d: AnyDecision, name: string, type: "string" | "number" | "object"): T {
-  const v = (d as Record<string, unknown>)[name];
-  if (typeof v !== type || v === null || v === "") throw new DecisionError(`${d.type} needs a ${type} "${name}"`);
-  return v as T;
 }
 
 export function protocolHandlers(m: ProtocolManagers): Record<string, DecisionHandler> {
