@@ -47,12 +47,15 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
   }
 }
 
-/** Parses a JSON option, naming the option in the error. */
-export function jsonArg(name: string, text: string | undefined, fallback: unknown = undefined): unknown {
-  if (text === undefined) return fallback;
+/** Parses an option holding a JSON object ({} when absent), naming the option in the error. */
+export function jsonObjectArg(name: string, text: string | undefined, example?: string): Record<string, unknown> {
+  if (text === undefined) return {};
+  let v: unknown;
   try {
-    return JSON.parse(text);
+    v = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(`--${name} must be JSON: ${(err as Error).message}`);
   }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`--${name} must be a JSON object${example ? `, e.g. '${example}'` : ""}`);
+  return v as Record<string, unknown>;
 }

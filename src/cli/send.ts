@@ -6,7 +6,7 @@ import { Message } from "../core/message.ts";
 import { topic } from "../core/topic.ts";
 import { configureLogging } from "../observability/log.ts";
 import { TcpTransport } from "../transport/tcp.ts";
-import { jsonArg } from "./common.ts";
+import { jsonObjectArg } from "./common.ts";
 
 export const sendCommand = defineCommand({
   meta: { name: "send", description: "Send one signed message to tcp://HOST:PORT; prints the message id and the sender's public key (hex)" },
@@ -24,13 +24,12 @@ export const sendCommand = defineCommand({
     const port = m ? Number(m[2]) : NaN;
     if (!m || !(port >= 1 && port <= 65535)) throw new ConfigError(`--to must be tcp://HOST:PORT with a port from 1 to 65535, got "${args.to}"`);
     const host = m[1]!.replace(/^\[|\]$/g, "");
-    const payload = jsonArg("payload", args.payload, {});
-    if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw new ConfigError("--payload must be a JSON object");
+    const payload = jsonObjectArg("payload", args.payload);
     const identity = args.identity ? Identity.load(args.identity) : Identity.generate();
     const message = new Message({
       recipient: args.recipient ?? null,
       topics: [topic("transport.tcp", { host, port })],
-      payload: payload as Record<string, unknown>,
+      payload,
       taskId: args["task-id"] ?? null,
     }).sign(identity);
     const transport = new TcpTransport({ listen: false });

@@ -4,7 +4,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isTaskState, type Task } from "../core/task.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService } from "../network/discovery.ts";
-import { commonArgs, jsonArg, setup, withStore, type CommonArgs } from "./common.ts";
+import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
 import { goneAgents } from "./liveness.ts";
 import { ago, table } from "./table.ts";
 
@@ -12,12 +12,6 @@ const print = (s: string) => process.stdout.write(s + "\n");
 
 function list(text: string | undefined): string[] {
   return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
-}
-
-function objectArg(name: string, text: string | undefined): Record<string, unknown> {
-  const v = jsonArg(name, text, {});
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`--${name} must be a JSON object, e.g. '{"x": 1}'`);
-  return v as Record<string, unknown>;
 }
 
 function positiveNumber(name: string, text: string | undefined): number | undefined {
@@ -42,7 +36,7 @@ const submit = defineCommand({
   },
   async run({ args }) {
     const config = setup(args as CommonArgs);
-    const constraints = objectArg("constraints", args.constraints);
+    const constraints = jsonObjectArg("constraints", args.constraints, '{"x": 1}');
     const ttl = positiveNumber("claim-ttl-sec", args["claim-ttl-sec"]);
     const retries = positiveNumber("max-retries", args["max-retries"]);
     if (ttl !== undefined) constraints.claim_ttl_sec = ttl;
@@ -51,7 +45,7 @@ const submit = defineCommand({
       new TaskManager(store).submit({
         id: args.id,
         objective: args.objective ?? "",
-        inputs: objectArg("inputs", args.inputs),
+        inputs: jsonObjectArg("inputs", args.inputs, '{"x": 1}'),
         poolId: args.pool ?? null,
         requiredCapabilities: list(args.capabilities),
         constraints,
@@ -91,38 +85,25 @@ const listTasks = defineCommand({
   },
 });
 
-const id = { type: "positional", description: "Task id", required: true } as const;
+/** A command on one task by id: `act` does it through a TaskManager and says what to print. */
+function onTask(name: string, description: string, act: (tasks: TaskManager, id: string) => Promise<string>) {
+  return defineCommand({
+    meta: { name, description },
+    args: { ...commonArgs, id: { type: "positional", description: "Task id", required: true } },
+    async run({ args }) {
+      const config = setup(args as CommonArgs);
+      print(await withStore(config, (store) => act(new TaskManager(store), args.id)));
+    },
+  });
+}
 
-const get = defineCommand({
-  meta: { name: "get", description: "Print one task record as JSON" },
-  args: { ...commonArgs, id },
-  async run({ args }) {
-    const config = setup(args as CommonArgs);
-    const task = await withStore(config, (store) => new TaskManager(store).get(args.id));
-    if (!task) throw new ConfigError(`task ${args.id} does not exist`);
-    print(JSON.stringify(task, null, 2));
-  },
+const get = onTask("get", "Print one task record as JSON", async (tasks, id) => {
+  const task = await tasks.get(id);
+  if (!task) throw new ConfigError(`task ${id} does not exist`);
+  return JSON.stringify(task, null, 2);
 });
-
-const cancel = defineCommand({
-  meta: { name: "cancel", description: "Cancel a task that is not finished" },
-  args: { ...commonArgs, id },
-  async run({ args }) {
-    const config = setup(args as CommonArgs);
-    const t = await withStore(config, (store) => new TaskManager(store).cancel(args.id));
-    print(`${t.id} cancelled`);
-  },
-});
-
-const retry = defineCommand({
-  meta: { name: "retry", description: "Put a failed or cancelled task back to pending" },
-  args: { ...commonArgs, id },
-  async run({ args }) {
-    const config = setup(args as CommonArgs);
-    const t = await withStore(config, (store) => new TaskManager(store).retry(args.id));
-    print(`${t.id} pending`);
-  },
-});
+const cancel = onTask("cancel", "Cancel a task that is not finished", async (tasks, id) => `${(await tasks.cancel(id)).id} cancelled`);
+const retry = onTask("retry", "Put a failed or cancelled task back to pending", async (tasks, id) => `${(await tasks.retry(id)).id} pending`);
 
 export const tasksCommand = defineCommand({
   meta: { name: "tasks", description: "Submit, list, inspect, cancel and retry tasks in the shared store" },
