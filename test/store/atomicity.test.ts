@@ -11,6 +11,7 @@ import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
+import { readLines } from "../support/lines.ts";
 
 const PROCESSES = 4;
 const N = 500;
@@ -43,31 +44,6 @@ async function race(backend: string, location: string, mode?: string): Promise<{
   } finally {
     for (const p of procs) p.kill("SIGKILL");
   }
-}
-
-function readLines(stream: ReadableStream<Uint8Array>): { next(): Promise<string | undefined> } {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let buf = "";
-  return {
-    async next() {
-      for (;;) {
-        const nl = buf.indexOf("\n");
-        if (nl >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          return line;
-        }
-        const { value, done } = await reader.read();
-        if (done) {
-          const rest = buf;
-          buf = "";
-          return rest || undefined;
-        }
-        buf += decoder.decode(value, { stream: true });
-      }
-    },
-  };
 }
 
 async function expectOneWinnerPerKey(results: { worker: string; wins: number[] }[], store: Store): Promise<void> {

@@ -3,6 +3,7 @@ import { afterEach, expect } from "bun:test";
 import { configureLogging, logLevel, type Level } from "../../src/observability/log.ts";
 import type { Message } from "../../src/core/message.ts";
 import type { Transport } from "../../src/transport/transport.ts";
+import { readLines } from "./lines.ts";
 
 /**
  * Registers an afterEach that stops the server the test started, and returns `listening()`, which
@@ -78,22 +79,12 @@ export async function expectBurstTail(survivors: Message[], n: number): Promise<
   expect(survivors.map((m) => m.payload.i)).toEqual(Array.from({ length: n - first }, (_, k) => first + k));
 }
 
-/** Reads a child process's stdout line by line. */
+/** Reads a child process's stdout line by line; the process closing its output is an error. */
 export function lineReader(stream: ReadableStream<Uint8Array>): () => Promise<string> {
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
+  const lines = readLines(stream);
   return async () => {
-    for (;;) {
-      const nl = buffered.indexOf("\n");
-      if (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        return line;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`the process closed its output${buffered ? ` after: ${buffered}` : ""}`);
-      buffered += decoder.decode(value, { stream: true });
-    }
+    const line = await lines.next();
+    if (line === undefined) throw new Error("the process closed its output");
+    return line;
   };
 }
