@@ -23,14 +23,8 @@ export interface RunResult {
 const live = new Set<Subprocess>();
 
 /** Runs a command to completion (with a deadline) and returns its exit code and output. */
-export async function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; binary?: boolean } = {}): Promise<RunResult> {
-  const p = Bun.spawn([...converge(options.binary), ...args], {
-    env: { ...cleanEnv(), ...options.env },
-    cwd: options.cwd ?? ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-    stdin: "ignore",
-  });
+export async function runCli(args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
+  const p = spawnCli(args, options);
   live.add(p);
   const timer = setTimeout(() => p.kill("SIGKILL"), options.timeoutMs ?? 20_000);
   try {
@@ -86,15 +80,25 @@ export class Running {
   }
 }
 
-export function startCli(args: string[], options: { env?: Record<string, string>; cwd?: string; binary?: boolean } = {}): Running {
-  const proc = Bun.spawn([...converge(options.binary), ...args], {
+export function startCli(args: string[], options: SpawnOptions = {}): Running {
+  return new Running(spawnCli(args, options));
+}
+
+interface SpawnOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  binary?: boolean;
+}
+
+/** converge with a clean environment (plus `env`), output piped, no input. */
+function spawnCli(args: string[], options: SpawnOptions) {
+  return Bun.spawn([...converge(options.binary), ...args], {
     env: { ...cleanEnv(), ...options.env },
     cwd: options.cwd ?? ROOT,
     stdout: "pipe",
     stderr: "pipe",
     stdin: "ignore",
   });
-  return new Running(proc);
 }
 
 /** Kills every process still running; call from afterAll/afterEach. */
