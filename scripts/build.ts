@@ -10,7 +10,13 @@ const outfile = join(root, "dist", "converge");
 const t0 = performance.now();
 const result = await Bun.build({
   entrypoints: [join(root, "src", "cli", "main.ts")],
-  compile: { outfile, autoloadDotenv: false, autoloadBunfig: false, autoloadPackageJson: false, autoloadTsconfig: false },
+  compile: {
+    outfile,
+    autoloadDotenv: false,
+    autoloadBunfig: false,
+    autoloadPackageJson: false,
+    autoloadTsconfig: false,
+  },
   minify: true,
   // Precompiled bytecode: most of the binary's startup was parsing its bundle (--help ~28 → ~9 ms CPU).
   bytecode: true,
@@ -20,4 +26,6 @@ if (!result.success) {
   process.exit(1);
 }
 const size = Bun.file(outfile).size;
-console.log(`built ${outfile} (${(size / 1024 / 1024).toFixed(1)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `built ${outfile} (${(size / 1024 / 1024).toFixed(1)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);

@@ -4,8 +4,23 @@ export { Identity } from "./core/identity.ts";
 export { Message, type MessageInit, type Payload } from "./core/message.ts";
 export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } from "./core/topic.ts";
 export { encode as msgpackEncode, decode as msgpackDecode } from "./core/codec.ts";
-export { newTask, claimTtlMs, isTaskState, TASK_STATES, type Task, type TaskInit, type TaskState } from "./core/task.ts";
-export { newPool, type Pool, type PoolInit, type AdmissionSpec, type GovernanceSpec, type GovernanceModel } from "./core/pool.ts";
+export {
+  newTask,
+  claimTtlMs,
+  isTaskState,
+  TASK_STATES,
+  type Task,
+  type TaskInit,
+  type TaskState,
+} from "./core/task.ts";
+export {
+  newPool,
+  type Pool,
+  type PoolInit,
+  type AdmissionSpec,
+  type GovernanceSpec,
+  type GovernanceModel,
+} from "./core/pool.ts";
 export { capability, hasAllCapabilities, type Capability } from "./core/capability.ts";
 export * from "./core/decisions.ts";
 export { Agent, type AgentOptions, type Decisions } from "./core/agent.ts";
@@ -24,7 +39,13 @@ export { WebSocketTransport } from "./transport/websocket.ts";
 export { FrameDecoder, encodeFrame, decodeFrame, MAX_FRAME } from "./transport/framing.ts";
 export { unverifiedReason } from "./transport/verify.ts";
 export { IdentityRegistry } from "./network/identity-registry.ts";
-export { DiscoveryService, descriptorFor, endpointResolver, type AgentDescriptor, type DiscoveryQuery } from "./network/discovery.ts";
+export {
+  DiscoveryService,
+  descriptorFor,
+  endpointResolver,
+  type AgentDescriptor,
+  type DiscoveryQuery,
+} from "./network/discovery.ts";
 export { AgentNetwork } from "./network/network.ts";
 export { PoolManager } from "./coordination/pool-manager.ts";
 export { TaskManager, type Lease, type Holder } from "./coordination/task-manager.ts";

@@ -44,7 +44,11 @@ async function open(backend: Backend, name: string): Promise<{ store: Store; loc
 }
 
 const conditionsOf = (backend: Backend) =>
-  backend === "memory" ? "in process" : backend === "sqlite" ? "WAL, synchronous=NORMAL, file in tmpdir" : `private redis-server on 127.0.0.1, one connection`;
+  backend === "memory"
+    ? "in process"
+    : backend === "sqlite"
+      ? "WAL, synchronous=NORMAL, file in tmpdir"
+      : `private redis-server on 127.0.0.1, one connection`;
 
 /** Seconds of `fn` over `n` sequential calls (no warm-up: each task is used once). */
 async function timed(n: number, fn: (i: number) => Promise<unknown>): Promise<number> {
@@ -83,7 +87,12 @@ async function throughput(backend: Backend, n: number): Promise<void> {
       }
     }),
   );
-  report(`${backend} claim+report, 16 callers`, n / ((Bun.nanoseconds() - t0) / 1e9), "tasks/s", `N=${n}, 16 concurrent callers, one task each at a time, ${conditionsOf(backend)}`);
+  report(
+    `${backend} claim+report, 16 callers`,
+    n / ((Bun.nanoseconds() - t0) / 1e9),
+    "tasks/s",
+    `N=${n}, 16 concurrent callers, one task each at a time, ${conditionsOf(backend)}`,
+  );
   await store.close();
 }
 
@@ -100,14 +109,28 @@ async function pickup(backend: Backend): Promise<number> {
     class Worker extends Agent {
       override onTask = (task: Task) => void waiters.get(task.id)?.(clock());
     }
-    const runtime = new AgentRuntime(new Worker(), { taskManager: tm, pollIntervalMs: POLL, releaseIntervalMs: 60_000 });
+    const runtime = new AgentRuntime(new Worker(), {
+      taskManager: tm,
+      pollIntervalMs: POLL,
+      releaseIntervalMs: 60_000,
+    });
     await runtime.start();
     started = (id) => new Promise((resolve) => waiters.set(id, resolve));
     cleanup = () => runtime.stop();
   } else {
-    const w = new WorkerProcess({ backend, location, name: "bench", outDir: join(tmp.path, `pickup-${backend}`), agents: [{ name: "a0" }], pollIntervalMs: POLL, releaseIntervalMs: 60_000, events: true });
+    const w = new WorkerProcess({
+      backend,
+      location,
+      name: "bench",
+      outDir: join(tmp.path, `pickup-${backend}`),
+      agents: [{ name: "a0" }],
+      pollIntervalMs: POLL,
+      releaseIntervalMs: 60_000,
+      events: true,
+    });
     await w.ready();
-    started = async (id) => ((await w.waitFor((e) => e.event === "start" && e.task === id, POLL * 2)) as { at: number }).at;
+    started = async (id) =>
+      ((await w.waitFor((e) => e.event === "start" && e.task === id, POLL * 2)) as { at: number }).at;
     cleanup = async () => void (await w.stop());
   }
   try {
@@ -125,7 +148,10 @@ async function pickup(backend: Backend): Promise<number> {
     await store.close();
   }
   latencies.sort((a, b) => a - b);
-  const where = backend === "memory" ? "submit → handler start, same process (memory cannot be shared)" : "submit here → handler start in another process";
+  const where =
+    backend === "memory"
+      ? "submit → handler start, same process (memory cannot be shared)"
+      : "submit here → handler start in another process";
   const cond = `N=${PICKUPS} sequential tasks after ${WARMUP_PICKUPS} warm-up, ${where}, worker poll ${POLL} ms, ${CORES} cores unpinned, ${conditionsOf(backend)}`;
   report(`${backend} pickup p50`, percentile(latencies, 50), "ms", cond);
   report(`${backend} pickup p99`, percentile(latencies, 99), "ms", cond);
@@ -147,7 +173,29 @@ async function completedHistory(store: Store, count: number): Promise<void> {
     const writes: Promise<void>[] = [];
     for (let j = i; j < Math.min(count, i + BATCH); j++) {
       const id = `h${j}`;
-      writes.push(store.put(`task:${id}`, { id, objective: "", inputs: { x: j }, outputs: {}, constraints: {}, evaluator: null, state: "completed", assignedTo: "bench", result: { ok: true }, claimedAt: now, poolId: null, topic: null, requiredCapabilities: [], attempts: 1, createdAt: now, updatedAt: now, leaseToken: null, leaseExpiresAt: null, error: null }));
+      writes.push(
+        store.put(`task:${id}`, {
+          id,
+          objective: "",
+          inputs: { x: j },
+          outputs: {},
+          constraints: {},
+          evaluator: null,
+          state: "completed",
+          assignedTo: "bench",
+          result: { ok: true },
+          claimedAt: now,
+          poolId: null,
+          topic: null,
+          requiredCapabilities: [],
+          attempts: 1,
+          createdAt: now,
+          updatedAt: now,
+          leaseToken: null,
+          leaseExpiresAt: null,
+          error: null,
+        }),
+      );
     }
     await Promise.all(writes);
   }
@@ -167,7 +215,8 @@ async function pendingListing(backend: Backend): Promise<void> {
   }
   await completedHistory(full.store, HISTORY - 1000);
   for (const tm of [tmEmpty, tmFull]) for (let i = 0; i < 10; i++) await tm.submit({ id: `open${i}` });
-  if ((await tmFull.pendingFor("bench")).length !== 10 || (await tmEmpty.pendingFor("bench")).length !== 10) throw new Error("expected 10 pending tasks");
+  if ((await tmFull.pendingFor("bench")).length !== 10 || (await tmEmpty.pendingFor("bench")).length !== 10)
+    throw new Error("expected 10 pending tasks");
   // Alternating rounds, best of each, so that warm-up and noise do not favour either side.
   let a = Infinity;
   let b = Infinity;
@@ -182,14 +231,26 @@ async function pendingListing(backend: Backend): Promise<void> {
   // What it does follow: the open set.
   for (let i = 10; i < 2000; i++) await tmEmpty.submit({ id: `open${i}` });
   const many = await listing(tmEmpty, Math.max(50, calls / 20));
-  report(`${backend} pendingFor, 2,000 pending`, many, "µs/call", `N=${Math.max(50, calls / 20)} sequential calls, ${conditionsOf(backend)}`);
+  report(
+    `${backend} pendingFor, 2,000 pending`,
+    many,
+    "µs/call",
+    `N=${Math.max(50, calls / 20)} sequential calls, ${conditionsOf(backend)}`,
+  );
   await empty.store.close();
   await full.store.close();
 }
 
 try {
-  console.log(`conditions: Bun ${Bun.version}, ${CORES} cores; redis-server on 127.0.0.1:${redis.port}; sqlite files in ${tmp.path}`);
-  for (const [backend, n] of [["memory", 20_000], ["sqlite", 5_000], ["redis", 5_000]] as const) await throughput(backend, n);
+  console.log(
+    `conditions: Bun ${Bun.version}, ${CORES} cores; redis-server on 127.0.0.1:${redis.port}; sqlite files in ${tmp.path}`,
+  );
+  for (const [backend, n] of [
+    ["memory", 20_000],
+    ["sqlite", 5_000],
+    ["redis", 5_000],
+  ] as const)
+    await throughput(backend, n);
   const p50 = { memory: await pickup("memory"), sqlite: await pickup("sqlite"), redis: await pickup("redis") };
   report("redis pickup p50 vs aim", p50.redis / 5, "x of aim", `aim: p50 under 5 ms; ${fmt(p50.redis)} ms`);
   report("sqlite pickup p50 vs aim", p50.sqlite / 50, "x of aim", `aim: p50 under 50 ms; ${fmt(p50.sqlite)} ms`);

@@ -16,12 +16,22 @@ const sig = id.sign(data);
 
 /** The core bench's long-standing typical message: a topic with attributes, a mixed payload. */
 const typical = () =>
-  new Message({ recipient: id.fingerprint, topics: [topic("jobs", { kind: "resize", prio: 3 })], payload: { text: "hello world", n: 42, ratio: 0.5, tags: ["a", "b"] }, taskId: "task-1" });
+  new Message({
+    recipient: id.fingerprint,
+    topics: [topic("jobs", { kind: "resize", prio: 3 })],
+    payload: { text: "hello world", n: 42, ratio: 0.5, tags: ["a", "b"] },
+    taskId: "task-1",
+  });
 /** The transport bench's one-way message (the colleague's "typical 352-byte message"). */
 const transportTypical = (i: number) =>
-  new Message({ topics: [topic("transport.tcp", { host: "127.0.0.1", port: 9000 })], payload: { k: "one", i, n: 100_000, text: "hello world" } });
-const text4k = () => new Message({ topics: [topic("jobs")], payload: { k: "doc", text: "lorem ipsum ".repeat(342).slice(0, 4096) } });
-const bin4k = () => new Message({ topics: [topic("jobs")], payload: { k: "blob", data: new Uint8Array(4096).fill(0xab) } });
+  new Message({
+    topics: [topic("transport.tcp", { host: "127.0.0.1", port: 9000 })],
+    payload: { k: "one", i, n: 100_000, text: "hello world" },
+  });
+const text4k = () =>
+  new Message({ topics: [topic("jobs")], payload: { k: "doc", text: "lorem ipsum ".repeat(342).slice(0, 4096) } });
+const bin4k = () =>
+  new Message({ topics: [topic("jobs")], payload: { k: "blob", data: new Uint8Array(4096).fill(0xab) } });
 
 /**
  * Operations per second of `fn` over messages built beforehand in batches (building not timed),
@@ -45,8 +55,18 @@ function perFreshMessage(n: number, build: (i: number) => Message, fn: (m: Messa
 
 const N = 20_000;
 const M = 200_000;
-report("ed25519 sign", opsPerSecSync(N, () => id.sign(data)), "ops/s", `N=${N}, 200 B input, node:crypto`);
-report("ed25519 verify", opsPerSecSync(N, () => id.verify(data, sig)), "ops/s", `N=${N}, 200 B input, node:crypto`);
+report(
+  "ed25519 sign",
+  opsPerSecSync(N, () => id.sign(data)),
+  "ops/s",
+  `N=${N}, 200 B input, node:crypto`,
+);
+report(
+  "ed25519 verify",
+  opsPerSecSync(N, () => id.verify(data, sig)),
+  "ops/s",
+  `N=${N}, 200 B input, node:crypto`,
+);
 
 const cases: [string, (i: number) => Message, number][] = [
   ["typical", () => typical().sign(id), M],
@@ -59,10 +79,36 @@ for (const [name, build, n] of cases) {
   const wire = sample.encode();
   const cond = `N=${n}, 1 thread, signed, ${wire.length} B on the wire`;
   // Signing is slow (Ed25519); sign one message and vary only what signing does not cover.
-  const fresh = (i: number) => sample.with({ id: crypto.randomUUID(), signature: sample.signature, timestamp: sample.timestamp + i });
-  report(`${name}: first encode`, perFreshMessage(n, fresh, (m) => m.encode()), "msg/s", `${cond}, each message encoded once, building not timed`);
-  report(`${name}: repeat encode`, opsPerSecSync(n, () => sample.encode()), "msg/s", `${cond}, the same message again`);
-  report(`${name}: decode`, opsPerSecSync(n, () => Message.decode(wire)), "msg/s", cond);
+  const fresh = (i: number) =>
+    sample.with({ id: crypto.randomUUID(), signature: sample.signature, timestamp: sample.timestamp + i });
+  report(
+    `${name}: first encode`,
+    perFreshMessage(n, fresh, (m) => m.encode()),
+    "msg/s",
+    `${cond}, each message encoded once, building not timed`,
+  );
+  report(
+    `${name}: repeat encode`,
+    opsPerSecSync(n, () => sample.encode()),
+    "msg/s",
+    `${cond}, the same message again`,
+  );
+  report(
+    `${name}: decode`,
+    opsPerSecSync(n, () => Message.decode(wire)),
+    "msg/s",
+    cond,
+  );
 }
-report("typical: build + encode", opsPerSecSync(M, () => typical().encode()), "msg/s", `N=${M}, 1 thread, unsigned, includes building the message (randomUUID, freezes)`);
-report("sign+encode+decode+verify", opsPerSecSync(N, () => Message.decode(typical().sign(id).encode()).verify(id.publicKey)), "msg/s", `N=${N}, 1 thread, typical message`);
+report(
+  "typical: build + encode",
+  opsPerSecSync(M, () => typical().encode()),
+  "msg/s",
+  `N=${M}, 1 thread, unsigned, includes building the message (randomUUID, freezes)`,
+);
+report(
+  "sign+encode+decode+verify",
+  opsPerSecSync(N, () => Message.decode(typical().sign(id).encode()).verify(id.publicKey)),
+  "msg/s",
+  `N=${N}, 1 thread, typical message`,
+);

@@ -1,7 +1,11 @@
 /** Shared helpers for benchmarks: timing loops and figures printed with unit, N and conditions. */
 
 /** Runs `fn` n times (after a warm-up) and returns operations per second. */
-export async function opsPerSec(n: number, fn: (i: number) => unknown | Promise<unknown>, warmup = Math.min(1000, n)): Promise<number> {
+export async function opsPerSec(
+  n: number,
+  fn: (i: number) => unknown | Promise<unknown>,
+  warmup = Math.min(1000, n),
+): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn(i);
   const t0 = Bun.nanoseconds();
   for (let i = 0; i < n; i++) await fn(i);

@@ -7,12 +7,16 @@ import { join } from "node:path";
 
 const filter = process.argv[2] ?? "";
 const dir = import.meta.dir;
-const files = readdirSync(dir).filter((f) => f.endsWith(".bench.ts") && f.includes(filter)).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith(".bench.ts") && f.includes(filter))
+  .sort();
 if (files.length === 0) {
   console.error(`no benchmark matches "${filter}"`);
   process.exit(2);
 }
-console.log(`converge benchmarks — ${new Date().toISOString()}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} cores`);
+console.log(
+  `converge benchmarks — ${new Date().toISOString()}, Bun ${Bun.version}, ${navigator.hardwareConcurrency} cores`,
+);
 let failed = 0;
 for (const f of files) {
   console.log(`\n## ${f.replace(".bench.ts", "")}`);

@@ -26,13 +26,18 @@ const WARMUP = 20_000;
 type Kind = "tcp" | "ws";
 const NS: Record<Kind, string> = { tcp: "transport.tcp", ws: "transport.ws" };
 type Net = TcpTransport | WebSocketTransport;
-const make = (kind: Kind, o: { listen?: boolean } = {}): Net => (kind === "tcp" ? new TcpTransport(o) : new WebSocketTransport(o));
+const make = (kind: Kind, o: { listen?: boolean } = {}): Net =>
+  kind === "tcp" ? new TcpTransport(o) : new WebSocketTransport(o);
 const route = (kind: Kind, port: number) => [topic(NS[kind], { host: "127.0.0.1", port })];
 const id = Identity.generate();
 
 /** The typical one-way message: routed by topic, a small payload; `n` tells the receiver when the run is complete. */
 const oneWay = (kind: Kind | "local", port: number, i: number, to: string | null = null, n = N) =>
-  new Message({ recipient: to, topics: kind === "local" ? [] : route(kind, port), payload: { k: "one", i, n, text: "hello world" } });
+  new Message({
+    recipient: to,
+    topics: kind === "local" ? [] : route(kind, port),
+    payload: { k: "one", i, n, text: "hello world" },
+  });
 
 // ---------------------------------------------------------------- peer processes
 
@@ -137,7 +142,14 @@ class BareWriter {
 }
 
 /** A bare client: frames out one write each (or batched), and a promise per reply frame. */
-async function bareClient(port: number): Promise<{ writer: BareWriter; batch: (frames: Uint8Array[]) => void; next: () => Promise<void>; close: () => void }> {
+async function bareClient(
+  port: number,
+): Promise<{
+  writer: BareWriter;
+  batch: (frames: Uint8Array[]) => void;
+  next: () => Promise<void>;
+  close: () => void;
+}> {
   const waiting: (() => void)[] = [];
   let arrived = 0;
   const framer = new Framer(() => {
@@ -161,7 +173,7 @@ async function bareClient(port: number): Promise<{ writer: BareWriter; batch: (f
         let j = i;
         while (j < frames.length && size < 256 * 1024) size += frames[j++]!.length;
         const buf = new Uint8Array(size);
-        for (let at = 0; i < j; i++) (buf.set(frames[i]!, at), (at += frames[i]!.length));
+        for (let at = 0; i < j; i++) buf.set(frames[i]!, at), (at += frames[i]!.length);
         writer.write(buf);
       }
     },
@@ -242,7 +254,8 @@ const canPin = Bun.which("taskset") !== null;
 const PLACEMENT = canPin ? "both processes pinned to CPU 0" : "placement left to the scheduler (no taskset)";
 function pin(pids: number[], cpus: string): void {
   if (!canPin) return;
-  for (const pid of pids) Bun.spawnSync(["taskset", "-a", "-p", "-c", cpus, String(pid)], { stdout: "ignore", stderr: "ignore" });
+  for (const pid of pids)
+    Bun.spawnSync(["taskset", "-a", "-p", "-c", cpus, String(pid)], { stdout: "ignore", stderr: "ignore" });
 }
 const ALL_CPUS = `0-${navigator.hardwareConcurrency - 1}`;
 
@@ -280,9 +293,17 @@ async function local(): Promise<void> {
   const msgs = sign("local", 0, N, "b");
   const run = () => new Promise<void>((r) => ((count = 0), (done = r), void sendAll(a, msgs)));
   await run();
-  figure("local.tput", "local one-way", await throughput(N, run), "msg/s", `N=${N}, pre-signed, 1 process, delivered to a listener`);
+  figure(
+    "local.tput",
+    "local one-way",
+    await throughput(N, run),
+    "msg/s",
+    `N=${N}, pre-signed, 1 process, delivered to a listener`,
+  );
   const pongs = arrivals(a, "pong");
-  const pings = Array.from({ length: RTT_N + 500 }, () => new Message({ recipient: "b", payload: { k: "ping" } }).sign(id));
+  const pings = Array.from({ length: RTT_N + 500 }, () =>
+    new Message({ recipient: "b", payload: { k: "ping" } }).sign(id),
+  );
   const r = await rtt(RTT_N, async (i) => (await a.send(pings[i]!), await pongs.next()));
   figure("local.p50", "local round trip p50", r.p50, "µs", `N=${RTT_N} sequential`);
   figure("local.p99", "local round trip p99", r.p99, "µs", `N=${RTT_N} sequential`);
@@ -312,9 +333,17 @@ async function ours(kind: Kind, placement: "1p" | "2p"): Promise<void> {
     await done.next();
     const msgs = sign(kind, port, N);
     const size = encodeFrame(msgs[0]!).length;
-    figure(`${kind}.${placement}.tput`, `${label} one-way`, await throughput(N, async () => (await sendAll(a, msgs), await done.next())), "msg/s", `N=${N}, pre-signed outside the timed loop, ${size} B frames, encode+decode included`);
+    figure(
+      `${kind}.${placement}.tput`,
+      `${label} one-way`,
+      await throughput(N, async () => (await sendAll(a, msgs), await done.next())),
+      "msg/s",
+      `N=${N}, pre-signed outside the timed loop, ${size} B frames, encode+decode included`,
+    );
     const pongs = arrivals(a, "pong");
-    const pings = Array.from({ length: RTT_N + 500 }, () => new Message({ topics: route(kind, port), payload: { k: "ping" } }).sign(id));
+    const pings = Array.from({ length: RTT_N + 500 }, () =>
+      new Message({ topics: route(kind, port), payload: { k: "ping" } }).sign(id),
+    );
     const once = async (i: number) => (await a.send(pings[i]!), await pongs.next());
     const r = peer ? await pinned([peer.pid], () => rtt(RTT_N, once)) : await rtt(RTT_N, once);
     const cond = `N=${RTT_N} sequential request/reply${peer ? `, ${PLACEMENT}` : ""}`;
@@ -325,7 +354,13 @@ async function ours(kind: Kind, placement: "1p" | "2p"): Promise<void> {
     const to = endpoint(kind, "127.0.0.1", port);
     const onceRaw = async () => (await a.sendFrame(to, raw), await pongs.next());
     const rr = peer ? await pinned([peer.pid], () => rtt(RTT_N, onceRaw)) : await rtt(RTT_N, onceRaw);
-    figure(`${kind}.${placement}.raw.p50`, `${label} round trip p50, pre-encoded`, rr.p50, "µs", `${cond}, frames encoded beforehand (decode still included)`);
+    figure(
+      `${kind}.${placement}.raw.p50`,
+      `${label} round trip p50, pre-encoded`,
+      rr.p50,
+      "µs",
+      `${cond}, frames encoded beforehand (decode still included)`,
+    );
   } finally {
     peer?.kill();
     await b?.stop();
@@ -345,7 +380,13 @@ async function sendPathOnly(frames: Uint8Array[]): Promise<void> {
     const to = endpoint("tcp", "127.0.0.1", sink.port);
     const run = () => Promise.all(frames.map((f) => a.sendFrame(to, f))).then(() => {});
     await run();
-    figure("tcp.sendpath", "TCP send path only (frames written)", await throughput(frames.length, run), "msg/s", `N=${frames.length}, pre-encoded frames via sendFrame, 2 processes, until the kernel took every frame`);
+    figure(
+      "tcp.sendpath",
+      "TCP send path only (frames written)",
+      await throughput(frames.length, run),
+      "msg/s",
+      `N=${frames.length}, pre-encoded frames via sendFrame, 2 processes, until the kernel took every frame`,
+    );
   } finally {
     sink.kill();
     await a.stop();
@@ -376,9 +417,21 @@ async function bare(frames: Uint8Array[], placement: "1p" | "2p"): Promise<void>
       await c.next();
     };
     await perFrame();
-    figure(`bare.${placement}.tput`, `${label} one-way`, await throughput(frames.length, perFrame), "msg/s", `N=${frames.length}, same ${frames[0]!.length} B frames, 1 write per frame, prefixes parsed, no decode`);
+    figure(
+      `bare.${placement}.tput`,
+      `${label} one-way`,
+      await throughput(frames.length, perFrame),
+      "msg/s",
+      `N=${frames.length}, same ${frames[0]!.length} B frames, 1 write per frame, prefixes parsed, no decode`,
+    );
     const batched = async () => (c.batch(frames), await c.next());
-    figure(`bare.${placement}.batched`, `${label} one-way, batched writes`, await throughput(frames.length, batched), "msg/s", `N=${frames.length}, 256 KiB writes`);
+    figure(
+      `bare.${placement}.batched`,
+      `${label} one-way, batched writes`,
+      await throughput(frames.length, batched),
+      "msg/s",
+      `N=${frames.length}, 256 KiB writes`,
+    );
     c.close();
     const e = await bareClient(echoPort);
     const once = async (i: number) => (e.writer.write(frames[i]!), await e.next());
@@ -393,27 +446,50 @@ async function bare(frames: Uint8Array[], placement: "1p" | "2p"): Promise<void>
 }
 
 async function main(): Promise<void> {
-  console.log(`# ${navigator.hardwareConcurrency} cores; round trips and cross-process figures depend on placement (DESIGN.md pitfalls)`);
+  console.log(
+    `# ${navigator.hardwareConcurrency} cores; round trips and cross-process figures depend on placement (DESIGN.md pitfalls)`,
+  );
   // Codec ceilings in this run, for reading the transport figures.
   // Encodings are kept with each message, so encoding one message again would time a cache hit:
   // encode fresh messages (a signed one's fields and signature, built before the timed loop).
   const sample = oneWay("tcp", 9000, 1).sign(id);
   const wire = sample.encode();
   const M = 100_000;
-  const fresh = () => Array.from({ length: M }, (_, i) => oneWay("tcp", 9000, i).with({ sender: sample.sender, signature: sample.signature }));
+  const fresh = () =>
+    Array.from({ length: M }, (_, i) =>
+      oneWay("tcp", 9000, i).with({ sender: sample.sender, signature: sample.signature }),
+    );
   for (const m of fresh().slice(0, 20_000)) m.encode();
   let unencoded = fresh();
   let t0 = Bun.nanoseconds();
   for (let i = 0; i < M; i++) unencoded[i]!.encode();
-  figure("codec.encode", "Message.encode (codec ceiling)", M / ((Bun.nanoseconds() - t0) / 1e9), "msg/s", `N=${M}, fresh messages (nothing cached), ~${wire.length} B wire map`);
+  figure(
+    "codec.encode",
+    "Message.encode (codec ceiling)",
+    M / ((Bun.nanoseconds() - t0) / 1e9),
+    "msg/s",
+    `N=${M}, fresh messages (nothing cached), ~${wire.length} B wire map`,
+  );
   unencoded = fresh();
   t0 = Bun.nanoseconds();
   for (let i = 0; i < M; i++) encodeFrame(unencoded[i]!);
-  figure("codec.frame", "encodeFrame (what a send encodes)", M / ((Bun.nanoseconds() - t0) / 1e9), "msg/s", `N=${M}, fresh messages, length prefix + wire map`);
+  figure(
+    "codec.frame",
+    "encodeFrame (what a send encodes)",
+    M / ((Bun.nanoseconds() - t0) / 1e9),
+    "msg/s",
+    `N=${M}, fresh messages, length prefix + wire map`,
+  );
   unencoded = [];
   t0 = Bun.nanoseconds();
   for (let i = 0; i < M; i++) Message.decode(wire);
-  figure("codec.decode", "Message.decode (codec ceiling)", M / ((Bun.nanoseconds() - t0) / 1e9), "msg/s", `N=${M}, ${wire.length} B wire map`);
+  figure(
+    "codec.decode",
+    "Message.decode (codec ceiling)",
+    M / ((Bun.nanoseconds() - t0) / 1e9),
+    "msg/s",
+    `N=${M}, ${wire.length} B wire map`,
+  );
 
   await local();
   await ours("tcp", "1p");
@@ -429,11 +505,19 @@ async function main(): Promise<void> {
   console.log("\n# our TCP as a fraction of bare (aim: throughput ≥ 0.5, p50 round trip ≤ 2x)");
   for (const p of ["1p", "2p"] as const) {
     const where = p === "1p" ? "same process" : "two processes";
-    console.log(`TCP ${where}: throughput ${ratio(`tcp.${p}.tput`, `bare.${p}.tput`)} of bare (1 write/frame), ${ratio(`tcp.${p}.tput`, `bare.${p}.batched`)} of bare batched; p50 round trip ${ratio(`tcp.${p}.p50`, `bare.${p}.p50`)}x bare, p99 ${ratio(`tcp.${p}.p99`, `bare.${p}.p99`)}x`);
+    console.log(
+      `TCP ${where}: throughput ${ratio(`tcp.${p}.tput`, `bare.${p}.tput`)} of bare (1 write/frame), ${ratio(`tcp.${p}.tput`, `bare.${p}.batched`)} of bare batched; p50 round trip ${ratio(`tcp.${p}.p50`, `bare.${p}.p50`)}x bare, p99 ${ratio(`tcp.${p}.p99`, `bare.${p}.p99`)}x`,
+    );
   }
-  console.log(`TCP send path alone (pre-encoded frames, sendFrame; it coalesces writes): ${ratio("tcp.sendpath", "bare.2p.batched")} of bare batched, ${ratio("tcp.sendpath", "bare.2p.tput")} of bare 1 write/frame (two processes)`);
-  console.log(`TCP round trip with frames pre-encoded: p50 ${ratio("tcp.1p.raw.p50", "bare.1p.p50")}x bare (same process), ${ratio("tcp.2p.raw.p50", "bare.2p.p50")}x (two processes)`);
-  console.log(`codec share: one fresh message costs ${fmt(1e6 / results["codec.encode"]!)} µs to encode (${fmt(1e6 / results["codec.frame"]!)} µs framed) and ${fmt(1e6 / results["codec.decode"]!)} µs to decode here; a round trip does each twice`);
+  console.log(
+    `TCP send path alone (pre-encoded frames, sendFrame; it coalesces writes): ${ratio("tcp.sendpath", "bare.2p.batched")} of bare batched, ${ratio("tcp.sendpath", "bare.2p.tput")} of bare 1 write/frame (two processes)`,
+  );
+  console.log(
+    `TCP round trip with frames pre-encoded: p50 ${ratio("tcp.1p.raw.p50", "bare.1p.p50")}x bare (same process), ${ratio("tcp.2p.raw.p50", "bare.2p.p50")}x (two processes)`,
+  );
+  console.log(
+    `codec share: one fresh message costs ${fmt(1e6 / results["codec.encode"]!)} µs to encode (${fmt(1e6 / results["codec.frame"]!)} µs framed) and ${fmt(1e6 / results["codec.decode"]!)} µs to decode here; a round trip does each twice`,
+  );
 }
 
 const [role, a1, a2] = process.argv.slice(2);

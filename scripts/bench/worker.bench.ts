@@ -41,7 +41,10 @@ async function bullWorker(url: string, queue: string, n: number): Promise<void> 
   const u = new URL(url);
   let done = 0;
   const finished = Promise.withResolvers<void>();
-  const worker = new Worker(queue, async () => null, { connection: { host: u.hostname, port: Number(u.port) }, concurrency: BULL_CONCURRENCY });
+  const worker = new Worker(queue, async () => null, {
+    connection: { host: u.hostname, port: Number(u.port) },
+    concurrency: BULL_CONCURRENCY,
+  });
   worker.on("completed", () => {
     if (++done === n) finished.resolve();
   });
@@ -90,18 +93,35 @@ async function commandStats(url: string): Promise<Map<string, number>> {
 
 /** Prints Redis commands per task during a run: where the round trips go. */
 function printCommandsPerTask(label: string, before: Map<string, number>, after: Map<string, number>, n: number): void {
-  const per = [...after].map(([cmd, calls]) => [cmd, (calls - (before.get(cmd) ?? 0)) / n] as const).filter(([, x]) => x >= 0.01).sort((a, b) => b[1] - a[1]);
+  const per = [...after]
+    .map(([cmd, calls]) => [cmd, (calls - (before.get(cmd) ?? 0)) / n] as const)
+    .filter(([, x]) => x >= 0.01)
+    .sort((a, b) => b[1] - a[1]);
   const total = per.reduce((a, [, x]) => a + x, 0);
-  console.log(`  ${label}: ${total.toFixed(1)} Redis commands per task: ${per.map(([c, x]) => `${c} ${x.toFixed(2)}`).join(", ")}`);
+  console.log(
+    `  ${label}: ${total.toFixed(1)} Redis commands per task: ${per.map(([c, x]) => `${c} ${x.toFixed(2)}`).join(", ")}`,
+  );
 }
 
-async function converge(label: string, storeKeys: Record<string, unknown>, open: () => Promise<Store>, dir: string): Promise<number> {
-  const config = writeConfig(dir, label, { ...storeKeys, agents: AGENTS, concurrency: CONCURRENCY, agent: NOOP, claim_ttl_sec: 30 });
+async function converge(
+  label: string,
+  storeKeys: Record<string, unknown>,
+  open: () => Promise<Store>,
+  dir: string,
+): Promise<number> {
+  const config = writeConfig(dir, label, {
+    ...storeKeys,
+    agents: AGENTS,
+    concurrency: CONCURRENCY,
+    agent: NOOP,
+    claim_ttl_sec: 30,
+  });
   const runs = await Promise.all(Array.from({ length: PROCESSES }, () => startRun(config)));
   const store = await open();
   try {
     const tm = new TaskManager(store);
-    const statsBefore = storeKeys.store_backend === "redis" ? await commandStats(String(storeKeys.store_path)) : undefined;
+    const statsBefore =
+      storeKeys.store_backend === "redis" ? await commandStats(String(storeKeys.store_path)) : undefined;
     const wall0 = performance.now();
     const t0 = await submitAll(tm, label, N);
     const submitted = performance.now();
@@ -120,7 +140,12 @@ async function converge(label: string, storeKeys: Record<string, unknown>, open:
     const attempts = records.reduce((a, t) => a + t.attempts, 0);
     const perSec = N / seconds;
     if (statsBefore && statsAfter) printCommandsPerTask(`converge run ${label}`, statsBefore, statsAfter, N);
-    report(`converge run ${label}: ${PROCESSES}×${AGENTS} agents, concurrency ${CONCURRENCY}`, perSec, "tasks/s", `N=${N}, no-op onTask, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, ${IN_FLIGHT} in flight via TaskManager), ${attempts} claims`);
+    report(
+      `converge run ${label}: ${PROCESSES}×${AGENTS} agents, concurrency ${CONCURRENCY}`,
+      perSec,
+      "tasks/s",
+      `N=${N}, no-op onTask, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, ${IN_FLIGHT} in flight via TaskManager), ${attempts} claims`,
+    );
     return perSec;
   } finally {
     await Promise.all(runs.map((r) => r.stop("SIGTERM")));
@@ -133,7 +158,10 @@ async function bullmq(url: string): Promise<number> {
   const u = new URL(url);
   const name = `bench-${Date.now()}`;
   const queue = new Queue(name, { connection: { host: u.hostname, port: Number(u.port) } });
-  const child = Bun.spawn([process.execPath, import.meta.path, "--bullmq-worker", url, name, String(N)], { stdout: "pipe", stderr: "inherit" });
+  const child = Bun.spawn([process.execPath, import.meta.path, "--bullmq-worker", url, name, String(N)], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
   const reader = child.stdout.getReader();
   let out = "";
   const until = async (pattern: RegExp) => {
@@ -147,13 +175,21 @@ async function bullmq(url: string): Promise<number> {
     await until(/ready\n/);
     const statsBefore = await commandStats(url);
     const t0 = Date.now();
-    for (let i = 0; i < N; i += 1000) await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })));
+    for (let i = 0; i < N; i += 1000)
+      await queue.addBulk(
+        Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })),
+      );
     const added = Date.now();
     await until(/done \d+\n/);
     const end = Number(/done (\d+)/.exec(out)![1]);
     printCommandsPerTask("BullMQ", statsBefore, await commandStats(url), N);
     const seconds = (end - t0) / 1000;
-    report(`BullMQ: 1 Worker, concurrency ${BULL_CONCURRENCY}`, N / seconds, "tasks/s", `N=${N}, no-op processor, worker in its own process, addBulk of 1000 from this process (took ${((added - t0) / 1000).toFixed(2)} s), first add to last completion ${seconds.toFixed(2)} s`);
+    report(
+      `BullMQ: 1 Worker, concurrency ${BULL_CONCURRENCY}`,
+      N / seconds,
+      "tasks/s",
+      `N=${N}, no-op processor, worker in its own process, addBulk of 1000 from this process (took ${((added - t0) / 1000).toFixed(2)} s), first add to last completion ${seconds.toFixed(2)} s`,
+    );
     return N / seconds;
   } finally {
     await child.exited;
@@ -169,11 +205,21 @@ function rssMiB(pid: number): number {
 
 async function memory(dir: string): Promise<void> {
   for (const agents of [1, 100, 1000]) {
-    const config = writeConfig(dir, `rss-${agents}`, { store_backend: "sqlite", store_path: join(dir, `rss-${agents}.db`), agents, agent: NOOP });
+    const config = writeConfig(dir, `rss-${agents}`, {
+      store_backend: "sqlite",
+      store_path: join(dir, `rss-${agents}.db`),
+      agents,
+      agent: NOOP,
+    });
     const r = await startRun(config);
     try {
       await Bun.sleep(2000); // a few idle decide passes and timers
-      report(`converge run RSS, ${agents} agent${agents === 1 ? "" : "s"}`, rssMiB(r.proc.pid), "MiB", `VmRSS of one idle process (bun on source), no-op worker module, sqlite store, local transport, after 2 s`);
+      report(
+        `converge run RSS, ${agents} agent${agents === 1 ? "" : "s"}`,
+        rssMiB(r.proc.pid),
+        "MiB",
+        `VmRSS of one idle process (bun on source), no-op worker module, sqlite store, local transport, after 2 s`,
+      );
     } finally {
       await r.stop("SIGTERM");
     }
@@ -187,11 +233,30 @@ try {
   console.log(`# ${cond}`);
   // WORKER_BENCH_ONLY=redis,bullmq,sqlite,rss runs a subset (while profiling).
   const only = new Set((process.env.WORKER_BENCH_ONLY ?? "redis,bullmq,sqlite,rss").split(","));
-  const ours = only.has("redis") ? await converge("redis", { store_backend: "redis", store_path: redis.url }, () => RedisStore.open(redis.url), tmp.path) : NaN;
+  const ours = only.has("redis")
+    ? await converge(
+        "redis",
+        { store_backend: "redis", store_path: redis.url },
+        () => RedisStore.open(redis.url),
+        tmp.path,
+      )
+    : NaN;
   const bull = only.has("bullmq") ? await bullmq(redis.url) : NaN;
-  if (only.has("redis") && only.has("bullmq")) report("converge redis / BullMQ", ours / bull, "x", `aim: at least 1; ${fmt(ours)} vs ${fmt(bull)} tasks/s, same redis-server`);
+  if (only.has("redis") && only.has("bullmq"))
+    report(
+      "converge redis / BullMQ",
+      ours / bull,
+      "x",
+      `aim: at least 1; ${fmt(ours)} vs ${fmt(bull)} tasks/s, same redis-server`,
+    );
   const dbPath = join(tmp.path, "worker.db");
-  if (only.has("sqlite")) await converge("sqlite", { store_backend: "sqlite", store_path: dbPath }, async () => new SqliteStore(dbPath), tmp.path);
+  if (only.has("sqlite"))
+    await converge(
+      "sqlite",
+      { store_backend: "sqlite", store_path: dbPath },
+      async () => new SqliteStore(dbPath),
+      tmp.path,
+    );
   if (only.has("rss")) await memory(tmp.path);
 } finally {
   await stopAll();

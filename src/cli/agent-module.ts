@@ -15,10 +15,15 @@ import { ModuleAgent, checkAgentSpec } from "../runtime/module-agent.ts";
 
 export type AgentFactory = (identity: Identity) => Agent;
 
-export async function loadAgentModule(path: string, baseDir: string, extra: { capabilities?: string[]; topics?: string[] } = {}): Promise<{ file: string; make: AgentFactory }> {
+export async function loadAgentModule(
+  path: string,
+  baseDir: string,
+  extra: { capabilities?: string[]; topics?: string[] } = {},
+): Promise<{ file: string; make: AgentFactory }> {
   const file = isAbsolute(path) ? path : resolve(baseDir, path);
   const ext = extname(file);
-  if (![".ts", ".js", ".mjs"].includes(ext)) throw new ConfigError(`agent module ${file} must be a .ts, .js or .mjs file`);
+  if (![".ts", ".js", ".mjs"].includes(ext))
+    throw new ConfigError(`agent module ${file} must be a .ts, .js or .mjs file`);
   if (!existsSync(file)) throw new ConfigError(`agent module ${file} does not exist`);
   let mod: { default?: unknown };
   try {
@@ -27,12 +32,15 @@ export async function loadAgentModule(path: string, baseDir: string, extra: { ca
     throw new ConfigError(`agent module ${file} failed to load: ${(err as Error)?.message ?? String(err)}`);
   }
   let exported = mod.default;
-  if (exported === undefined) throw new ConfigError(`agent module ${file} has no default export; export default { onTask(task) { ... } }`);
+  if (exported === undefined)
+    throw new ConfigError(`agent module ${file} has no default export; export default { onTask(task) { ... } }`);
   if (typeof exported === "function" && !isAgentClass(exported)) {
     try {
       exported = await (exported as (converge: typeof api) => unknown)(api);
     } catch (err) {
-      throw new ConfigError(`agent module ${file}: its default export function threw: ${(err as Error)?.message ?? String(err)}`);
+      throw new ConfigError(
+        `agent module ${file}: its default export function threw: ${(err as Error)?.message ?? String(err)}`,
+      );
     }
   }
   if (isAgentClass(exported)) {

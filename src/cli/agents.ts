@@ -4,21 +4,37 @@ import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, setup, withStore, type CommonArgs } from "./common.ts";
 import { table } from "./table.ts";
 
-const split = (s: string | undefined) => (s ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+const split = (s: string | undefined) =>
+  (s ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 const list = defineCommand({
   meta: { name: "list", description: "List registered agents: id, endpoint, capabilities, topics" },
   args: {
     ...commonArgs,
-    topic: { type: "string", valueHint: "a,b", description: "Only agents with any of these topics (namespaces or full topic strings)" },
+    topic: {
+      type: "string",
+      valueHint: "a,b",
+      description: "Only agents with any of these topics (namespaces or full topic strings)",
+    },
     capability: { type: "string", valueHint: "a,b", description: "Only agents with all of these capabilities" },
     json: { type: "boolean", description: "JSON lines, one descriptor each" },
   },
   async run({ args }) {
     const config = setup(args as CommonArgs);
-    const agents = await withStore(config, (store) => new DiscoveryService(store).query({ topics: split(args.topic), capabilities: split(args.capability) }));
+    const agents = await withStore(config, (store) =>
+      new DiscoveryService(store).query({ topics: split(args.topic), capabilities: split(args.capability) }),
+    );
     if (args.json) return void agents.forEach((a) => process.stdout.write(JSON.stringify(a) + "\n"));
-    const rows = agents.map((a) => [a.id, a.endpoint ?? "-", a.capabilities.join(","), a.topics.map((t) => t.namespace).join(","), new Date(a.startedAt).toISOString()]);
+    const rows = agents.map((a) => [
+      a.id,
+      a.endpoint ?? "-",
+      a.capabilities.join(","),
+      a.topics.map((t) => t.namespace).join(","),
+      new Date(a.startedAt).toISOString(),
+    ]);
     process.stdout.write(table(["ID", "ENDPOINT", "CAPABILITIES", "TOPICS", "STARTED"], rows) + "\n");
   },
 });

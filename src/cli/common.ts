@@ -5,9 +5,23 @@ import type { Store } from "../store/store.ts";
 import { loadConfig, type Config } from "./config.ts";
 
 export const commonArgs = {
-  config: { type: "string", alias: "c", valueHint: "PATH", description: "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables." },
-  verbose: { type: "boolean", alias: "v", description: "Debug logging: every message received and every decision executed" },
-  "log-format": { type: "string", valueHint: "text|json", description: "Log lines for people (text, the default) or JSON lines for machines" },
+  config: {
+    type: "string",
+    alias: "c",
+    valueHint: "PATH",
+    description:
+      "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables.",
+  },
+  verbose: {
+    type: "boolean",
+    alias: "v",
+    description: "Debug logging: every message received and every decision executed",
+  },
+  "log-format": {
+    type: "string",
+    valueHint: "text|json",
+    description: "Log lines for people (text, the default) or JSON lines for machines",
+  },
 } as const;
 
 export interface CommonArgs {
@@ -19,11 +33,13 @@ export interface CommonArgs {
 /** Sets up logging and loads the config, printing its warnings. */
 export function setup(args: CommonArgs): Config {
   const format = args["log-format"] ?? "text";
-  if (format !== "text" && format !== "json") throw new ConfigError(`--log-format must be text or json, got "${format}"`);
+  if (format !== "text" && format !== "json")
+    throw new ConfigError(`--log-format must be text or json, got "${format}"`);
   configureLogging({ level: args.verbose ? "debug" : "info", format });
   const { config, warnings } = loadConfig(args.config);
   // With --log-format json every line on stderr must parse, warnings included.
-  for (const w of warnings) format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);
+  for (const w of warnings)
+    format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);
   return config;
 }
 
@@ -32,7 +48,9 @@ export async function openSharedStore(config: Config): Promise<Store> {
   const { openStore } = await import("../store/open.ts"); // not needed for --help or a refused config
   const store = await openStore(config);
   if (!store || store.description === "memory") {
-    throw new ConfigError("this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process");
+    throw new ConfigError(
+      "this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process",
+    );
   }
   return store;
 }
@@ -56,6 +74,7 @@ export function jsonObjectArg(name: string, text: string | undefined, example?: 
   } catch (err) {
     throw new ConfigError(`--${name} must be JSON: ${(err as Error).message}`);
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ConfigError(`--${name} must be a JSON object${example ? `, e.g. '${example}'` : ""}`);
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    throw new ConfigError(`--${name} must be a JSON object${example ? `, e.g. '${example}'` : ""}`);
   return v as Record<string, unknown>;
 }

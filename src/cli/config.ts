@@ -45,15 +45,31 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
   concurrency: { kind: "positive-int", doc: "tasks one agent runs at once (default 1)" },
   capabilities: { kind: "list", doc: "capabilities given to every agent (comma-separated in the environment)" },
   topics: { kind: "list", doc: "topic namespaces given to every agent" },
-  identity_dir: { kind: "string", doc: "keep agent i's identity in <dir>/agent-<i>.key across restarts; relative to the config file" },
+  identity_dir: {
+    kind: "string",
+    doc: "keep agent i's identity in <dir>/agent-<i>.key across restarts; relative to the config file",
+  },
   http_port: { kind: "port", doc: "serve /healthz, /readyz and /metrics on host:http_port" },
-  shutdown_grace_sec: { kind: "non-negative-number", doc: "how long running tasks may finish on shutdown (default 10)" },
+  shutdown_grace_sec: {
+    kind: "non-negative-number",
+    doc: "how long running tasks may finish on shutdown (default 10)",
+  },
   claim_ttl_sec: { kind: "positive-number", doc: "lease length for tasks that set none (default 30)" },
 };
 export const CONFIG_KEYS = Object.keys(KEYS);
 export const CONFIG_DOCS = KEYS;
 
-const DEFAULTS = { transport: "local", host: "127.0.0.1", port: 8888, agents: 1, concurrency: 1, capabilities: [], topics: [], shutdown_grace_sec: 10, claim_ttl_sec: 30 } as const;
+const DEFAULTS = {
+  transport: "local",
+  host: "127.0.0.1",
+  port: 8888,
+  agents: 1,
+  concurrency: 1,
+  capabilities: [],
+  topics: [],
+  shutdown_grace_sec: 10,
+  claim_ttl_sec: 30,
+} as const;
 
 export interface LoadResult {
   config: Config;
@@ -63,7 +79,10 @@ export interface LoadResult {
 }
 
 /** Loads env + optional file (file wins), validates, and returns the config with any warnings. */
-export function loadConfig(path: string | undefined, env: Record<string, string | undefined> = process.env): LoadResult {
+export function loadConfig(
+  path: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): LoadResult {
   const warnings: string[] = [];
   const raw: Record<string, unknown> = {};
   for (const key of CONFIG_KEYS) {
@@ -90,14 +109,22 @@ export function loadConfig(path: string | undefined, env: Record<string, string 
 function readConfigFile(file: string): Record<string, unknown> {
   const ext = extname(file).toLowerCase();
   if (![".yaml", ".yml", ".toml"].includes(ext)) {
-    throw new ConfigError(`config file ${file} has an unsupported extension "${ext || "(none)"}"; use .yaml, .yml or .toml`);
+    throw new ConfigError(
+      `config file ${file} has an unsupported extension "${ext || "(none)"}"; use .yaml, .yml or .toml`,
+    );
   }
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(code === "ENOENT" ? `config file ${file} does not exist` : code === "EISDIR" ? `config file ${file} is a directory` : `cannot read config file ${file}: ${(err as Error).message}`);
+    throw new ConfigError(
+      code === "ENOENT"
+        ? `config file ${file} does not exist`
+        : code === "EISDIR"
+          ? `config file ${file} is a directory`
+          : `cannot read config file ${file}: ${(err as Error).message}`,
+    );
   }
   let data: unknown;
   try {
@@ -108,11 +135,16 @@ function readConfigFile(file: string): Record<string, unknown> {
     const line = e.mark ? e.mark.line + 1 : e.line;
     const column = e.mark ? e.mark.column + 1 : e.column;
     const where = line !== undefined ? ` at line ${line}${column !== undefined ? `, column ${column}` : ""}` : "";
-    const first = e.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "").replace(/\s*\(\d+:\d+\)$/, "");
+    const first = e.message
+      .split("\n")[0]!
+      .replace(/^Invalid TOML document: /, "")
+      .replace(/\s*\(\d+:\d+\)$/, "");
     throw new ConfigError(`config file ${file} is not valid ${ext === ".toml" ? "TOML" : "YAML"}${where}: ${first}`);
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
-    throw new ConfigError(`config file ${file} must contain a mapping of keys to values, found ${data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`}`);
+    throw new ConfigError(
+      `config file ${file} must contain a mapping of keys to values, found ${data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`}`,
+    );
   }
   return data as Record<string, unknown>;
 }
@@ -122,18 +154,25 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
   for (const [k, value] of Object.entries(raw)) v[k] = coerce(k, value);
   const transport = v.transport;
   if (transport === "websocket" || transport === "ws") {
-    throw new ConfigError(`transport "${transport}" is not available in converge run; use the library API (WebSocketTransport) to run agents over WebSocket`);
+    throw new ConfigError(
+      `transport "${transport}" is not available in converge run; use the library API (WebSocketTransport) to run agents over WebSocket`,
+    );
   }
-  if (transport !== "local" && transport !== "tcp") throw new ConfigError(`transport must be local or tcp, got "${transport}"`);
+  if (transport !== "local" && transport !== "tcp")
+    throw new ConfigError(`transport must be local or tcp, got "${transport}"`);
   const backend = v.store_backend;
   if (backend !== undefined && !["memory", "file", "sqlite", "redis"].includes(backend as string)) {
     throw new ConfigError(`store_backend must be memory, file, sqlite or redis, got "${backend}"`);
   }
   if ((backend === "file" || backend === "sqlite") && !v.store_path) {
-    throw new ConfigError(`store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); set it in the config file or CONVERGE_STORE_PATH`);
+    throw new ConfigError(
+      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); set it in the config file or CONVERGE_STORE_PATH`,
+    );
   }
   if (v.transport === "tcp" && (v.port as number) + (v.agents as number) - 1 > 65535) {
-    throw new ConfigError(`${v.agents} TCP agents from port ${v.port} need ports up to ${(v.port as number) + (v.agents as number) - 1}, beyond 65535`);
+    throw new ConfigError(
+      `${v.agents} TCP agents from port ${v.port} need ports up to ${(v.port as number) + (v.agents as number) - 1}, beyond 65535`,
+    );
   }
   return { ...(v as unknown as Config), configDir };
 }
@@ -195,7 +234,8 @@ function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
     prev = cur;
   }
   return prev[b.length]!;

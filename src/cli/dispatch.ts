@@ -49,7 +49,10 @@ export function checkOptions(argv: string[], args: ArgsDef, commandPath: string)
     const names = a.startsWith("--") || name.length === 1 ? [name] : [...name]; // -vc style
     for (const [k, n] of names.entries()) {
       const type = known.get(n);
-      if (!type) throw new ConfigError(`unknown option ${a.startsWith("--") ? "--" : "-"}${n} for ${commandPath}; see ${commandPath} --help`);
+      if (!type)
+        throw new ConfigError(
+          `unknown option ${a.startsWith("--") ? "--" : "-"}${n} for ${commandPath}; see ${commandPath} --help`,
+        );
       if (type === "boolean") continue;
       if (k < names.length - 1) break; // -cfile: the rest of the cluster is the value, as citty reads it
       if (inline === undefined) {
@@ -64,7 +67,8 @@ export function checkOptions(argv: string[], args: ArgsDef, commandPath: string)
   const takes = Object.values(args).filter((d) => d.type === "positional").length;
   if (positionals.length > takes) {
     const extra = positionals[takes]!;
-    const hint = "config" in args && /\.(ya?ml|toml)$/i.test(extra) ? `; for a config file use ${commandPath} -c ${extra}` : "";
+    const hint =
+      "config" in args && /\.(ya?ml|toml)$/i.test(extra) ? `; for a config file use ${commandPath} -c ${extra}` : "";
     throw new ConfigError(`unexpected argument "${extra}" for ${commandPath}${hint}; see ${commandPath} --help`);
   }
 }
@@ -121,7 +125,8 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     if (!subs || first === undefined || first.startsWith("-")) break;
     const next = subs[first];
     if (!next) {
-      if (!cmd.run) throw new ConfigError(`unknown command "${[...path, first].join(" ")}"; see ${path.join(" ")} --help`);
+      if (!cmd.run)
+        throw new ConfigError(`unknown command "${[...path, first].join(" ")}"; see ${path.join(" ")} --help`);
       break;
     }
     parent = cmd;
@@ -145,7 +150,8 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     return typeof result === "number" ? result : 0;
   } catch (err) {
     // citty's own argument errors (a missing required option, say) are configuration errors too.
-    if ((err as Error)?.name === "CLIError") throw new ConfigError(`${(err as Error).message}; see ${path.join(" ")} --help`);
+    if ((err as Error)?.name === "CLIError")
+      throw new ConfigError(`${(err as Error).message}; see ${path.join(" ")} --help`);
     throw err;
   }
 }

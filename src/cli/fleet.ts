@@ -49,7 +49,9 @@ export interface Fleet {
  */
 export function advertisedEndpoint(host: string, port: number): string | null {
   if (host !== "0.0.0.0" && host !== "::") return null;
-  const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === "IPv4" && !a.internal);
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal);
   return `tcp://${external?.address ?? hostname()}:${port}`;
 }
 
@@ -77,7 +79,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
     make = loaded.make;
     agentModule = loaded.file;
   } else {
-    make = (identity) => new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
+    make = (identity) =>
+      new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
   }
 
   const configured = await openStore(config);
@@ -99,21 +102,32 @@ export async function startFleet(config: Config): Promise<Fleet> {
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
-      if (joined) await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
+      if (joined)
+        await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
       await store?.close().catch(step("closing the store"));
     })());
 
   try {
     if (config.http_port !== undefined) {
-      http = startHealthServer({ host: config.host, port: config.http_port, store, ready: () => ready, metrics: () => collectMetrics(runtimes).render() });
+      http = startHealthServer({
+        host: config.host,
+        port: config.http_port,
+        store,
+        ready: () => ready,
+        metrics: () => collectMetrics(runtimes).render(),
+      });
     }
     if (config.pool_id) await pools!.create({ id: config.pool_id });
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
       const transport: Transport =
         config.transport === "tcp"
-          ? new TcpTransport({ host: config.host, port: config.port + i, resolve: discovery ? endpointResolver(discovery) : undefined })
+          ? new TcpTransport({
+              host: config.host,
+              port: config.port + i,
+              resolve: discovery ? endpointResolver(discovery) : undefined,
+            })
           : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
       runtimes.push(
         new AgentRuntime(agent, {
@@ -121,7 +135,9 @@ export async function startFleet(config: Config): Promise<Fleet> {
           taskManager: tasks,
           poolManager: pools,
           discovery,
-          descriptor: discovery ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null) : undefined,
+          descriptor: discovery
+            ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null)
+            : undefined,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
         }),
@@ -138,7 +154,12 @@ export async function startFleet(config: Config): Promise<Fleet> {
       }
     }
     // So that operator commands can tell agents of a killed process from live ones (see liveness.ts).
-    if (discovery) heartbeat = await startHeartbeat(configured!, runtimes.map((r) => r.id), heartbeatMsFor(config.claim_ttl_sec));
+    if (discovery)
+      heartbeat = await startHeartbeat(
+        configured!,
+        runtimes.map((r) => r.id),
+        heartbeatMsFor(config.claim_ttl_sec),
+      );
   } catch (err) {
     await stop();
     if (err instanceof ConvergeError) throw err;

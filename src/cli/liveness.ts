@@ -46,10 +46,23 @@ async function records(store: Store): Promise<{ id: string; record: ProcessRecor
 }
 
 /** Writes this process's record now and every `heartbeatMs` until `stop()`, which deletes it. */
-export async function startHeartbeat(store: Store, agents: string[], heartbeatMs: number): Promise<{ stop(): Promise<void> }> {
+export async function startHeartbeat(
+  store: Store,
+  agents: string[],
+  heartbeatMs: number,
+): Promise<{ stop(): Promise<void> }> {
   const id = randomUUID();
   const startedAt = await store.now();
-  const beat = async () => store.put(PROCESS_PREFIX + id, { id, pid: process.pid, hostname: hostname(), agents, startedAt, heartbeatAt: await store.now(), heartbeatMs } satisfies ProcessRecord);
+  const beat = async () =>
+    store.put(PROCESS_PREFIX + id, {
+      id,
+      pid: process.pid,
+      hostname: hostname(),
+      agents,
+      startedAt,
+      heartbeatAt: await store.now(),
+      heartbeatMs,
+    } satisfies ProcessRecord);
   await store.indexAdd(PROCESS_INDEX, id);
   await beat();
   let failing = false;
@@ -57,7 +70,10 @@ export async function startHeartbeat(store: Store, agents: string[], heartbeatMs
     beat().then(
       () => (failing = false),
       (err) => {
-        if (!failing) log.warn("heartbeat failed; operator commands may show this process's agents as gone until it succeeds", { err });
+        if (!failing)
+          log.warn("heartbeat failed; operator commands may show this process's agents as gone until it succeeds", {
+            err,
+          });
         failing = true;
       },
     );

@@ -34,7 +34,12 @@ const summaries = {
 };
 
 if (import.meta.main) {
-  dispatch(root, process.argv.slice(2), { name: "converge", version: pkg.version, description: meta.description, summaries })
+  dispatch(root, process.argv.slice(2), {
+    name: "converge",
+    version: pkg.version,
+    description: meta.description,
+    summaries,
+  })
     .then((code) => process.exit(code))
     .catch((err) => process.exit(reportError(err, "converge")));
 }

@@ -11,7 +11,12 @@ const list = defineCommand({
     const config = setup(args as CommonArgs);
     const pools = await withStore(config, (store) => new PoolManager(store).list());
     if (args.json) return void pools.forEach((p) => process.stdout.write(JSON.stringify(p) + "\n"));
-    const rows = pools.map((p) => [p.id, p.admission.type, String(p.agents.length), p.agents.map((a) => a.slice(0, 12)).join(",")]);
+    const rows = pools.map((p) => [
+      p.id,
+      p.admission.type,
+      String(p.agents.length),
+      p.agents.map((a) => a.slice(0, 12)).join(","),
+    ]);
     process.stdout.write(table(["ID", "ADMISSION", "AGENTS", "MEMBERS"], rows) + "\n");
   },
 });

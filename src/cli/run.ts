@@ -62,7 +62,9 @@ export const runCommand = defineCommand({
 setHelpFooter(runCommand, footer);
 
 function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
-  fleet.runtimes.forEach((r, i) => out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`));
+  fleet.runtimes.forEach((r, i) =>
+    out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`),
+  );
   out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
   if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
   if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);

@@ -9,20 +9,32 @@ import { TcpTransport } from "../transport/tcp.ts";
 import { jsonObjectArg } from "./common.ts";
 
 export const sendCommand = defineCommand({
-  meta: { name: "send", description: "Send one signed message to tcp://HOST:PORT; prints the message id and the sender's public key (hex)" },
+  meta: {
+    name: "send",
+    description: "Send one signed message to tcp://HOST:PORT; prints the message id and the sender's public key (hex)",
+  },
   args: {
     to: { type: "string", valueHint: "tcp://HOST:PORT", description: "Where the agent listens", required: true },
-    recipient: { type: "string", valueHint: "ID", description: "The recipient agent's id (default: a broadcast to whoever listens there)" },
+    recipient: {
+      type: "string",
+      valueHint: "ID",
+      description: "The recipient agent's id (default: a broadcast to whoever listens there)",
+    },
     payload: { type: "string", valueHint: "JSON", description: "The payload, a JSON object (default {})" },
     "task-id": { type: "string", description: "The task this message is about" },
-    identity: { type: "string", valueHint: "FILE", description: "Sign with this identity file (mode 0600) instead of a fresh identity" },
+    identity: {
+      type: "string",
+      valueHint: "FILE",
+      description: "Sign with this identity file (mode 0600) instead of a fresh identity",
+    },
     verbose: { type: "boolean", alias: "v", description: "Debug logging" },
   },
   async run({ args }) {
     configureLogging({ level: args.verbose ? "debug" : "warn" });
     const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(args.to ?? "");
     const port = m ? Number(m[2]) : NaN;
-    if (!m || !(port >= 1 && port <= 65535)) throw new ConfigError(`--to must be tcp://HOST:PORT with a port from 1 to 65535, got "${args.to}"`);
+    if (!m || !(port >= 1 && port <= 65535))
+      throw new ConfigError(`--to must be tcp://HOST:PORT with a port from 1 to 65535, got "${args.to}"`);
     const host = m[1]!.replace(/^\[|\]$/g, "");
     const payload = jsonObjectArg("payload", args.payload);
     const identity = args.identity ? Identity.load(args.identity) : Identity.generate();

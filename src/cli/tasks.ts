@@ -11,7 +11,10 @@ import { ago, table } from "./table.ts";
 const print = (s: string) => process.stdout.write(s + "\n");
 
 function list(text: string | undefined): string[] {
-  return (text ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return (text ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function positiveNumber(name: string, text: string | undefined): number | undefined {
@@ -29,9 +32,20 @@ const submit = defineCommand({
     inputs: { type: "string", valueHint: "JSON", description: "The task's inputs, a JSON object (default {})" },
     id: { type: "string", description: "Task id (default: a new UUID); an existing id is refused" },
     pool: { type: "string", description: "Only members of this pool may claim it" },
-    capabilities: { type: "string", valueHint: "a,b", description: "Only agents with all of these capabilities may claim it" },
-    constraints: { type: "string", valueHint: "JSON", description: "Constraints, a JSON object, e.g. '{\"claim_ttl_sec\": 30, \"max_retries\": 2}'" },
-    "claim-ttl-sec": { type: "string", description: "Lease length; an expired claim goes back to pending (constraint claim_ttl_sec)" },
+    capabilities: {
+      type: "string",
+      valueHint: "a,b",
+      description: "Only agents with all of these capabilities may claim it",
+    },
+    constraints: {
+      type: "string",
+      valueHint: "JSON",
+      description: 'Constraints, a JSON object, e.g. \'{"claim_ttl_sec": 30, "max_retries": 2}\'',
+    },
+    "claim-ttl-sec": {
+      type: "string",
+      description: "Lease length; an expired claim goes back to pending (constraint claim_ttl_sec)",
+    },
     "max-retries": { type: "string", description: "Failed attempts retried this many times (constraint max_retries)" },
   },
   async run({ args }) {
@@ -59,24 +73,34 @@ const listTasks = defineCommand({
   meta: { name: "list", description: "List tasks: state, attempts, holder and time left on its lease" },
   args: {
     ...commonArgs,
-    state: { type: "string", description: "Only tasks in this state: pending, assigned, running, completed, failed, cancelled" },
+    state: {
+      type: "string",
+      description: "Only tasks in this state: pending, assigned, running, completed, failed, cancelled",
+    },
     json: { type: "boolean", description: "JSON lines, one task record each" },
   },
   async run({ args }) {
     const config = setup(args as CommonArgs);
-    if (args.state !== undefined && !isTaskState(args.state)) throw new ConfigError(`--state must be one of pending, assigned, running, completed, failed, cancelled; got "${args.state}"`);
+    if (args.state !== undefined && !isTaskState(args.state))
+      throw new ConfigError(
+        `--state must be one of pending, assigned, running, completed, failed, cancelled; got "${args.state}"`,
+      );
     await withStore(config, async (store) => {
       const tasks = await new TaskManager(store).list(args.state as Task["state"] | undefined);
       if (args.json) {
         for (const t of tasks) print(JSON.stringify(t));
         return;
       }
-      const gone = await goneAgents(store, (await new DiscoveryService(store).list()).map((d) => d.id));
+      const gone = await goneAgents(
+        store,
+        (await new DiscoveryService(store).list()).map((d) => d.id),
+      );
       const now = await store.now();
       const rows = tasks.map((t) => {
         const held = t.assignedTo !== null && (t.state === "assigned" || t.state === "running");
         const holder = held ? `${t.assignedTo!.slice(0, 12)}${gone(t.assignedTo!) ? " (gone)" : ""}` : "";
-        const lease = held && t.leaseExpiresAt ? (t.leaseExpiresAt > now ? ago(t.leaseExpiresAt - now) : "expired") : "";
+        const lease =
+          held && t.leaseExpiresAt ? (t.leaseExpiresAt > now ? ago(t.leaseExpiresAt - now) : "expired") : "";
         return [t.id, t.state, String(t.attempts), holder, lease, t.error ?? t.objective];
       });
       print(table(["ID", "STATE", "ATTEMPTS", "HOLDER", "LEASE LEFT", "OBJECTIVE / ERROR"], rows));
@@ -102,8 +126,16 @@ const get = onTask("get", "Print one task record as JSON", async (tasks, id) => 
   if (!task) throw new ConfigError(`task ${id} does not exist`);
   return JSON.stringify(task, null, 2);
 });
-const cancel = onTask("cancel", "Cancel a task that is not finished", async (tasks, id) => `${(await tasks.cancel(id)).id} cancelled`);
-const retry = onTask("retry", "Put a failed or cancelled task back to pending", async (tasks, id) => `${(await tasks.retry(id)).id} pending`);
+const cancel = onTask(
+  "cancel",
+  "Cancel a task that is not finished",
+  async (tasks, id) => `${(await tasks.cancel(id)).id} cancelled`,
+);
+const retry = onTask(
+  "retry",
+  "Put a failed or cancelled task back to pending",
+  async (tasks, id) => `${(await tasks.retry(id)).id} pending`,
+);
 
 export const tasksCommand = defineCommand({
   meta: { name: "tasks", description: "Submit, list, inspect, cancel and retry tasks in the shared store" },

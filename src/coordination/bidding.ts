@@ -71,20 +71,44 @@ export const auctionKey = (id: string): string => `auction:${id}`;
 export function settle(type: AuctionType, bids: readonly Bid[], reservePrice: number | null = null): AuctionResult {
   const eligible = bids.filter((b) => reservePrice === null || b.amount >= reservePrice);
   if (eligible.length === 0) {
-    return { winner: null, price: null, winningBid: null, bids: bids.length, reason: bids.length === 0 ? "no bids" : "no bid meets the reserve price" };
+    return {
+      winner: null,
+      price: null,
+      winningBid: null,
+      bids: bids.length,
+      reason: bids.length === 0 ? "no bids" : "no bid meets the reserve price",
+    };
   }
   // Stable sort: equal amounts keep arrival order, so the earliest bid wins a tie.
   const ranked = [...eligible].sort((a, b) => b.amount - a.amount);
   const top = ranked[0]!;
   if (type === "first-price") {
-    return { winner: top.bidder, price: top.amount, winningBid: top.amount, bids: bids.length, reason: `highest bid ${top.amount} pays its own bid` };
+    return {
+      winner: top.bidder,
+      price: top.amount,
+      winningBid: top.amount,
+      bids: bids.length,
+      reason: `highest bid ${top.amount} pays its own bid`,
+    };
   }
   const second = ranked[1];
   if (second) {
-    return { winner: top.bidder, price: second.amount, winningBid: top.amount, bids: bids.length, reason: `highest bid ${top.amount} pays the second-highest bid ${second.amount}` };
+    return {
+      winner: top.bidder,
+      price: second.amount,
+      winningBid: top.amount,
+      bids: bids.length,
+      reason: `highest bid ${top.amount} pays the second-highest bid ${second.amount}`,
+    };
   }
   const price = reservePrice ?? 0;
-  return { winner: top.bidder, price, winningBid: top.amount, bids: bids.length, reason: `single bid ${top.amount} pays the reserve price ${price}` };
+  return {
+    winner: top.bidder,
+    price,
+    winningBid: top.amount,
+    bids: bids.length,
+    reason: `single bid ${top.amount} pays the reserve price ${price}`,
+  };
 }
 
 export class AuctionManager {
@@ -99,11 +123,15 @@ export class AuctionManager {
 
   async open(auctionId: string, item: unknown, options: AuctionOptions): Promise<AuctionView> {
     if (options.type !== "first-price" && options.type !== "second-price") {
-      throw new AuctionError(`auction "${auctionId}": unknown type "${String(options.type)}" (use first-price or second-price)`);
+      throw new AuctionError(
+        `auction "${auctionId}": unknown type "${String(options.type)}" (use first-price or second-price)`,
+      );
     }
     const reserve = options.reservePrice ?? null;
-    if (reserve !== null && !(Number.isFinite(reserve) && reserve >= 0)) throw new AuctionError(`auction "${auctionId}": reserve price must be a non-negative number, got ${reserve}`);
-    if (options.closesAt !== undefined && !Number.isFinite(options.closesAt)) throw new AuctionError(`auction "${auctionId}": closesAt must be epoch milliseconds`);
+    if (reserve !== null && !(Number.isFinite(reserve) && reserve >= 0))
+      throw new AuctionError(`auction "${auctionId}": reserve price must be a non-negative number, got ${reserve}`);
+    if (options.closesAt !== undefined && !Number.isFinite(options.closesAt))
+      throw new AuctionError(`auction "${auctionId}": closesAt must be epoch milliseconds`);
     const auction: Auction = {
       id: auctionId,
       item: item ?? null,
@@ -116,13 +144,15 @@ export class AuctionManager {
       openedAt: await this.#clock(),
       closedAt: null,
     };
-    if (!(await this.#store.putIfAbsent(auctionKey(auctionId), auction))) throw new AuctionError(`auction "${auctionId}" already exists`);
+    if (!(await this.#store.putIfAbsent(auctionKey(auctionId), auction)))
+      throw new AuctionError(`auction "${auctionId}" already exists`);
     return view(auction);
   }
 
   /** Places `bidder`'s one sealed bid; returns it. */
   async bid(auctionId: string, bidder: string, amount: number): Promise<Bid> {
-    if (typeof amount !== "number" || !Number.isFinite(amount) || amount <= 0) throw new AuctionError(`bid on auction "${auctionId}" must be a positive number, got ${amount}`);
+    if (typeof amount !== "number" || !Number.isFinite(amount) || amount <= 0)
+      throw new AuctionError(`bid on auction "${auctionId}" must be a positive number, got ${amount}`);
     const now = await this.#clock();
     let refusal = null as string | null;
     const bid: Bid = { bidder, amount, at: now };
@@ -130,9 +160,12 @@ export class AuctionManager {
       refusal = null;
       if (!a) refusal = `no auction "${auctionId}"`;
       else if (a.state !== "open") refusal = `auction "${auctionId}" is closed`;
-      else if (a.closesAt !== null && now >= a.closesAt) refusal = `auction "${auctionId}" stopped taking bids at ${new Date(a.closesAt).toISOString()}`;
-      else if (a.reservePrice !== null && amount < a.reservePrice) refusal = `bid ${amount} on auction "${auctionId}" is below the reserve price ${a.reservePrice}`;
-      else if (a.bids.some((b) => b.bidder === bidder)) refusal = `${bidder} has already bid on auction "${auctionId}"; bids are binding and cannot be replaced`;
+      else if (a.closesAt !== null && now >= a.closesAt)
+        refusal = `auction "${auctionId}" stopped taking bids at ${new Date(a.closesAt).toISOString()}`;
+      else if (a.reservePrice !== null && amount < a.reservePrice)
+        refusal = `bid ${amount} on auction "${auctionId}" is below the reserve price ${a.reservePrice}`;
+      else if (a.bids.some((b) => b.bidder === bidder))
+        refusal = `${bidder} has already bid on auction "${auctionId}"; bids are binding and cannot be replaced`;
       if (refusal !== null || !a) return DECLINE;
       return { ...a, bids: [...a.bids, bid] };
     });

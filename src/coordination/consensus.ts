@@ -93,12 +93,38 @@ export function tallyVotes(
   const leaders = options.filter((o) => counts.get(o) === top);
   if (rule === "majority") {
     const needed = Math.floor(eligible.size / 2) + 1;
-    if (top >= needed) return { ...base, decided: true, winner: leaders[0]!, tied: [], reason: `"${leaders[0]}" has ${top} of ${eligible.size} votes (majority needs ${needed})` };
-    return { ...base, decided: false, winner: null, tied: [], reason: `no option has a majority: the most votes is ${top} of ${eligible.size} eligible; ${needed} needed` };
+    if (top >= needed)
+      return {
+        ...base,
+        decided: true,
+        winner: leaders[0]!,
+        tied: [],
+        reason: `"${leaders[0]}" has ${top} of ${eligible.size} votes (majority needs ${needed})`,
+      };
+    return {
+      ...base,
+      decided: false,
+      winner: null,
+      tied: [],
+      reason: `no option has a majority: the most votes is ${top} of ${eligible.size} eligible; ${needed} needed`,
+    };
   }
   if (seen.size === 0) return { ...base, decided: false, winner: null, tied: [], reason: "no votes cast" };
-  if (leaders.length > 1) return { ...base, decided: false, winner: null, tied: leaders, reason: `tie between ${leaders.map((o) => `"${o}"`).join(", ")} with ${top} votes each` };
-  return { ...base, decided: true, winner: leaders[0]!, tied: [], reason: `"${leaders[0]}" has the most votes (${top} of ${seen.size} cast)` };
+  if (leaders.length > 1)
+    return {
+      ...base,
+      decided: false,
+      winner: null,
+      tied: leaders,
+      reason: `tie between ${leaders.map((o) => `"${o}"`).join(", ")} with ${top} votes each`,
+    };
+  return {
+    ...base,
+    decided: true,
+    winner: leaders[0]!,
+    tied: [],
+    reason: `"${leaders[0]}" has the most votes (${top} of ${seen.size} cast)`,
+  };
 }
 
 export class ProposalManager {
@@ -114,11 +140,14 @@ export class ProposalManager {
   async create(init: CreateProposal): Promise<Proposal> {
     const id = init.id ?? randomUUID();
     const rule = init.rule ?? "majority";
-    if (rule !== "majority" && rule !== "plurality") throw new ConsensusError(`proposal "${id}": unknown rule "${String(rule)}" (use majority or plurality)`);
+    if (rule !== "majority" && rule !== "plurality")
+      throw new ConsensusError(`proposal "${id}": unknown rule "${String(rule)}" (use majority or plurality)`);
     if (init.options.length === 0) throw new ConsensusError(`proposal "${id}" needs at least one option`);
-    if (new Set(init.options).size !== init.options.length) throw new ConsensusError(`proposal "${id}" lists an option twice`);
+    if (new Set(init.options).size !== init.options.length)
+      throw new ConsensusError(`proposal "${id}" lists an option twice`);
     if (init.voters.length === 0) throw new ConsensusError(`proposal "${id}" needs at least one voter`);
-    if (new Set(init.voters).size !== init.voters.length) throw new ConsensusError(`proposal "${id}" lists a voter twice`);
+    if (new Set(init.voters).size !== init.voters.length)
+      throw new ConsensusError(`proposal "${id}" lists a voter twice`);
     const now = await this.#clock();
     const proposal: Proposal = {
       id,
@@ -134,7 +163,8 @@ export class ProposalManager {
       createdAt: now,
       closedAt: null,
     };
-    if (!(await this.#store.putIfAbsent(proposalKey(id), proposal))) throw new ConsensusError(`proposal "${id}" already exists`);
+    if (!(await this.#store.putIfAbsent(proposalKey(id), proposal)))
+      throw new ConsensusError(`proposal "${id}" already exists`);
     return proposal;
   }
 
@@ -150,10 +180,13 @@ export class ProposalManager {
       refusal = null;
       if (!p) refusal = `no proposal "${proposalId}"`;
       else if (p.state !== "open") refusal = `proposal "${proposalId}" is closed; it takes no more votes`;
-      else if (p.closesAt !== null && now >= p.closesAt) refusal = `voting on proposal "${proposalId}" ended at ${new Date(p.closesAt).toISOString()}`;
+      else if (p.closesAt !== null && now >= p.closesAt)
+        refusal = `voting on proposal "${proposalId}" ended at ${new Date(p.closesAt).toISOString()}`;
       else if (!p.voters.includes(voter)) refusal = `${voter} is not a voter on proposal "${proposalId}"`;
-      else if (!p.options.includes(choice)) refusal = `"${choice}" is not an option of proposal "${proposalId}" (options: ${p.options.join(", ")})`;
-      else if (p.ballots.some((b) => b.voter === voter)) refusal = `${voter} has already voted on proposal "${proposalId}"`;
+      else if (!p.options.includes(choice))
+        refusal = `"${choice}" is not an option of proposal "${proposalId}" (options: ${p.options.join(", ")})`;
+      else if (p.ballots.some((b) => b.voter === voter))
+        refusal = `${voter} has already voted on proposal "${proposalId}"`;
       if (refusal !== null || !p) return DECLINE;
       return { ...p, ballots: [...p.ballots, { voter, choice, at: now }] };
     });

@@ -73,9 +73,12 @@ export class NegotiationManager {
     const id = init.id ?? randomUUID();
     if (!init.initiator) throw new NegotiationError("a negotiation needs an initiator");
     const participants = [...new Set(init.participants)].filter((p) => p !== init.initiator);
-    if (participants.length === 0) throw new NegotiationError(`negotiation "${id}" needs at least one participant besides the initiator`);
-    if (participants.some((p) => typeof p !== "string" || p === "")) throw new NegotiationError(`negotiation "${id}" has an empty participant id`);
-    if (init.deadline !== undefined && !Number.isFinite(init.deadline)) throw new NegotiationError(`negotiation "${id}" deadline must be epoch milliseconds`);
+    if (participants.length === 0)
+      throw new NegotiationError(`negotiation "${id}" needs at least one participant besides the initiator`);
+    if (participants.some((p) => typeof p !== "string" || p === ""))
+      throw new NegotiationError(`negotiation "${id}" has an empty participant id`);
+    if (init.deadline !== undefined && !Number.isFinite(init.deadline))
+      throw new NegotiationError(`negotiation "${id}" deadline must be epoch milliseconds`);
     const now = await this.#clock();
     const session: NegotiationSession = {
       id,
@@ -93,7 +96,8 @@ export class NegotiationManager {
       updatedAt: now,
       closedAt: null,
     };
-    if (!(await this.#store.putIfAbsent(negotiationKey(id), session))) throw new NegotiationError(`negotiation "${id}" already exists`);
+    if (!(await this.#store.putIfAbsent(negotiationKey(id), session)))
+      throw new NegotiationError(`negotiation "${id}" already exists`);
     return session;
   }
 
@@ -118,12 +122,19 @@ export class NegotiationManager {
    * The Propose decision in one call: proposes in session `sessionId`, first opening it between
    * `from` and `recipient` when it does not exist yet (the subject is then the session id).
    */
-  async proposeOrOpen(sessionId: string, from: string, terms: Record<string, unknown>, recipient?: string): Promise<NegotiationSession> {
+  async proposeOrOpen(
+    sessionId: string,
+    from: string,
+    terms: Record<string, unknown>,
+    recipient?: string,
+  ): Promise<NegotiationSession> {
     if (recipient !== undefined && !(await this.#store.get(negotiationKey(sessionId)))) {
-      await this.open({ id: sessionId, initiator: from, participants: [recipient], subject: sessionId }).catch((err: unknown) => {
-        // Opened by someone else in the meantime: propose into theirs (party checks still apply).
-        if (!(err instanceof NegotiationError && err.message.endsWith("already exists"))) throw err;
-      });
+      await this.open({ id: sessionId, initiator: from, participants: [recipient], subject: sessionId }).catch(
+        (err: unknown) => {
+          // Opened by someone else in the meantime: propose into theirs (party checks still apply).
+          if (!(err instanceof NegotiationError && err.message.endsWith("already exists"))) throw err;
+        },
+      );
     }
     return this.propose(sessionId, from, terms);
   }
@@ -133,7 +144,8 @@ export class NegotiationManager {
     return this.#transition(sessionId, from, (s, now) => {
       const standing = s.offers.at(-1);
       if (!standing) return `there is no offer to counter in negotiation "${s.id}"; propose instead`;
-      if (standing.from === from) return `${from} cannot counter their own offer in negotiation "${s.id}"; propose new terms instead`;
+      if (standing.from === from)
+        return `${from} cannot counter their own offer in negotiation "${s.id}"; propose new terms instead`;
       s.offers.push({ from, kind: "counter", terms: { ...terms }, at: now });
       s.acceptedBy = [];
       return null;
@@ -179,7 +191,11 @@ export class NegotiationManager {
    * a refusal. A session past its deadline is written as expired and the action refused.
    * The update callback may run more than once, so the refusal is reset on every run.
    */
-  async #transition(sessionId: string, actor: string, apply: (s: NegotiationSession, now: number) => string | null): Promise<NegotiationSession> {
+  async #transition(
+    sessionId: string,
+    actor: string,
+    apply: (s: NegotiationSession, now: number) => string | null,
+  ): Promise<NegotiationSession> {
     const now = await this.#clock();
     let refusal = null as string | null;
     const after = await this.#store.update<NegotiationSession>(negotiationKey(sessionId), (current) => {
@@ -200,7 +216,12 @@ export class NegotiationManager {
         refusal = `${actor} is not a party to negotiation "${sessionId}"`;
         return DECLINE;
       }
-      const next: NegotiationSession = { ...current, offers: [...current.offers], acceptedBy: [...current.acceptedBy], updatedAt: now };
+      const next: NegotiationSession = {
+        ...current,
+        offers: [...current.offers],
+        acceptedBy: [...current.acceptedBy],
+        updatedAt: now,
+      };
       refusal = apply(next, now);
       return refusal === null ? next : DECLINE;
     });

@@ -138,7 +138,8 @@ export class PendingView {
    */
   async pending(fresh = true, accept: (t: Task) => boolean = () => true, limit = Infinity): Promise<Task[]> {
     if (fresh) await this.#fresh(performance.now());
-    else if (!this.#inflight && performance.now() - this.#lastStarted >= this.#spacing()) void this.#fresh(performance.now()).catch(() => {});
+    else if (!this.#inflight && performance.now() - this.#lastStarted >= this.#spacing())
+      void this.#fresh(performance.now()).catch(() => {});
     if (!fresh && !this.#windowInflight) this.#rereadWindow();
     if (this.#unsorted || this.#order.length > 2 * this.#records.size + 64) this.#reorder();
     const out: Task[] = [];
@@ -207,7 +208,9 @@ export class PendingView {
     for (const id of this.#staleWindow(now)) if (this.#records.get(id)?.state === "pending") stale.push(id);
     const records = stale.length > 0 ? await this.read(stale) : [];
     // Oldest first, so that new ids append in order and the view rarely needs a full sort.
-    const seen = stale.map((id, i) => [id, records[i]] as const).sort(([, a], [, b]) => (a?.createdAt ?? 0) - (b?.createdAt ?? 0));
+    const seen = stale
+      .map((id, i) => [id, records[i]] as const)
+      .sort(([, a], [, b]) => (a?.createdAt ?? 0) - (b?.createdAt ?? 0));
     for (const [id, t] of seen) this.saw(id, t);
     this.#refreshedAt = began;
   }

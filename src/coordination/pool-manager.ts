@@ -17,7 +17,10 @@ export interface PoolManagerOptions {
 }
 
 export class PoolManager {
-  constructor(readonly store: Store, private readonly options: PoolManagerOptions = {}) {}
+  constructor(
+    readonly store: Store,
+    private readonly options: PoolManagerOptions = {},
+  ) {}
 
   /** Creates the pool if absent; returns the stored pool either way. */
   async create(init: PoolInit): Promise<Pool> {
@@ -40,21 +43,28 @@ export class PoolManager {
     const pool = await this.get(poolId);
     if (!pool) throw new PoolError(`pool ${poolId} does not exist`);
     const verdict = admits(pool.admission, agentId, token);
-    if (!verdict.ok) throw new PoolError(`agent ${agentId.slice(0, 12)} may not join pool ${poolId}: ${verdict.reason}`);
+    if (!verdict.ok)
+      throw new PoolError(`agent ${agentId.slice(0, 12)} may not join pool ${poolId}: ${verdict.reason}`);
     if (pool.trustThreshold > 0) {
       const trust = (await this.options.trustOf?.(agentId)) ?? 0;
       if (trust < pool.trustThreshold) {
-        throw new PoolError(`agent ${agentId.slice(0, 12)} may not join pool ${poolId}: trust ${trust.toFixed(2)} is below the pool's threshold ${pool.trustThreshold}`);
+        throw new PoolError(
+          `agent ${agentId.slice(0, 12)} may not join pool ${poolId}: trust ${trust.toFixed(2)} is below the pool's threshold ${pool.trustThreshold}`,
+        );
       }
     }
-    const after = await this.store.update<Pool>(poolKey(poolId), (p) => (!p || p.agents.includes(agentId) ? DECLINE : { ...p, agents: [...p.agents, agentId] }));
+    const after = await this.store.update<Pool>(poolKey(poolId), (p) =>
+      !p || p.agents.includes(agentId) ? DECLINE : { ...p, agents: [...p.agents, agentId] },
+    );
     if (!after) throw new PoolError(`pool ${poolId} was deleted while joining`);
     return after;
   }
 
   /** Removes the agent; leaving a pool one is not in is harmless. */
   async leave(poolId: string, agentId: string): Promise<Pool | undefined> {
-    return this.store.update<Pool>(poolKey(poolId), (p) => (!p || !p.agents.includes(agentId) ? DECLINE : { ...p, agents: p.agents.filter((a) => a !== agentId) }));
+    return this.store.update<Pool>(poolKey(poolId), (p) =>
+      !p || !p.agents.includes(agentId) ? DECLINE : { ...p, agents: p.agents.filter((a) => a !== agentId) },
+    );
   }
 
   async poolsForAgent(agentId: string): Promise<Pool[]> {

@@ -27,7 +27,15 @@
 import { randomUUID } from "node:crypto";
 import { hasAllCapabilities } from "../core/capability.ts";
 import { LeaseLostError, TaskStateError } from "../core/errors.ts";
-import { FINAL_STATES, claimTtlMs, isTaskState, newTask, type Task, type TaskInit, type TaskState } from "../core/task.ts";
+import {
+  FINAL_STATES,
+  claimTtlMs,
+  isTaskState,
+  newTask,
+  type Task,
+  type TaskInit,
+  type TaskState,
+} from "../core/task.ts";
 import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "../store/store.ts";
 import { PENDING_LIMIT, PendingView } from "./pending-view.ts";
 
@@ -61,7 +69,10 @@ export class TaskManager {
   #snapshot: Promise<Task[]> | undefined;
   #reapedAt = -Infinity;
 
-  constructor(readonly store: Store, private readonly options: TaskManagerOptions = {}) {
+  constructor(
+    readonly store: Store,
+    private readonly options: TaskManagerOptions = {},
+  ) {
     this.view = new PendingView(store, OPEN_INDEX, (ids) => this.#getMany(ids));
   }
 
@@ -80,7 +91,11 @@ export class TaskManager {
   async submit(init: TaskInit): Promise<Task> {
     const task = newTask(init, await this.store.now());
     let exists = false;
-    const after = await this.store.update<Task>(taskKey(task.id), (cur) => ((exists = cur !== undefined) ? DECLINE : task), { expected: ABSENT, index: { name: OPEN_INDEX, member: task.id, keep: () => true } });
+    const after = await this.store.update<Task>(
+      taskKey(task.id),
+      (cur) => ((exists = cur !== undefined) ? DECLINE : task),
+      { expected: ABSENT, index: { name: OPEN_INDEX, member: task.id, keep: () => true } },
+    );
     if (exists) throw new TaskStateError(`task ${task.id} already exists`);
     this.#saw(after!);
     await this.#notify();
@@ -105,22 +120,41 @@ export class TaskManager {
     if (this.view.taken(taskId)) return null;
     const { lease, current } = await this.view.claiming(taskId, this.#claim(taskId, agentId, options));
     if (lease) this.#saw(lease.task);
-    else if (current) this.view.saw(taskId, current, true); // as the store has it now: held by another, or waiting for a retry
+    else if (current)
+      this.view.saw(taskId, current, true); // as the store has it now: held by another, or waiting for a retry
     else this.view.lost(taskId);
     return lease;
   }
 
-  async #claim(taskId: string, agentId: string, options: { ttlMs?: number }): Promise<{ lease: Lease | null; current?: Task }> {
+  async #claim(
+    taskId: string,
+    agentId: string,
+    options: { ttlMs?: number },
+  ): Promise<{ lease: Lease | null; current?: Task }> {
     const now = await this.store.now();
     const token = randomUUID();
     let won = false;
-    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      won = false;
-      if (!t || t.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
-      const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
-      won = true;
-      return { ...t, state: "assigned", assignedTo: agentId, claimedAt: now, attempts: t.attempts + 1, leaseToken: token, leaseExpiresAt: ttl === undefined ? null : now + ttl, notBefore: null, updatedAt: now };
-    }, this.#opts(taskId));
+    const after = await this.store.update<Task>(
+      taskKey(taskId),
+      (t) => {
+        won = false;
+        if (!t || t.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
+        const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
+        won = true;
+        return {
+          ...t,
+          state: "assigned",
+          assignedTo: agentId,
+          claimedAt: now,
+          attempts: t.attempts + 1,
+          leaseToken: token,
+          leaseExpiresAt: ttl === undefined ? null : now + ttl,
+          notBefore: null,
+          updatedAt: now,
+        };
+      },
+      this.#opts(taskId),
+    );
     if (!won || !after) return { lease: null, current: after };
     return { lease: { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after } };
   }
@@ -128,23 +162,45 @@ export class TaskManager {
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
   async renew(taskId: string, token: string, ttlMs?: number): Promise<Lease> {
     const now = await this.store.now();
-    const after = await this.#change(taskId, (t) => leaseProblem(t, taskId, token), (t) => {
-      const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
-      return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
-    });
+    const after = await this.#change(
+      taskId,
+      (t) => leaseProblem(t, taskId, token),
+      (t) => {
+        const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
+        return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
+      },
+    );
     return { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after };
   }
 
   /** Records the holder's progress on the task record (field `progress`). */
   async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
     const now = await this.store.now();
-    return this.#transition(taskId, holder, (t) => ({ ...t, state: "running", progress: value ?? null, updatedAt: now }));
+    return this.#transition(taskId, holder, (t) => ({
+      ...t,
+      state: "running",
+      progress: value ?? null,
+      updatedAt: now,
+    }));
   }
 
   /** Completes a task. Only the assignee: `token` must be the current lease (or, for a lease-less caller, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
     const now = await this.store.now();
-    return this.#transition(taskId, holder, (t) => ({ ...t, state: "completed", result: result ?? null, leaseToken: null, leaseExpiresAt: null, error: null, updatedAt: now }), true);
+    return this.#transition(
+      taskId,
+      holder,
+      (t) => ({
+        ...t,
+        state: "completed",
+        result: result ?? null,
+        leaseToken: null,
+        leaseExpiresAt: null,
+        error: null,
+        updatedAt: now,
+      }),
+      true,
+    );
   }
 
   /**
@@ -154,15 +210,20 @@ export class TaskManager {
    */
   async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
     const now = await this.store.now();
-    const after = await this.#transition(taskId, holder, (t) => {
-      const maxRetries = Number(t.constraints.max_retries ?? 0);
-      if (t.attempts <= maxRetries && t.attempts > 0) {
-        const base = Number(t.constraints.retry_backoff_ms ?? this.options.retryBackoffMs ?? 1000);
-        const delay = Math.min(MAX_BACKOFF_MS, base * 2 ** (t.attempts - 1));
-        return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
-      }
-      return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
-    }, true);
+    const after = await this.#transition(
+      taskId,
+      holder,
+      (t) => {
+        const maxRetries = Number(t.constraints.max_retries ?? 0);
+        if (t.attempts <= maxRetries && t.attempts > 0) {
+          const base = Number(t.constraints.retry_backoff_ms ?? this.options.retryBackoffMs ?? 1000);
+          const delay = Math.min(MAX_BACKOFF_MS, base * 2 ** (t.attempts - 1));
+          return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
+        }
+        return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
+      },
+      true,
+    );
     if (after.state === "pending") await this.#notify();
     return after;
   }
@@ -170,7 +231,12 @@ export class TaskManager {
   /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
   async release(taskId: string, holder: Holder): Promise<Task> {
     const now = await this.store.now();
-    const after = await this.#transition(taskId, holder, (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }), true);
+    const after = await this.#transition(
+      taskId,
+      holder,
+      (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }),
+      true,
+    );
     await this.#notify();
     return after;
   }
@@ -178,13 +244,23 @@ export class TaskManager {
   /** Cancels a task that is not final yet. */
   async cancel(taskId: string): Promise<Task> {
     const now = await this.store.now();
-    return this.#change(taskId, (t) => systemProblem(t, taskId), (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }), true);
+    return this.#change(
+      taskId,
+      (t) => systemProblem(t, taskId),
+      (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }),
+      true,
+    );
   }
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
   async retry(taskId: string): Promise<Task> {
     const now = await this.store.now();
-    const after = await this.#change(taskId, (t) => retryProblem(t, taskId), (t) => ({ ...t, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now }), true);
+    const after = await this.#change(
+      taskId,
+      (t) => retryProblem(t, taskId),
+      (t) => ({ ...t, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now }),
+      true,
+    );
     await this.#notify();
     return after;
   }
@@ -204,10 +280,14 @@ export class TaskManager {
     for (const t of await this.openTasks()) {
       if (!isExpired(t, at)) continue;
       let did = false;
-      const after = await this.store.update<Task>(taskKey(t.id), (cur) => {
-        did = !!cur && isExpired(cur, at);
-        return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
-      }, this.#opts(t.id, false, t));
+      const after = await this.store.update<Task>(
+        taskKey(t.id),
+        (cur) => {
+          did = !!cur && isExpired(cur, at);
+          return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
+        },
+        this.#opts(t.id, false, t),
+      );
       if (did) released.push(this.#saw(after!).id);
     }
     if (released.length) await this.#notify();
@@ -254,11 +334,19 @@ export class TaskManager {
    * stands when it shows this agent work, else from a refresh begun after this call (so the submit
    * that woke the caller is seen). The view may be a moment behind: a claim stays exact anyway.
    */
-  async pendingFor(agentId: string, poolIds: Iterable<string> = [], capabilities: Iterable<string> = [], now = Date.now()): Promise<Task[]> {
+  async pendingFor(
+    agentId: string,
+    poolIds: Iterable<string> = [],
+    capabilities: Iterable<string> = [],
+    now = Date.now(),
+  ): Promise<Task[]> {
     void agentId;
     const pools = new Set(poolIds);
     const caps = new Set(capabilities);
-    const visible = (t: Task) => (t.notBefore ?? 0) <= now && (t.poolId === null || pools.has(t.poolId)) && hasAllCapabilities(caps, t.requiredCapabilities);
+    const visible = (t: Task) =>
+      (t.notBefore ?? 0) <= now &&
+      (t.poolId === null || pools.has(t.poolId)) &&
+      hasAllCapabilities(caps, t.requiredCapabilities);
     const seen = await this.view.pending(false, visible, PENDING_LIMIT);
     return seen.length > 0 ? seen : this.view.pending(true, visible, PENDING_LIMIT);
   }
@@ -266,15 +354,23 @@ export class TaskManager {
   /** Tasks in `state` (all tasks when omitted); final states read the whole history. */
   async list(state?: TaskState): Promise<Task[]> {
     if (state !== undefined && !isTaskState(state)) throw new TaskStateError(`unknown task state "${state}"`);
-    if (state !== undefined && !FINAL_STATES.has(state)) return (await this.openTasks()).filter((t) => t.state === state);
+    if (state !== undefined && !FINAL_STATES.has(state))
+      return (await this.openTasks()).filter((t) => t.state === state);
     const keys = await this.store.list(TASK_PREFIX);
     const all = (await getMany<Task>(this.store, keys)).filter((t): t is Task => !!t);
-    return (state ? all.filter((t) => t.state === state) : all).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+    return (state ? all.filter((t) => t.state === state) : all).sort(
+      (a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1),
+    );
   }
 
   /** One atomic transition that only the current lease holder (or the system) may make. */
   #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task, index = false): Promise<Task> {
-    return this.#change(taskId, (t) => (holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder)), fn, index);
+    return this.#change(
+      taskId,
+      (t) => (holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder)),
+      fn,
+      index,
+    );
   }
 
   /**
@@ -282,12 +378,21 @@ export class TaskManager {
    * one atomic update (`index`: keep the open index exact in the same step). The callback may run
    * more than once, so the verdict is taken afresh on every run.
    */
-  async #change(taskId: string, check: (t: Task | undefined) => Problem | undefined, fn: (t: Task) => Task, index = false): Promise<Task> {
+  async #change(
+    taskId: string,
+    check: (t: Task | undefined) => Problem | undefined,
+    fn: (t: Task) => Task,
+    index = false,
+  ): Promise<Task> {
     let problem: Problem | undefined;
-    const after = await this.store.update<Task>(taskKey(taskId), (t) => {
-      problem = check(t);
-      return problem ? DECLINE : fn(t!);
-    }, this.#opts(taskId, index));
+    const after = await this.store.update<Task>(
+      taskKey(taskId),
+      (t) => {
+        problem = check(t);
+        return problem ? DECLINE : fn(t!);
+      },
+      this.#opts(taskId, index),
+    );
     if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
     return this.#saw(after!);
   }
@@ -301,7 +406,11 @@ export class TaskManager {
    */
   async #dropStale(taskId: string, seen: Task | undefined): Promise<void> {
     if (seen) {
-      await this.store.update<Task>(taskKey(taskId), (t) => (t && !isOpen(t) ? t : DECLINE), this.#opts(taskId, true, seen));
+      await this.store.update<Task>(
+        taskKey(taskId),
+        (t) => (t && !isOpen(t) ? t : DECLINE),
+        this.#opts(taskId, true, seen),
+      );
       return;
     }
     await this.store.indexRemove(OPEN_INDEX, taskId);
@@ -338,7 +447,8 @@ function systemProblem(t: Task | undefined, taskId: string): Problem | undefined
 
 function retryProblem(t: Task | undefined, taskId: string): Problem | undefined {
   if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
-  if (t.state !== "failed" && t.state !== "cancelled") return { message: `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried`, leaseLost: false };
+  if (t.state !== "failed" && t.state !== "cancelled")
+    return { message: `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried`, leaseLost: false };
   return undefined;
 }
 
@@ -346,7 +456,10 @@ function leaseProblem(t: Task | undefined, taskId: string, token: string): Probl
   if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
   if ((t.state !== "assigned" && t.state !== "running") || t.leaseToken !== token) {
     const holder = t.assignedTo ? ` by ${t.assignedTo.slice(0, 12)}` : "";
-    return { message: `lease lost on task ${taskId}: it is now ${t.state}${holder} under another lease`, leaseLost: true };
+    return {
+      message: `lease lost on task ${taskId}: it is now ${t.state}${holder} under another lease`,
+      leaseLost: true,
+    };
   }
   return undefined;
 }

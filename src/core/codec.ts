@@ -178,24 +178,47 @@ export class MsgpackWriter {
     const b = this.buf;
     if (n >= 0) {
       if (n < 0x80) b[this.pos++] = n;
-      else if (n < 0x100) { b[this.pos++] = 0xcc; b[this.pos++] = n; }
-      else if (n < 0x10000) { b[this.pos++] = 0xcd; this.be16(n); }
-      else if (n < TWO_32) { b[this.pos++] = 0xce; this.be32(n); }
-      else { b[this.pos++] = 0xcf; this.be64(n); }
+      else if (n < 0x100) {
+        b[this.pos++] = 0xcc;
+        b[this.pos++] = n;
+      } else if (n < 0x10000) {
+        b[this.pos++] = 0xcd;
+        this.be16(n);
+      } else if (n < TWO_32) {
+        b[this.pos++] = 0xce;
+        this.be32(n);
+      } else {
+        b[this.pos++] = 0xcf;
+        this.be64(n);
+      }
     } else {
       if (n >= -32) b[this.pos++] = n & 0xff;
-      else if (n >= -0x80) { b[this.pos++] = 0xd0; b[this.pos++] = n; }
-      else if (n >= -0x8000) { b[this.pos++] = 0xd1; this.be16(n); }
-      else if (n >= -0x80000000) { b[this.pos++] = 0xd2; this.be32(n); }
-      else { b[this.pos++] = 0xd3; this.be64(n); }
+      else if (n >= -0x80) {
+        b[this.pos++] = 0xd0;
+        b[this.pos++] = n;
+      } else if (n >= -0x8000) {
+        b[this.pos++] = 0xd1;
+        this.be16(n);
+      } else if (n >= -0x80000000) {
+        b[this.pos++] = 0xd2;
+        this.be32(n);
+      } else {
+        b[this.pos++] = 0xd3;
+        this.be64(n);
+      }
     }
   }
 
   bigint(n: bigint): void {
     if (n >= -(2n ** 63n) && n < 2n ** 64n) {
       if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return this.int(Number(n));
-      if (n >= 0n) { this.u8(0xcf); scratchView.setBigUint64(0, n); }
-      else { this.u8(0xd3); scratchView.setBigInt64(0, n); }
+      if (n >= 0n) {
+        this.u8(0xcf);
+        scratchView.setBigUint64(0, n);
+      } else {
+        this.u8(0xd3);
+        scratchView.setBigInt64(0, n);
+      }
       this.raw(scratch8);
       return;
     }
@@ -211,11 +234,16 @@ export class MsgpackWriter {
   value(v: Packable, depth = 0): void {
     if (depth > MAX_DEPTH) throw new RangeError(`value nests deeper than ${MAX_DEPTH} levels`);
     switch (typeof v) {
-      case "string": return this.str(v);
-      case "number": return Number.isSafeInteger(v) ? this.int(v) : this.float(v);
-      case "boolean": return this.u8(v ? 0xc3 : 0xc2);
-      case "bigint": return this.bigint(v);
-      case "undefined": return this.nil();
+      case "string":
+        return this.str(v);
+      case "number":
+        return Number.isSafeInteger(v) ? this.int(v) : this.float(v);
+      case "boolean":
+        return this.u8(v ? 0xc3 : 0xc2);
+      case "bigint":
+        return this.bigint(v);
+      case "undefined":
+        return this.nil();
       case "object": {
         if (v === null) return this.nil();
         if (v instanceof Uint8Array) return this.bin(v);
@@ -280,7 +308,11 @@ export function encode(value: Packable): Uint8Array {
 export class MsgpackReader {
   pos: number;
 
-  constructor(readonly buf: Uint8Array, start = 0, readonly end = buf.length) {
+  constructor(
+    readonly buf: Uint8Array,
+    start = 0,
+    readonly end = buf.length,
+  ) {
     this.pos = start;
   }
 
@@ -290,7 +322,9 @@ export class MsgpackReader {
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.end) {
-      throw new DecodeError(`truncated msgpack: ${what} needs ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`);
+      throw new DecodeError(
+        `truncated msgpack: ${what} needs ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`,
+      );
     }
   }
 
@@ -386,29 +420,52 @@ export class MsgpackReader {
     if ((b & 0xf0) === 0x90) return this.array(b & 0x0f, depth);
     if ((b & 0xf0) === 0x80) return this.map(b & 0x0f, depth);
     switch (b) {
-      case 0xc0: return null;
-      case 0xc2: return false;
-      case 0xc3: return true;
-      case 0xc4: return this.binary(this.lenOf(1, "bin"));
-      case 0xc5: return this.binary(this.lenOf(2, "bin"));
-      case 0xc6: return this.binary(this.lenOf(4, "bin"));
-      case 0xca: return this.float(this.take(4, "float32"), 4);
-      case 0xcb: return this.float(this.take(8, "float64"), 8);
-      case 0xcc: return this.buf[this.take(1, "uint8")]!;
-      case 0xcd: return this.u16(this.take(2, "uint16"));
-      case 0xce: return this.u32(this.take(4, "uint32"));
-      case 0xcf: return this.uint64(this.take(8, "uint64"));
-      case 0xd0: return (this.buf[this.take(1, "int8")]! << 24) >> 24;
-      case 0xd1: return (this.u16(this.take(2, "int16")) << 16) >> 16;
-      case 0xd2: return this.i32(this.take(4, "int32"));
-      case 0xd3: return this.int64(this.take(8, "int64"));
-      case 0xd9: return this.utf8(this.lenOf(1, "str"));
-      case 0xda: return this.utf8(this.lenOf(2, "str"));
-      case 0xdb: return this.utf8(this.lenOf(4, "str"));
-      case 0xdc: return this.array(this.lenOf(2, "array"), depth);
-      case 0xdd: return this.array(this.lenOf(4, "array"), depth);
-      case 0xde: return this.map(this.lenOf(2, "map"), depth);
-      case 0xdf: return this.map(this.lenOf(4, "map"), depth);
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.binary(this.lenOf(1, "bin"));
+      case 0xc5:
+        return this.binary(this.lenOf(2, "bin"));
+      case 0xc6:
+        return this.binary(this.lenOf(4, "bin"));
+      case 0xca:
+        return this.float(this.take(4, "float32"), 4);
+      case 0xcb:
+        return this.float(this.take(8, "float64"), 8);
+      case 0xcc:
+        return this.buf[this.take(1, "uint8")]!;
+      case 0xcd:
+        return this.u16(this.take(2, "uint16"));
+      case 0xce:
+        return this.u32(this.take(4, "uint32"));
+      case 0xcf:
+        return this.uint64(this.take(8, "uint64"));
+      case 0xd0:
+        return (this.buf[this.take(1, "int8")]! << 24) >> 24;
+      case 0xd1:
+        return (this.u16(this.take(2, "int16")) << 16) >> 16;
+      case 0xd2:
+        return this.i32(this.take(4, "int32"));
+      case 0xd3:
+        return this.int64(this.take(8, "int64"));
+      case 0xd9:
+        return this.utf8(this.lenOf(1, "str"));
+      case 0xda:
+        return this.utf8(this.lenOf(2, "str"));
+      case 0xdb:
+        return this.utf8(this.lenOf(4, "str"));
+      case 0xdc:
+        return this.array(this.lenOf(2, "array"), depth);
+      case 0xdd:
+        return this.array(this.lenOf(4, "array"), depth);
+      case 0xde:
+        return this.map(this.lenOf(2, "map"), depth);
+      case 0xdf:
+        return this.map(this.lenOf(4, "map"), depth);
       default:
         this.pos--;
         throw new DecodeError(`unsupported msgpack type 0x${b.toString(16)} at offset ${this.pos}`);
@@ -482,7 +539,8 @@ export class MsgpackReader {
     for (let i = 0; i < len; i++) {
       const key = this.shortKey() ?? this.otherKey(depth);
       const val = this.value(depth + 1);
-      if (key === "__proto__") Object.defineProperty(out, key, { value: val, enumerable: true, writable: true, configurable: true });
+      if (key === "__proto__")
+        Object.defineProperty(out, key, { value: val, enumerable: true, writable: true, configurable: true });
       else out[key] = val;
     }
     return out;
@@ -518,17 +576,36 @@ export function valueEnd(buf: Uint8Array, pos: number, end: number): number {
     const b = buf[pos++]!;
     pending--;
     if (b < 0x80 || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
-    if ((b & 0xe0) === 0xa0) { pos += b & 0x1f; continue; }
-    if ((b & 0xf0) === 0x90) { pending += b & 0x0f; continue; }
-    if ((b & 0xf0) === 0x80) { pending += 2 * (b & 0x0f); continue; }
+    if ((b & 0xe0) === 0xa0) {
+      pos += b & 0x1f;
+      continue;
+    }
+    if ((b & 0xf0) === 0x90) {
+      pending += b & 0x0f;
+      continue;
+    }
+    if ((b & 0xf0) === 0x80) {
+      pending += 2 * (b & 0x0f);
+      continue;
+    }
     const size = FIXED_SIZE[b - 0xc0] ?? 0;
-    if (size > 0) { pos += size; continue; }
+    if (size > 0) {
+      pos += size;
+      continue;
+    }
     const lenSize = LENGTH_SIZE[b - 0xc0] ?? 0;
     if (lenSize === 0 || pos + lenSize > end) return -1;
-    const len = lenSize === 1 ? buf[pos]! : lenSize === 2 ? (buf[pos]! << 8) | buf[pos + 1]! : buf[pos]! * 0x100_0000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!);
+    const len =
+      lenSize === 1
+        ? buf[pos]!
+        : lenSize === 2
+          ? (buf[pos]! << 8) | buf[pos + 1]!
+          : buf[pos]! * 0x100_0000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!);
     pos += lenSize;
-    if (b >= 0xdc && b <= 0xdd) pending += len; // array
-    else if (b >= 0xde) pending += 2 * len; // map
+    if (b >= 0xdc && b <= 0xdd)
+      pending += len; // array
+    else if (b >= 0xde)
+      pending += 2 * len; // map
     else pos += len; // bin, str
   }
   return pos <= end ? pos : -1;

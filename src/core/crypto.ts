@@ -67,7 +67,11 @@ const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
 /** AES-256-GCM; returns nonce ‖ ciphertext ‖ tag. */
-export function aesGcmEncrypt(key: Uint8Array, plaintext: Uint8Array, nonce: Uint8Array = randomBytes(NONCE_BYTES)): Uint8Array {
+export function aesGcmEncrypt(
+  key: Uint8Array,
+  plaintext: Uint8Array,
+  nonce: Uint8Array = randomBytes(NONCE_BYTES),
+): Uint8Array {
   checkAesKey(key);
   const cipher = createCipheriv("aes-256-gcm", key, nonce);
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -82,7 +86,9 @@ export function aesGcmDecrypt(key: Uint8Array, sealed: Uint8Array): Uint8Array {
   const tag = sealed.subarray(sealed.length - TAG_BYTES);
   const decipher = createDecipheriv("aes-256-gcm", key, nonce);
   decipher.setAuthTag(tag);
-  return new Uint8Array(Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]));
+  return new Uint8Array(
+    Buffer.concat([decipher.update(sealed.subarray(NONCE_BYTES, sealed.length - TAG_BYTES)), decipher.final()]),
+  );
 }
 
 function checkAesKey(key: Uint8Array): void {

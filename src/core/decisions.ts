@@ -26,16 +26,48 @@ export type InvokeTool = { type: "InvokeTool"; tool: string; args?: Record<strin
 export type CustomDecision = { type: string; [key: string]: unknown };
 
 export type Decision =
-  | SendMessage | JoinPool | LeavePool | CreatePool | SubmitTask | ClaimTask | ReportTask | FailTask
-  | SubmitBid | Vote | Propose | AcceptProposal | RejectProposal | Delegate | RevokeDelegation | InvokeTool;
+  | SendMessage
+  | JoinPool
+  | LeavePool
+  | CreatePool
+  | SubmitTask
+  | ClaimTask
+  | ReportTask
+  | FailTask
+  | SubmitBid
+  | Vote
+  | Propose
+  | AcceptProposal
+  | RejectProposal
+  | Delegate
+  | RevokeDelegation
+  | InvokeTool;
 
 export const DECISION_TYPES = [
-  "SendMessage", "JoinPool", "LeavePool", "CreatePool", "SubmitTask", "ClaimTask", "ReportTask", "FailTask",
-  "SubmitBid", "Vote", "Propose", "AcceptProposal", "RejectProposal", "Delegate", "RevokeDelegation", "InvokeTool",
+  "SendMessage",
+  "JoinPool",
+  "LeavePool",
+  "CreatePool",
+  "SubmitTask",
+  "ClaimTask",
+  "ReportTask",
+  "FailTask",
+  "SubmitBid",
+  "Vote",
+  "Propose",
+  "AcceptProposal",
+  "RejectProposal",
+  "Delegate",
+  "RevokeDelegation",
+  "InvokeTool",
 ] as const;
 
 export const sendMessage = (message: Message | MessageInit): SendMessage => ({ type: "SendMessage", message });
-export const joinPool = (poolId: string, token?: string): JoinPool => ({ type: "JoinPool", poolId, ...(token === undefined ? {} : { token }) });
+export const joinPool = (poolId: string, token?: string): JoinPool => ({
+  type: "JoinPool",
+  poolId,
+  ...(token === undefined ? {} : { token }),
+});
 export const leavePool = (poolId: string): LeavePool => ({ type: "LeavePool", poolId });
 export const createPool = (pool: PoolInit): CreatePool => ({ type: "CreatePool", pool });
 export const submitTask = (task: TaskInit): SubmitTask => ({ type: "SubmitTask", task });
@@ -44,12 +76,26 @@ export const reportTask = (taskId: string, result: unknown): ReportTask => ({ ty
 export const failTask = (taskId: string, error: string): FailTask => ({ type: "FailTask", taskId, error });
 export const submitBid = (auctionId: string, amount: number): SubmitBid => ({ type: "SubmitBid", auctionId, amount });
 export const vote = (proposalId: string, choice: string): Vote => ({ type: "Vote", proposalId, choice });
-export const propose = (sessionId: string, terms: Record<string, unknown>, recipient?: string): Propose => ({ type: "Propose", sessionId, terms, ...(recipient === undefined ? {} : { recipient }) });
+export const propose = (sessionId: string, terms: Record<string, unknown>, recipient?: string): Propose => ({
+  type: "Propose",
+  sessionId,
+  terms,
+  ...(recipient === undefined ? {} : { recipient }),
+});
 export const acceptProposal = (sessionId: string): AcceptProposal => ({ type: "AcceptProposal", sessionId });
-export const rejectProposal = (sessionId: string, reason?: string): RejectProposal => ({ type: "RejectProposal", sessionId, ...(reason === undefined ? {} : { reason }) });
+export const rejectProposal = (sessionId: string, reason?: string): RejectProposal => ({
+  type: "RejectProposal",
+  sessionId,
+  ...(reason === undefined ? {} : { reason }),
+});
 export const delegate = (taskId: string, to: string): Delegate => ({ type: "Delegate", taskId, to });
 export const revokeDelegation = (taskId: string): RevokeDelegation => ({ type: "RevokeDelegation", taskId });
-export const invokeTool = (tool: string, args: Record<string, unknown> = {}, timeoutMs?: number): InvokeTool => ({ type: "InvokeTool", tool, args, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+export const invokeTool = (tool: string, args: Record<string, unknown> = {}, timeoutMs?: number): InvokeTool => ({
+  type: "InvokeTool",
+  tool,
+  args,
+  ...(timeoutMs === undefined ? {} : { timeoutMs }),
+});
 
 export function isDecision(v: unknown): v is Decision | CustomDecision {
   return typeof v === "object" && v !== null && typeof (v as { type?: unknown }).type === "string";

@@ -2,7 +2,18 @@
  * An Ed25519 identity. Its id is the fingerprint: lowercase hex SHA-256 of the raw public key.
  * A verify-only identity (from a public key) refuses to sign.
  */
-import { chmodSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { randomBytes } from "node:crypto";
 import {
@@ -64,7 +75,9 @@ export class Identity {
 
   sign(data: Uint8Array): Uint8Array {
     if (!this.#privateKey) {
-      throw new SignatureError(`identity ${this.fingerprint.slice(0, 12)} is verify-only (it has no private key) and cannot sign`);
+      throw new SignatureError(
+        `identity ${this.fingerprint.slice(0, 12)} is verify-only (it has no private key) and cannot sign`,
+      );
     }
     return ed25519Sign(this.#privateKey, data);
   }
@@ -84,7 +97,13 @@ export class Identity {
    * renamed into place, so a crash never leaves a partial key file.
    */
   save(path: string): void {
-    const body = JSON.stringify({ format: FILE_FORMAT, algorithm: "ed25519", seed: bytesToHex(this.seed()), publicKey: bytesToHex(this.publicKey) }) + "\n";
+    const body =
+      JSON.stringify({
+        format: FILE_FORMAT,
+        algorithm: "ed25519",
+        seed: bytesToHex(this.seed()),
+        publicKey: bytesToHex(this.publicKey),
+      }) + "\n";
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
       mkdirSync(dirname(path), { recursive: true });
@@ -98,7 +117,11 @@ export class Identity {
       chmodSync(tmp, 0o600); // the umask may have narrowed it further; never wider
       renameSync(tmp, path);
     } catch (err) {
-      try { unlinkSync(tmp); } catch { /* it may never have been created */ }
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* it may never have been created */
+      }
       throw new IdentityError(`cannot save identity to ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -110,10 +133,17 @@ export class Identity {
       mode = statSync(path).mode;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new IdentityError(code === "ENOENT" ? `identity file ${path} does not exist` : `cannot read identity file ${path}: ${(err as Error).message}`, { cause: err });
+      throw new IdentityError(
+        code === "ENOENT"
+          ? `identity file ${path} does not exist`
+          : `cannot read identity file ${path}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     if ((mode & 0o077) !== 0) {
-      throw new IdentityError(`identity file ${path} is readable by others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+      throw new IdentityError(
+        `identity file ${path} is readable by others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
+      );
     }
     let text: string;
     try {
@@ -129,7 +159,9 @@ export class Identity {
     }
     const rec = data as { format?: unknown; seed?: unknown; publicKey?: unknown };
     if (typeof data !== "object" || data === null || rec.format !== FILE_FORMAT || typeof rec.seed !== "string") {
-      throw new IdentityError(`identity file ${path} is not a converge identity (expected format ${FILE_FORMAT} with a seed)`);
+      throw new IdentityError(
+        `identity file ${path} is not a converge identity (expected format ${FILE_FORMAT} with a seed)`,
+      );
     }
     let identity: Identity;
     try {

@@ -77,7 +77,8 @@ export class Message {
     }
     this.taskId = init.taskId ?? null;
     this.timestamp = init.timestamp ?? Date.now();
-    if (!Number.isSafeInteger(this.timestamp)) throw new TypeError(`timestamp must be integer milliseconds, got ${this.timestamp}`);
+    if (!Number.isSafeInteger(this.timestamp))
+      throw new TypeError(`timestamp must be integer milliseconds, got ${this.timestamp}`);
     this.signature = init.signature ?? EMPTY;
     this.#payloadBytes = payloadBytes;
     Object.freeze(this);
@@ -92,7 +93,16 @@ export class Message {
   }
 
   private fields(): MessageInit {
-    return { id: this.id, sender: this.sender, recipient: this.recipient, topics: this.topics, payload: this.payload, taskId: this.taskId, timestamp: this.timestamp, signature: this.signature };
+    return {
+      id: this.id,
+      sender: this.sender,
+      recipient: this.recipient,
+      topics: this.topics,
+      payload: this.payload,
+      taskId: this.taskId,
+      timestamp: this.timestamp,
+      signature: this.signature,
+    };
   }
 
   get isSigned(): boolean {
@@ -118,26 +128,40 @@ export class Message {
   }
 
   private writeCommon(w: MsgpackWriter, payload: Uint8Array, topicsAsStrings: boolean): void {
-    w.str("id"); w.str(this.id);
-    w.str("sender"); w.str(this.sender);
-    w.str("recipient"); this.recipient === null ? w.nil() : w.str(this.recipient);
-    w.str("topics"); w.arrayHeader(this.topics.length);
+    w.str("id");
+    w.str(this.id);
+    w.str("sender");
+    w.str(this.sender);
+    w.str("recipient");
+    this.recipient === null ? w.nil() : w.str(this.recipient);
+    w.str("topics");
+    w.arrayHeader(this.topics.length);
     for (const t of this.topics) {
-      if (topicsAsStrings) { w.str(topicToString(t)); continue; }
+      if (topicsAsStrings) {
+        w.str(topicToString(t));
+        continue;
+      }
       w.mapHeader(3);
-      w.str("namespace"); w.str(t.namespace);
-      w.str("attributes"); w.value(t.attributes as Packable);
-      w.str("version"); w.str(t.version);
+      w.str("namespace");
+      w.str(t.namespace);
+      w.str("attributes");
+      w.value(t.attributes as Packable);
+      w.str("version");
+      w.str(t.version);
     }
-    w.str("payload"); w.raw(payload);
-    w.str("task_id"); this.taskId === null ? w.nil() : w.str(this.taskId);
-    w.str("timestamp"); w.int(this.timestamp);
+    w.str("payload");
+    w.raw(payload);
+    w.str("task_id");
+    this.taskId === null ? w.nil() : w.str(this.taskId);
+    w.str("timestamp");
+    w.int(this.timestamp);
   }
 
   /** A signed copy: `sender` becomes the identity's fingerprint. */
   sign(identity: Identity): Message {
     const fingerprint = identity.fingerprint;
-    const unsigned = this.sender === fingerprint && !this.isSigned ? this : this.#copy({ sender: fingerprint, signature: EMPTY });
+    const unsigned =
+      this.sender === fingerprint && !this.isSigned ? this : this.#copy({ sender: fingerprint, signature: EMPTY });
     return unsigned.#copy({ signature: identity.sign(unsigned.signedBytes()) });
   }
 
@@ -189,7 +213,8 @@ export class Message {
   private writeWire(w: MsgpackWriter, payload: Uint8Array): void {
     w.mapHeader(8);
     this.writeCommon(w, payload, false);
-    w.str("signature"); w.bin(this.signature);
+    w.str("signature");
+    w.bin(this.signature);
   }
 
   /** Reads one wire map; throws DecodeError naming the problem, never returns a partial message. */
@@ -204,7 +229,8 @@ export class Message {
       // Our peers and the Python original write the fields in WIRE_FIELDS order: try the
       // expected key's bytes first, and read the key as a string only when they differ.
       const expected = WIRE_FIELDS[i];
-      const field = expected && r.takeIfEqual(expected.encoded) ? expected : fieldNamed(r.string("a message field name"));
+      const field =
+        expected && r.takeIfEqual(expected.encoded) ? expected : fieldNamed(r.string("a message field name"));
       if (typeof field === "string") {
         unknown ??= new Set();
         if (unknown.has(field)) throw new DecodeError(`message field "${field}" appears twice`);
@@ -215,22 +241,36 @@ export class Message {
       if (seen & field.bit) throw new DecodeError(`message field "${field.name}" appears twice`);
       seen |= field.bit;
       switch (field.name) {
-        case "id": init.id = r.string("message id"); break;
-        case "sender": init.sender = r.string("message sender"); break;
-        case "recipient": init.recipient = nullableString(r.value(), "message recipient"); break;
-        case "task_id": init.taskId = nullableString(r.value(), "message task_id"); break;
-        case "timestamp": init.timestamp = timestampOf(r.value()); break;
-        case "topics": init.topics = readTopics(r); break;
+        case "id":
+          init.id = r.string("message id");
+          break;
+        case "sender":
+          init.sender = r.string("message sender");
+          break;
+        case "recipient":
+          init.recipient = nullableString(r.value(), "message recipient");
+          break;
+        case "task_id":
+          init.taskId = nullableString(r.value(), "message task_id");
+          break;
+        case "timestamp":
+          init.timestamp = timestampOf(r.value());
+          break;
+        case "topics":
+          init.topics = readTopics(r);
+          break;
         case "signature": {
           const sig = r.value();
-          if (!(sig instanceof Uint8Array)) throw new DecodeError(`message signature must be bin data, found ${describe(sig)}`);
+          if (!(sig instanceof Uint8Array))
+            throw new DecodeError(`message signature must be bin data, found ${describe(sig)}`);
           init.signature = sig;
           break;
         }
         case "payload": {
           const from = r.pos;
           const p = r.value();
-          if (typeof p !== "object" || p === null || Array.isArray(p) || p instanceof Uint8Array) throw new DecodeError(`message payload must be a map, found ${describe(p)}`);
+          if (typeof p !== "object" || p === null || Array.isArray(p) || p instanceof Uint8Array)
+            throw new DecodeError(`message payload must be a map, found ${describe(p)}`);
           init.payload = Object.freeze(p) as Payload;
           payloadBytes = bytes.slice(from, r.pos);
           break;
@@ -320,7 +360,8 @@ function readTopics(r: MsgpackReader): readonly Topic[] {
     return hit;
   }
   const topics = topicsOf(r.value());
-  if (topics.every((t) => Object.values(t.attributes).every((v) => v === null || typeof v !== "object"))) topicsCache.set(r.buf, from, r.pos, topics);
+  if (topics.every((t) => Object.values(t.attributes).every((v) => v === null || typeof v !== "object")))
+    topicsCache.set(r.buf, from, r.pos, topics);
   return topics;
 }
 
@@ -330,11 +371,13 @@ function topicsOf(v: unknown): readonly Topic[] {
   if (v.length === 0) return NO_TOPICS;
   for (let i = 0; i < v.length; i++) {
     const t = v[i];
-    if (typeof t !== "object" || t === null || Array.isArray(t) || t instanceof Uint8Array) throw new DecodeError(`message topic ${i} must be a map, found ${describe(t)}`);
+    if (typeof t !== "object" || t === null || Array.isArray(t) || t instanceof Uint8Array)
+      throw new DecodeError(`message topic ${i} must be a map, found ${describe(t)}`);
     const m = t as Record<string, unknown>;
     if (typeof m.namespace !== "string") throw new DecodeError(`message topic ${i} has no string namespace`);
     const attrs = m.attributes ?? {};
-    if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs)) throw new DecodeError(`message topic ${i} attributes must be a map`);
+    if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs))
+      throw new DecodeError(`message topic ${i} attributes must be a map`);
     const version = m.version ?? "1.0";
     if (typeof version !== "string") throw new DecodeError(`message topic ${i} version must be a string`);
     // bin data passes the check above; topic() has always turned it into an index-keyed map.
@@ -345,12 +388,14 @@ function topicsOf(v: unknown): readonly Topic[] {
 }
 
 /** The wire map's fields in the order we write them, with each key's msgpack encoding. */
-const WIRE_FIELDS = ["id", "sender", "recipient", "topics", "payload", "task_id", "timestamp", "signature"].map((name, i) => ({
-  name,
-  bit: 1 << i,
-  required: name !== "signature",
-  encoded: encodeWith((w) => w.str(name)),
-}));
+const WIRE_FIELDS = ["id", "sender", "recipient", "topics", "payload", "task_id", "timestamp", "signature"].map(
+  (name, i) => ({
+    name,
+    bit: 1 << i,
+    required: name !== "signature",
+    encoded: encodeWith((w) => w.str(name)),
+  }),
+);
 type WireField = (typeof WIRE_FIELDS)[number];
 const REQUIRED = WIRE_FIELDS.reduce((bits, f) => (f.required ? bits | f.bit : bits), 0);
 const BY_NAME = new Map(WIRE_FIELDS.map((f) => [f.name, f]));

@@ -15,9 +15,12 @@ export function pyRepr(v: unknown): string {
   if (typeof v === "number") return pyFloatOrInt(v);
   if (typeof v === "string") return pyStrRepr(v);
   if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
-  if (v instanceof Uint8Array) return `b'${Array.from(v, (b) => (b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join("")}'`;
+  if (v instanceof Uint8Array)
+    return `b'${Array.from(v, (b) => (b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join("")}'`;
   if (typeof v === "object") {
-    return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`).join(", ")}}`;
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`)
+      .join(", ")}}`;
   }
   return String(v);
 }
@@ -65,10 +68,13 @@ export function pyJsonDumps(v: unknown): string {
     return pyFloatOrInt(v);
   }
   if (typeof v === "bigint") return v.toString();
-  if (typeof v === "string") return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  if (typeof v === "string")
+    return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   if (Array.isArray(v)) return `[${v.map(pyJsonDumps).join(", ")}]`;
   if (typeof v === "object") {
-    return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${pyJsonDumps(k)}: ${pyJsonDumps(x)}`).join(", ")}}`;
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${pyJsonDumps(k)}: ${pyJsonDumps(x)}`)
+      .join(", ")}}`;
   }
   throw new TypeError(`cannot serialise a ${typeof v} as JSON`);
 }

@@ -77,10 +77,14 @@ export function newTask(init: TaskInit = {}, now = Date.now()): Task {
 
 /** The constraints converge itself acts on must make sense; others are the agents' business. */
 function checkConstraints(c: Record<string, unknown>): void {
-  const bad = (what: string) => new ConfigError(`task constraint ${what}, got ${JSON.stringify(c[what.split(" ")[0]!])}`);
-  if (c.claim_ttl_sec !== undefined && !(typeof c.claim_ttl_sec === "number" && c.claim_ttl_sec > 0)) throw bad("claim_ttl_sec must be a number of seconds greater than 0");
-  if (c.max_retries !== undefined && !(Number.isInteger(c.max_retries) && (c.max_retries as number) >= 0)) throw bad("max_retries must be a whole number of at least 0");
-  if (c.retry_backoff_ms !== undefined && !(typeof c.retry_backoff_ms === "number" && c.retry_backoff_ms >= 0)) throw bad("retry_backoff_ms must be a number of at least 0");
+  const bad = (what: string) =>
+    new ConfigError(`task constraint ${what}, got ${JSON.stringify(c[what.split(" ")[0]!])}`);
+  if (c.claim_ttl_sec !== undefined && !(typeof c.claim_ttl_sec === "number" && c.claim_ttl_sec > 0))
+    throw bad("claim_ttl_sec must be a number of seconds greater than 0");
+  if (c.max_retries !== undefined && !(Number.isInteger(c.max_retries) && (c.max_retries as number) >= 0))
+    throw bad("max_retries must be a whole number of at least 0");
+  if (c.retry_backoff_ms !== undefined && !(typeof c.retry_backoff_ms === "number" && c.retry_backoff_ms >= 0))
+    throw bad("retry_backoff_ms must be a number of at least 0");
 }
 
 export function isTaskState(s: unknown): s is TaskState {

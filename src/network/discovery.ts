@@ -52,7 +52,11 @@ export interface DescribableAgent {
 }
 
 /** The descriptor an agent registers, listening at `endpoint` (null when it cannot be dialed). */
-export function descriptorFor(agent: DescribableAgent, endpoint: string | null = null, startedAt = Date.now()): AgentDescriptor {
+export function descriptorFor(
+  agent: DescribableAgent,
+  endpoint: string | null = null,
+  startedAt = Date.now(),
+): AgentDescriptor {
   return {
     id: agent.id,
     topics: agent.topics.map(topicRecord),
@@ -70,9 +74,11 @@ function topicRecord(t: Topic): TopicRecord {
 /** The descriptor's public key as raw bytes; throws IdentityError when it is not the id's key. */
 export function descriptorKey(d: AgentDescriptor): Uint8Array {
   const key = new Uint8Array(Buffer.from(d.publicKey, "base64"));
-  if (key.length !== 32) throw new IdentityError(`agent ${d.id}'s descriptor has a public key of ${key.length} bytes (expected 32)`);
+  if (key.length !== 32)
+    throw new IdentityError(`agent ${d.id}'s descriptor has a public key of ${key.length} bytes (expected 32)`);
   const fingerprint = Identity.fromPublicKey(key).fingerprint;
-  if (fingerprint !== d.id) throw new IdentityError(`agent ${d.id}'s descriptor carries the public key of ${fingerprint}`);
+  if (fingerprint !== d.id)
+    throw new IdentityError(`agent ${d.id}'s descriptor carries the public key of ${fingerprint}`);
   return key;
 }
 
@@ -84,8 +90,10 @@ function isDescriptor(v: unknown): v is AgentDescriptor {
     typeof d.publicKey === "string" &&
     (d.endpoint === null || typeof d.endpoint === "string") &&
     typeof d.startedAt === "number" &&
-    Array.isArray(d.capabilities) && d.capabilities.every((c) => typeof c === "string") &&
-    Array.isArray(d.topics) && d.topics.every((t) => typeof t === "object" && t !== null && typeof (t as TopicRecord).namespace === "string")
+    Array.isArray(d.capabilities) &&
+    d.capabilities.every((c) => typeof c === "string") &&
+    Array.isArray(d.topics) &&
+    d.topics.every((t) => typeof t === "object" && t !== null && typeof (t as TopicRecord).namespace === "string")
   );
 }
 
@@ -97,7 +105,11 @@ export class DiscoveryService {
     descriptorKey(descriptor);
     const d: AgentDescriptor = {
       id: descriptor.id,
-      topics: descriptor.topics.map((t) => ({ namespace: t.namespace, attributes: { ...(t.attributes ?? {}) }, version: t.version ?? "1.0" })),
+      topics: descriptor.topics.map((t) => ({
+        namespace: t.namespace,
+        attributes: { ...(t.attributes ?? {}) },
+        version: t.version ?? "1.0",
+      })),
       capabilities: [...descriptor.capabilities],
       publicKey: descriptor.publicKey,
       endpoint: descriptor.endpoint ?? null,
@@ -114,7 +126,8 @@ export class DiscoveryService {
   async get(id: string): Promise<AgentDescriptor | undefined> {
     const v = await this.store.get(DISCOVERY_PREFIX + id);
     if (v === undefined) return undefined;
-    if (!isDescriptor(v)) throw new StoreError(`record ${DISCOVERY_PREFIX}${id} in ${this.store.description} is not an agent descriptor`);
+    if (!isDescriptor(v))
+      throw new StoreError(`record ${DISCOVERY_PREFIX}${id} in ${this.store.description} is not an agent descriptor`);
     return v;
   }
 
@@ -125,7 +138,8 @@ export class DiscoveryService {
     const out: AgentDescriptor[] = [];
     values.forEach((v, i) => {
       if (isDescriptor(v)) out.push(v);
-      else if (v !== undefined) log.warn("skipped a malformed discovery record", { key: keys[i], store: this.store.description });
+      else if (v !== undefined)
+        log.warn("skipped a malformed discovery record", { key: keys[i], store: this.store.description });
     });
     return out;
   }

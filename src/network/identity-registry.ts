@@ -15,7 +15,10 @@ export class IdentityRegistry implements KeyLookup {
   register(id: string, publicKey: Uint8Array): void;
   register(idOrIdentity: Identity | string, publicKey?: Uint8Array): void {
     if (idOrIdentity instanceof Identity) {
-      this.#byId.set(idOrIdentity.fingerprint, idOrIdentity.canSign ? Identity.fromPublicKey(idOrIdentity.publicKey) : idOrIdentity);
+      this.#byId.set(
+        idOrIdentity.fingerprint,
+        idOrIdentity.canSign ? Identity.fromPublicKey(idOrIdentity.publicKey) : idOrIdentity,
+      );
       return;
     }
     const id = idOrIdentity;
@@ -26,10 +29,14 @@ export class IdentityRegistry implements KeyLookup {
     try {
       identity = Identity.fromPublicKey(publicKey);
     } catch (err) {
-      throw new IdentityError(`cannot register ${id}: not a valid Ed25519 public key (${(err as Error).message})`, { cause: err });
+      throw new IdentityError(`cannot register ${id}: not a valid Ed25519 public key (${(err as Error).message})`, {
+        cause: err,
+      });
     }
     if (identity.fingerprint !== id) {
-      throw new IdentityError(`refused to register ${id}: its public key's fingerprint is ${identity.fingerprint}, so it belongs to another agent`);
+      throw new IdentityError(
+        `refused to register ${id}: its public key's fingerprint is ${identity.fingerprint}, so it belongs to another agent`,
+      );
     }
     this.#byId.set(id, identity);
   }

@@ -18,7 +18,10 @@ export class AgentNetwork {
     readonly transport: Transport,
     readonly identity: Identity,
   ) {
-    if (!identity.canSign) throw new TransportError(`agent ${identity.fingerprint.slice(0, 12)}'s identity is verify-only; an AgentNetwork needs one that can sign`);
+    if (!identity.canSign)
+      throw new TransportError(
+        `agent ${identity.fingerprint.slice(0, 12)}'s identity is verify-only; an AgentNetwork needs one that can sign`,
+      );
   }
 
   get id(): string {
@@ -47,7 +50,9 @@ export class AgentNetwork {
 
   /** A signed message with no recipient: routed by its topics (or to everyone), never back to us. */
   broadcast(payload: Payload, options: SendOptions = {}): Promise<Message> {
-    return this.send(new Message({ recipient: null, payload, topics: options.topics ?? [], taskId: options.taskId ?? null }));
+    return this.send(
+      new Message({ recipient: null, payload, topics: options.topics ?? [], taskId: options.taskId ?? null }),
+    );
   }
 
   onMessage(listener: MessageListener): () => void {

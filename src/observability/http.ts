@@ -22,7 +22,13 @@ const PROBE_TIMEOUT_MS = 1000;
 export async function probeStore(store: Store, key: string): Promise<string | null> {
   const value = { ts: Date.now() };
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`store ${store.description} did not answer within ${PROBE_TIMEOUT_MS} ms`), PROBE_TIMEOUT_MS)));
+  const timeout = new Promise<string>(
+    (resolve) =>
+      (timer = setTimeout(
+        () => resolve(`store ${store.description} did not answer within ${PROBE_TIMEOUT_MS} ms`),
+        PROBE_TIMEOUT_MS,
+      )),
+  );
   const probe = (async () => {
     await store.put(key, value);
     const back = await store.get<{ ts: number }>(key);
@@ -48,14 +54,20 @@ export function startHealthServer(options: HealthServerOptions): { url: string; 
           const why = options.store ? await probeStore(options.store, probeKey) : null;
           return why === null ? new Response("ok\n") : new Response(`unhealthy: ${why}\n`, { status: 503 });
         }
-        if (path === "/readyz") return options.ready() ? new Response("ready\n") : new Response("starting\n", { status: 503 });
-        if (path === "/metrics") return new Response(options.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+        if (path === "/readyz")
+          return options.ready() ? new Response("ready\n") : new Response("starting\n", { status: 503 });
+        if (path === "/metrics")
+          return new Response(options.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
         return new Response("not found: try /healthz, /readyz or /metrics\n", { status: 404 });
       },
     });
   } catch (err) {
     const inUse = (err as { code?: string }).code === "EADDRINUSE" || /in use/i.test((err as Error).message);
-    throw new TransportError(inUse ? `http_port ${options.port} on ${options.host} is already in use` : `cannot serve health on ${options.host}:${options.port}: ${(err as Error).message}`);
+    throw new TransportError(
+      inUse
+        ? `http_port ${options.port} on ${options.host} is already in use`
+        : `cannot serve health on ${options.host}:${options.port}: ${(err as Error).message}`,
+    );
   }
   return {
     url: `http://${options.host}:${server.port}`,

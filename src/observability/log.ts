@@ -30,7 +30,10 @@ export function logLevel(): Level {
 }
 
 export class Logger {
-  constructor(readonly name: string, private readonly fields: Record<string, unknown> = {}) {}
+  constructor(
+    readonly name: string,
+    private readonly fields: Record<string, unknown> = {},
+  ) {}
 
   child(fields: Record<string, unknown>): Logger {
     return new Logger(this.name, { ...this.fields, ...fields });
@@ -56,11 +59,17 @@ export class Logger {
   #emit(level: Level, msg: string, extra?: Record<string, unknown>): void {
     const all = { ...this.fields, ...extra };
     if (config.format === "json") {
-      config.sink.write(JSON.stringify({ ts: new Date().toISOString(), level, logger: this.name, msg, ...all }, jsonSafe) + "\n");
+      config.sink.write(
+        JSON.stringify({ ts: new Date().toISOString(), level, logger: this.name, msg, ...all }, jsonSafe) + "\n",
+      );
       return;
     }
-    const kv = Object.entries(all).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, jsonSafe)}`).join(" ");
-    config.sink.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${kv ? " " + kv : ""}\n`);
+    const kv = Object.entries(all)
+      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, jsonSafe)}`)
+      .join(" ");
+    config.sink.write(
+      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${kv ? " " + kv : ""}\n`,
+    );
   }
 }
 

@@ -63,7 +63,8 @@ export class Metrics {
   increment(name: string, labels?: Labels, by = 1): void {
     const m = this.#metrics.get(name) ?? this.#declare(name, "counter");
     if (!Number.isFinite(by)) throw new MetricsError(`metric ${name}: increment must be a finite number, got ${by}`);
-    if (m.type === "counter" && by < 0) throw new MetricsError(`counter ${name} cannot go down (increment by ${by}); use a gauge`);
+    if (m.type === "counter" && by < 0)
+      throw new MetricsError(`counter ${name} cannot go down (increment by ${by}); use a gauge`);
     const s = this.#series(m, labels);
     s.value += by;
   }
@@ -79,7 +80,8 @@ export class Metrics {
   set(name: string, value: number, labels?: Labels): void {
     const m = this.#metrics.get(name) ?? this.#declare(name, "gauge");
     if (m.type !== "gauge") throw new MetricsError(`${name} is a counter; only gauges can be set`);
-    if (typeof value !== "number" || Number.isNaN(value)) throw new MetricsError(`gauge ${name}: value must be a number, got ${String(value)}`);
+    if (typeof value !== "number" || Number.isNaN(value))
+      throw new MetricsError(`gauge ${name}: value must be a number, got ${String(value)}`);
     this.#series(m, labels).value = value;
   }
 
@@ -110,7 +112,8 @@ export class Metrics {
     for (const m of this.#metrics.values()) {
       lines.push(`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`);
       for (const s of m.series.values()) {
-        const labels = s.labels.length === 0 ? "" : `{${s.labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",")}}`;
+        const labels =
+          s.labels.length === 0 ? "" : `{${s.labels.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(",")}}`;
         lines.push(`${m.name}${labels} ${formatValue(s.value)}`);
       }
     }
@@ -118,7 +121,8 @@ export class Metrics {
   }
 
   #declare(name: string, type: MetricType, help?: string): Metric {
-    if (!METRIC_NAME.test(name)) throw new MetricsError(`invalid metric name "${name}" (letters, digits, _ and :, not starting with a digit)`);
+    if (!METRIC_NAME.test(name))
+      throw new MetricsError(`invalid metric name "${name}" (letters, digits, _ and :, not starting with a digit)`);
     const existing = this.#metrics.get(name);
     if (existing) {
       if (existing.type !== type) throw new MetricsError(`metric ${name} is already a ${existing.type}, not a ${type}`);
@@ -143,7 +147,8 @@ function normaliseLabels(metric: string, labels?: Labels): [string, string][] {
   if (!labels) return [];
   const out: [string, string][] = [];
   for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(k) || k.startsWith("__")) throw new MetricsError(`metric ${metric}: invalid label name "${k}"`);
+    if (!LABEL_NAME.test(k) || k.startsWith("__"))
+      throw new MetricsError(`metric ${metric}: invalid label name "${k}"`);
     out.push([k, String(v)]);
   }
   return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

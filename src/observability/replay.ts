@@ -42,7 +42,8 @@ export class ReplayLog {
 
   constructor(options: ReplayLogOptions = {}) {
     this.capacity = options.capacity ?? 1000;
-    if (!Number.isSafeInteger(this.capacity) || this.capacity < 1) throw new ReplayError(`replay capacity must be a positive integer, got ${this.capacity}`);
+    if (!Number.isSafeInteger(this.capacity) || this.capacity < 1)
+      throw new ReplayError(`replay capacity must be a positive integer, got ${this.capacity}`);
     this.#ring = new Array(this.capacity);
     this.#clock = options.clock ?? Date.now;
     this.file = options.file ?? null;
@@ -125,7 +126,9 @@ export function parseReplay(text: string, source = "replay"): ReplayEntry[] {
     }
     if (!isEntry(v)) {
       if (i === torn) break;
-      throw new ReplayError(`${source}:${i + 1}: not a replay entry (needs direction "sent"|"received", numeric time, message object)`);
+      throw new ReplayError(
+        `${source}:${i + 1}: not a replay entry (needs direction "sent"|"received", numeric time, message object)`,
+      );
     }
     out.push(v);
   }
@@ -146,5 +149,11 @@ export function readReplayFile(path: string): ReplayEntry[] {
 function isEntry(v: unknown): v is ReplayEntry {
   if (typeof v !== "object" || v === null) return false;
   const e = v as Record<string, unknown>;
-  return (e.direction === "sent" || e.direction === "received") && typeof e.time === "number" && typeof e.message === "object" && e.message !== null && !Array.isArray(e.message);
+  return (
+    (e.direction === "sent" || e.direction === "received") &&
+    typeof e.time === "number" &&
+    typeof e.message === "object" &&
+    e.message !== null &&
+    !Array.isArray(e.message)
+  );
 }

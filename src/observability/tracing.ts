@@ -27,7 +27,12 @@ export function startSpan(log: Logger, name: string, fields?: Record<string, unk
 }
 
 /** Runs `fn` in a span; a thrown error is reported on the span (`error`) and rethrown. */
-export async function traced<T>(log: Logger, name: string, fn: () => T | Promise<T>, fields?: Record<string, unknown>): Promise<T> {
+export async function traced<T>(
+  log: Logger,
+  name: string,
+  fn: () => T | Promise<T>,
+  fields?: Record<string, unknown>,
+): Promise<T> {
   const span = startSpan(log, name, fields);
   try {
     const value = await fn();

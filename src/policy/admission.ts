@@ -17,11 +17,18 @@ export function admits(spec: AdmissionSpec, agentId: string, token?: string): Ad
         ? { ok: true }
         : { ok: false, reason: `agent ${agentId} is not on the pool's allowlist` };
     case "token":
-      if (typeof spec.token !== "string" || spec.token === "") return { ok: false, reason: "the pool requires a token but has none configured" };
-      if (token === undefined || token === "") return { ok: false, reason: "the pool requires a token and none was given" };
-      return tokensEqual(spec.token, token) ? { ok: true } : { ok: false, reason: "the token does not match the pool's token" };
+      if (typeof spec.token !== "string" || spec.token === "")
+        return { ok: false, reason: "the pool requires a token but has none configured" };
+      if (token === undefined || token === "")
+        return { ok: false, reason: "the pool requires a token and none was given" };
+      return tokensEqual(spec.token, token)
+        ? { ok: true }
+        : { ok: false, reason: "the token does not match the pool's token" };
     default:
-      return { ok: false, reason: `unknown admission type "${String((spec as { type?: unknown }).type)}" (use open, allowlist or token)` };
+      return {
+        ok: false,
+        reason: `unknown admission type "${String((spec as { type?: unknown }).type)}" (use open, allowlist or token)`,
+      };
   }
 }
 

@@ -47,21 +47,25 @@ export function decide(
       const vetoChoices = options.vetoChoices ?? DEFAULT_VETO_CHOICES;
       for (const vetoer of spec.vetoers ?? []) {
         const choice = ballots.get(vetoer);
-        if (choice !== undefined && vetoChoices.includes(choice)) return { status: "vetoed", vetoedBy: vetoer, reason: `${vetoer} vetoed the proposal (voted "${choice}")` };
+        if (choice !== undefined && vetoChoices.includes(choice))
+          return { status: "vetoed", vetoedBy: vetoer, reason: `${vetoer} vetoed the proposal (voted "${choice}")` };
       }
       return majorityOfMembers(members, ballots);
     }
     case "democratic":
       return majorityOfMembers(members, ballots);
     default:
-      return { status: "undecided", reason: `unknown governance model "${String((spec as { model?: unknown }).model)}" (use democratic, dictatorial or veto)` };
+      return {
+        status: "undecided",
+        reason: `unknown governance model "${String((spec as { model?: unknown }).model)}" (use democratic, dictatorial or veto)`,
+      };
   }
 }
 
 /** Who may usefully vote under this spec: the leader alone, or the members plus any vetoers. */
 export function eligibleVoters(spec: GovernanceSpec, members: readonly string[]): string[] {
   if (spec.model === "dictatorial") return spec.leader ? [spec.leader] : [];
-  return [...new Set([...members, ...(spec.model === "veto" ? spec.vetoers ?? [] : [])])];
+  return [...new Set([...members, ...(spec.model === "veto" ? (spec.vetoers ?? []) : [])])];
 }
 
 function majorityOfMembers(members: readonly string[], ballots: Map<string, string>): GovernanceDecision {
@@ -71,10 +75,18 @@ function majorityOfMembers(members: readonly string[], ballots: Map<string, stri
   for (const [voter, choice] of ballots) if (electorate.has(voter)) counts.set(choice, (counts.get(choice) ?? 0) + 1);
   const needed = Math.floor(electorate.size / 2) + 1;
   for (const [choice, n] of counts) {
-    if (n >= needed) return { status: "decided", choice, reason: `"${choice}" has ${n} of ${electorate.size} members' votes (majority needs ${needed})` };
+    if (n >= needed)
+      return {
+        status: "decided",
+        choice,
+        reason: `"${choice}" has ${n} of ${electorate.size} members' votes (majority needs ${needed})`,
+      };
   }
   const most = Math.max(0, ...counts.values());
-  return { status: "undecided", reason: `no choice has a majority of the ${electorate.size} members: the most votes is ${most}; ${needed} needed` };
+  return {
+    status: "undecided",
+    reason: `no choice has a majority of the ${electorate.size} members: the most votes is ${most}; ${needed} needed`,
+  };
 }
 
 function firstVotes(votes: readonly GovernanceVote[] | Readonly<Record<string, string>>): Map<string, string> {

@@ -40,7 +40,10 @@ export class ActionPolicy {
     const type = (decision as { type?: unknown } | null)?.type;
     if (typeof type !== "string") return { ok: false, reason: "a decision must be an object with a string type" };
     if (this.allows(type)) return { ok: true };
-    return { ok: false, reason: `decision type ${type} is not allowed by the action policy (allowed: ${[...this.#allowed!].sort().join(", ") || "none"})` };
+    return {
+      ok: false,
+      reason: `decision type ${type} is not allowed by the action policy (allowed: ${[...this.#allowed!].sort().join(", ") || "none"})`,
+    };
   }
 
   /** `check` as a guard for the executor. */
@@ -63,7 +66,8 @@ export class ResourceLimits {
   constructor(limits: ResourceLimitSpec = {}) {
     for (const r of RESOURCES) {
       const v = limits[r];
-      if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) throw new ConfigError(`resource limit ${r} must be a non-negative number, got ${String(v)}`);
+      if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0))
+        throw new ConfigError(`resource limit ${r} must be a non-negative number, got ${String(v)}`);
     }
     this.limits = Object.freeze({ ...limits });
   }
@@ -75,9 +79,11 @@ export class ResourceLimits {
       if (!(r in constraints)) continue;
       const asked = constraints[r];
       if (asked === undefined || asked === null) continue;
-      if (typeof asked !== "number" || !Number.isFinite(asked) || asked < 0) return { ok: false, reason: `constraint ${r} must be a non-negative number, got ${JSON.stringify(asked)}` };
+      if (typeof asked !== "number" || !Number.isFinite(asked) || asked < 0)
+        return { ok: false, reason: `constraint ${r} must be a non-negative number, got ${JSON.stringify(asked)}` };
       const limit = this.limits[r];
-      if (limit !== undefined && asked > limit) return { ok: false, reason: `asks for ${r}=${asked} but this agent is limited to ${r}=${limit}` };
+      if (limit !== undefined && asked > limit)
+        return { ok: false, reason: `asks for ${r}=${asked} but this agent is limited to ${r}=${limit}` };
     }
     return { ok: true };
   }
@@ -94,7 +100,8 @@ export class ResourceLimits {
     }
     const c = decision.constraints;
     if (c === undefined || c === null) return { ok: true };
-    if (typeof c !== "object" || Array.isArray(c)) return { ok: false, reason: `decision ${decision.type} has constraints that are not a map` };
+    if (typeof c !== "object" || Array.isArray(c))
+      return { ok: false, reason: `decision ${decision.type} has constraints that are not a map` };
     return this.checkConstraints(c as Record<string, unknown>);
   }
 

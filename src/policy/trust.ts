@@ -48,8 +48,10 @@ export class TrustManager {
     this.#store = store;
     this.defaultScore = options.defaultScore ?? 0.5;
     this.learningRate = options.learningRate ?? 0.1;
-    if (!isUnit(this.defaultScore)) throw new ConfigError(`trust defaultScore must be between 0 and 1, got ${this.defaultScore}`);
-    if (!(isUnit(this.learningRate) && this.learningRate > 0)) throw new ConfigError(`trust learningRate must be in (0, 1], got ${this.learningRate}`);
+    if (!isUnit(this.defaultScore))
+      throw new ConfigError(`trust defaultScore must be between 0 and 1, got ${this.defaultScore}`);
+    if (!(isUnit(this.learningRate) && this.learningRate > 0))
+      throw new ConfigError(`trust learningRate must be in (0, 1], got ${this.learningRate}`);
     this.#clock = clockFor(store, options.clock);
   }
 
@@ -91,7 +93,11 @@ export class TrustManager {
   async set(agentId: string, score: number): Promise<void> {
     if (!isUnit(score)) throw new TrustError(`trust score for ${agentId} must be between 0 and 1, got ${score}`);
     const now = await this.#clock();
-    await this.#store.update<TrustRecord>(trustKey(agentId), (r) => ({ ...(r ?? { agentId, successes: 0, failures: 0 }), score, updatedAt: now }));
+    await this.#store.update<TrustRecord>(trustKey(agentId), (r) => ({
+      ...(r ?? { agentId, successes: 0, failures: 0 }),
+      score,
+      updatedAt: now,
+    }));
   }
 
   /** Whether the agent's score reaches `threshold` (a number, or a pool's trustThreshold). */

@@ -20,7 +20,10 @@ export type DecisionResult =
   | { decision: AnyDecision; ok: false; error: string };
 
 /** Returns a reason to refuse the decision, or undefined to let it through. */
-export type DecisionGuard = (decision: AnyDecision, ctx: ExecutionContext) => string | undefined | Promise<string | undefined>;
+export type DecisionGuard = (
+  decision: AnyDecision,
+  ctx: ExecutionContext,
+) => string | undefined | Promise<string | undefined>;
 
 export type DecisionHandler = (decision: AnyDecision, ctx: ExecutionContext) => unknown | Promise<unknown>;
 
@@ -49,7 +52,10 @@ export class Executor {
   readonly #log: Logger;
   readonly counts = new Map<string, { ok: number; failed: number }>();
 
-  constructor(readonly ctx: ExecutionContext, options: { guards?: DecisionGuard[]; handlers?: Record<string, DecisionHandler> } = {}) {
+  constructor(
+    readonly ctx: ExecutionContext,
+    options: { guards?: DecisionGuard[]; handlers?: Record<string, DecisionHandler> } = {},
+  ) {
     this.#guards = options.guards ?? [];
     this.#log = logger("executor").child({ agent: ctx.agent.id.slice(0, 12) });
     for (const [type, h] of Object.entries(builtins)) this.#handlers.set(type, h);
@@ -157,7 +163,10 @@ const builtins: Record<string, DecisionHandler> = {
     const taskId = str(d, "taskId");
     const lease = heldLease(ctx, taskId);
     try {
-      await need(ctx.taskManager, "task manager").report(taskId, (d as { result?: unknown }).result ?? null, { agentId: ctx.agent.id, token: lease.token });
+      await need(ctx.taskManager, "task manager").report(taskId, (d as { result?: unknown }).result ?? null, {
+        agentId: ctx.agent.id,
+        token: lease.token,
+      });
     } finally {
       ctx.leases.delete(taskId);
     }
@@ -167,7 +176,11 @@ const builtins: Record<string, DecisionHandler> = {
     const taskId = str(d, "taskId");
     const lease = heldLease(ctx, taskId);
     try {
-      const after = await need(ctx.taskManager, "task manager").fail(taskId, String((d as { error?: unknown }).error ?? "failed"), { agentId: ctx.agent.id, token: lease.token });
+      const after = await need(ctx.taskManager, "task manager").fail(
+        taskId,
+        String((d as { error?: unknown }).error ?? "failed"),
+        { agentId: ctx.agent.id, token: lease.token },
+      );
       return after.state;
     } finally {
       ctx.leases.delete(taskId);
@@ -176,7 +189,8 @@ const builtins: Record<string, DecisionHandler> = {
   async InvokeTool(d, ctx) {
     const name = str(d, "tool");
     const tools = need(ctx.tools, "tool registry");
-    if (ctx.toolAllowlist && !ctx.toolAllowlist.includes(name)) throw new DecisionError(`tool "${name}" is not in this agent's tool allowlist`);
+    if (ctx.toolAllowlist && !ctx.toolAllowlist.includes(name))
+      throw new DecisionError(`tool "${name}" is not in this agent's tool allowlist`);
     const tool = tools.get(name);
     if (!tool) throw new DecisionError(`no tool named "${name}" (registered: ${tools.list().join(", ") || "none"})`);
     const timeoutMs = Number((d as { timeoutMs?: unknown }).timeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS);
@@ -189,7 +203,10 @@ const builtins: Record<string, DecisionHandler> = {
       }, timeoutMs);
     });
     try {
-      return await Promise.race([Promise.resolve(tool.fn(((d as { args?: Record<string, unknown> }).args ?? {}), abort.signal)), timeout]);
+      return await Promise.race([
+        Promise.resolve(tool.fn((d as { args?: Record<string, unknown> }).args ?? {}, abort.signal)),
+        timeout,
+      ]);
     } finally {
       clearTimeout(timer);
     }

@@ -26,36 +26,59 @@ const FIELDS = new Set<string>(["capabilities", "topics", ...HOOKS]);
 /** Checks an agent module's export; throws ConfigError naming what is wrong. */
 export function checkAgentSpec(spec: unknown, source: string): AgentSpec {
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
-    throw new ConfigError(`agent module ${source} must export an object { capabilities?, topics?, decide?, onTask?, onMessage?, onStart?, onStop? } (or a function returning one, or an Agent subclass); got ${Array.isArray(spec) ? "an array" : spec === null ? "null" : `a ${typeof spec}`}`);
+    throw new ConfigError(
+      `agent module ${source} must export an object { capabilities?, topics?, decide?, onTask?, onMessage?, onStart?, onStop? } (or a function returning one, or an Agent subclass); got ${Array.isArray(spec) ? "an array" : spec === null ? "null" : `a ${typeof spec}`}`,
+    );
   }
   const s = spec as Record<string, unknown>;
   for (const k of Object.keys(s)) {
-    if (!FIELDS.has(k)) throw new ConfigError(`agent module ${source} exports an unknown field "${k}"; allowed: ${[...FIELDS].join(", ")}`);
+    if (!FIELDS.has(k))
+      throw new ConfigError(
+        `agent module ${source} exports an unknown field "${k}"; allowed: ${[...FIELDS].join(", ")}`,
+      );
   }
   for (const h of HOOKS) {
-    if (s[h] !== undefined && typeof s[h] !== "function") throw new ConfigError(`agent module ${source}: ${h} must be a function, got ${typeof s[h]}`);
+    if (s[h] !== undefined && typeof s[h] !== "function")
+      throw new ConfigError(`agent module ${source}: ${h} must be a function, got ${typeof s[h]}`);
   }
   for (const list of ["capabilities", "topics"] as const) {
     const v = s[list];
     if (v === undefined) continue;
     if (!Array.isArray(v)) throw new ConfigError(`agent module ${source}: ${list} must be a list, got ${typeof v}`);
-    if (list === "capabilities" && !v.every((x) => typeof x === "string")) throw new ConfigError(`agent module ${source}: capabilities must be a list of strings`);
-    if (list === "topics" && !v.every((x) => typeof x === "string" || (typeof x === "object" && x !== null && typeof (x as Topic).namespace === "string"))) {
-      throw new ConfigError(`agent module ${source}: topics must be namespaces (strings) or { namespace, attributes?, version? }`);
+    if (list === "capabilities" && !v.every((x) => typeof x === "string"))
+      throw new ConfigError(`agent module ${source}: capabilities must be a list of strings`);
+    if (
+      list === "topics" &&
+      !v.every(
+        (x) =>
+          typeof x === "string" || (typeof x === "object" && x !== null && typeof (x as Topic).namespace === "string"),
+      )
+    ) {
+      throw new ConfigError(
+        `agent module ${source}: topics must be namespaces (strings) or { namespace, attributes?, version? }`,
+      );
     }
   }
   if (!s.decide && !s.onTask && !s.onMessage) {
-    throw new ConfigError(`agent module ${source} defines none of decide, onTask or onMessage, so its agents would do nothing`);
+    throw new ConfigError(
+      `agent module ${source} defines none of decide, onTask or onMessage, so its agents would do nothing`,
+    );
   }
   return s as AgentSpec;
 }
 
 export class ModuleAgent extends Agent {
-  constructor(readonly spec: AgentSpec, identity: Identity, extra: { capabilities?: string[]; topics?: string[] } = {}) {
+  constructor(
+    readonly spec: AgentSpec,
+    identity: Identity,
+    extra: { capabilities?: string[]; topics?: string[] } = {},
+  ) {
     super({
       identity,
       capabilities: [...new Set([...(spec.capabilities ?? []), ...(extra.capabilities ?? [])])],
-      topics: [...(spec.topics ?? []), ...(extra.topics ?? [])].map((t) => (typeof t === "string" ? topic(t) : topic(t.namespace, t.attributes ?? {}, t.version ?? "1.0"))),
+      topics: [...(spec.topics ?? []), ...(extra.topics ?? [])].map((t) =>
+        typeof t === "string" ? topic(t) : topic(t.namespace, t.attributes ?? {}, t.version ?? "1.0"),
+      ),
     });
     // Only the hooks the module defines exist, so the runtime knows a worker from a decider.
     if (spec.onTask) this.onTask = (task, ctx) => spec.onTask!(task, ctx);

@@ -54,7 +54,6 @@ export interface RuntimeOptions {
   onResults?: (results: DecisionResult[]) => void;
 }
 
-
 export class AgentRuntime {
   readonly agent: Agent;
   readonly inbox: Inbox<Message>;
@@ -75,7 +74,10 @@ export class AgentRuntime {
   decidePasses = 0;
   messagesSent = 0;
 
-  constructor(agent: Agent, readonly options: RuntimeOptions = {}) {
+  constructor(
+    agent: Agent,
+    readonly options: RuntimeOptions = {},
+  ) {
     this.agent = agent;
     this.inbox = new Inbox(options.inboxSize ?? 1000);
     this.#log = logger("runtime").child({ agent: agent.id.slice(0, 12) });
@@ -93,11 +95,21 @@ export class AgentRuntime {
       { guards: options.guards, handlers: { ...this.#protocolHandlers(), ...options.handlers } },
     );
     const tm = options.taskManager;
-    this.worker = agent.onTask && tm ? new TaskWorker(agent as Agent & { onTask: NonNullable<Agent["onTask"]> }, tm, { send: (m) => this.send(m), wake: () => this.wake() }, { concurrency: options.concurrency }) : undefined;
+    this.worker =
+      agent.onTask && tm
+        ? new TaskWorker(
+            agent as Agent & { onTask: NonNullable<Agent["onTask"]> },
+            tm,
+            { send: (m) => this.send(m), wake: () => this.wake() },
+            { concurrency: options.concurrency },
+          )
+        : undefined;
   }
 
   #protocolHandlers(): Record<string, DecisionHandler> {
-    const managers = this.options.protocols ?? (this.options.taskManager ? protocolManagers(this.options.taskManager.store) : undefined);
+    const managers =
+      this.options.protocols ??
+      (this.options.taskManager ? protocolManagers(this.options.taskManager.store) : undefined);
     return managers ? protocolHandlers(managers) : {};
   }
 
@@ -147,7 +159,15 @@ export class AgentRuntime {
     }
     if (this.options.checkpointStore) {
       const store = this.options.checkpointStore;
-      this.#timers.push(setInterval(() => void store.put(`checkpoint:${this.id}`, { lastActivityTs: this.#lastActivity }).catch((err) => this.#log.warn("checkpoint failed", { err })), this.options.checkpointIntervalMs ?? 5000));
+      this.#timers.push(
+        setInterval(
+          () =>
+            void store
+              .put(`checkpoint:${this.id}`, { lastActivityTs: this.#lastActivity })
+              .catch((err) => this.#log.warn("checkpoint failed", { err })),
+          this.options.checkpointIntervalMs ?? 5000,
+        ),
+      );
     }
     this.#state = "running";
     if (transport) this.#listen(transport);
@@ -165,14 +185,17 @@ export class AgentRuntime {
     const accept = (m: Message, verified: boolean | string) => {
       this.#lastActivity = Date.now();
       // Log the first drop of a burst and then every 1000th, not one line per message.
-      if (!this.inbox.push(m) && this.inbox.dropped % 1000 === 1) this.#log.warn("inbox full, messages dropped", { size: this.inbox.maxSize, dropped: this.inbox.dropped });
+      if (!this.inbox.push(m) && this.inbox.dropped % 1000 === 1)
+        this.#log.warn("inbox full, messages dropped", { size: this.inbox.maxSize, dropped: this.inbox.dropped });
       this.#log.debug("received message", { id: m.id, sender: m.sender.slice(0, 12), verified });
       this.#scheduler.wake();
     };
     this.#detach = transport.onMessage((m) => {
       if (!registry) return accept(m, m.isSigned ? "not checked" : "unsigned");
       chain = chain.then(async () => {
-        const why = await unverifiedReason(m, registry).catch((err) => `verification failed: ${(err as Error).message}`);
+        const why = await unverifiedReason(m, registry).catch(
+          (err) => `verification failed: ${(err as Error).message}`,
+        );
         if (why === null) accept(m, true);
         else this.#log.debug("dropped unverified message", { id: m.id, sender: m.sender.slice(0, 12), reason: why });
       });
@@ -201,7 +224,9 @@ export class AgentRuntime {
     const tm = this.options.taskManager;
     // A worker that is full and has no decide of its own needs no look at pending work.
     const wantsTasks = tm && (this.agent.decide !== Agent.prototype.decide || (this.worker?.capacity ?? 0) > 0);
-    const tasks = wantsTasks ? await tm.pendingFor(this.id, this.memberships, this.agent.capabilities, await tm.store.now()) : [];
+    const tasks = wantsTasks
+      ? await tm.pendingFor(this.id, this.memberships, this.agent.capabilities, await tm.store.now())
+      : [];
     const decisions = await this.agent.decide(messages, tasks);
     this.decidePasses++;
     let results: DecisionResult[] = [];
@@ -248,7 +273,10 @@ export class AgentRuntime {
     await Promise.allSettled(this.#loops);
     if (wasStarted) {
       const { discovery, transport } = this.options;
-      if (discovery && this.options.descriptor) await discovery.unregister(this.id).catch((err) => this.#log.warn("could not unregister from discovery", { err }));
+      if (discovery && this.options.descriptor)
+        await discovery
+          .unregister(this.id)
+          .catch((err) => this.#log.warn("could not unregister from discovery", { err }));
       await transport?.stop().catch((err) => this.#log.warn("transport stop failed", { err }));
       await Promise.resolve(this.agent.onStop()).catch((err) => this.#log.warn("onStop failed", { err }));
     }

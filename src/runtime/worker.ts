@@ -47,7 +47,15 @@ const SPREAD = 256;
 
 export class TaskWorker {
   readonly running = new Map<string, Running>();
-  readonly stats: WorkerStats = { claimed: 0, completed: 0, failed: 0, retried: 0, leasesRenewed: 0, leasesLost: 0, released: 0 };
+  readonly stats: WorkerStats = {
+    claimed: 0,
+    completed: 0,
+    failed: 0,
+    retried: 0,
+    leasesRenewed: 0,
+    leasesLost: 0,
+    released: 0,
+  };
   readonly concurrency: number;
   #draining = false;
   /** Set when drain is over: outcomes still unrecorded are left to lease expiry. */
@@ -117,7 +125,8 @@ export class TaskWorker {
         await this.tasks.renew(lease.taskId, lease.token);
         this.stats.leasesRenewed++;
       } catch (err) {
-        if (!(err instanceof LeaseLostError)) return void this.#log.warn("lease renewal failed; will retry", { task: lease.taskId, err });
+        if (!(err instanceof LeaseLostError))
+          return void this.#log.warn("lease renewal failed; will retry", { task: lease.taskId, err });
         if (r.leaseGone) return;
         r.leaseGone = true;
         if (r.settled) return; // recording the outcome, which meets the lost lease itself
@@ -161,7 +170,11 @@ export class TaskWorker {
    * trying (the handler's work is done, and the lease is still ours until someone takes it over),
    * until the lease is lost or the worker has drained; only then is the task left to lease expiry.
    */
-  async #record(lease: Lease, holder: { agentId: string; token: string }, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): Promise<void> {
+  async #record(
+    lease: Lease,
+    holder: { agentId: string; token: string },
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+  ): Promise<void> {
     for (let delay = RECORD_RETRY_MIN_MS, tries = 1; ; delay = Math.min(delay * 2, RECORD_RETRY_MAX_MS), tries++) {
       try {
         if (outcome.ok) {
@@ -172,19 +185,33 @@ export class TaskWorker {
           const message = (outcome.error as Error)?.message ?? String(outcome.error);
           const after = await this.tasks.fail(lease.taskId, message, holder);
           after.state === "pending" ? this.stats.retried++ : this.stats.failed++;
-          this.#log.info(after.state === "pending" ? "task attempt failed; will retry" : "task failed", { task: lease.taskId, attempt: after.attempts, error: message });
+          this.#log.info(after.state === "pending" ? "task attempt failed; will retry" : "task failed", {
+            task: lease.taskId,
+            attempt: after.attempts,
+            error: message,
+          });
         }
-        if (tries > 1) this.#log.info("recorded the task's outcome after the store came back", { task: lease.taskId, tries });
+        if (tries > 1)
+          this.#log.info("recorded the task's outcome after the store came back", { task: lease.taskId, tries });
         return;
       } catch (err) {
         if (err instanceof LeaseLostError) {
           this.stats.leasesLost++;
-          return void this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", { task: lease.taskId });
+          return void this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", {
+            task: lease.taskId,
+          });
         }
         if (!(err instanceof StoreError) || this.#stopped) {
-          return void this.#log.error("could not record the task's outcome; its lease will expire and it will be retried", { task: lease.taskId, err });
+          return void this.#log.error(
+            "could not record the task's outcome; its lease will expire and it will be retried",
+            { task: lease.taskId, err },
+          );
         }
-        if (tries === 1) this.#log.warn("could not record the task's outcome; retrying until the store answers", { task: lease.taskId, err });
+        if (tries === 1)
+          this.#log.warn("could not record the task's outcome; retrying until the store answers", {
+            task: lease.taskId,
+            err,
+          });
         await Bun.sleep(delay);
       }
     }
@@ -202,7 +229,10 @@ export class TaskWorker {
       return { finished: 0, released: 0 };
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([Promise.allSettled([...this.running.values()].map((r) => r.done)), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+    await Promise.race([
+      Promise.allSettled([...this.running.values()].map((r) => r.done)),
+      new Promise((r) => (timer = setTimeout(r, graceMs))),
+    ]);
     clearTimeout(timer);
     this.#stopped = true;
     const left = [...this.running.values()].filter((r) => !r.settled);

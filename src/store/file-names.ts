@@ -28,7 +28,10 @@ export function encode(text: string): string {
 }
 
 export function decode(encoded: string): string {
-  return Buffer.from(encoded.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), "latin1").toString("utf8");
+  return Buffer.from(
+    encoded.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+    "latin1",
+  ).toString("utf8");
 }
 
 export interface FileName {
@@ -41,7 +44,10 @@ export interface FileName {
 export function fileNameOf(key: string): FileName {
   const enc = encode(key);
   if (enc.length <= MAX_PLAIN) return { name: enc + SUFFIX, hashed: false };
-  return { name: headOf(enc) + "~" + createHash("sha256").update(key, "utf8").digest("hex").slice(0, 40) + SUFFIX, hashed: true };
+  return {
+    name: headOf(enc) + "~" + createHash("sha256").update(key, "utf8").digest("hex").slice(0, 40) + SUFFIX,
+    hashed: true,
+  };
 }
 
 /** The first HEAD characters of an encoding, never cutting an escape in half. */

@@ -10,7 +10,18 @@
  * an index set is a JSON array in `index/`, a channel is a token file in `notify/` that subscribers
  * poll while they exist.
  */
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
 import { randomUUID } from "node:crypto";
 import { StoreError } from "../core/errors.ts";
@@ -84,7 +95,9 @@ export class FileStore implements Store {
     if (!hashed) return parseRecord(key, text);
     const env = parseRecord(key, text) as { key?: unknown; value?: unknown } | null;
     if (env === null || typeof env !== "object" || env.key !== key || !("value" in env)) {
-      throw new StoreError(`the record "${key}" is corrupt (its file ${name} does not hold this key); repair or delete it`);
+      throw new StoreError(
+        `the record "${key}" is corrupt (its file ${name} does not hold this key); repair or delete it`,
+      );
     }
     return env.value;
   }
@@ -132,7 +145,11 @@ export class FileStore implements Store {
   }
 
   /** The hint (`options.expected`) is ignored. An index change happens in the same synchronous step. */
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | Decline,
+    options?: UpdateOptions<T>,
+  ): Promise<T | undefined> {
     this.#check(key);
     const index = options?.index;
     if (index) checkIndexUpdate(index);
@@ -186,7 +203,9 @@ export class FileStore implements Store {
     if (text === undefined) return [];
     const members = parseRecord(`index ${index}`, text);
     if (!Array.isArray(members) || !members.every((m) => typeof m === "string")) {
-      throw new StoreError(`the index "${index}" in ${this.#indexDir} is corrupt (not a list of strings); repair or delete it`);
+      throw new StoreError(
+        `the index "${index}" in ${this.#indexDir} is corrupt (not a list of strings); repair or delete it`,
+      );
     }
     return members;
   }
@@ -273,7 +292,11 @@ export class FileStore implements Store {
       }
       return this.#linkExclusive(tmp, path);
     } catch (err) {
-      try { unlinkSync(tmp); } catch { /* already renamed or never created */ }
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* already renamed or never created */
+      }
       throw this.#error(`write ${what}`, err);
     }
   }
@@ -290,7 +313,11 @@ export class FileStore implements Store {
       renameSync(tmp, path);
       return true;
     } finally {
-      try { unlinkSync(tmp); } catch { /* renamed by the fallback */ }
+      try {
+        unlinkSync(tmp);
+      } catch {
+        /* renamed by the fallback */
+      }
     }
   }
 

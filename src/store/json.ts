@@ -4,7 +4,8 @@ import { StoreError } from "../core/errors.ts";
 export function serialise(key: string, value: unknown): string {
   if (value === undefined) throw new StoreError(`cannot store undefined under "${key}"; use delete`);
   // JSON.stringify(promise) is "{}": an async update callback would silently wipe the record.
-  if (value instanceof Promise) throw new StoreError(`cannot store a Promise under "${key}"; update callbacks must be synchronous`);
+  if (value instanceof Promise)
+    throw new StoreError(`cannot store a Promise under "${key}"; update callbacks must be synchronous`);
   try {
     return JSON.stringify(value);
   } catch (err) {

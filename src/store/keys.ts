@@ -7,7 +7,10 @@ import { StoreError } from "../core/errors.ts";
  */
 export function checkKey(key: string, what = "key"): void {
   if (typeof key !== "string") throw new StoreError(`a store ${what} must be a string, got ${typeof key}`);
-  if (!key.isWellFormed()) throw new StoreError(`the store ${what} ${JSON.stringify(key)} contains a lone UTF-16 surrogate; use well-formed Unicode`);
+  if (!key.isWellFormed())
+    throw new StoreError(
+      `the store ${what} ${JSON.stringify(key)} contains a lone UTF-16 surrogate; use well-formed Unicode`,
+    );
 }
 
 /** Checks the index named in `UpdateOptions.index` before anything is read or written. */

@@ -81,7 +81,11 @@ export class MemoryStore implements Store {
   }
 
   /** The hint (`options.expected`) is ignored: reading here costs nothing. */
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | Decline,
+    options?: UpdateOptions<T>,
+  ): Promise<T | undefined> {
     this.#check(key);
     const index = options?.index;
     if (index) checkIndexUpdate(index);

@@ -25,7 +25,10 @@ export interface StoreConfig {
 }
 
 /** What to open, after validation. `location` is a directory, a database file or a Redis URL. */
-export type StoreChoice = { backend: "memory" } | { backend: "file" | "sqlite"; location: string } | { backend: "redis"; location: string };
+export type StoreChoice =
+  | { backend: "memory" }
+  | { backend: "file" | "sqlite"; location: string }
+  | { backend: "redis"; location: string };
 
 /**
  * Validates the store keys; undefined when no store is configured. Throws ConfigError for bad
@@ -39,7 +42,8 @@ export function storeChoice(config: StoreConfig, warn: (message: string) => void
     if (legacy !== undefined) warn(`discovery_store is ignored because store_backend is set (to ${backend})`);
     return fromBackend(backend, path, warn);
   }
-  if (path !== undefined) warn("store_path is ignored because store_backend is not set; set store_backend to file, sqlite or redis");
+  if (path !== undefined)
+    warn("store_path is ignored because store_backend is not set; set store_backend to file, sqlite or redis");
   if (legacy === undefined) return undefined;
   return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandHome(legacy) };
 }
@@ -80,7 +84,9 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
     case "sqlite":
       if (path === undefined) {
         const what = backend === "file" ? "a directory" : "a database file";
-        throw new ConfigError(`store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`);
+        throw new ConfigError(
+          `store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`,
+        );
       }
       return { backend, location: expandHome(path) };
     case "redis": {

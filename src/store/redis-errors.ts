@@ -23,7 +23,10 @@ export class ErrorLog {
       const now = Date.now();
       if (!this.#connected) return;
       if (now - this.#lastLogged < 10_000) return void this.#suppressed++;
-      log.warn(`Redis at ${this.address} is unreachable: ${err.message}`, this.#suppressed ? { repeated: this.#suppressed } : undefined);
+      log.warn(
+        `Redis at ${this.address} is unreachable: ${err.message}`,
+        this.#suppressed ? { repeated: this.#suppressed } : undefined,
+      );
       this.#lastLogged = now;
       this.#suppressed = 0;
     });

@@ -21,14 +21,17 @@ export function redactUrl(url: string): string {
 
 export function parseRedisUrl(url: string): RedisTarget {
   const bad = (why: string) =>
-    new ConfigError(`store_path "${redactUrl(url)}" is not a usable Redis URL: ${why} (expected redis://[user:password@]host[:port][/db])`);
+    new ConfigError(
+      `store_path "${redactUrl(url)}" is not a usable Redis URL: ${why} (expected redis://[user:password@]host[:port][/db])`,
+    );
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     throw bad("it does not parse as a URL");
   }
-  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw bad(`the scheme must be redis:// or rediss://, not ${u.protocol}//`);
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:")
+    throw bad(`the scheme must be redis:// or rediss://, not ${u.protocol}//`);
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1"); // IPv6 literals come bracketed
   if (!host) throw bad("the host is missing");
   const port = u.port === "" ? 6379 : Number(u.port);

@@ -128,7 +128,13 @@ export class RedisStore implements Store {
     try {
       await Promise.race([
         store.#client.connect(),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${store.#timeoutMs} ms`)), store.#timeoutMs + 500))),
+        new Promise(
+          (_, reject) =>
+            (timer = setTimeout(
+              () => reject(new Error(`no answer within ${store.#timeoutMs} ms`)),
+              store.#timeoutMs + 500,
+            )),
+        ),
       ]);
     } catch (err) {
       store.#closed = true;
@@ -153,17 +159,24 @@ export class RedisStore implements Store {
   #fail(err: unknown): StoreError {
     if (err instanceof StoreError) return err;
     const e = err as Error;
-    if (e.name === "ReplyError") return new StoreError(`Redis at ${this.#target.address} refused a command: ${e.message}`, { cause: err });
+    if (e.name === "ReplyError")
+      return new StoreError(`Redis at ${this.#target.address} refused a command: ${e.message}`, { cause: err });
     let cause = e;
     let reason = e.message;
     if (/timed out/i.test(reason)) reason = `no reply within ${this.#timeoutMs} ms`;
     else if (/enableOfflineQueue|Connection is closed|max retries/i.test(reason)) {
       // The command only saw "not connected"; the connection's own last error says why.
       cause = this.#errors.last ?? e;
-      reason = this.#errors.last ? `not connected (${this.#errors.last.message})` : "the connection was lost; reconnecting";
+      reason = this.#errors.last
+        ? `not connected (${this.#errors.last.message})`
+        : "the connection was lost; reconnecting";
     }
-    if (cause.name === "ReplyError") return new StoreError(`Redis at ${this.#target.address} refused the connection: ${cause.message}`, { cause: err });
-    if (/Unknown RESP type|Protocol error/i.test(cause.message)) reason = "the server there does not speak the Redis protocol";
+    if (cause.name === "ReplyError")
+      return new StoreError(`Redis at ${this.#target.address} refused the connection: ${cause.message}`, {
+        cause: err,
+      });
+    if (/Unknown RESP type|Protocol error/i.test(cause.message))
+      reason = "the server there does not speak the Redis protocol";
     return new StoreError(`Redis at ${this.#target.address} is unreachable: ${reason}`, { cause: err });
   }
 
@@ -222,7 +235,11 @@ export class RedisStore implements Store {
     return (await this.#cmd((c) => c.set(this.#k(key), text, "NX"))) === "OK";
   }
 
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | Decline,
+    options?: UpdateOptions<T>,
+  ): Promise<T | undefined> {
     checkKey(key);
     const index = options?.index;
     if (index) checkIndexUpdate(index);
@@ -266,7 +283,8 @@ export class RedisStore implements Store {
         // Lost to another writer, or the hint was wrong: the reply holds the value to decide on now.
         raw = (reply as Buffer[])[0] ?? null;
         known = true;
-        if (Date.now() > deadline) throw new StoreError(`update of "${key}" kept losing to other writers for ${this.#conflictMs} ms`);
+        if (Date.now() > deadline)
+          throw new StoreError(`update of "${key}" kept losing to other writers for ${this.#conflictMs} ms`);
         if (++conflicts >= 3) await Bun.sleep(Math.random() * Math.min(2 ** conflicts, 50)); // jittered backoff under contention
       }
     });
@@ -336,7 +354,11 @@ export class RedisStore implements Store {
         // wake the listeners once it is in place, so they look for what they may have missed.
         () => this.#listeners.fire(channel),
         (err) => {
-          if (!this.#closed) log.error("cannot subscribe; this process will only see its own wake-ups on this channel", { channel, error: this.#fail(err) });
+          if (!this.#closed)
+            log.error("cannot subscribe; this process will only see its own wake-ups on this channel", {
+              channel,
+              error: this.#fail(err),
+            });
         },
       );
     }
@@ -347,7 +369,15 @@ export class RedisStore implements Store {
 
   /** Pub/sub needs a connection of its own; it queues (un)subscribes while reconnecting and resubscribes after. */
   #subscriber(): Redis {
-    const sub = this.#errors.watch(new Redis({ ...this.#options, lazyConnect: false, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined }));
+    const sub = this.#errors.watch(
+      new Redis({
+        ...this.#options,
+        lazyConnect: false,
+        enableOfflineQueue: true,
+        maxRetriesPerRequest: null,
+        commandTimeout: undefined,
+      }),
+    );
     const prefix = `${this.#ns}n:`;
     let connectedBefore = false;
     sub.on("message", (channel: string, origin: string) => {
@@ -366,7 +396,8 @@ export class RedisStore implements Store {
     if (this.#closed) throw new StoreError(`the Redis store at ${this.#target.address} is closed`);
     const age = this.#clock ? Date.now() - this.#clock.at : Infinity;
     if (age > CLOCK_MAX_AGE_MS) await this.#syncClock();
-    else if (age > CLOCK_REFRESH_MS) this.#syncClock().catch((err) => log.debug("cannot refresh the Redis clock offset", { error: err }));
+    else if (age > CLOCK_REFRESH_MS)
+      this.#syncClock().catch((err) => log.debug("cannot refresh the Redis clock offset", { error: err }));
     return Math.round(Date.now() + this.#clock!.offset);
   }
 

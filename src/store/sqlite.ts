@@ -66,7 +66,8 @@ export class SqliteStore implements Store {
       db = new Database(this.path, { create: true, strict: true });
       db.run(`PRAGMA busy_timeout = ${this.#busyMs}`);
       const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get()?.journal_mode;
-      if (mode !== "wal" && this.path !== ":memory:") log.warn("SQLite refused WAL mode; concurrent readers will wait for writers", { path: this.path, mode });
+      if (mode !== "wal" && this.path !== ":memory:")
+        log.warn("SQLite refused WAL mode; concurrent readers will wait for writers", { path: this.path, mode });
       db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
       db.transaction(() => db!.run(SCHEMA)).immediate();
     } catch (err) {
@@ -102,7 +103,10 @@ export class SqliteStore implements Store {
     } catch (err) {
       if (!(err instanceof SQLiteError)) throw err; // StoreErrors, and errors thrown by update callbacks
       if (err.code?.startsWith("SQLITE_BUSY")) {
-        throw new StoreError(`the SQLite store ${this.path} stayed locked by another process for more than ${this.#busyMs} ms (${what})`, { cause: err });
+        throw new StoreError(
+          `the SQLite store ${this.path} stayed locked by another process for more than ${this.#busyMs} ms (${what})`,
+          { cause: err },
+        );
       }
       throw new StoreError(`the SQLite store ${this.path} failed to ${what}: ${err.message}`, { cause: err });
     }
@@ -110,7 +114,8 @@ export class SqliteStore implements Store {
 
   #decode(key: string, row: Row | null): unknown {
     if (row === null) return undefined;
-    if (typeof row.value !== "string") throw new StoreError(`the record "${key}" is corrupt (not JSON text); repair or delete it`);
+    if (typeof row.value !== "string")
+      throw new StoreError(`the record "${key}" is corrupt (not JSON text); repair or delete it`);
     return parseRecord(key, row.value);
   }
 
@@ -135,12 +140,17 @@ export class SqliteStore implements Store {
   }
 
   async list(prefix: string): Promise<string[]> {
-    return this.#run(`list "${prefix}"`, () => {
-      if (prefix === "") return this.#q.listAll.values().map((r) => r[0] as string);
-      const upper = prefixUpperBound(prefix);
-      const rows = upper === undefined ? this.#q.listFrom.values(prefix) : this.#q.listRange.values(prefix, upper);
-      return rows.map((r) => r[0] as string);
-    }, prefix, "prefix");
+    return this.#run(
+      `list "${prefix}"`,
+      () => {
+        if (prefix === "") return this.#q.listAll.values().map((r) => r[0] as string);
+        const upper = prefixUpperBound(prefix);
+        const rows = upper === undefined ? this.#q.listFrom.values(prefix) : this.#q.listRange.values(prefix, upper);
+        return rows.map((r) => r[0] as string);
+      },
+      prefix,
+      "prefix",
+    );
   }
 
   async putIfAbsent(key: string, value: unknown): Promise<boolean> {
@@ -148,12 +158,20 @@ export class SqliteStore implements Store {
   }
 
   /** One BEGIN IMMEDIATE transaction: read, `fn`, write and the index change commit together. The hint is ignored. */
-  async update<T>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined> {
+  async update<T>(
+    key: string,
+    fn: (current: T | undefined) => T | Decline,
+    options?: UpdateOptions<T>,
+  ): Promise<T | undefined> {
     const index = options?.index as IndexUpdate | undefined;
-    return this.#run(`update "${key}"`, () => {
-      if (index) checkIndexUpdate(index);
-      return this.#updateTx(key, fn as (c: unknown) => unknown, index) as T | undefined;
-    }, key);
+    return this.#run(
+      `update "${key}"`,
+      () => {
+        if (index) checkIndexUpdate(index);
+        return this.#updateTx(key, fn as (c: unknown) => unknown, index) as T | undefined;
+      },
+      key,
+    );
   }
 
   async indexAdd(index: string, ...members: string[]): Promise<void> {
@@ -162,13 +180,23 @@ export class SqliteStore implements Store {
   }
 
   async indexRemove(index: string, ...members: string[]): Promise<void> {
-    this.#run(`remove from index "${index}"`, () => {
-      for (const m of members) this.#q.indexRemove.run(index, m);
-    }, index, "index name");
+    this.#run(
+      `remove from index "${index}"`,
+      () => {
+        for (const m of members) this.#q.indexRemove.run(index, m);
+      },
+      index,
+      "index name",
+    );
   }
 
   async indexMembers(index: string): Promise<string[]> {
-    return this.#run(`read index "${index}"`, () => this.#q.indexMembers.values(index).map((r) => r[0] as string), index, "index name");
+    return this.#run(
+      `read index "${index}"`,
+      () => this.#q.indexMembers.values(index).map((r) => r[0] as string),
+      index,
+      "index name",
+    );
   }
 
   async notify(channel: string): Promise<void> {
@@ -179,11 +207,16 @@ export class SqliteStore implements Store {
   }
 
   subscribe(channel: string, listener: () => void): () => void {
-    this.#run(`subscribe to "${channel}"`, () => {
-      if (this.#listeners.has(channel)) return;
-      if (this.#listeners.size === 0) this.#dataVersion = this.#q.dataVersion.get()!.data_version;
-      this.#seen.set(channel, this.#q.seq.get(channel)?.seq ?? 0);
-    }, channel, "channel");
+    this.#run(
+      `subscribe to "${channel}"`,
+      () => {
+        if (this.#listeners.has(channel)) return;
+        if (this.#listeners.size === 0) this.#dataVersion = this.#q.dataVersion.get()!.data_version;
+        this.#seen.set(channel, this.#q.seq.get(channel)?.seq ?? 0);
+      },
+      channel,
+      "channel",
+    );
     const off = this.#listeners.add(channel, listener, (c) => {
       this.#seen.delete(c);
       if (this.#listeners.size === 0) this.#stopPolling();
@@ -242,7 +275,8 @@ export const SQL = {
   indexAdd: "INSERT OR IGNORE INTO store_index (name, member) VALUES (?, ?)",
   indexRemove: "DELETE FROM store_index WHERE name = ? AND member = ?",
   indexMembers: "SELECT member FROM store_index WHERE name = ?",
-  notify: "INSERT INTO store_notify (channel, seq) VALUES (?, 1) ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
+  notify:
+    "INSERT INTO store_notify (channel, seq) VALUES (?, 1) ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
   seq: "SELECT seq FROM store_notify WHERE channel = ?",
   dataVersion: "PRAGMA data_version",
 } as const;

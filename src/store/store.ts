@@ -66,7 +66,11 @@ export interface Store {
    * backends retry on conflict), so it must not have side effects. Returns the stored value after.
    * See UpdateOptions for a hint of the current value and for an index set kept in the same step.
    */
-  update<T = unknown>(key: string, fn: (current: T | undefined) => T | Decline, options?: UpdateOptions<T>): Promise<T | undefined>;
+  update<T = unknown>(
+    key: string,
+    fn: (current: T | undefined) => T | Decline,
+    options?: UpdateOptions<T>,
+  ): Promise<T | undefined>;
 
   /** Adds members to a named index set. */
   indexAdd(index: string, ...members: string[]): Promise<void>;

@@ -40,7 +40,10 @@ export abstract class TransportBase implements Transport {
         try {
           l(message);
         } catch (err) {
-          this.log.error("a message listener threw; the message was still delivered to the others", { id: message.id, error: err });
+          this.log.error("a message listener threw; the message was still delivered to the others", {
+            id: message.id,
+            error: err,
+          });
         }
       }
       return;
@@ -74,9 +77,12 @@ export abstract class TransportBase implements Transport {
   receive(timeoutMs?: number): Promise<Message> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
-    if (!this.started) return Promise.reject(new TransportError(`cannot receive on ${this.describe()}: it is not started`));
+    if (!this.started)
+      return Promise.reject(new TransportError(`cannot receive on ${this.describe()}: it is not started`));
     if (this.#listeners.size > 0) {
-      return Promise.reject(new TransportError(`cannot receive on ${this.describe()}: its messages go to onMessage listeners`));
+      return Promise.reject(
+        new TransportError(`cannot receive on ${this.describe()}: its messages go to onMessage listeners`),
+      );
     }
     if (timeoutMs !== undefined && timeoutMs <= 0) {
       return Promise.reject(new TimeoutError(`no message arrived on ${this.describe()}`));

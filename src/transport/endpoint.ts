@@ -39,7 +39,8 @@ function validPort(port: unknown): number | null {
 export function parseEndpoint(text: string): Endpoint {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(\[[^\]]+\]|[^:/\[\]]+):(\d+)\/?$/i.exec(text);
   const port = m ? validPort(m[3]) : null;
-  if (!m || port === null) throw new TransportError(`malformed endpoint "${text}" (expected scheme://host:port, e.g. tcp://127.0.0.1:9000)`);
+  if (!m || port === null)
+    throw new TransportError(`malformed endpoint "${text}" (expected scheme://host:port, e.g. tcp://127.0.0.1:9000)`);
   return endpoint(m[1]!.toLowerCase(), m[2]!.replace(/^\[|\]$/g, ""), port);
 }
 
@@ -78,18 +79,27 @@ export async function routeOf(
     throw new TransportError(`cannot route message ${message.id}: it has no recipient and no ${topicHint}`);
   }
   if (!options.resolve) {
-    throw new TransportError(`cannot route message ${message.id} to ${message.recipient}: it has no ${topicHint}, and this transport has no endpoint resolver (discovery)`);
+    throw new TransportError(
+      `cannot route message ${message.id} to ${message.recipient}: it has no ${topicHint}, and this transport has no endpoint resolver (discovery)`,
+    );
   }
   let found: string | null | undefined;
   try {
     found = await options.resolve(message.recipient);
   } catch (err) {
-    throw new TransportError(`cannot resolve the endpoint of ${message.recipient}: ${(err as Error).message}`, { cause: err });
+    throw new TransportError(`cannot resolve the endpoint of ${message.recipient}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  if (!found) throw new TransportError(`cannot route message ${message.id}: recipient ${message.recipient} has no known endpoint (not registered in discovery, or not listening)`);
+  if (!found)
+    throw new TransportError(
+      `cannot route message ${message.id}: recipient ${message.recipient} has no known endpoint (not registered in discovery, or not listening)`,
+    );
   const ep = parseEndpoint(found);
   if (!options.schemes.includes(ep.scheme)) {
-    throw new TransportError(`cannot route message ${message.id}: recipient ${message.recipient} listens on ${found}, which this ${scheme}:// transport cannot reach`);
+    throw new TransportError(
+      `cannot route message ${message.id}: recipient ${message.recipient} listens on ${found}, which this ${scheme}:// transport cannot reach`,
+    );
   }
   return ep;
 }

@@ -22,13 +22,19 @@ export class FrameError extends DecodeError {}
 export function encodeFrame(message: Message): Uint8Array {
   const frame = message.encodeFramed();
   const body = frame.length - HEADER;
-  if (body > MAX_FRAME) throw new TransportError(`message of ${body} bytes exceeds the ${MAX_FRAME} byte (10 MiB) frame limit; it cannot be sent`);
+  if (body > MAX_FRAME)
+    throw new TransportError(
+      `message of ${body} bytes exceeds the ${MAX_FRAME} byte (10 MiB) frame limit; it cannot be sent`,
+    );
   return frame;
 }
 
 /** Prefixes an already encoded wire map with its length. */
 export function frameBody(body: Uint8Array): Uint8Array {
-  if (body.length > MAX_FRAME) throw new TransportError(`message of ${body.length} bytes exceeds the ${MAX_FRAME} byte (10 MiB) frame limit; it cannot be sent`);
+  if (body.length > MAX_FRAME)
+    throw new TransportError(
+      `message of ${body.length} bytes exceeds the ${MAX_FRAME} byte (10 MiB) frame limit; it cannot be sent`,
+    );
   const out = new Uint8Array(HEADER + body.length);
   writeLength(out, 0, body.length);
   out.set(body, HEADER);
@@ -57,16 +63,20 @@ function checkLength(len: number, max: number): void {
 }
 function checkFirstByte(b: number): void {
   if ((b & 0xf0) !== 0x80 && b !== 0xde && b !== 0xdf) {
-    throw new FrameError(`frame body does not start with a msgpack map (first byte 0x${b.toString(16).padStart(2, "0")})`);
+    throw new FrameError(
+      `frame body does not start with a msgpack map (first byte 0x${b.toString(16).padStart(2, "0")})`,
+    );
   }
 }
 
 /** Decodes one complete frame (prefix included), as a WebSocket message carries it. */
 export function decodeFrame(frame: Uint8Array, max = MAX_FRAME): Message {
-  if (frame.length < HEADER) throw new FrameError(`frame of ${frame.length} bytes is shorter than its 4-byte length prefix`);
+  if (frame.length < HEADER)
+    throw new FrameError(`frame of ${frame.length} bytes is shorter than its 4-byte length prefix`);
   const len = readLength(frame, 0);
   checkLength(len, max);
-  if (len !== frame.length - HEADER) throw new FrameError(`length prefix says ${len} bytes but the frame carries ${frame.length - HEADER}`);
+  if (len !== frame.length - HEADER)
+    throw new FrameError(`length prefix says ${len} bytes but the frame carries ${frame.length - HEADER}`);
   checkFirstByte(frame[HEADER]!);
   return decodeBody(frame, HEADER, frame.length);
 }
@@ -106,7 +116,10 @@ export class FrameDecoder {
     try {
       this.#push(chunk);
     } catch (err) {
-      this.#failed = err instanceof FrameError ? err : new FrameError(`frame decoding failed: ${(err as Error).message}`, { cause: err });
+      this.#failed =
+        err instanceof FrameError
+          ? err
+          : new FrameError(`frame decoding failed: ${(err as Error).message}`, { cause: err });
       this.#buf = new Uint8Array(0);
       this.#filled = 0;
       throw this.#failed;

@@ -25,7 +25,8 @@ export class LocalHub {
   /** @internal */
   join(t: LocalTransport): void {
     const existing = this.#agents.get(t.agentId);
-    if (existing && existing !== t) throw new TransportError(`agent ${t.agentId} is already registered in this process's local transport hub`);
+    if (existing && existing !== t)
+      throw new TransportError(`agent ${t.agentId} is already registered in this process's local transport hub`);
     this.#agents.set(t.agentId, t);
   }
 
@@ -42,7 +43,10 @@ export class LocalHub {
   route(message: Message, from: LocalTransport): LocalTransport[] {
     if (message.recipient !== null) {
       const to = this.#agents.get(message.recipient);
-      if (!to) throw new TransportError(`no local agent ${message.recipient} (address local://${message.recipient}) is started in this process`);
+      if (!to)
+        throw new TransportError(
+          `no local agent ${message.recipient} (address local://${message.recipient}) is started in this process`,
+        );
       return [to];
     }
     const all = [...this.#agents.values()];
@@ -112,7 +116,10 @@ export class LocalTransport extends TransportBase {
   }
 
   async send(message: Message): Promise<void> {
-    if (!this.#started) throw new TransportError(`cannot send from ${this.address}: the local transport is not started (call start() first)`);
+    if (!this.#started)
+      throw new TransportError(
+        `cannot send from ${this.address}: the local transport is not started (call start() first)`,
+      );
     for (const to of this.hub.route(message, this)) to.accept(message);
   }
 

@@ -68,7 +68,8 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     this.#topics = kind.topics;
     this.host = normaliseHost(options.host ?? "127.0.0.1");
     this.#port = options.port ?? 0;
-    if (!Number.isInteger(this.#port) || this.#port < 0 || this.#port > 65535) throw new TransportError(`invalid ${kind.name} port ${options.port} (expected 0-65535)`);
+    if (!Number.isInteger(this.#port) || this.#port < 0 || this.#port > 65535)
+      throw new TransportError(`invalid ${kind.name} port ${options.port} (expected 0-65535)`);
     this.#listen = options.listen ?? true;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#stopGraceMs = options.stopGraceMs ?? 1000;
@@ -118,8 +119,12 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
 
   /** Why binding failed: a port in use says so plainly; otherwise Bun's own words, with the address. */
   protected listenFailed(err: unknown, port: number): TransportError {
-    if ((err as { code?: string }).code === "EADDRINUSE") return new TransportError(`port ${port} on ${this.host} is already in use`, { cause: err });
-    return new TransportError(`cannot listen on ${formatAddress(this.#scheme, this.host, port)}: ${(err as Error).message}`, { cause: err });
+    if ((err as { code?: string }).code === "EADDRINUSE")
+      return new TransportError(`port ${port} on ${this.host} is already in use`, { cause: err });
+    return new TransportError(
+      `cannot listen on ${formatAddress(this.#scheme, this.host, port)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 
   async stop(): Promise<void> {
@@ -155,7 +160,12 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
   // Not async: the common path (a transport topic) stays synchronous up to the write, with one
   // promise per message; only recipient resolution waits.
   send(message: Message): Promise<void> {
-    if (!this.#started) return Promise.reject(new TransportError(`cannot send from ${this.describe()}: the ${this.#name} transport is not started (call start() first)`));
+    if (!this.#started)
+      return Promise.reject(
+        new TransportError(
+          `cannot send from ${this.describe()}: the ${this.#name} transport is not started (call start() first)`,
+        ),
+      );
     const to = topicRoute(message, this.#topics, this.#scheme);
     if (to) return this.#sendTo(to, message);
     return routeOf(message, this.#routing).then((ep) => this.#sendTo(ep, message));
@@ -173,14 +183,21 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
 
   /** Sends already framed bytes to an endpoint (benchmarks and relays that frame once). */
   sendFrame(to: Endpoint, frame: Uint8Array): Promise<void> {
-    if (!this.#started) return Promise.reject(new TransportError(`cannot send from ${this.describe()}: the ${this.#name} transport is not started`));
+    if (!this.#started)
+      return Promise.reject(
+        new TransportError(`cannot send from ${this.describe()}: the ${this.#name} transport is not started`),
+      );
     return this.#peer(to).send(frame);
   }
 
   #peer(to: Endpoint): PooledPeer {
     let peer = this.#peers.get(to.address);
     if (!peer) {
-      peer = this.newPeer(to, { connectTimeoutMs: this.#connectTimeoutMs, log: this.log, onMessage: (m) => this.deliver(m) });
+      peer = this.newPeer(to, {
+        connectTimeoutMs: this.#connectTimeoutMs,
+        log: this.log,
+        onMessage: (m) => this.deliver(m),
+      });
       this.#peers.set(to.address, peer);
     }
     return peer;

@@ -26,7 +26,7 @@ export interface PeerOptions {
 
 /** Why a dial failed, for the error naming the address: a refused connection says what to check. */
 export function dialFailure(code: string | undefined, message: string): string {
-  return code === "ECONNREFUSED" ? "connection refused (is the peer listening?)" : code ?? message;
+  return code === "ECONNREFUSED" ? "connection refused (is the peer listening?)" : (code ?? message);
 }
 
 export abstract class PooledPeer {
@@ -36,7 +36,10 @@ export abstract class PooledPeer {
   protected closed = false;
   #idle: (() => void)[] = [];
 
-  constructor(readonly endpoint: Endpoint, protected readonly options: PeerOptions) {}
+  constructor(
+    readonly endpoint: Endpoint,
+    protected readonly options: PeerOptions,
+  ) {}
 
   abstract get connected(): boolean;
   /** A connection is open or being dialled, so queued frames may still go out. */
@@ -51,7 +54,8 @@ export abstract class PooledPeer {
   }
 
   send(frame: Uint8Array): Promise<void> {
-    if (this.closed) return Promise.reject(new TransportError(`cannot send to ${this.endpoint.address}: the transport is stopping`));
+    if (this.closed)
+      return Promise.reject(new TransportError(`cannot send to ${this.endpoint.address}: the transport is stopping`));
     return this.write(frame);
   }
 
@@ -62,11 +66,15 @@ export abstract class PooledPeer {
    */
   protected retryOnce(lost: string, again: string): boolean {
     if (this.reconnected) {
-      this.rejectAll(new TransportError(`cannot send to ${this.endpoint.address}: ${again} again right after reconnecting`));
+      this.rejectAll(
+        new TransportError(`cannot send to ${this.endpoint.address}: ${again} again right after reconnecting`),
+      );
       return false;
     }
     this.reconnected = true;
-    this.options.log.info(`connection to ${this.endpoint.address} lost (${lost}); reconnecting once for ${this.pending} waiting message(s)`);
+    this.options.log.info(
+      `connection to ${this.endpoint.address} lost (${lost}); reconnecting once for ${this.pending} waiting message(s)`,
+    );
     return true;
   }
 
@@ -92,7 +100,10 @@ export abstract class PooledPeer {
   async close(graceMs: number): Promise<void> {
     if (this.pending > 0 && this.reachable) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([new Promise<void>((r) => this.#idle.push(r)), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      await Promise.race([
+        new Promise<void>((r) => this.#idle.push(r)),
+        new Promise<void>((r) => (timer = setTimeout(r, graceMs))),
+      ]);
       clearTimeout(timer);
     }
     this.closed = true;

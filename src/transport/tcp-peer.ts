@@ -149,14 +149,20 @@ export class TcpPeer extends PooledPeer {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const connecting = Bun.connect<TcpPeer>({ hostname: host, port, data: this, socket: handlers });
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no connection after ${this.options.connectTimeoutMs} ms`)), this.options.connectTimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`no connection after ${this.options.connectTimeoutMs} ms`)),
+        this.options.connectTimeoutMs,
+      );
     });
     let socket: Socket<TcpPeer>;
     try {
       socket = await Promise.race([connecting, timeout]);
     } catch (err) {
       // A connection that completes after the timeout is closed rather than leaked.
-      connecting.then((late) => late.end(), () => {});
+      connecting.then(
+        (late) => late.end(),
+        () => {},
+      );
       const why = dialFailure((err as { code?: string }).code, (err as Error).message);
       this.rejectAll(new TransportError(`cannot reach ${address}: ${why}`, { cause: err }));
       return;

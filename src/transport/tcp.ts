@@ -61,13 +61,18 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
 
   protected override listenFailed(err: unknown, port: number): TransportError {
     const code = (err as { code?: string }).code;
-    if (code === "EADDRNOTAVAIL") return new TransportError(`cannot listen on ${this.host}: no such local address`, { cause: err });
-    if (code === "EACCES") return new TransportError(`not allowed to listen on port ${port} on ${this.host}`, { cause: err });
+    if (code === "EADDRNOTAVAIL")
+      return new TransportError(`cannot listen on ${this.host}: no such local address`, { cause: err });
+    if (code === "EACCES")
+      return new TransportError(`not allowed to listen on port ${port} on ${this.host}`, { cause: err });
     return super.listenFailed(err, port);
   }
 
   #accept(s: Socket<Inbound>): void {
-    s.data = { decoder: new FrameDecoder((m) => this.deliver(m), this.maxFrame), remote: `${s.remoteAddress}:${s.remotePort}` };
+    s.data = {
+      decoder: new FrameDecoder((m) => this.deliver(m), this.maxFrame),
+      remote: `${s.remoteAddress}:${s.remotePort}`,
+    };
     this.#inbound.add(s);
   }
 
@@ -76,7 +81,9 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
       s.data.decoder.push(chunk);
     } catch (err) {
       this.stats.closedBadFrames++;
-      this.log.warn(`closed the connection from ${s.data.remote}: ${(err as Error).message}`, { listener: this.address });
+      this.log.warn(`closed the connection from ${s.data.remote}: ${(err as Error).message}`, {
+        listener: this.address,
+      });
       this.#inbound.delete(s);
       s.terminate();
     }
@@ -85,7 +92,10 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
   #closed(s: Socket<Inbound>): void {
     if (!this.#inbound.delete(s) || !this.started) return; // closed by us (bad frame or stop)
     const left = s.data?.decoder.buffered ?? 0;
-    if (left > 0) this.log.warn(`the connection from ${s.data.remote} closed in the middle of a frame; ${left} bytes discarded`, { listener: this.address });
+    if (left > 0)
+      this.log.warn(`the connection from ${s.data.remote} closed in the middle of a frame; ${left} bytes discarded`, {
+        listener: this.address,
+      });
   }
 
   protected unlisten(listener: TCPSocketListener<Inbound>): void {

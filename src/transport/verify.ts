@@ -8,6 +8,7 @@ export async function unverifiedReason(message: Message, keys: KeyLookup): Promi
   if (message.sender === "") return "it names no sender";
   const key = await keys.get(message.sender);
   if (key === undefined) return `its sender ${message.sender.slice(0, 12)} is not registered`;
-  if (!message.verify(key)) return `its signature does not verify against the registered key of ${message.sender.slice(0, 12)}`;
+  if (!message.verify(key))
+    return `its signature does not verify against the registered key of ${message.sender.slice(0, 12)}`;
   return null;
 }

@@ -34,8 +34,16 @@ export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
       hostname: this.host,
       port,
       fetch: (req, server) => {
-        if (server.upgrade(req, { data: { remote: `${server.requestIP(req)?.address ?? "?"}:${server.requestIP(req)?.port ?? "?"}` } })) return undefined;
-        return new Response("converge WebSocket transport: connect with a WebSocket client\n", { status: 426, headers: { upgrade: "websocket" } });
+        if (
+          server.upgrade(req, {
+            data: { remote: `${server.requestIP(req)?.address ?? "?"}:${server.requestIP(req)?.port ?? "?"}` },
+          })
+        )
+          return undefined;
+        return new Response("converge WebSocket transport: connect with a WebSocket client\n", {
+          status: 426,
+          headers: { upgrade: "websocket" },
+        });
       },
       websocket: {
         // The frame's 4-byte prefix rides inside the message; anything larger closes with 1009.
@@ -43,7 +51,11 @@ export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
         message: (ws, data) => this.#received(ws, data),
         close: (ws, code, reason) => {
           // uWebSockets reports an oversized message as 1006 "Received too big message" on our side (the client sees 1009).
-          if (code === 1009 || /too big/i.test(reason)) this.log.warn(`closed the connection from ${ws.data.remote}: a message exceeded the ${this.maxFrame} byte frame limit`, { listener: this.address });
+          if (code === 1009 || /too big/i.test(reason))
+            this.log.warn(
+              `closed the connection from ${ws.data.remote}: a message exceeded the ${this.maxFrame} byte frame limit`,
+              { listener: this.address },
+            );
           else this.log.debug("connection closed", { remote: ws.data.remote, code, reason });
         },
       },
@@ -52,7 +64,10 @@ export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
 
   #received(ws: ServerWebSocket<Conn>, data: string | Uint8Array): void {
     if (typeof data === "string") {
-      this.log.warn(`closed the connection from ${ws.data.remote}: it sent a text message (converge frames are binary)`, { listener: this.address });
+      this.log.warn(
+        `closed the connection from ${ws.data.remote}: it sent a text message (converge frames are binary)`,
+        { listener: this.address },
+      );
       ws.close(1003, "binary frames only");
       return;
     }
@@ -60,7 +75,9 @@ export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
     try {
       message = decodeFrame(data, this.maxFrame);
     } catch (err) {
-      this.log.warn(`closed the connection from ${ws.data.remote}: ${(err as Error).message}`, { listener: this.address });
+      this.log.warn(`closed the connection from ${ws.data.remote}: ${(err as Error).message}`, {
+        listener: this.address,
+      });
       ws.close(1007, "bad frame");
       return;
     }

@@ -102,7 +102,10 @@ export class WsPeer extends PooledPeer {
       if (this.#waitTimer) clearTimeout(this.#waitTimer);
       this.#waitTimer = undefined;
       if (this.closed || this.pending === 0) return;
-      if (!wasOpen) return this.rejectAll(new TransportError(`cannot reach ${address}: ${failure || `closed with code ${ev.code}`}`));
+      if (!wasOpen)
+        return this.rejectAll(
+          new TransportError(`cannot reach ${address}: ${failure || `closed with code ${ev.code}`}`),
+        );
       if (this.retryOnce(`code ${ev.code}`, "the connection closed")) this.#connect();
     };
   }

@@ -17,12 +17,26 @@ const file = (ext: string, body: string) => {
 describe("configuration", () => {
   test("defaults: local transport, 127.0.0.1, port 8888, one agent", () => {
     const { config } = loadConfig(undefined, {});
-    expect(config).toMatchObject({ transport: "local", host: "127.0.0.1", port: 8888, agents: 1, concurrency: 1, shutdown_grace_sec: 10, claim_ttl_sec: 30 });
+    expect(config).toMatchObject({
+      transport: "local",
+      host: "127.0.0.1",
+      port: 8888,
+      agents: 1,
+      concurrency: 1,
+      shutdown_grace_sec: 10,
+      claim_ttl_sec: 30,
+    });
     expect(config.store_backend).toBeUndefined();
   });
 
   test("CONVERGE_<KEY> variables are read and numbers parsed", () => {
-    const { config } = loadConfig(undefined, { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: "9100", CONVERGE_AGENTS: "3", CONVERGE_POOL_ID: "w", CONVERGE_CAPABILITIES: "a, b" });
+    const { config } = loadConfig(undefined, {
+      CONVERGE_TRANSPORT: "tcp",
+      CONVERGE_PORT: "9100",
+      CONVERGE_AGENTS: "3",
+      CONVERGE_POOL_ID: "w",
+      CONVERGE_CAPABILITIES: "a, b",
+    });
     expect(config).toMatchObject({ transport: "tcp", port: 9100, agents: 3, pool_id: "w", capabilities: ["a", "b"] });
   });
 
@@ -38,10 +52,21 @@ describe("configuration", () => {
     const examples = [
       file(".yaml", "transport: local\nagents: 3\npool_id: my-pool\ndiscovery_store: memory\nstore_backend: memory\n"),
       file(".yaml", "transport: tcp\nhost: 0.0.0.0\nport: 9000\n"),
-      file(".toml", 'transport = "tcp"\nhost = "127.0.0.1"\nport = 8888\nagents = 2\npool_id = "workers"\ndiscovery_store = "memory"\nstore_backend = "sqlite"\nstore_path = "/tmp/converge.sqlite3"\n'),
-      file(".toml", 'transport = "tcp"\nhost = "0.0.0.0"\nport = 9000\nagents = 1\nstore_backend = "redis"\nstore_path = "redis://localhost:6379/0"\n'),
+      file(
+        ".toml",
+        'transport = "tcp"\nhost = "127.0.0.1"\nport = 8888\nagents = 2\npool_id = "workers"\ndiscovery_store = "memory"\nstore_backend = "sqlite"\nstore_path = "/tmp/converge.sqlite3"\n',
+      ),
+      file(
+        ".toml",
+        'transport = "tcp"\nhost = "0.0.0.0"\nport = 9000\nagents = 1\nstore_backend = "redis"\nstore_path = "redis://localhost:6379/0"\n',
+      ),
     ];
-    expect(examples.map((p) => loadConfig(p, {}).config.store_backend)).toEqual(["memory", undefined, "sqlite", "redis"]);
+    expect(examples.map((p) => loadConfig(p, {}).config.store_backend)).toEqual([
+      "memory",
+      undefined,
+      "sqlite",
+      "redis",
+    ]);
   });
 
   test("an unknown key is a warning naming the nearest known key", () => {
@@ -58,11 +83,23 @@ describe("configuration", () => {
     ["a port that is text", { CONVERGE_PORT: "http" }, /port must be an integer/],
     ["zero agents", { CONVERGE_AGENTS: "0" }, /agents must be an integer of at least 1/],
     ["an unknown transport", { CONVERGE_TRANSPORT: "carrier-pigeon" }, /transport must be local or tcp/],
-    ["websocket, with a pointer to the library", { CONVERGE_TRANSPORT: "websocket" }, /library API \(WebSocketTransport\)/],
-    ["an unknown store backend", { CONVERGE_STORE_BACKEND: "mongo" }, /store_backend must be memory, file, sqlite or redis/],
+    [
+      "websocket, with a pointer to the library",
+      { CONVERGE_TRANSPORT: "websocket" },
+      /library API \(WebSocketTransport\)/,
+    ],
+    [
+      "an unknown store backend",
+      { CONVERGE_STORE_BACKEND: "mongo" },
+      /store_backend must be memory, file, sqlite or redis/,
+    ],
     ["sqlite without store_path", { CONVERGE_STORE_BACKEND: "sqlite" }, /store_backend sqlite needs store_path/],
     ["file without store_path", { CONVERGE_STORE_BACKEND: "file" }, /store_backend file needs store_path/],
-    ["TCP ports beyond 65535", { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: "65535", CONVERGE_AGENTS: "2" }, /beyond 65535/],
+    [
+      "TCP ports beyond 65535",
+      { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: "65535", CONVERGE_AGENTS: "2" },
+      /beyond 65535/,
+    ],
   ];
   for (const [what, env, re] of refused) {
     test(`refuses ${what}`, () => {

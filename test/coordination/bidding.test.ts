@@ -1,5 +1,12 @@
 import { describe, expect, test } from "bun:test";
-import { AuctionError, AuctionManager, auctionKey, settle, type Auction, type Bid } from "../../src/coordination/bidding.ts";
+import {
+  AuctionError,
+  AuctionManager,
+  auctionKey,
+  settle,
+  type Auction,
+  type Bid,
+} from "../../src/coordination/bidding.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RacyStore } from "./racy-store.ts";
 
@@ -13,11 +20,20 @@ const bids = (...pairs: [string, number][]): Bid[] => pairs.map(([bidder, amount
 
 describe("settle", () => {
   test("first-price auction charges the winner their own bid", () => {
-    expect(settle("first-price", bids(["a", 5], ["b", 9], ["c", 7]))).toMatchObject({ winner: "b", price: 9, winningBid: 9, bids: 3 });
+    expect(settle("first-price", bids(["a", 5], ["b", 9], ["c", 7]))).toMatchObject({
+      winner: "b",
+      price: 9,
+      winningBid: 9,
+      bids: 3,
+    });
   });
 
   test("second-price auction charges the second-highest bid", () => {
-    expect(settle("second-price", bids(["a", 5], ["b", 9], ["c", 7]))).toMatchObject({ winner: "b", price: 7, winningBid: 9 });
+    expect(settle("second-price", bids(["a", 5], ["b", 9], ["c", 7]))).toMatchObject({
+      winner: "b",
+      price: 7,
+      winningBid: 9,
+    });
   });
 
   test("second-price auction with a single bid charges the reserve price", () => {
@@ -29,16 +45,32 @@ describe("settle", () => {
   });
 
   test("equal highest bids go to the earliest bid", () => {
-    expect(settle("first-price", bids(["late", 1], ["first", 9], ["second", 9]))).toMatchObject({ winner: "first", price: 9 });
-    expect(settle("second-price", bids(["first", 9], ["second", 9], ["x", 2]))).toMatchObject({ winner: "first", price: 9 });
+    expect(settle("first-price", bids(["late", 1], ["first", 9], ["second", 9]))).toMatchObject({
+      winner: "first",
+      price: 9,
+    });
+    expect(settle("second-price", bids(["first", 9], ["second", 9], ["x", 2]))).toMatchObject({
+      winner: "first",
+      price: 9,
+    });
   });
 
   test("no bids means no winner", () => {
-    expect(settle("first-price", [])).toEqual({ winner: null, price: null, winningBid: null, bids: 0, reason: "no bids" });
+    expect(settle("first-price", [])).toEqual({
+      winner: null,
+      price: null,
+      winningBid: null,
+      bids: 0,
+      reason: "no bids",
+    });
   });
 
   test("bids below the reserve cannot win", () => {
-    expect(settle("first-price", bids(["a", 2]), 5)).toMatchObject({ winner: null, price: null, reason: "no bid meets the reserve price" });
+    expect(settle("first-price", bids(["a", 2]), 5)).toMatchObject({
+      winner: null,
+      price: null,
+      reason: "no bid meets the reserve price",
+    });
   });
 });
 
@@ -46,7 +78,16 @@ describe("AuctionManager", () => {
   test("an auction is stored open under auction:<id>; a second open with the same id is refused", async () => {
     const { am, store } = setup();
     const v = await am.open("a1", { task: "t1" }, { type: "first-price", reservePrice: 2 });
-    expect(v).toMatchObject({ id: "a1", item: { task: "t1" }, type: "first-price", reservePrice: 2, state: "open", bidCount: 0, bids: null, result: null });
+    expect(v).toMatchObject({
+      id: "a1",
+      item: { task: "t1" },
+      type: "first-price",
+      reservePrice: 2,
+      state: "open",
+      bidCount: 0,
+      bids: null,
+      result: null,
+    });
     expect((await store.get<Auction>(auctionKey("a1")))!.state).toBe("open");
     await expect(am.open("a1", null, { type: "second-price" })).rejects.toThrow(/already exists/);
   });
@@ -62,7 +103,10 @@ describe("AuctionManager", () => {
     expect(JSON.stringify(open)).not.toContain('"amount"');
     await am.close("a");
     const closed = (await am.get("a"))!;
-    expect(closed.bids!.map((b) => [b.bidder, b.amount])).toEqual([["x", 4], ["y", 6]]);
+    expect(closed.bids!.map((b) => [b.bidder, b.amount])).toEqual([
+      ["x", 4],
+      ["y", 6],
+    ]);
   });
 
   test("closing a second-price auction charges the second-highest bid and records the result", async () => {
@@ -101,7 +145,8 @@ describe("AuctionManager", () => {
   test("a bid must be a positive finite number", async () => {
     const { am } = setup();
     await am.open("a", "item", { type: "first-price" });
-    for (const amount of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) await expect(am.bid("a", "x", amount)).rejects.toThrow(/positive number/);
+    for (const amount of [0, -1, Number.NaN, Number.POSITIVE_INFINITY])
+      await expect(am.bid("a", "x", amount)).rejects.toThrow(/positive number/);
   });
 
   test("bids are refused on an unknown or closed auction", async () => {

@@ -1,5 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { ConsensusError, ProposalManager, proposalKey, tallyVotes, type Proposal } from "../../src/coordination/consensus.ts";
+import {
+  ConsensusError,
+  ProposalManager,
+  proposalKey,
+  tallyVotes,
+  type Proposal,
+} from "../../src/coordination/consensus.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RacyStore } from "./racy-store.ts";
 
@@ -14,29 +20,64 @@ function setup() {
 describe("tallyVotes", () => {
   test("majority needs strictly more than half of the eligible voters, not of the votes cast", () => {
     const base = { options: ["yes", "no"], voters: voters(4), rule: "majority" as const };
-    const two = tallyVotes({ ...base, ballots: [{ voter: "v0", choice: "yes" }, { voter: "v1", choice: "yes" }] });
+    const two = tallyVotes({
+      ...base,
+      ballots: [
+        { voter: "v0", choice: "yes" },
+        { voter: "v1", choice: "yes" },
+      ],
+    });
     expect(two).toMatchObject({ decided: false, winner: null, cast: 2, eligible: 4, counts: { yes: 2, no: 0 } });
-    const three = tallyVotes({ ...base, ballots: [{ voter: "v0", choice: "yes" }, { voter: "v1", choice: "yes" }, { voter: "v2", choice: "yes" }] });
+    const three = tallyVotes({
+      ...base,
+      ballots: [
+        { voter: "v0", choice: "yes" },
+        { voter: "v1", choice: "yes" },
+        { voter: "v2", choice: "yes" },
+      ],
+    });
     expect(three).toMatchObject({ decided: true, winner: "yes" });
   });
 
   test("majority of an odd electorate is decided at (n+1)/2 votes", () => {
-    const t = tallyVotes({ options: ["a", "b"], voters: voters(5), rule: "majority", ballots: ["v0", "v1", "v2"].map((voter) => ({ voter, choice: "b" })) });
+    const t = tallyVotes({
+      options: ["a", "b"],
+      voters: voters(5),
+      rule: "majority",
+      ballots: ["v0", "v1", "v2"].map((voter) => ({ voter, choice: "b" })),
+    });
     expect(t).toMatchObject({ decided: true, winner: "b", counts: { a: 0, b: 3 } });
   });
 
   test("plurality picks the option with the most votes even without a majority", () => {
     const t = tallyVotes({
-      options: ["a", "b", "c"], voters: voters(10), rule: "plurality",
-      ballots: [["v0", "a"], ["v1", "a"], ["v2", "a"], ["v3", "b"], ["v4", "b"], ["v5", "c"]].map(([voter, choice]) => ({ voter: voter!, choice: choice! })),
+      options: ["a", "b", "c"],
+      voters: voters(10),
+      rule: "plurality",
+      ballots: [
+        ["v0", "a"],
+        ["v1", "a"],
+        ["v2", "a"],
+        ["v3", "b"],
+        ["v4", "b"],
+        ["v5", "c"],
+      ].map(([voter, choice]) => ({ voter: voter!, choice: choice! })),
     });
     expect(t).toMatchObject({ decided: true, winner: "a", cast: 6, counts: { a: 3, b: 2, c: 1 } });
   });
 
   test("a plurality tie is no decision and names the tied options", () => {
     const t = tallyVotes({
-      options: ["a", "b", "c"], voters: voters(5), rule: "plurality",
-      ballots: [["v0", "a"], ["v1", "b"], ["v2", "a"], ["v3", "b"], ["v4", "c"]].map(([voter, choice]) => ({ voter: voter!, choice: choice! })),
+      options: ["a", "b", "c"],
+      voters: voters(5),
+      rule: "plurality",
+      ballots: [
+        ["v0", "a"],
+        ["v1", "b"],
+        ["v2", "a"],
+        ["v3", "b"],
+        ["v4", "c"],
+      ].map(([voter, choice]) => ({ voter: voter!, choice: choice! })),
     });
     expect(t.decided).toBe(false);
     expect(t.winner).toBeNull();
@@ -51,8 +92,15 @@ describe("tallyVotes", () => {
 
   test("ballots from unlisted voters, for unlisted options, or repeated are not counted", () => {
     const t = tallyVotes({
-      options: ["a", "b"], voters: ["v0", "v1"], rule: "plurality",
-      ballots: [{ voter: "x", choice: "a" }, { voter: "v0", choice: "zzz" }, { voter: "v1", choice: "b" }, { voter: "v1", choice: "a" }],
+      options: ["a", "b"],
+      voters: ["v0", "v1"],
+      rule: "plurality",
+      ballots: [
+        { voter: "x", choice: "a" },
+        { voter: "v0", choice: "zzz" },
+        { voter: "v1", choice: "b" },
+        { voter: "v1", choice: "a" },
+      ],
     });
     expect(t.counts).toEqual({ a: 0, b: 1 });
     expect(t.cast).toBe(1);
@@ -158,7 +206,9 @@ describe("ProposalManager", () => {
     const store = new RacyStore();
     const pm = new ProposalManager(store);
     await pm.create({ id: "p", options: ["a", "b"], voters: ["x"] });
-    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => pm.vote("p", "x", i % 2 ? "a" : "b")));
+    const results = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => pm.vote("p", "x", i % 2 ? "a" : "b")),
+    );
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     expect((await pm.tally("p")).cast).toBe(1);
   });

@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { DelegationError, DelegationManager, delegationKey, type DelegationRecord } from "../../src/coordination/delegation.ts";
+import {
+  DelegationError,
+  DelegationManager,
+  delegationKey,
+  type DelegationRecord,
+} from "../../src/coordination/delegation.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RacyStore } from "./racy-store.ts";
 
@@ -13,7 +18,12 @@ describe("DelegationManager", () => {
   test("delegating records the chain under delegation:<taskId> and makes the delegate the holder", async () => {
     const { dm, store } = setup();
     const r = await dm.delegate("t1", "alice", "bob");
-    expect(r).toEqual({ taskId: "t1", owner: "alice", chain: [{ from: "alice", to: "bob", at: 1_000 }], updatedAt: 1_000 });
+    expect(r).toEqual({
+      taskId: "t1",
+      owner: "alice",
+      chain: [{ from: "alice", to: "bob", at: 1_000 }],
+      updatedAt: 1_000,
+    });
     expect(await store.get<DelegationRecord>(delegationKey("t1"))).toEqual(r);
     expect(await dm.holder("t1")).toBe("bob");
   });

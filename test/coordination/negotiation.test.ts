@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { NegotiationError, NegotiationManager, negotiationKey, type NegotiationSession } from "../../src/coordination/negotiation.ts";
+import {
+  NegotiationError,
+  NegotiationManager,
+  negotiationKey,
+  type NegotiationSession,
+} from "../../src/coordination/negotiation.ts";
 import { ConvergeError } from "../../src/core/errors.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RacyStore } from "./racy-store.ts";
@@ -15,20 +20,32 @@ describe("NegotiationManager", () => {
   test("opening a session stores it open under negotiation:<id> with no offers", async () => {
     const { store, nm } = setup();
     const s = await nm.open({ id: "n1", initiator: "alice", participants: ["bob"], subject: "price of job 7" });
-    expect(s).toMatchObject({ id: "n1", initiator: "alice", participants: ["bob"], subject: "price of job 7", state: "open", offers: [], deadline: null });
+    expect(s).toMatchObject({
+      id: "n1",
+      initiator: "alice",
+      participants: ["bob"],
+      subject: "price of job 7",
+      state: "open",
+      offers: [],
+      deadline: null,
+    });
     expect(await store.get<NegotiationSession>(negotiationKey("n1"))).toEqual(s);
   });
 
   test("opening a session twice with the same id is refused and keeps the first", async () => {
     const { nm } = setup();
     await nm.open({ id: "n1", initiator: "alice", participants: ["bob"], subject: "a" });
-    await expect(nm.open({ id: "n1", initiator: "carol", participants: ["dave"], subject: "b" })).rejects.toThrow(/already exists/);
+    await expect(nm.open({ id: "n1", initiator: "carol", participants: ["dave"], subject: "b" })).rejects.toThrow(
+      /already exists/,
+    );
     expect((await nm.get("n1"))!.initiator).toBe("alice");
   });
 
   test("a session needs a participant besides the initiator", async () => {
     const { nm } = setup();
-    await expect(nm.open({ id: "n1", initiator: "alice", participants: ["alice"], subject: "x" })).rejects.toThrow(NegotiationError);
+    await expect(nm.open({ id: "n1", initiator: "alice", participants: ["alice"], subject: "x" })).rejects.toThrow(
+      NegotiationError,
+    );
   });
 
   test("a proposal countered and then accepted closes the session with the countered terms", async () => {
@@ -74,7 +91,12 @@ describe("NegotiationManager", () => {
     const { nm } = setup();
     await nm.open({ id: "n1", initiator: "alice", participants: ["bob"], subject: "x" });
     await nm.propose("n1", "alice", { v: 1 });
-    for (const act of [() => nm.propose("n1", "mallory", {}), () => nm.counter("n1", "mallory", {}), () => nm.accept("n1", "mallory"), () => nm.reject("n1", "mallory")]) {
+    for (const act of [
+      () => nm.propose("n1", "mallory", {}),
+      () => nm.counter("n1", "mallory", {}),
+      () => nm.accept("n1", "mallory"),
+      () => nm.reject("n1", "mallory"),
+    ]) {
       await expect(act()).rejects.toThrow(/mallory is not a party/);
     }
     expect((await nm.get("n1"))!.state).toBe("open");
@@ -158,7 +180,10 @@ describe("NegotiationManager", () => {
   test("concurrent proposeOrOpen calls open one session holding both offers", async () => {
     const store = new RacyStore();
     const nm = new NegotiationManager(store);
-    await Promise.all([nm.proposeOrOpen("d", "alice", { v: 1 }, "bob"), nm.proposeOrOpen("d", "bob", { v: 2 }, "alice")]);
+    await Promise.all([
+      nm.proposeOrOpen("d", "alice", { v: 1 }, "bob"),
+      nm.proposeOrOpen("d", "bob", { v: 2 }, "alice"),
+    ]);
     const s = (await nm.get("d"))!;
     expect(s.offers.map((o) => o.from).sort()).toEqual(["alice", "bob"]);
   });

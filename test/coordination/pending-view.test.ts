@@ -19,7 +19,13 @@ function setup() {
     reads += keys.length;
     return getMany<T>(keys);
   }) as typeof store.getMany;
-  return { store, a: new TaskManager(store), b: new TaskManager(store), ops: new TaskManager(store), reads: () => reads };
+  return {
+    store,
+    a: new TaskManager(store),
+    b: new TaskManager(store),
+    ops: new TaskManager(store),
+    reads: () => reads,
+  };
 }
 
 const ids = (tasks: { id: string }[]) => tasks.map((t) => t.id).sort();
@@ -140,7 +146,8 @@ describe("TaskManager.pendingFor reads a view of the open tasks", () => {
 
 test("pendingFor returns the oldest PENDING_LIMIT visible tasks of a larger backlog", async () => {
   const { a, ops } = setup();
-  for (let i = 0; i < PENDING_LIMIT + 20; i++) await ops.submit({ id: `t${String(i).padStart(5, "0")}`, requiredCapabilities: i % 2 ? ["odd"] : [] });
+  for (let i = 0; i < PENDING_LIMIT + 20; i++)
+    await ops.submit({ id: `t${String(i).padStart(5, "0")}`, requiredCapabilities: i % 2 ? ["odd"] : [] });
   const even = await a.pendingFor("x");
   expect(even.length).toBe((PENDING_LIMIT + 20) / 2);
   const all = await a.pendingFor("x", [], ["odd"]);

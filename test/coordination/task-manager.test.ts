@@ -141,7 +141,8 @@ describe("TaskManager", () => {
     await tm.submit({ id: "free" });
     await tm.submit({ id: "pooled", poolId: "p1" });
     await tm.submit({ id: "gpu", requiredCapabilities: ["gpu", "cuda"] });
-    const ids = async (pools: string[], caps: string[]) => (await tm.pendingFor("a", pools, caps)).map((t) => t.id).sort();
+    const ids = async (pools: string[], caps: string[]) =>
+      (await tm.pendingFor("a", pools, caps)).map((t) => t.id).sort();
     expect(await ids([], [])).toEqual(["free"]);
     expect(await ids(["p1"], [])).toEqual(["free", "pooled"]);
     expect(await ids([], ["gpu"])).toEqual(["free"]);
@@ -176,11 +177,17 @@ describe("TaskManager", () => {
 describe("task constraints", () => {
   test("constraints converge acts on are checked at submit", async () => {
     const { tm } = setup();
-    await expect(tm.submit({ constraints: { claim_ttl_sec: -5 } })).rejects.toThrow(/claim_ttl_sec must be a number of seconds greater than 0, got -5/);
+    await expect(tm.submit({ constraints: { claim_ttl_sec: -5 } })).rejects.toThrow(
+      /claim_ttl_sec must be a number of seconds greater than 0, got -5/,
+    );
     await expect(tm.submit({ constraints: { claim_ttl_sec: "30" } })).rejects.toThrow(/claim_ttl_sec/);
-    await expect(tm.submit({ constraints: { max_retries: 1.5 } })).rejects.toThrow(/max_retries must be a whole number/);
+    await expect(tm.submit({ constraints: { max_retries: 1.5 } })).rejects.toThrow(
+      /max_retries must be a whole number/,
+    );
     await expect(tm.submit({ constraints: { retry_backoff_ms: -1 } })).rejects.toThrow(/retry_backoff_ms/);
-    expect((await tm.submit({ constraints: { claim_ttl_sec: 0.5, max_retries: 0, gpu: "any" } })).state).toBe("pending");
+    expect((await tm.submit({ constraints: { claim_ttl_sec: 0.5, max_retries: 0, gpu: "any" } })).state).toBe(
+      "pending",
+    );
   });
 
   test("every transition keeps the open index exact in the same step as the record, with no separate index calls", async () => {
@@ -220,7 +227,8 @@ describe("task constraints", () => {
     const update = store.update.bind(store);
     store.update = (async (key: string, fn: never, options?: UpdateOptions) => {
       const current = await store.get(key);
-      if (options?.expected !== undefined && typeof options.expected !== "symbol") hints.push({ key, right: JSON.stringify(options.expected) === JSON.stringify(current) });
+      if (options?.expected !== undefined && typeof options.expected !== "symbol")
+        hints.push({ key, right: JSON.stringify(options.expected) === JSON.stringify(current) });
       return update(key, fn, options as never);
     }) as typeof store.update;
     await tm.submit({ id: "t", constraints: { claim_ttl_sec: 60 } });

@@ -7,10 +7,27 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 describe("canonical msgpack", () => {
   test("integers use the smallest form Python's msgpack uses", () => {
     const cases: [number | bigint, string][] = [
-      [0, "00"], [127, "7f"], [128, "cc80"], [255, "ccff"], [256, "cd0100"], [65535, "cdffff"], [65536, "ce00010000"],
-      [2 ** 32 - 1, "ceffffffff"], [2 ** 32, "cf0000000100000000"], [1700000000000, "cf0000018bcfe56800"],
-      [-1, "ff"], [-32, "e0"], [-33, "d0df"], [-128, "d080"], [-129, "d1ff7f"], [-32768, "d18000"], [-32769, "d2ffff7fff"],
-      [-(2 ** 31), "d280000000"], [-(2 ** 31) - 1, "d3ffffffff7fffffff"], [2n ** 64n - 1n, "cfffffffffffffffff"], [-(2n ** 63n), "d38000000000000000"],
+      [0, "00"],
+      [127, "7f"],
+      [128, "cc80"],
+      [255, "ccff"],
+      [256, "cd0100"],
+      [65535, "cdffff"],
+      [65536, "ce00010000"],
+      [2 ** 32 - 1, "ceffffffff"],
+      [2 ** 32, "cf0000000100000000"],
+      [1700000000000, "cf0000018bcfe56800"],
+      [-1, "ff"],
+      [-32, "e0"],
+      [-33, "d0df"],
+      [-128, "d080"],
+      [-129, "d1ff7f"],
+      [-32768, "d18000"],
+      [-32769, "d2ffff7fff"],
+      [-(2 ** 31), "d280000000"],
+      [-(2 ** 31) - 1, "d3ffffffff7fffffff"],
+      [2n ** 64n - 1n, "cfffffffffffffffff"],
+      [-(2n ** 63n), "d38000000000000000"],
     ];
     for (const [n, want] of cases) expect(`${n}:${hex(encode(n))}`).toBe(`${n}:${want}`);
   });
@@ -32,7 +49,12 @@ describe("canonical msgpack", () => {
   });
 
   test("round-trips nested data including unicode and wide integers", () => {
-    const v = { s: "héllo ✓ 日本 😀", n: [1, -1, 2 ** 40, -(2 ** 40), 0.25], m: { x: null, t: true, f: false }, b: new Uint8Array([1, 2]) };
+    const v = {
+      s: "héllo ✓ 日本 😀",
+      n: [1, -1, 2 ** 40, -(2 ** 40), 0.25],
+      m: { x: null, t: true, f: false },
+      b: new Uint8Array([1, 2]),
+    };
     expect(decode(encode(v))).toEqual(v);
   });
 
@@ -51,7 +73,13 @@ describe("canonical msgpack", () => {
 
   test("a value whose getter encodes while it is being encoded still encodes correctly", () => {
     const inner = { s: "inner", n: [1, 2, 3] };
-    const outer = { a: "x".repeat(40), get b() { return decode(encode(inner)); }, c: 7 };
+    const outer = {
+      a: "x".repeat(40),
+      get b() {
+        return decode(encode(inner));
+      },
+      c: 7,
+    };
     expect(hex(encode(outer as never))).toBe(hex(encode({ a: "x".repeat(40), b: inner, c: 7 })));
   });
 

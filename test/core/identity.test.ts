@@ -46,7 +46,10 @@ describe("Identity", () => {
       ["not json", /not valid JSON/],
       ['{"format":"other"}', /not a converge identity/],
       ['{"format":"converge-identity-v1","seed":"abcd"}', /malformed seed/],
-      [`{"format":"converge-identity-v1","seed":"${"11".repeat(32)}","publicKey":"${"22".repeat(32)}"}`, /inconsistent/],
+      [
+        `{"format":"converge-identity-v1","seed":"${"11".repeat(32)}","publicKey":"${"22".repeat(32)}"}`,
+        /inconsistent/,
+      ],
     ];
     for (const [body, re] of cases) {
       const p = join(dir.path, "bad.key");

@@ -7,7 +7,13 @@ import { topic } from "../../src/core/topic.ts";
 
 const alice = Identity.generate();
 const bob = Identity.generate();
-const sample = () => new Message({ recipient: bob.id, topics: [topic("jobs", { kind: "x" })], payload: { a: 1, s: "x" }, taskId: "t1" }).sign(alice);
+const sample = () =>
+  new Message({
+    recipient: bob.id,
+    topics: [topic("jobs", { kind: "x" })],
+    payload: { a: 1, s: "x" },
+    taskId: "t1",
+  }).sign(alice);
 
 describe("Message", () => {
   test("sign sets the sender to the fingerprint and verifies with the signer's key only", () => {
@@ -21,8 +27,12 @@ describe("Message", () => {
 
   test("messages are immutable", () => {
     const m = sample();
-    expect(() => { (m as { id: string }).id = "x"; }).toThrow();
-    expect(() => { (m.payload as Record<string, unknown>).a = 2; }).toThrow();
+    expect(() => {
+      (m as { id: string }).id = "x";
+    }).toThrow();
+    expect(() => {
+      (m.payload as Record<string, unknown>).a = 2;
+    }).toThrow();
   });
 
   test("changing any field after signing fails verification", () => {
@@ -65,7 +75,9 @@ describe("Message", () => {
     const m = new Message({ payload: { b: 1, "1": 2 } }).sign(alice);
     const wire = m.encode();
     // Splice the Python-ordered payload in place of ours and re-sign as Python would.
-    const python = Buffer.from(wire).toString("hex").replace("82a131" + "02a16201", "82a16201a13102");
+    const python = Buffer.from(wire)
+      .toString("hex")
+      .replace("82a131" + "02a16201", "82a16201a13102");
     const d = Message.decode(new Uint8Array(Buffer.from(python, "hex")));
     const resigned = d.with({}).sign(alice);
     expect(Message.decode(resigned.encode()).verify(alice.publicKey)).toBe(true);
@@ -108,7 +120,11 @@ describe("Message", () => {
   });
 
   test("the framed encoding is the wire map behind its 4-byte big-endian length, kept, whichever is asked first", () => {
-    const prefixed = (wire: Uint8Array) => Buffer.concat([Buffer.from([wire.length >>> 24, (wire.length >>> 16) & 0xff, (wire.length >>> 8) & 0xff, wire.length & 0xff]), wire]);
+    const prefixed = (wire: Uint8Array) =>
+      Buffer.concat([
+        Buffer.from([wire.length >>> 24, (wire.length >>> 16) & 0xff, (wire.length >>> 8) & 0xff, wire.length & 0xff]),
+        wire,
+      ]);
     const framedFirst = sample();
     const framed = framedFirst.encodeFramed();
     expect(framedFirst.encodeFramed()).toBe(framed);

@@ -4,7 +4,9 @@ import { topic, topicToString } from "../../src/core/topic.ts";
 
 describe("topic strings follow Python's str()", () => {
   test("attribute keys are sorted and values render as Python would", () => {
-    expect(topicToString(topic("ns", { z: 1, a: "s", m: true, n: null, f: 0.5, g: 2.5e-7 }))).toBe("ns[a=s,f=0.5,g=2.5e-07,m=True,n=None,z=1]v1.0");
+    expect(topicToString(topic("ns", { z: 1, a: "s", m: true, n: null, f: 0.5, g: 2.5e-7 }))).toBe(
+      "ns[a=s,f=0.5,g=2.5e-07,m=True,n=None,z=1]v1.0",
+    );
   });
 
   test("floats follow Python's repr, exponent form included", () => {

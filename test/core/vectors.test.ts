@@ -56,7 +56,11 @@ describe("Python wire vectors", () => {
     const e = vectors.encryption;
     expect(pyJsonDumps(e.payload)).toBe(e.plaintext_json);
     const sealed = new Uint8Array(Buffer.from(e.encrypted_payload._encrypted, "base64"));
-    const ours = aesGcmEncrypt(bytes(e.key_hex), new TextEncoder().encode(pyJsonDumps(e.payload)), sealed.subarray(0, 12));
+    const ours = aesGcmEncrypt(
+      bytes(e.key_hex),
+      new TextEncoder().encode(pyJsonDumps(e.payload)),
+      sealed.subarray(0, 12),
+    );
     expect(Buffer.from(ours).toString("base64")).toBe(e.encrypted_payload._encrypted);
   });
 

@@ -43,7 +43,8 @@ describe.concurrent("help, version and unknown input", () => {
       const r = await runCli(args);
       expect(r.code).toBe(0);
       expect(r.stderr).toBe("");
-      for (const cmd of ["run", "tasks", "pools", "agents", "send"]) expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\s+\\S`, "m"));
+      for (const cmd of ["run", "tasks", "pools", "agents", "send"])
+        expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\s+\\S`, "m"));
       expect(r.stdout).toContain("--version");
     }
   });
@@ -59,7 +60,15 @@ describe.concurrent("help, version and unknown input", () => {
   });
 
   test("the operator commands have help too", async () => {
-    const results = await Promise.all([["tasks", "--help"], ["tasks", "submit", "--help"], ["pools", "list", "--help"], ["agents", "list", "--help"], ["send", "--help"]].map((a) => runCli(a)));
+    const results = await Promise.all(
+      [
+        ["tasks", "--help"],
+        ["tasks", "submit", "--help"],
+        ["pools", "list", "--help"],
+        ["agents", "list", "--help"],
+        ["send", "--help"],
+      ].map((a) => runCli(a)),
+    );
     for (const r of results) {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("USAGE");
@@ -71,7 +80,11 @@ describe.concurrent("help, version and unknown input", () => {
   test("--version and -V print the package version", async () => {
     for (const flag of ["--version", "-V"]) {
       const r = await runCli([flag]);
-      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        code: 0,
+        stdout: `${pkg.version}\n`,
+        stderr: "",
+      });
     }
   });
 
@@ -82,10 +95,22 @@ describe.concurrent("help, version and unknown input", () => {
   });
 
   test("an argument the command does not take is refused, not ignored (a config file without -c)", async () => {
-    expectOneLineError(await runCli(["run", "converge.yaml"]), 2, /unexpected argument "converge\.yaml" for converge run; for a config file use converge run -c converge\.yaml/);
-    expectOneLineError(await runCli(["tasks", "get", "id-1", "id-2"]), 2, /unexpected argument "id-2" for converge tasks get/);
+    expectOneLineError(
+      await runCli(["run", "converge.yaml"]),
+      2,
+      /unexpected argument "converge\.yaml" for converge run; for a config file use converge run -c converge\.yaml/,
+    );
+    expectOneLineError(
+      await runCli(["tasks", "get", "id-1", "id-2"]),
+      2,
+      /unexpected argument "id-2" for converge tasks get/,
+    );
     // -vc FILE: the last flag of a cluster takes the next argument, as citty reads it.
-    expectOneLineError(await runCli(["run", "-vc", join(tmp.path, "absent.yaml")]), 2, /config file .*absent\.yaml does not exist/);
+    expectOneLineError(
+      await runCli(["run", "-vc", join(tmp.path, "absent.yaml")]),
+      2,
+      /config file .*absent\.yaml does not exist/,
+    );
   });
 
   test("an option without its value is refused", async () => {
@@ -100,26 +125,106 @@ describe.concurrent("help, version and unknown input", () => {
 
 describe.concurrent("configuration errors: one line, exit 2, no stack trace", () => {
   const cases: [string, () => { args: string[]; env?: Record<string, string> }, RegExp][] = [
-    ["a missing config file", () => ({ args: ["-c", join(tmp.path, "nope.yaml")] }), /config file .*nope\.yaml does not exist/],
-    ["a missing file named by CONVERGE_CONFIG", () => ({ args: [], env: { CONVERGE_CONFIG: join(tmp.path, "gone.toml") } }), /config file .*gone\.toml does not exist/],
-    ["a config path that is a directory (unreadable as a file)", () => ({ args: ["-c", join(tmp.path, "a-directory.yaml")] }), /config file .*a-directory\.yaml is a directory/],
-    ["a file holding a list", () => ({ args: ["-c", file("list.yaml", "- transport\n- tcp\n")] }), /must contain a mapping of keys to values, found a list/],
-    ["a file holding a scalar", () => ({ args: ["-c", file("scalar.yaml", "just words\n")] }), /must contain a mapping of keys to values, found a string/],
-    ["an empty file", () => ({ args: ["-c", file("empty.yml", "")] }), /must contain a mapping of keys to values, found nothing/],
-    ["an unsupported extension", () => ({ args: ["-c", file("conf.json", "{}")] }), /unsupported extension "\.json"; use \.yaml, \.yml or \.toml/],
-    ["malformed YAML, with its line", () => ({ args: ["-c", file("bad.yaml", "transport: tcp\nport: 9000\nagents: [1,\n  bad: : :\n")] }), /not valid YAML at line 4/],
-    ["malformed TOML, with its line", () => ({ args: ["-c", file("bad.toml", 'transport = "tcp"\nport = = 3\n')] }), /not valid TOML at line 2/],
-    ["a port above 65535", () => ({ args: ["-c", file("port-high.yaml", "port: 70000\n")] }), /port must be an integer from 1 to 65535, got 70000/],
-    ["a port of 0", () => ({ args: ["-c", file("port-zero.toml", "port = 0\n")] }), /port must be an integer from 1 to 65535, got 0/],
-    ["a port that is not a number", () => ({ args: ["-c", file("port-word.yaml", "port: abc\n")] }), /port must be an integer from 1 to 65535, got "abc"/],
-    ["a bad port in the environment", () => ({ args: [], env: { CONVERGE_PORT: "12x" } }), /port must be an integer from 1 to 65535, got "12x"/],
-    ["agents: 0", () => ({ args: ["-c", file("agents-zero.yaml", "agents: 0\n")] }), /agents must be an integer of at least 1, got 0/],
-    ["agents below 1 in the environment", () => ({ args: [], env: { CONVERGE_AGENTS: "-1" } }), /agents must be an integer of at least 1, got "-1"/],
-    ["transport websocket, with a pointer to the library API", () => ({ args: ["-c", file("ws.yaml", "transport: websocket\n")] }), /transport "websocket" is not available in converge run; use the library API \(WebSocketTransport\)/],
-    ["an unknown transport", () => ({ args: [], env: { CONVERGE_TRANSPORT: "carrier-pigeon" } }), /transport must be local or tcp, got "carrier-pigeon"/],
-    ["an unknown store backend", () => ({ args: ["-c", file("mongo.toml", 'store_backend = "mongo"\n')] }), /store_backend must be memory, file, sqlite or redis, got "mongo"/],
-    ["sqlite without store_path", () => ({ args: ["-c", file("nopath.yaml", "store_backend: sqlite\n")] }), /store_backend sqlite needs store_path/],
-    ["file without store_path", () => ({ args: [], env: { CONVERGE_STORE_BACKEND: "file" } }), /store_backend file needs store_path/],
+    [
+      "a missing config file",
+      () => ({ args: ["-c", join(tmp.path, "nope.yaml")] }),
+      /config file .*nope\.yaml does not exist/,
+    ],
+    [
+      "a missing file named by CONVERGE_CONFIG",
+      () => ({ args: [], env: { CONVERGE_CONFIG: join(tmp.path, "gone.toml") } }),
+      /config file .*gone\.toml does not exist/,
+    ],
+    [
+      "a config path that is a directory (unreadable as a file)",
+      () => ({ args: ["-c", join(tmp.path, "a-directory.yaml")] }),
+      /config file .*a-directory\.yaml is a directory/,
+    ],
+    [
+      "a file holding a list",
+      () => ({ args: ["-c", file("list.yaml", "- transport\n- tcp\n")] }),
+      /must contain a mapping of keys to values, found a list/,
+    ],
+    [
+      "a file holding a scalar",
+      () => ({ args: ["-c", file("scalar.yaml", "just words\n")] }),
+      /must contain a mapping of keys to values, found a string/,
+    ],
+    [
+      "an empty file",
+      () => ({ args: ["-c", file("empty.yml", "")] }),
+      /must contain a mapping of keys to values, found nothing/,
+    ],
+    [
+      "an unsupported extension",
+      () => ({ args: ["-c", file("conf.json", "{}")] }),
+      /unsupported extension "\.json"; use \.yaml, \.yml or \.toml/,
+    ],
+    [
+      "malformed YAML, with its line",
+      () => ({ args: ["-c", file("bad.yaml", "transport: tcp\nport: 9000\nagents: [1,\n  bad: : :\n")] }),
+      /not valid YAML at line 4/,
+    ],
+    [
+      "malformed TOML, with its line",
+      () => ({ args: ["-c", file("bad.toml", 'transport = "tcp"\nport = = 3\n')] }),
+      /not valid TOML at line 2/,
+    ],
+    [
+      "a port above 65535",
+      () => ({ args: ["-c", file("port-high.yaml", "port: 70000\n")] }),
+      /port must be an integer from 1 to 65535, got 70000/,
+    ],
+    [
+      "a port of 0",
+      () => ({ args: ["-c", file("port-zero.toml", "port = 0\n")] }),
+      /port must be an integer from 1 to 65535, got 0/,
+    ],
+    [
+      "a port that is not a number",
+      () => ({ args: ["-c", file("port-word.yaml", "port: abc\n")] }),
+      /port must be an integer from 1 to 65535, got "abc"/,
+    ],
+    [
+      "a bad port in the environment",
+      () => ({ args: [], env: { CONVERGE_PORT: "12x" } }),
+      /port must be an integer from 1 to 65535, got "12x"/,
+    ],
+    [
+      "agents: 0",
+      () => ({ args: ["-c", file("agents-zero.yaml", "agents: 0\n")] }),
+      /agents must be an integer of at least 1, got 0/,
+    ],
+    [
+      "agents below 1 in the environment",
+      () => ({ args: [], env: { CONVERGE_AGENTS: "-1" } }),
+      /agents must be an integer of at least 1, got "-1"/,
+    ],
+    [
+      "transport websocket, with a pointer to the library API",
+      () => ({ args: ["-c", file("ws.yaml", "transport: websocket\n")] }),
+      /transport "websocket" is not available in converge run; use the library API \(WebSocketTransport\)/,
+    ],
+    [
+      "an unknown transport",
+      () => ({ args: [], env: { CONVERGE_TRANSPORT: "carrier-pigeon" } }),
+      /transport must be local or tcp, got "carrier-pigeon"/,
+    ],
+    [
+      "an unknown store backend",
+      () => ({ args: ["-c", file("mongo.toml", 'store_backend = "mongo"\n')] }),
+      /store_backend must be memory, file, sqlite or redis, got "mongo"/,
+    ],
+    [
+      "sqlite without store_path",
+      () => ({ args: ["-c", file("nopath.yaml", "store_backend: sqlite\n")] }),
+      /store_backend sqlite needs store_path/,
+    ],
+    [
+      "file without store_path",
+      () => ({ args: [], env: { CONVERGE_STORE_BACKEND: "file" } }),
+      /store_backend file needs store_path/,
+    ],
     ["a bad --log-format", () => ({ args: ["--log-format", "xml"] }), /--log-format must be text or json/],
   ];
   for (const [name, make, message] of cases) {

@@ -22,7 +22,11 @@ beforeAll(async () => {
   mkdirSync(strayCwd);
   writeFileSync(join(strayCwd, ".env"), "CONVERGE_AGENTS=7\nCONVERGE_TRANSPORT=websocket\n");
   writeFileSync(join(strayCwd, "bunfig.toml"), 'preload = ["./nope.ts"]\n');
-  const p = Bun.spawn([process.execPath, join(ROOT, "scripts", "build.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawn([process.execPath, join(ROOT, "scripts", "build.ts")], {
+    cwd: ROOT,
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   if (code !== 0) throw new Error(`bun scripts/build.ts failed (${code}): ${out}${err}`);
 }, 120_000);
@@ -32,7 +36,12 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const same = (a: RunResult, b: RunResult) => expect({ code: b.code, stdout: b.stdout, stderr: b.stderr }).toEqual({ code: a.code, stdout: a.stdout, stderr: a.stderr });
+const same = (a: RunResult, b: RunResult) =>
+  expect({ code: b.code, stdout: b.stdout, stderr: b.stderr }).toEqual({
+    code: a.code,
+    stdout: a.stdout,
+    stderr: a.stderr,
+  });
 
 describe.concurrent("the compiled binary", () => {
   test("is a standalone executable", () => {
@@ -41,7 +50,14 @@ describe.concurrent("the compiled binary", () => {
     expect(st.size).toBeGreaterThan(1_000_000);
   });
 
-  for (const args of [["--help"], ["--version"], ["run", "--help"], ["tasks", "list", "--help"], ["run", "--bogus"], ["nope"]]) {
+  for (const args of [
+    ["--help"],
+    ["--version"],
+    ["run", "--help"],
+    ["tasks", "list", "--help"],
+    ["run", "--bogus"],
+    ["nope"],
+  ]) {
     test(`converge ${args.join(" ")} prints exactly what the source prints`, async () => {
       const [source, binary] = await Promise.all([runCli(args), runCli(args, bin)]);
       same(source, binary);
@@ -66,7 +82,10 @@ describe.concurrent("the compiled binary", () => {
         const db = join(dir, "run.sqlite3");
         const port = freePortRange(2);
         const cfg = join(dir, "run.toml");
-        writeFileSync(cfg, `transport = "tcp"\nport = ${port}\nagents = 2\npool_id = "workers"\nstore_backend = "sqlite"\nstore_path = "${db}"\n`);
+        writeFileSync(
+          cfg,
+          `transport = "tcp"\nport = ${port}\nagents = 2\npool_id = "workers"\nstore_backend = "sqlite"\nstore_path = "${db}"\n`,
+        );
         const opts = which === "binary" ? bin : {};
         const r = startCli(["run", "-c", cfg], opts);
         await r.waitFor("running, press Ctrl+C to stop");

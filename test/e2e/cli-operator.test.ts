@@ -38,7 +38,10 @@ export default {
 beforeAll(async () => {
   port = freePortRange(2);
   writeFileSync(join(tmp.path, "double.js"), MODULE);
-  writeFileSync(cfg, `transport: tcp\nport: ${port}\nagents: 2\npool_id: ops\nagent: double.js\nstore_backend: sqlite\nstore_path: ${db}\n`);
+  writeFileSync(
+    cfg,
+    `transport: tcp\nport: ${port}\nagents: 2\npool_id: ops\nagent: double.js\nstore_backend: sqlite\nstore_path: ${db}\n`,
+  );
   run = startCli(["run", "-v", "-c", cfg]);
   await run.waitFor("running, press Ctrl+C to stop");
   ids = [...run.stdout.matchAll(/^agent \d+\/2 ([0-9a-f]{64}) /gm)].map((m) => m[1]!).sort();
@@ -65,7 +68,12 @@ function ok(r: RunResult): string {
 
 async function waitState(id: string, state: Task["state"], timeoutMs = 10_000): Promise<Task> {
   let task: Task | undefined;
-  await until(async () => (task = await tasks.get(id))?.state === state, `task ${id} to be ${state} (now ${task?.state})`, timeoutMs, 20);
+  await until(
+    async () => (task = await tasks.get(id))?.state === state,
+    `task ${id} to be ${state} (now ${task?.state})`,
+    timeoutMs,
+    20,
+  );
   return task!;
 }
 
@@ -77,7 +85,20 @@ describe("operator commands against a running converge run (SQLite)", () => {
   let unclaimable: string;
 
   test("tasks submit prints the new task's id, and the running agents complete it", async () => {
-    doubled = ok(await cli("tasks", "submit", "--objective", "double 21", "--inputs", '{"x": 21}', "--capabilities", "double", "--pool", "ops")).trim();
+    doubled = ok(
+      await cli(
+        "tasks",
+        "submit",
+        "--objective",
+        "double 21",
+        "--inputs",
+        '{"x": 21}',
+        "--capabilities",
+        "double",
+        "--pool",
+        "ops",
+      ),
+    ).trim();
     expect(doubled).toMatch(UUID);
     const done = await waitState(doubled, "completed");
     expect(done.result).toEqual({ doubled: 42 });
@@ -85,9 +106,35 @@ describe("operator commands against a running converge run (SQLite)", () => {
   });
 
   test("tasks submit takes an id and constraints; a taken id is refused", async () => {
-    flaky = ok(await cli("tasks", "submit", "--id", "flaky-1", "--inputs", '{"x": 5, "flaky": true}', "--capabilities", "double", "--claim-ttl-sec", "20")).trim();
+    flaky = ok(
+      await cli(
+        "tasks",
+        "submit",
+        "--id",
+        "flaky-1",
+        "--inputs",
+        '{"x": 5, "flaky": true}',
+        "--capabilities",
+        "double",
+        "--claim-ttl-sec",
+        "20",
+      ),
+    ).trim();
     expect(flaky).toBe("flaky-1");
-    unclaimable = ok(await cli("tasks", "submit", "--id", "nobody-1", "--objective", "nobody can do this", "--capabilities", "juggling", "--constraints", '{"claim_ttl_sec": 5}')).trim();
+    unclaimable = ok(
+      await cli(
+        "tasks",
+        "submit",
+        "--id",
+        "nobody-1",
+        "--objective",
+        "nobody can do this",
+        "--capabilities",
+        "juggling",
+        "--constraints",
+        '{"claim_ttl_sec": 5}',
+      ),
+    ).trim();
     expect(unclaimable).toBe("nobody-1");
     const again = await cli("tasks", "submit", "--id", "nobody-1");
     expect(again.code).not.toBe(0);
@@ -99,30 +146,51 @@ describe("operator commands against a running converge run (SQLite)", () => {
 
   test("tasks get prints one task record as JSON", async () => {
     const record = JSON.parse(ok(await cli("tasks", "get", doubled)));
-    expect(record).toMatchObject({ id: doubled, objective: "double 21", inputs: { x: 21 }, state: "completed", result: { doubled: 42 }, poolId: "ops", requiredCapabilities: ["double"] });
+    expect(record).toMatchObject({
+      id: doubled,
+      objective: "double 21",
+      inputs: { x: 21 },
+      state: "completed",
+      result: { doubled: 42 },
+      poolId: "ops",
+      requiredCapabilities: ["double"],
+    });
     const missing = await cli("tasks", "get", "no-such-task");
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toMatch(/^converge: task no-such-task does not exist\n$/);
   });
 
   test("tasks list: a table of every task, --state filters, --json gives one record per line", async () => {
-    const table = ok(await cli("tasks", "list")).trimEnd().split("\n");
+    const table = ok(await cli("tasks", "list"))
+      .trimEnd()
+      .split("\n");
     expect(table[0]).toMatch(/^ID\s+STATE\s+ATTEMPTS\s+HOLDER\s+LEASE LEFT\s+OBJECTIVE/);
     expect(table.at(-1)).toBe("3 tasks");
     expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${doubled}\\s+completed\\s+1\\s+double 21$`)));
     expect(table).toContainEqual(expect.stringMatching(/^flaky-1\s+failed\s+1\s+.*flaky: the first attempt fails/));
     expect(table).toContainEqual(expect.stringMatching(/^nobody-1\s+pending\s+0\s+nobody can do this$/));
 
-    const failedOnly = ok(await cli("tasks", "list", "--state", "failed")).trimEnd().split("\n");
+    const failedOnly = ok(await cli("tasks", "list", "--state", "failed"))
+      .trimEnd()
+      .split("\n");
     expect(failedOnly.slice(1, -1).map((l) => l.split(/\s+/)[0])).toEqual(["flaky-1"]);
 
-    const json = ok(await cli("tasks", "list", "--json")).trim().split("\n").map((l) => JSON.parse(l) as Task);
+    const json = ok(await cli("tasks", "list", "--json"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Task);
     expect(json.map((t) => t.id).sort()).toEqual([doubled, "flaky-1", "nobody-1"].sort());
-    const pendingJson = ok(await cli("tasks", "list", "--json", "--state", "pending")).trim().split("\n").map((l) => JSON.parse(l) as Task);
+    const pendingJson = ok(await cli("tasks", "list", "--json", "--state", "pending"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Task);
     expect(pendingJson.map((t) => [t.id, t.state])).toEqual([["nobody-1", "pending"]]);
 
     const bad = await cli("tasks", "list", "--state", "sleeping");
-    expect({ code: bad.code, stderr: bad.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^converge: --state must be one of .*; got "sleeping"\n$/) });
+    expect({ code: bad.code, stderr: bad.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/^converge: --state must be one of .*; got "sleeping"\n$/),
+    });
   });
 
   test("tasks retry puts a failed task back to pending, and it is done again", async () => {
@@ -137,7 +205,9 @@ describe("operator commands against a running converge run (SQLite)", () => {
   test("tasks cancel cancels an unfinished task, and refuses a finished one", async () => {
     expect(ok(await cli("tasks", "cancel", unclaimable))).toBe(`${unclaimable} cancelled\n`);
     expect((await tasks.get(unclaimable))!.state).toBe("cancelled");
-    const cancelled = ok(await cli("tasks", "list", "--state", "cancelled")).trimEnd().split("\n");
+    const cancelled = ok(await cli("tasks", "list", "--state", "cancelled"))
+      .trimEnd()
+      .split("\n");
     expect(cancelled.slice(1, -1).map((l) => l.split(/\s+/)[0])).toEqual([unclaimable]);
     const finished = await cli("tasks", "cancel", doubled);
     expect(finished.code).toBe(1);
@@ -172,8 +242,14 @@ describe("operator commands against a running converge run (SQLite)", () => {
     expect(run.stderr).toMatch(new RegExp(`DEBUG\\s+runtime: received message .*id=${messageId}`));
 
     const bad = await runCli(["send", "--to", "udp://somewhere", "--payload", "{}"]);
-    expect({ code: bad.code, stderr: bad.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(/^converge: --to must be tcp:\/\/HOST:PORT/) });
+    expect({ code: bad.code, stderr: bad.stderr }).toEqual({
+      code: 2,
+      stderr: expect.stringMatching(/^converge: --to must be tcp:\/\/HOST:PORT/),
+    });
     const badPayload = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", "[1]"]);
-    expect({ code: badPayload.code, stderr: badPayload.stderr }).toEqual({ code: 2, stderr: "converge: --payload must be a JSON object\n" });
+    expect({ code: badPayload.code, stderr: badPayload.stderr }).toEqual({
+      code: 2,
+      stderr: "converge: --payload must be a JSON object\n",
+    });
   });
 });

@@ -7,7 +7,16 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { canConnect, freePort, freePortRange, runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
+import {
+  canConnect,
+  freePort,
+  freePortRange,
+  runCli,
+  startCli,
+  stopAll,
+  type RunResult,
+  type Running,
+} from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { freePort as freeRedisPort } from "../support/redis.ts";
 
@@ -41,7 +50,10 @@ async function stopCleanly(r: Running, agents: number, signal: NodeJS.Signals = 
 function discoveryKeys(dbPath: string): string[] {
   const db = new Database(dbPath, { readonly: true });
   try {
-    return db.query<{ key: string }, []>("SELECT key FROM store WHERE key LIKE 'discovery:agent:%' ORDER BY key").all().map((r) => r.key);
+    return db
+      .query<{ key: string }, []>("SELECT key FROM store WHERE key LIKE 'discovery:agent:%' ORDER BY key")
+      .all()
+      .map((r) => r.key);
   } finally {
     db.close();
   }
@@ -55,7 +67,10 @@ function expectOneLineError(r: RunResult, code: number, message: RegExp): void {
 
 describe.concurrent("the manual's four example configurations", () => {
   test("YAML, multi-agent with pool and discovery (memory): 3 agents join my-pool", async () => {
-    const cfg = file("example-multi.yaml", "transport: local\nagents: 3\npool_id: my-pool\ndiscovery_store: memory\nstore_backend: memory\n");
+    const cfg = file(
+      "example-multi.yaml",
+      "transport: local\nagents: 3\npool_id: my-pool\ndiscovery_store: memory\nstore_backend: memory\n",
+    );
     const r = await started(["-c", cfg]);
     const agents = agentLines(r.stdout);
     expect(agents).toHaveLength(3);
@@ -106,7 +121,10 @@ describe.concurrent("the manual's four example configurations", () => {
     const pool = JSON.parse(poolsJson.stdout.trim());
     expect([...pool.agents].sort()).toEqual(ids);
     for (const a of agents) expect(agentsTable.stdout).toMatch(new RegExp(`^${a.id}\\s+${a.address}\\s`, "m"));
-    const descriptors = agentsJson.stdout.trim().split("\n").map((l) => JSON.parse(l));
+    const descriptors = agentsJson.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(descriptors.map((d: { id: string }) => d.id).sort()).toEqual(ids);
     for (const d of descriptors) {
       expect(d.endpoint).toBe(agents.find((a) => a.id === d.id)!.address);
@@ -124,13 +142,21 @@ describe.concurrent("the manual's four example configurations", () => {
 
   test("TOML, Redis backend: runs on a private redis-server and leaves no discovery record", async () => {
     const port = freePort();
-    const cfg = file("example-redis.toml", `transport = "tcp"\nhost = "0.0.0.0"\nport = ${port}\nagents = 1\nstore_backend = "redis"\nstore_path = "${redis.url}"\n`);
+    const cfg = file(
+      "example-redis.toml",
+      `transport = "tcp"\nhost = "0.0.0.0"\nport = ${port}\nagents = 1\nstore_backend = "redis"\nstore_path = "${redis.url}"\n`,
+    );
     const r = await started(["-c", cfg]);
     const [agent] = agentLines(r.stdout);
     expect(r.stdout).toContain(`store: redis 127.0.0.1:${redis.port}/0 (discovery on)`);
     expect(await canConnect(port)).toBe(true);
     const listed = await runCli(["agents", "list", "-c", cfg, "--json"]);
-    expect(listed.stdout.trim().split("\n").map((l) => JSON.parse(l).id)).toEqual([agent!.id]);
+    expect(
+      listed.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).id),
+    ).toEqual([agent!.id]);
     await stopCleanly(r, 1);
     const after = await runCli(["agents", "list", "-c", cfg, "--json"]);
     expect({ code: after.code, stdout: after.stdout }).toEqual({ code: 0, stdout: "" });
@@ -140,8 +166,16 @@ describe.concurrent("the manual's four example configurations", () => {
 describe.concurrent("where the configuration comes from", () => {
   test("environment only", async () => {
     const port = freePortRange(2);
-    const r = await started([], { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port), CONVERGE_AGENTS: "2", CONVERGE_POOL_ID: "env-pool" });
-    expect(agentLines(r.stdout).map((a) => a.address)).toEqual([`tcp://127.0.0.1:${port}`, `tcp://127.0.0.1:${port + 1}`]);
+    const r = await started([], {
+      CONVERGE_TRANSPORT: "tcp",
+      CONVERGE_PORT: String(port),
+      CONVERGE_AGENTS: "2",
+      CONVERGE_POOL_ID: "env-pool",
+    });
+    expect(agentLines(r.stdout).map((a) => a.address)).toEqual([
+      `tcp://127.0.0.1:${port}`,
+      `tcp://127.0.0.1:${port + 1}`,
+    ]);
     expect(r.stdout).toContain("pool: env-pool (2 agents joined)");
     await stopCleanly(r, 2);
   });
@@ -167,9 +201,17 @@ describe.concurrent("where the configuration comes from", () => {
     const envPort = freePortRange(2);
     const filePort = freePortRange(2);
     const cfg = file("both.yaml", `transport: tcp\nport: ${filePort}\n`);
-    const env = { CONVERGE_TRANSPORT: "local", CONVERGE_PORT: String(envPort), CONVERGE_AGENTS: "2", CONVERGE_CONFIG: join(tmp.path, "not-this-one.yaml") };
+    const env = {
+      CONVERGE_TRANSPORT: "local",
+      CONVERGE_PORT: String(envPort),
+      CONVERGE_AGENTS: "2",
+      CONVERGE_CONFIG: join(tmp.path, "not-this-one.yaml"),
+    };
     const r = await started(["-c", cfg], env);
-    expect(agentLines(r.stdout).map((a) => a.address)).toEqual([`tcp://127.0.0.1:${filePort}`, `tcp://127.0.0.1:${filePort + 1}`]);
+    expect(agentLines(r.stdout).map((a) => a.address)).toEqual([
+      `tcp://127.0.0.1:${filePort}`,
+      `tcp://127.0.0.1:${filePort + 1}`,
+    ]);
     expect(await canConnect(filePort + 1)).toBe(true);
     await stopCleanly(r, 2);
   });
@@ -187,7 +229,13 @@ describe.concurrent("where the configuration comes from", () => {
     const ids = agentLines(r.stdout).map((a) => a.id);
     expect(readdirSync(dir).length).toBeGreaterThanOrEqual(2); // one JSON file per record
     const listed = await runCli(["agents", "list", "--json"], { env: { CONVERGE_DISCOVERY_STORE: dir } });
-    expect(listed.stdout.trim().split("\n").map((l) => JSON.parse(l).id).sort()).toEqual(ids.sort());
+    expect(
+      listed.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).id)
+        .sort(),
+    ).toEqual(ids.sort());
     await stopCleanly(r, 2);
     const after = await runCli(["agents", "list", "--json"], { env: { CONVERGE_DISCOVERY_STORE: dir } });
     expect({ code: after.code, stdout: after.stdout }).toEqual({ code: 0, stdout: "" });
@@ -197,7 +245,12 @@ describe.concurrent("where the configuration comes from", () => {
 describe.concurrent("signals and failures at start", () => {
   test("SIGTERM stops as cleanly as SIGINT", async () => {
     const db = join(tmp.path, "sigterm.sqlite3");
-    const r = await started([], { CONVERGE_STORE_BACKEND: "sqlite", CONVERGE_STORE_PATH: db, CONVERGE_AGENTS: "2", CONVERGE_POOL_ID: "p" });
+    const r = await started([], {
+      CONVERGE_STORE_BACKEND: "sqlite",
+      CONVERGE_STORE_PATH: db,
+      CONVERGE_AGENTS: "2",
+      CONVERGE_POOL_ID: "p",
+    });
     expect(discoveryKeys(db)).toHaveLength(2);
     await stopCleanly(r, 2, "SIGTERM");
     expect(discoveryKeys(db)).toEqual([]);
@@ -205,10 +258,22 @@ describe.concurrent("signals and failures at start", () => {
 
   test("a second SIGINT during a slow shutdown exits at once", async () => {
     const db = join(tmp.path, "slow.sqlite3");
-    file("hang.js", "export default { capabilities: ['hang'], onTask: (task) => { process.stdout.write(`working on ${task.id}\\n`); return new Promise(() => {}); } };\n");
+    file(
+      "hang.js",
+      "export default { capabilities: ['hang'], onTask: (task) => { process.stdout.write(`working on ${task.id}\\n`); return new Promise(() => {}); } };\n",
+    );
     const cfg = file("slow.yaml", `agent: hang.js\nstore_backend: sqlite\nstore_path: ${db}\nshutdown_grace_sec: 30\n`);
     const r = await started(["-c", cfg]);
-    const submitted = await runCli(["tasks", "submit", "-c", cfg, "--capabilities", "hang", "--objective", "never ends"]);
+    const submitted = await runCli([
+      "tasks",
+      "submit",
+      "-c",
+      cfg,
+      "--capabilities",
+      "hang",
+      "--objective",
+      "never ends",
+    ]);
     expect(submitted.code).toBe(0);
     await r.waitFor(`working on ${submitted.stdout.trim()}`);
     r.proc.kill("SIGINT");
@@ -225,7 +290,9 @@ describe.concurrent("signals and failures at start", () => {
     const port = freePortRange(3);
     const held = Bun.listen({ hostname: "127.0.0.1", port: port + 1, socket: { data() {} } });
     try {
-      const r = await runCli(["run"], { env: { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port), CONVERGE_AGENTS: "3" } });
+      const r = await runCli(["run"], {
+        env: { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port), CONVERGE_AGENTS: "3" },
+      });
       expectOneLineError(r, 1, new RegExp(`^converge: port ${port + 1} on 127\\.0\\.0\\.1 is already in use`));
       expect(r.stdout).not.toContain("running");
     } finally {
@@ -237,7 +304,9 @@ describe.concurrent("signals and failures at start", () => {
 
   test("an unreachable Redis is one clear line and exit 1", async () => {
     const port = await freeRedisPort();
-    const r = await runCli(["run"], { env: { CONVERGE_STORE_BACKEND: "redis", CONVERGE_STORE_PATH: `redis://127.0.0.1:${port}/0` } });
+    const r = await runCli(["run"], {
+      env: { CONVERGE_STORE_BACKEND: "redis", CONVERGE_STORE_PATH: `redis://127.0.0.1:${port}/0` },
+    });
     expectOneLineError(r, 1, new RegExp(`^converge: Redis at 127\\.0\\.0\\.1:${port} is unreachable`));
     expect(r.stdout).not.toContain("running");
   });
@@ -245,7 +314,10 @@ describe.concurrent("signals and failures at start", () => {
   test("--log-format json: every log line on stderr is a JSON object", async () => {
     const port = freePort();
     const cfg = file("json-logs.yaml", "agnets: 1\n"); // a typo: its warning must be JSON too
-    const r = await started(["-v", "--log-format", "json", "-c", cfg], { CONVERGE_TRANSPORT: "tcp", CONVERGE_PORT: String(port) });
+    const r = await started(["-v", "--log-format", "json", "-c", cfg], {
+      CONVERGE_TRANSPORT: "tcp",
+      CONVERGE_PORT: String(port),
+    });
     const sent = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", '{"hello":"json"}']);
     expect(sent.code).toBe(0);
     const messageId = sent.stdout.split("\n")[0]!;
@@ -254,9 +326,12 @@ describe.concurrent("signals and failures at start", () => {
     const lines = r.stderr.split("\n").filter((l) => l !== "");
     expect(lines.length).toBeGreaterThanOrEqual(3);
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (const rec of records) expect([typeof rec.ts, typeof rec.level, typeof rec.msg]).toEqual(["string", "string", "string"]);
+    for (const rec of records)
+      expect([typeof rec.ts, typeof rec.level, typeof rec.msg]).toEqual(["string", "string", "string"]);
     expect(records).toContainEqual(expect.objectContaining({ level: "debug", msg: "received message", id: messageId }));
     expect(records).toContainEqual(expect.objectContaining({ level: "info", msg: "SIGINT received, stopping" }));
-    expect(records).toContainEqual(expect.objectContaining({ level: "warn", msg: expect.stringContaining('unknown config key "agnets"') }));
+    expect(records).toContainEqual(
+      expect.objectContaining({ level: "warn", msg: expect.stringContaining('unknown config key "agnets"') }),
+    );
   });
 });

@@ -26,13 +26,25 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
   const workers: WorkerProcess[] = [];
   try {
     for (let p = 0; p < PROCESSES; p++) {
-      const config: Config = { backend, location, name: `p${p}`, outDir, agents: Array.from({ length: AGENTS }, (_, a) => ({ name: `a${a}` })), concurrency: 2, pollIntervalMs: 5000 };
+      const config: Config = {
+        backend,
+        location,
+        name: `p${p}`,
+        outDir,
+        agents: Array.from({ length: AGENTS }, (_, a) => ({ name: `a${a}` })),
+        concurrency: 2,
+        pollIntervalMs: 5000,
+      };
       workers.push(new WorkerProcess(config));
     }
     await Promise.all(workers.map((w) => w.ready()));
     // Submitted while every agent is already hunting for work, in concurrent batches.
     for (let i = 0; i < TASKS; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, j) => tm.submit({ id: `t${String(i + j).padStart(4, "0")}`, inputs: { x: i + j } })));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) =>
+          tm.submit({ id: `t${String(i + j).padStart(4, "0")}`, inputs: { x: i + j } }),
+        ),
+      );
     }
     await until(async () => (await tm.openTasks()).length === 0, "every task to be final", 50_000, 50);
     const codes = await Promise.all(workers.map((w) => w.stop()));
@@ -50,7 +62,9 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
     expect(new Set(handled.map((l) => l.who.split(".")[0])).size).toBe(PROCESSES);
 
     const byTask = new Map(handled.map((l) => [l.task, l]));
-    const tasks = (await Promise.all(Array.from({ length: TASKS }, (_, i) => tm.get(`t${String(i).padStart(4, "0")}`)))) as Task[];
+    const tasks = (await Promise.all(
+      Array.from({ length: TASKS }, (_, i) => tm.get(`t${String(i).padStart(4, "0")}`)),
+    )) as Task[];
     for (const t of tasks) {
       expect(t.state).toBe("completed");
       expect(t.attempts).toBe(1);

@@ -36,7 +36,12 @@ describe("fencing", () => {
       expect(first).not.toBeNull();
       expect(await b.claim("t", "agent-b")).toBeNull(); // held
       expect(await b.releaseExpiredClaims()).toEqual([]); // not expired yet
-      await until(async () => (await b.releaseExpiredClaims()).includes("t"), "the lease to expire and be released", 2000, 20);
+      await until(
+        async () => (await b.releaseExpiredClaims()).includes("t"),
+        "the lease to expire and be released",
+        2000,
+        20,
+      );
       const second = (await b.claim("t", "agent-b"))!;
       expect(second.task.attempts).toBe(2);
 
@@ -87,7 +92,10 @@ describe("fencing", () => {
 
         // The old holder thaws: its renewal or its report is refused, and nothing changes.
         p0.kill("SIGCONT");
-        const stopped = (await p0.stop().then(() => p0.events.find((e) => e.event === "stopped"))) as Extract<WorkerEvent, { event: "stopped" }>;
+        const stopped = (await p0.stop().then(() => p0.events.find((e) => e.event === "stopped"))) as Extract<
+          WorkerEvent,
+          { event: "stopped" }
+        >;
         expect(stopped.stats.a0!.leasesLost).toBe(1);
         expect(stopped.stats.a0!.completed).toBe(0);
         const after = (await tm.get("t"))!;
@@ -110,7 +118,15 @@ describe("fencing", () => {
     const outDir = join(tmp.path, "renew");
     const store = await openChoice({ backend: "sqlite", location: loc });
     const tm = new TaskManager(store);
-    const w = new WorkerProcess({ backend: "sqlite", location: loc, name: "p0", outDir, agents: [{ name: "a0" }], delayMs: 1500, events: true });
+    const w = new WorkerProcess({
+      backend: "sqlite",
+      location: loc,
+      name: "p0",
+      outDir,
+      agents: [{ name: "a0" }],
+      delayMs: 1500,
+      events: true,
+    });
     let reaping = true;
     try {
       await w.ready();

@@ -45,8 +45,19 @@ describe("crash recovery", () => {
       const outDir = join(tmp.path, `crash-${backend}`);
       const store = await openChoice({ backend, location: loc });
       const tm = new TaskManager(store);
-      const base = { backend, location: loc, outDir, concurrency: 2, delayMs: 150, releaseIntervalMs: 100, pollIntervalMs: 1000, events: true } as const;
-      const workers = ["p0", "p1", "p2"].map((name) => new WorkerProcess({ ...base, name, agents: [{ name: "a0" }, { name: "a1" }] }));
+      const base = {
+        backend,
+        location: loc,
+        outDir,
+        concurrency: 2,
+        delayMs: 150,
+        releaseIntervalMs: 100,
+        pollIntervalMs: 1000,
+        events: true,
+      } as const;
+      const workers = ["p0", "p1", "p2"].map(
+        (name) => new WorkerProcess({ ...base, name, agents: [{ name: "a0" }, { name: "a1" }] }),
+      );
       try {
         const ids = await Promise.all(workers.map((w) => w.ready()));
         const victimIds = new Set(Object.values(ids[0]!));
@@ -115,7 +126,17 @@ describe("restart recovery", () => {
       const outDir = join(tmp.path, `restart-${backend}`);
       // The file store is atomic only within one process: one worker process there, two elsewhere.
       const names = backend === "file" ? ["p0"] : ["p0", "p1"];
-      const config = (name: string, gen: number): Config => ({ backend, location: loc, name: `${name}g${gen}`, outDir, agents: [{ name: "a0" }, { name: "a1" }], delayMs: 40, pollIntervalMs: 200, shutdownGraceMs: 5000, events: true });
+      const config = (name: string, gen: number): Config => ({
+        backend,
+        location: loc,
+        name: `${name}g${gen}`,
+        outDir,
+        agents: [{ name: "a0" }, { name: "a1" }],
+        delayMs: 40,
+        pollIntervalMs: 200,
+        shutdownGraceMs: 5000,
+        events: true,
+      });
       let store = await openChoice({ backend, location: loc });
       let tm = new TaskManager(store);
       let workers: WorkerProcess[] = [];
@@ -140,7 +161,12 @@ describe("restart recovery", () => {
         // Generation 2 finishes it.
         workers = names.map((n) => new WorkerProcess(config(n, 2)));
         await Promise.all(workers.map((w) => w.ready()));
-        await until(async () => (await allTasks(tm, N)).every((t) => t.state === "completed"), "every task to complete", 20_000, 50);
+        await until(
+          async () => (await allTasks(tm, N)).every((t) => t.state === "completed"),
+          "every task to complete",
+          20_000,
+          50,
+        );
         expect(await Promise.all(workers.map((w) => w.stop()))).toEqual(names.map(() => 0));
 
         const journal = readJournals(outDir);

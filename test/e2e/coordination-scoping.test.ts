@@ -16,11 +16,7 @@ import type { AgentSpec } from "./fixtures/coordination-worker.ts";
 const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-scoping-", cleanup: [killAll] });
 
 const PROCESSES: Record<string, AgentSpec[]> = {
-  p0: [
-    { name: "gpu", capabilities: ["gpu"] },
-    { name: "red", pools: ["red"] },
-    { name: "plain" },
-  ],
+  p0: [{ name: "gpu", capabilities: ["gpu"] }, { name: "red", pools: ["red"] }, { name: "plain" }],
   p1: [
     { name: "gpu-ssd", capabilities: ["gpu", "ssd"] },
     { name: "blue", pools: ["blue"] },
@@ -43,7 +39,10 @@ test("sqlite, two processes: pool and capability scoped tasks are only ever clai
   const outDir = join(tmp.path, "out");
   const store = await openChoice({ backend: "sqlite", location: path });
   const tm = new TaskManager(store);
-  const workers = Object.entries(PROCESSES).map(([name, agents]) => new WorkerProcess({ backend: "sqlite", location: path, name, outDir, agents, concurrency: 2, delayMs: 2 }));
+  const workers = Object.entries(PROCESSES).map(
+    ([name, agents]) =>
+      new WorkerProcess({ backend: "sqlite", location: path, name, outDir, agents, concurrency: 2, delayMs: 2 }),
+  );
   const PER_KIND = 40;
   try {
     await Promise.all(workers.map((w) => w.ready()));

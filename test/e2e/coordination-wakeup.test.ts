@@ -34,7 +34,16 @@ describe("wake-ups across processes", () => {
       if (backend === "sqlite") await new SqliteStore(location).close();
       const store = await openChoice({ backend, location });
       const tm = new TaskManager(store);
-      const w = new WorkerProcess({ backend, location, name: "p0", outDir: join(tmp.path, `out-${backend}`), agents: [{ name: "a0" }, { name: "a1" }], pollIntervalMs: POLL_MS, releaseIntervalMs: 60_000, events: true });
+      const w = new WorkerProcess({
+        backend,
+        location,
+        name: "p0",
+        outDir: join(tmp.path, `out-${backend}`),
+        agents: [{ name: "a0" }, { name: "a1" }],
+        pollIntervalMs: POLL_MS,
+        releaseIntervalMs: 60_000,
+        events: true,
+      });
       try {
         await w.ready();
         const latencies: number[] = [];
@@ -148,7 +157,11 @@ describe("shared open-task reads", () => {
         return [];
       }
     }
-    const runtime = new AgentRuntime(new Watcher(), { taskManager: mine, pollIntervalMs: 5000, releaseIntervalMs: 60_000 });
+    const runtime = new AgentRuntime(new Watcher(), {
+      taskManager: mine,
+      pollIntervalMs: 5000,
+      releaseIntervalMs: 60_000,
+    });
     const release = Promise.withResolvers<void>();
     try {
       await runtime.start();

@@ -10,7 +10,17 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { runCli, stopAll, type Running } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
-import { MODULES, agentIds, duplicates, openStore, readLines, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  agentIds,
+  duplicates,
+  openStore,
+  readLines,
+  startWorker,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
 const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-worker-crash-", redis: true, cleanup: [stopAll] });
 
@@ -18,9 +28,16 @@ const TASKS = 400;
 
 test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, each exactly once", async () => {
   const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, "crash.db") };
-  const config = writeConfig(tmp.path, "crash", spec, { agents: 4, concurrency: 2, agent: join(MODULES, "sleepy.js"), claim_ttl_sec: 2 });
+  const config = writeConfig(tmp.path, "crash", spec, {
+    agents: 4,
+    concurrency: 2,
+    agent: join(MODULES, "sleepy.js"),
+    claim_ttl_sec: 2,
+  });
   const logs = [0, 1, 2].map((i) => join(tmp.path, `crash-${i}.log`));
-  const workers = await Promise.all(logs.map((log) => startWorker(config, { env: { HANDLED_LOG: log, SLEEP_MS: "40" } })));
+  const workers = await Promise.all(
+    logs.map((log) => startWorker(config, { env: { HANDLED_LOG: log, SLEEP_MS: "40" } })),
+  );
   const store = await openStore(spec);
   try {
     const tm = new TaskManager(store);
@@ -31,7 +48,12 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
     const victim = workers[0]!;
     const victimAgents = agentIds(victim);
     expect(victimAgents.length).toBe(4);
-    await until(() => readLines([logs[0]!]).filter((l) => l.startsWith("done")).length >= 20, "the victim to finish some tasks", 15_000, 5);
+    await until(
+      () => readLines([logs[0]!]).filter((l) => l.startsWith("done")).length >= 20,
+      "the victim to finish some tasks",
+      15_000,
+      5,
+    );
     const listed = await runCli(["tasks", "list", "-c", config, "--state", "assigned"]);
     expect(listed.code).toBe(0);
     const heldRows = listed.stdout.split("\n").filter((l) => / assigned /.test(l));
@@ -49,7 +71,11 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
     const codes = await Promise.all(workers.slice(1).map((w) => w.stop("SIGTERM")));
     expect(codes).toEqual([0, 0]);
 
-    const started = new Set(readLines([logs[0]!]).filter((l) => l.startsWith("start")).map((l) => l.slice(6)));
+    const started = new Set(
+      readLines([logs[0]!])
+        .filter((l) => l.startsWith("start"))
+        .map((l) => l.slice(6)),
+    );
     for (const t of records) {
       expect(t.state).toBe("completed");
       expect((t.result as { doubled: number }).doubled).toBe(Number(t.id.slice(1)) * 2);
@@ -61,9 +87,13 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
     }
     for (const t of held) expect(records.find((r) => r.id === t.id)!.attempts).toBe(2);
     // Among the survivors, each task was done once; only the victim's unreported tasks were done twice overall.
-    const survivorsDone = readLines(logs.slice(1)).filter((l) => l.startsWith("done")).map((l) => l.slice(5));
+    const survivorsDone = readLines(logs.slice(1))
+      .filter((l) => l.startsWith("done"))
+      .map((l) => l.slice(5));
     expect(duplicates(survivorsDone)).toEqual([]);
-    const allDone = readLines(logs).filter((l) => l.startsWith("done")).map((l) => l.slice(5));
+    const allDone = readLines(logs)
+      .filter((l) => l.startsWith("done"))
+      .map((l) => l.slice(5));
     expect(new Set(allDone)).toEqual(new Set(ids));
     for (const id of duplicates(allDone)) expect(started.has(id)).toBe(true);
     let reported = 0;
@@ -79,7 +109,12 @@ test.concurrent("tasks list marks the holder (gone) once its process was killed,
   const spec: StoreSpec = { backend: "redis", url: redis.url };
   // claim_ttl_sec 6: beats every second, gone after 3 s without one, while the leases (renewed every 3 s) have 3 s or more left.
   // No other process shares this store, so nothing releases the expired leases before the rescuer starts.
-  const config = writeConfig(tmp.path, "gone", spec, { agents: 2, concurrency: 2, agent: join(MODULES, "sleepy.js"), claim_ttl_sec: 6 });
+  const config = writeConfig(tmp.path, "gone", spec, {
+    agents: 2,
+    concurrency: 2,
+    agent: join(MODULES, "sleepy.js"),
+    claim_ttl_sec: 6,
+  });
   const log = join(tmp.path, "gone.log");
   const holder = await startWorker(config, { env: { HANDLED_LOG: log, SLEEP_MS: "60000" } });
   let rescuer: Running | undefined;
@@ -90,7 +125,8 @@ test.concurrent("tasks list marks the holder (gone) once its process was killed,
     for (const id of ids) await tm.submit({ id, inputs: { x: 1 } });
     await until(() => readLines([log]).length === 3, "the three tasks to start", 10_000);
     const prefixes = agentIds(holder).map((a) => a.slice(0, 12));
-    const rows = async () => (await runCli(["tasks", "list", "-c", config])).stdout.split("\n").filter((l) => / assigned /.test(l));
+    const rows = async () =>
+      (await runCli(["tasks", "list", "-c", config])).stdout.split("\n").filter((l) => / assigned /.test(l));
     const before = await rows();
     expect(before.length).toBe(3);
     for (const row of before) {
@@ -102,7 +138,12 @@ test.concurrent("tasks list marks the holder (gone) once its process was killed,
     await holder.exited;
     const killed = performance.now();
     let after: string[] = [];
-    await until(async () => (after = await rows()).every((r) => r.includes("(gone)")), "the holder to show as gone", 10_000, 200);
+    await until(
+      async () => (after = await rows()).every((r) => r.includes("(gone)")),
+      "the holder to show as gone",
+      10_000,
+      200,
+    );
     expect(performance.now() - killed).toBeLessThan(8000); // 3 missed beats, plus a loaded machine's CLI start-ups
     expect(after.length).toBe(3); // still assigned: nobody has released them yet
     for (const row of after) expect(row).toMatch(/[0-9a-f]{12} \(gone\)\s+(\d+s|expired)$/);

@@ -10,7 +10,18 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { DiscoveryService } from "../../src/network/discovery.ts";
 import { stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
-import { MODULES, duplicates, ensureBinary, openStore, readLines, startWorker, submitViaCli, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  duplicates,
+  ensureBinary,
+  openStore,
+  readLines,
+  startWorker,
+  submitViaCli,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
 const PROCESSES = 3;
 const TASKS = 1000;
@@ -19,10 +30,21 @@ const TASKS = 1000;
  *  in this process over the same store. */
 const VIA_CLI = 50;
 
-const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-worker-once-", redis: true, before: ensureBinary, cleanup: [stopAll], timeoutMs: 120_000 });
+const { tmp, redis } = useE2eEnvironment({
+  prefix: "converge-e2e-worker-once-",
+  redis: true,
+  before: ensureBinary,
+  cleanup: [stopAll],
+  timeoutMs: 120_000,
+});
 
 async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promise<void> {
-  const config = writeConfig(tmp.path, name, spec, { agents: 4, concurrency: 2, agent: join(MODULES, "double.js"), claim_ttl_sec: 30 });
+  const config = writeConfig(tmp.path, name, spec, {
+    agents: 4,
+    concurrency: 2,
+    agent: join(MODULES, "double.js"),
+    claim_ttl_sec: 30,
+  });
   const logs = Array.from({ length: PROCESSES }, (_, i) => join(tmp.path, `${name}-handled-${i}.log`));
   const workers = await Promise.all(logs.map((log) => startWorker(config, { env: { HANDLED_LOG: log }, binary })));
   const store = await openStore(spec);
@@ -31,9 +53,14 @@ async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promi
     const ids = Array.from({ length: TASKS }, (_, i) => `${name}-${String(i).padStart(4, "0")}`);
     const x = (id: string) => Number(id.slice(-4));
     await Promise.all([
-      submitViaCli(config, ids.slice(0, VIA_CLI).map((id) => ({ id, inputs: { x: x(id) }, capabilities: "double" })), { binary }),
+      submitViaCli(
+        config,
+        ids.slice(0, VIA_CLI).map((id) => ({ id, inputs: { x: x(id) }, capabilities: "double" })),
+        { binary },
+      ),
       (async () => {
-        for (const id of ids.slice(VIA_CLI)) await tm.submit({ id, inputs: { x: x(id) }, requiredCapabilities: ["double"] });
+        for (const id of ids.slice(VIA_CLI))
+          await tm.submit({ id, inputs: { x: x(id) }, requiredCapabilities: ["double"] });
       })(),
     ]);
     const records = await waitFinal(tm, ids, 60_000);
@@ -63,7 +90,19 @@ async function exactlyOnce(name: string, spec: StoreSpec, binary = false): Promi
 }
 
 describe("double.js: 3 converge run processes × 4 agents, 1,000 tasks", () => {
-  test("on SQLite every task completes once with the right result", () => exactlyOnce("sqlite", { backend: "sqlite", path: join(tmp.path, "once.db") }), 90_000);
-  test("on Redis every task completes once with the right result", () => exactlyOnce("redis", { backend: "redis", url: redis.url }), 90_000);
-  test("the compiled binary does the same (Redis)", () => exactlyOnce("binary", { backend: "redis", url: redis.url.replace(/\/0$/, "/1") }, true), 90_000);
+  test(
+    "on SQLite every task completes once with the right result",
+    () => exactlyOnce("sqlite", { backend: "sqlite", path: join(tmp.path, "once.db") }),
+    90_000,
+  );
+  test(
+    "on Redis every task completes once with the right result",
+    () => exactlyOnce("redis", { backend: "redis", url: redis.url }),
+    90_000,
+  );
+  test(
+    "the compiled binary does the same (Redis)",
+    () => exactlyOnce("binary", { backend: "redis", url: redis.url.replace(/\/0$/, "/1") }, true),
+    90_000,
+  );
 });

@@ -19,7 +19,12 @@ async function runOnce(config: string): Promise<string[]> {
 
 test.concurrent("with identity_dir, agent ids survive a restart and key files are mode 0600", async () => {
   const dir = join(tmp.path, "keys", "nested"); // created on first use
-  const config = writeConfig(tmp.path, "stable", { backend: "sqlite", path: join(tmp.path, "stable.db") }, { agents: 3, agent: join(MODULES, "double.js"), identity_dir: dir });
+  const config = writeConfig(
+    tmp.path,
+    "stable",
+    { backend: "sqlite", path: join(tmp.path, "stable.db") },
+    { agents: 3, agent: join(MODULES, "double.js"), identity_dir: dir },
+  );
   const first = await runOnce(config);
   const second = await runOnce(config);
   expect(first.length).toBe(3);
@@ -30,7 +35,12 @@ test.concurrent("with identity_dir, agent ids survive a restart and key files ar
 });
 
 test.concurrent("without identity_dir, every run has fresh agent ids", async () => {
-  const config = writeConfig(tmp.path, "fresh", { backend: "sqlite", path: join(tmp.path, "fresh.db") }, { agents: 2, agent: join(MODULES, "double.js") });
+  const config = writeConfig(
+    tmp.path,
+    "fresh",
+    { backend: "sqlite", path: join(tmp.path, "fresh.db") },
+    { agents: 2, agent: join(MODULES, "double.js") },
+  );
   const first = await runOnce(config);
   const second = await runOnce(config);
   expect(first.length).toBe(2);

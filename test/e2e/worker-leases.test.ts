@@ -9,7 +9,17 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { freePort, stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";
-import { MODULES, agentIds, openStore, parsePrometheus, readLines, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  agentIds,
+  openStore,
+  parsePrometheus,
+  readLines,
+  startWorker,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
 const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-leases-", cleanup: [stopAll] });
 
@@ -17,10 +27,15 @@ test.concurrent("long tasks (3 s handler, claim_ttl_sec 1) are renewed, never ta
   const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, "long.db") };
   const port = freePort();
   const keys = { agents: 2, concurrency: 2, agent: join(MODULES, "sleepy.js"), claim_ttl_sec: 1 };
-  const configs = [writeConfig(tmp.path, "long-http", spec, { ...keys, http_port: port }), writeConfig(tmp.path, "long", spec, keys)];
+  const configs = [
+    writeConfig(tmp.path, "long-http", spec, { ...keys, http_port: port }),
+    writeConfig(tmp.path, "long", spec, keys),
+  ];
   const logs = [0, 1].map((i) => join(tmp.path, `long-${i}.log`));
   // Two processes, so that a lease that lapsed would be taken over by the other one.
-  const workers = await Promise.all(logs.map((log, i) => startWorker(configs[i]!, { env: { HANDLED_LOG: log, SLEEP_MS: "3000" } })));
+  const workers = await Promise.all(
+    logs.map((log, i) => startWorker(configs[i]!, { env: { HANDLED_LOG: log, SLEEP_MS: "3000" } })),
+  );
   const store = await openStore(spec);
   try {
     const tm = new TaskManager(store);
@@ -49,7 +64,13 @@ test.concurrent("long tasks (3 s handler, claim_ttl_sec 1) are renewed, never ta
 test.concurrent("SIGTERM drains: unfinished tasks are back to pending within the grace period, and another worker completes them", async () => {
   const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, "drain.db") };
   const grace = 1;
-  const config = writeConfig(tmp.path, "drain", spec, { agents: 2, concurrency: 2, agent: join(MODULES, "sleepy.js"), shutdown_grace_sec: grace, claim_ttl_sec: 30 });
+  const config = writeConfig(tmp.path, "drain", spec, {
+    agents: 2,
+    concurrency: 2,
+    agent: join(MODULES, "sleepy.js"),
+    shutdown_grace_sec: grace,
+    claim_ttl_sec: 30,
+  });
   const firstLog = join(tmp.path, "drain-first.log");
   const secondLog = join(tmp.path, "drain-second.log");
   const store = await openStore(spec);
@@ -61,7 +82,11 @@ test.concurrent("SIGTERM drains: unfinished tasks are back to pending within the
     const slow = ["drain-1", "drain-2", "drain-3"];
     await tm.submit({ id: quick, inputs: { x: 5, ms: 300 } }); // finishes within the grace period
     for (const id of slow) await tm.submit({ id, inputs: { x: 1 } });
-    await until(() => readLines([firstLog]).filter((l) => l.startsWith("start")).length === 4, "all four tasks to start", 10_000);
+    await until(
+      () => readLines([firstLog]).filter((l) => l.startsWith("start")).length === 4,
+      "all four tasks to start",
+      10_000,
+    );
 
     const t0 = performance.now();
     const code = await first.stop("SIGTERM");

@@ -10,13 +10,30 @@ import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { runCli, stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
-import { MODULES, ensureBinary, openStore, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  ensureBinary,
+  openStore,
+  startWorker,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
-const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-modules-", before: ensureBinary, cleanup: [stopAll], timeoutMs: 120_000 });
+const { tmp } = useE2eEnvironment({
+  prefix: "converge-e2e-worker-modules-",
+  before: ensureBinary,
+  cleanup: [stopAll],
+  timeoutMs: 120_000,
+});
 
 const BAD: [string, string, RegExp][] = [
   ["a missing module", "missing.js", /agent module \S+missing\.js does not exist/],
-  ["a module that throws on load", "throws-on-load.js", /agent module \S+throws-on-load\.js failed to load: boom while loading the module/],
+  [
+    "a module that throws on load",
+    "throws-on-load.js",
+    /agent module \S+throws-on-load\.js failed to load: boom while loading the module/,
+  ],
   ["a module without a default export", "no-default.js", /agent module \S+no-default\.js has no default export/],
   ["a default export that is a number", "exports-number.js", /must export an object .* got a number/],
   ["an object with none of decide, onTask, onMessage", "no-hooks.js", /defines none of decide, onTask or onMessage/],
@@ -27,7 +44,12 @@ const BAD: [string, string, RegExp][] = [
 for (const binary of [false, true]) {
   describe(binary ? "compiled binary" : "from source", () => {
     test.concurrent.each(BAD)("%s: its message and exit 2", async (_what, file, message) => {
-      const config = writeConfig(tmp.path, `bad-${binary}-${file}`, { backend: "sqlite", path: join(tmp.path, "bad.db") }, { agent: join(MODULES, file) });
+      const config = writeConfig(
+        tmp.path,
+        `bad-${binary}-${file}`,
+        { backend: "sqlite", path: join(tmp.path, "bad.db") },
+        { agent: join(MODULES, file) },
+      );
       const r = await runCli(["run", "-c", config], { binary });
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);

@@ -11,7 +11,19 @@ import { freePort, stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import type { RedisServer } from "../support/redis.ts";
 import { until } from "../support/wait.ts";
-import { MODULES, agentIds, duplicates, openStore, parsePrometheus, readLines, startPersistentRedis, startWorker, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  agentIds,
+  duplicates,
+  openStore,
+  parsePrometheus,
+  readLines,
+  startPersistentRedis,
+  startWorker,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
 /** Started by the test itself, with an append-only file in the temporary directory so that it can restart with its data. */
 let redis: RedisServer | undefined;
@@ -33,9 +45,14 @@ test("workers ride out a Redis restart: every task completes once, and /healthz 
   const port = freePort();
   // Handlers take 200 ms, so the 16 running when Redis stops finish while it is down; leases of 10 s outlast the outage.
   const keys = { agents: 4, concurrency: 2, agent: join(MODULES, "sleepy.js"), claim_ttl_sec: 10 };
-  const configs = [writeConfig(tmp.path, "restart-http", spec, { ...keys, http_port: port }), writeConfig(tmp.path, "restart", spec, keys)];
+  const configs = [
+    writeConfig(tmp.path, "restart-http", spec, { ...keys, http_port: port }),
+    writeConfig(tmp.path, "restart", spec, keys),
+  ];
   const logs = [0, 1].map((i) => join(tmp.path, `restart-${i}.log`));
-  const workers = await Promise.all(logs.map((log, i) => startWorker(configs[i]!, { env: { HANDLED_LOG: log, SLEEP_MS: "200" } })));
+  const workers = await Promise.all(
+    logs.map((log, i) => startWorker(configs[i]!, { env: { HANDLED_LOG: log, SLEEP_MS: "200" } })),
+  );
   const base = `http://127.0.0.1:${port}`;
   const store = await openStore(spec);
   try {
@@ -62,7 +79,9 @@ test("workers ride out a Redis restart: every task completes once, and /healthz 
       expect(t.state).toBe("completed");
       expect((t.result as { doubled: number }).doubled).toBe(Number(t.id.slice(1)) * 2);
     }
-    const done = readLines(logs).filter((l) => l.startsWith("done")).map((l) => l.slice(5));
+    const done = readLines(logs)
+      .filter((l) => l.startsWith("done"))
+      .map((l) => l.slice(5));
     expect(new Set(done)).toEqual(new Set(ids));
     // Work finished while Redis was down is recorded once it is back, not thrown away and redone.
     expect(duplicates(done)).toEqual([]);

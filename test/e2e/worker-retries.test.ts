@@ -9,7 +9,15 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { runCli, stopAll, type Running } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
-import { MODULES, openStore, startWorker, submitViaCli, waitFinal, writeConfig, type StoreSpec } from "./fixtures/worker-support/harness.ts";
+import {
+  MODULES,
+  openStore,
+  startWorker,
+  submitViaCli,
+  waitFinal,
+  writeConfig,
+  type StoreSpec,
+} from "./fixtures/worker-support/harness.ts";
 
 const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-worker-retries-", cleanup: [stopAll] });
 let spec: StoreSpec;

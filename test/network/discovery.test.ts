@@ -5,7 +5,13 @@ import { IdentityError, StoreError } from "../../src/core/errors.ts";
 import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
-import { DISCOVERY_PREFIX, DiscoveryService, descriptorFor, endpointResolver, type AgentDescriptor } from "../../src/network/discovery.ts";
+import {
+  DISCOVERY_PREFIX,
+  DiscoveryService,
+  descriptorFor,
+  endpointResolver,
+  type AgentDescriptor,
+} from "../../src/network/discovery.ts";
 import { IdentityRegistry } from "../../src/network/identity-registry.ts";
 import { FileStore } from "../../src/store/file.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
@@ -164,7 +170,10 @@ describe("discovery for transports and verification", () => {
     const aliceT = new LocalTransport({ agentId: alice.id, hub });
     await bob.start();
     await aliceT.start();
-    cleanups.push(() => bob.stop(), () => aliceT.stop());
+    cleanups.push(
+      () => bob.stop(),
+      () => aliceT.stop(),
+    );
     const registry = new IdentityRegistry();
     const keys = d.keys(registry);
     await aliceT.send(new Message({ recipient: "bob", payload: { n: 1 } }).sign(alice.identity));
@@ -183,12 +192,17 @@ describe("discovery for transports and verification", () => {
     await bob.start();
     const alice = new TcpTransport({ listen: false, resolve: endpointResolver(d) });
     await alice.start();
-    cleanups.push(() => bob.stop(), () => alice.stop());
+    cleanups.push(
+      () => bob.stop(),
+      () => alice.stop(),
+    );
     await d.register(descriptorFor(bobAgent, bob.address));
     const arrived = collect(bob, 1);
     await alice.send(new Message({ recipient: bobAgent.id, payload: { hi: "bob" } }));
     expect((await arrived)[0]!.payload.hi).toBe("bob");
-    await expect(alice.send(new Message({ recipient: "nobody" }))).rejects.toThrow(/recipient nobody has no known endpoint/);
+    await expect(alice.send(new Message({ recipient: "nobody" }))).rejects.toThrow(
+      /recipient nobody has no known endpoint/,
+    );
   });
 
   test("the endpoint resolver caches for its ttl and sees a re-registered endpoint after it", async () => {

@@ -46,7 +46,11 @@ describe("AgentNetwork", () => {
 
   test("broadcast reaches the subscribers of its topics and never comes back to the sender", async () => {
     const hub = new LocalHub();
-    const [alice, bob, carol] = [await network(hub, ["jobs"]), await network(hub, ["jobs"]), await network(hub, ["other"])];
+    const [alice, bob, carol] = [
+      await network(hub, ["jobs"]),
+      await network(hub, ["jobs"]),
+      await network(hub, ["other"]),
+    ];
     await alice.broadcast({ job: 1 }, { topics: [topic("jobs")] });
     expect((await bob.receive(1000)).payload).toEqual({ job: 1 });
     await expect(carol.receive(0)).rejects.toBeInstanceOf(TimeoutError);
@@ -64,6 +68,8 @@ describe("AgentNetwork", () => {
 
   test("a verify-only identity cannot drive a network", () => {
     const verifyOnly = Identity.fromPublicKey(Identity.generate().publicKey);
-    expect(() => new AgentNetwork(new LocalTransport({ agentId: verifyOnly.fingerprint, hub: new LocalHub() }), verifyOnly)).toThrow(TransportError);
+    expect(
+      () => new AgentNetwork(new LocalTransport({ agentId: verifyOnly.fingerprint, hub: new LocalHub() }), verifyOnly),
+    ).toThrow(TransportError);
   });
 });

@@ -27,7 +27,10 @@ describe("ReplayLog", () => {
     const e = log.recordSent(m);
     expect(e).toEqual({ direction: "sent", time: 123, message: m.toJSON() });
     log.recordReceived(msg(2));
-    expect(log.entries().map((x) => [x.direction, (x.message.payload as { n: number }).n])).toEqual([["sent", 1], ["received", 2]]);
+    expect(log.entries().map((x) => [x.direction, (x.message.payload as { n: number }).n])).toEqual([
+      ["sent", 1],
+      ["received", 2],
+    ]);
   });
 
   test("the ring keeps the newest entries up to its capacity, oldest first, and counts the dropped", () => {
@@ -104,16 +107,23 @@ describe("reading replay files", () => {
 
   test("a malformed line in the middle is an error naming the file and line", () => {
     const file = join(tmp(), "replay.jsonl");
-    writeFileSync(file, '{"direction":"sent","time":1,"message":{}}\nnot json\n{"direction":"sent","time":2,"message":{}}\n');
+    writeFileSync(
+      file,
+      '{"direction":"sent","time":1,"message":{}}\nnot json\n{"direction":"sent","time":2,"message":{}}\n',
+    );
     expect(() => readReplayFile(file)).toThrow(`${file}:2: not valid JSON`);
   });
 
   test("a line that is JSON but not an entry is an error", () => {
-    expect(() => parseReplay('{"direction":"sideways","time":1,"message":{}}\n')).toThrow(/replay:1: not a replay entry/);
+    expect(() => parseReplay('{"direction":"sideways","time":1,"message":{}}\n')).toThrow(
+      /replay:1: not a replay entry/,
+    );
   });
 
   test("blank lines are ignored", () => {
-    expect(parseReplay('\n{"direction":"received","time":5,"message":{"id":"x"}}\n\n')).toEqual([{ direction: "received", time: 5, message: { id: "x" } }]);
+    expect(parseReplay('\n{"direction":"received","time":5,"message":{"id":"x"}}\n\n')).toEqual([
+      { direction: "received", time: 5, message: { id: "x" } },
+    ]);
   });
 
   test("a missing file is a ReplayError", () => {

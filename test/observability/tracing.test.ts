@@ -9,7 +9,9 @@ function capture(level: Level) {
   lines = [];
   configureLogging({ level, format: "json", sink });
 }
-afterEach(() => configureLogging({ level: original.level, format: "text", sink: { write: (l) => process.stderr.write(l) } }));
+afterEach(() =>
+  configureLogging({ level: original.level, format: "text", sink: { write: (l) => process.stderr.write(l) } }),
+);
 
 describe("tracing", () => {
   test("a span reports its name, fields and duration at debug level, once", async () => {
@@ -39,7 +41,11 @@ describe("tracing", () => {
 
   test("traced reports a thrown error on the span and rethrows it", async () => {
     capture("debug");
-    await expect(traced(logger("t"), "boom", () => { throw new Error("bad input"); })).rejects.toThrow("bad input");
+    await expect(
+      traced(logger("t"), "boom", () => {
+        throw new Error("bad input");
+      }),
+    ).rejects.toThrow("bad input");
     expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "span boom", error: "bad input" });
   });
 });

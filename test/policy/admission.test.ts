@@ -29,7 +29,10 @@ describe("admits", () => {
   });
 
   test("a token pool with no token configured admits nobody, not even with an empty token", () => {
-    expect(admits({ type: "token", token: "" }, "a", "")).toEqual({ ok: false, reason: "the pool requires a token but has none configured" });
+    expect(admits({ type: "token", token: "" }, "a", "")).toEqual({
+      ok: false,
+      reason: "the pool requires a token but has none configured",
+    });
   });
 
   test("an unknown admission type refuses with a reason naming it", () => {

@@ -10,7 +10,9 @@ describe("ActionPolicy", () => {
     expect(p.check(claimTask("t"))).toEqual({ ok: true });
     const r = p.check(vote("p", "yes"));
     expect(r.ok).toBe(false);
-    expect(!r.ok && r.reason).toBe("decision type Vote is not allowed by the action policy (allowed: ClaimTask, ReportTask)");
+    expect(!r.ok && r.reason).toBe(
+      "decision type Vote is not allowed by the action policy (allowed: ClaimTask, ReportTask)",
+    );
   });
 
   test("an empty allowlist allows nothing; allowAll allows custom types too", () => {
@@ -37,7 +39,10 @@ describe("ResourceLimits", () => {
   });
 
   test("a task asking for more cpu than the agent has is refused with a reason", () => {
-    expect(limits.checkTask(newTask({ constraints: { cpu: 4 } }))).toEqual({ ok: false, reason: "asks for cpu=4 but this agent is limited to cpu=2" });
+    expect(limits.checkTask(newTask({ constraints: { cpu: 4 } }))).toEqual({
+      ok: false,
+      reason: "asks for cpu=4 but this agent is limited to cpu=2",
+    });
   });
 
   test("a task asking for more memory than the agent has is refused", () => {
@@ -45,7 +50,10 @@ describe("ResourceLimits", () => {
   });
 
   test("a constraint that is not a non-negative number is refused", () => {
-    expect(limits.checkConstraints({ cpu: "2" })).toMatchObject({ ok: false, reason: 'constraint cpu must be a non-negative number, got "2"' });
+    expect(limits.checkConstraints({ cpu: "2" })).toMatchObject({
+      ok: false,
+      reason: 'constraint cpu must be a non-negative number, got "2"',
+    });
     expect(limits.checkConstraints({ memory_mb: -1 })).toMatchObject({ ok: false });
   });
 
@@ -79,6 +87,8 @@ describe("guards", () => {
     expect(action(claimTask("t"))).toContain("ClaimTask is not allowed");
     const resources = new ResourceLimits({ cpu: 1 }).guard();
     expect(resources(submitTask({ constraints: { cpu: 1 } }))).toBeUndefined();
-    expect(resources(submitTask({ constraints: { cpu: 2 } }))).toBe("asks for cpu=2 but this agent is limited to cpu=1");
+    expect(resources(submitTask({ constraints: { cpu: 2 } }))).toBe(
+      "asks for cpu=2 but this agent is limited to cpu=1",
+    );
   });
 });

@@ -15,7 +15,9 @@ class Echo extends Agent {
   seen: Message[] = [];
   override decide(messages: readonly Message[]): Decisions {
     this.seen.push(...messages);
-    return messages.filter((m) => m.payload.ping !== undefined).map((m) => sendMessage({ recipient: m.sender, payload: { pong: m.payload.ping } }));
+    return messages
+      .filter((m) => m.payload.ping !== undefined)
+      .map((m) => sendMessage({ recipient: m.sender, payload: { pong: m.payload.ping } }));
   }
 }
 
@@ -47,7 +49,11 @@ describe("AgentRuntime", () => {
     const a = new Echo();
     const b = new Echo();
     const known = new Map([[a.id, a.identity]]);
-    const rb = new AgentRuntime(b, { transport: local(b, hub), identityRegistry: { get: (id) => known.get(id) }, pollIntervalMs: 60_000 });
+    const rb = new AgentRuntime(b, {
+      transport: local(b, hub),
+      identityRegistry: { get: (id) => known.get(id) },
+      pollIntervalMs: 60_000,
+    });
     const ta = local(a, hub);
     await ta.start();
     await rb.start();
@@ -69,8 +75,12 @@ describe("AgentRuntime", () => {
   test("start and stop call the hooks once; stop is idempotent and stops the transport", async () => {
     const calls: string[] = [];
     class Hooked extends Agent {
-      override onStart() { calls.push("start"); }
-      override onStop() { calls.push("stop"); }
+      override onStart() {
+        calls.push("start");
+      }
+      override onStop() {
+        calls.push("stop");
+      }
     }
     const a = new Hooked();
     const t = local(a, new LocalHub());
@@ -91,7 +101,13 @@ describe("AgentRuntime", () => {
     tools.register("secret", () => "no");
     class Batch extends Agent {
       override decide(): Decisions {
-        return [{ type: "Nope" }, invokeTool("add", { a: 2, b: 3 }), invokeTool("hang", {}, 20), invokeTool("secret"), invokeTool("missing")];
+        return [
+          { type: "Nope" },
+          invokeTool("add", { a: 2, b: 3 }),
+          invokeTool("hang", {}, 20),
+          invokeTool("secret"),
+          invokeTool("missing"),
+        ];
       }
     }
     const r = new AgentRuntime(new Batch(), { tools, toolAllowlist: ["add", "hang", "missing"] });
@@ -110,7 +126,9 @@ describe("AgentRuntime", () => {
         return [sendMessage({ payload: {} })];
       }
     }
-    const r = new AgentRuntime(new Sender(), { guards: [(d) => (d.type === "SendMessage" ? "SendMessage is not allowed" : undefined)] });
+    const r = new AgentRuntime(new Sender(), {
+      guards: [(d) => (d.type === "SendMessage" ? "SendMessage is not allowed" : undefined)],
+    });
     const [res] = await r.pass();
     expect(res).toMatchObject({ ok: false, error: "refused by policy: SendMessage is not allowed" });
   });

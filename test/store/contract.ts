@@ -18,7 +18,11 @@ export interface Harness {
 }
 
 /** Resolves when `listener`-style callback fires, re-running `poke` until then (subscriptions may take a moment to reach a server). */
-export async function wokenBy(subscribe: (wake: () => void) => () => void, poke: () => Promise<void>, timeoutMs = 5000): Promise<void> {
+export async function wokenBy(
+  subscribe: (wake: () => void) => () => void,
+  poke: () => Promise<void>,
+  timeoutMs = 5000,
+): Promise<void> {
   let woke = false;
   let unsubscribe = () => {};
   const fired = new Promise<void>((resolve) => {
@@ -40,9 +44,34 @@ export async function wokenBy(subscribe: (wake: () => void) => () => void, poke:
 }
 
 const NASTY_KEYS = [
-  "", ".", "..", "../x", "../../etc/passwd", "/abs", "a/b", "a\\b", "a\u0000b", "A", "a", "%41", "%2F",
-  "k:*", "k:?", "k:[x]", "k:_", "k:%", "k:\\*", "ключ:日本語", "emoji:😀", "con", "nul.json", ".json",
-  "x".repeat(300), "y".repeat(10_000), "é".repeat(200), "z".repeat(199) + "/" + "z".repeat(199),
+  "",
+  ".",
+  "..",
+  "../x",
+  "../../etc/passwd",
+  "/abs",
+  "a/b",
+  "a\\b",
+  "a\u0000b",
+  "A",
+  "a",
+  "%41",
+  "%2F",
+  "k:*",
+  "k:?",
+  "k:[x]",
+  "k:_",
+  "k:%",
+  "k:\\*",
+  "ключ:日本語",
+  "emoji:😀",
+  "con",
+  "nul.json",
+  ".json",
+  "x".repeat(300),
+  "y".repeat(10_000),
+  "é".repeat(200),
+  "z".repeat(199) + "/" + "z".repeat(199),
 ];
 
 export interface Capabilities {
@@ -88,7 +117,13 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await store.put("m:1", { n: 1 });
       await store.put("m:3", [3]);
       await store.put(NASTY_KEYS[7]!, "nasty");
-      expect(await store.getMany!(["m:3", "m:2", "m:1", NASTY_KEYS[7]!, "m:1"])).toEqual([[3], undefined, { n: 1 }, "nasty", { n: 1 }]);
+      expect(await store.getMany!(["m:3", "m:2", "m:1", NASTY_KEYS[7]!, "m:1"])).toEqual([
+        [3],
+        undefined,
+        { n: 1 },
+        "nasty",
+        { n: 1 },
+      ]);
       const many = Array.from({ length: 1234 }, (_, i) => `many:${i}`);
       for (const k of many.filter((_, i) => i % 3 === 0)) await store.put(k, k);
       expect(await store.getMany!(many)).toEqual(many.map((k, i) => (i % 3 === 0 ? k : undefined)));
@@ -106,11 +141,42 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
 
     test("list returns exactly the keys with the prefix, in code point order", async () => {
       const { store } = await fresh();
-      const keys = ["task:1", "task:10", "task:2", "task", "tasks:1", "pool:1", "t", "task:\uE000", "task:😀", "task:é"];
+      const keys = [
+        "task:1",
+        "task:10",
+        "task:2",
+        "task",
+        "tasks:1",
+        "pool:1",
+        "t",
+        "task:\uE000",
+        "task:😀",
+        "task:é",
+      ];
       for (const k of keys) await store.put(k, k);
-      expect(await store.list("")).toEqual(["pool:1", "t", "task", "task:1", "task:10", "task:2", "task:é", "task:\uE000", "task:😀", "tasks:1"]);
+      expect(await store.list("")).toEqual([
+        "pool:1",
+        "t",
+        "task",
+        "task:1",
+        "task:10",
+        "task:2",
+        "task:é",
+        "task:\uE000",
+        "task:😀",
+        "tasks:1",
+      ]);
       expect(await store.list("task:")).toEqual(["task:1", "task:10", "task:2", "task:é", "task:\uE000", "task:😀"]);
-      expect(await store.list("task")).toEqual(["task", "task:1", "task:10", "task:2", "task:é", "task:\uE000", "task:😀", "tasks:1"]);
+      expect(await store.list("task")).toEqual([
+        "task",
+        "task:1",
+        "task:10",
+        "task:2",
+        "task:é",
+        "task:\uE000",
+        "task:😀",
+        "tasks:1",
+      ]);
       expect(await store.list("task:1")).toEqual(["task:1", "task:10"]);
       expect(await store.list("pool:1")).toEqual(["pool:1"]);
       expect(await store.list("zzz")).toEqual([]);
@@ -153,7 +219,7 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const { store } = await fresh();
       const value = {
         nested: { a: { b: { c: [1, { d: null }, "x"] } }, empty: {}, list: [] },
-        text: "héllo — 日本語 😀 \u0000 \n \"quoted\"",
+        text: 'héllo — 日本語 😀 \u0000 \n "quoted"',
         numbers: [0, -1, 1.5, 2 ** 53 - 1, -(2 ** 53 - 1), 1e-300],
         flags: [true, false],
         "key with spaces & ünïcode": "v",
@@ -239,7 +305,11 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
     test("update whose callback throws rejects with that error and writes nothing", async () => {
       const { store } = await fresh();
       await store.put("t", 1);
-      await expect(store.update("t", () => { throw new Error("refused by callback"); })).rejects.toThrow("refused by callback");
+      await expect(
+        store.update("t", () => {
+          throw new Error("refused by callback");
+        }),
+      ).rejects.toThrow("refused by callback");
       expect(await store.get("t")).toBe(1);
     });
 
@@ -277,8 +347,14 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       expect(out).toEqual({ n: 6 });
       expect(await store.get("h")).toEqual({ n: 6 });
       // fn would decline on the hint but not on the real value, and the other way round
-      expect(await store.update<{ n: number }>("h", (cur) => (cur!.n === 0 ? DECLINE : { n: cur!.n * 2 }), { expected: { n: 0 } })).toEqual({ n: 12 });
-      expect(await store.update<{ n: number }>("h", (cur) => (cur!.n === 12 ? DECLINE : { n: 0 }), { expected: { n: 3 } })).toEqual({ n: 12 });
+      expect(
+        await store.update<{ n: number }>("h", (cur) => (cur!.n === 0 ? DECLINE : { n: cur!.n * 2 }), {
+          expected: { n: 0 },
+        }),
+      ).toEqual({ n: 12 });
+      expect(
+        await store.update<{ n: number }>("h", (cur) => (cur!.n === 12 ? DECLINE : { n: 0 }), { expected: { n: 3 } }),
+      ).toEqual({ n: 12 });
       expect(await store.get("h")).toEqual({ n: 12 });
       // fn would throw on the hint only: the real value decides
       const picky = (cur: { n: number } | undefined) => {
@@ -289,7 +365,9 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await expect(store.update("h", picky, { expected: { n: 12 } })).rejects.toThrow("not twelve");
       expect(await store.get("h")).toEqual({ n: 13 });
       // a hint that is not even JSON is no hint
-      expect(await store.update<{ n: number }>("h", (cur) => ({ n: cur!.n + 1 }), { expected: { n: 1n } as never })).toEqual({ n: 14 });
+      expect(
+        await store.update<{ n: number }>("h", (cur) => ({ n: cur!.n + 1 }), { expected: { n: 1n } as never }),
+      ).toEqual({ n: 14 });
     });
 
     test("update hints about absence: ABSENT on an absent key creates, and wrong absence hints are harmless", async () => {
@@ -297,12 +375,16 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const create = (cur: unknown) => (cur === undefined ? { v: "new" } : DECLINE);
       expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" });
       expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" }); // present: declined on the real value
-      expect(await store.update<{ v: string }>("a:1", (cur) => ({ v: cur!.v + "!" }), { expected: ABSENT })).toEqual({ v: "new!" });
+      expect(await store.update<{ v: string }>("a:1", (cur) => ({ v: cur!.v + "!" }), { expected: ABSENT })).toEqual({
+        v: "new!",
+      });
       // a value hinted for a key that is absent
       let seen: unknown = "not called";
       expect(await store.update("a:2", (cur) => ((seen = cur), { v: 1 }), { expected: { v: 0 } })).toEqual({ v: 1 });
       expect(seen).toBeUndefined();
-      expect(await store.update("a:3", (cur) => (cur === undefined ? DECLINE : { v: 2 }), { expected: { v: 0 } })).toBeUndefined();
+      expect(
+        await store.update("a:3", (cur) => (cur === undefined ? DECLINE : { v: 2 }), { expected: { v: 0 } }),
+      ).toBeUndefined();
       expect(await store.get("a:3")).toBeUndefined();
       expect(await store.list("a:")).toEqual(["a:1", "a:2"]);
     });
@@ -310,7 +392,9 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
     test("update keeps an index set in the same step: member added or removed with the write", async () => {
       const { store } = await fresh();
       const open = { name: "open", member: "t1", keep: (v: { state: string }) => v.state !== "done" };
-      expect(await store.update("task:t1", () => ({ state: "pending" }), { index: open, expected: ABSENT })).toEqual({ state: "pending" });
+      expect(await store.update("task:t1", () => ({ state: "pending" }), { index: open, expected: ABSENT })).toEqual({
+        state: "pending",
+      });
       expect(await store.indexMembers("open")).toEqual(["t1"]);
       await store.update("task:t1", () => ({ state: "running" }), { index: open });
       expect(await store.indexMembers("open")).toEqual(["t1"]);
@@ -323,7 +407,9 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       // keep sees the value as stored; other members and indexes are untouched
       await store.indexAdd("open", "other");
       let kept: unknown;
-      await store.update("task:t1", () => ({ state: "done", extra: undefined }), { index: { ...open, keep: (v) => ((kept = v), false) } });
+      await store.update("task:t1", () => ({ state: "done", extra: undefined }), {
+        index: { ...open, keep: (v) => ((kept = v), false) },
+      });
       expect(kept).toEqual({ state: "done" });
       expect(await store.indexMembers("open")).toEqual(["other"]);
       expect(await store.list("")).toEqual(["task:t1"]);
@@ -334,15 +420,40 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await store.put("task:x", { state: "done" });
       await store.indexAdd("open", "x");
       const open = { name: "open", member: "x", keep: () => false };
-      expect(await store.update<{ state: string }>("task:x", () => DECLINE, { index: open })).toEqual({ state: "done" });
-      expect(await store.update<{ state: string }>("task:x", () => DECLINE, { index: open, expected: { state: "done" } })).toEqual({ state: "done" });
-      expect(await store.update("task:absent", () => DECLINE, { index: { ...open, member: "y", keep: () => true } })).toBeUndefined();
-      await expect(store.update("task:x", () => { throw new Error("no"); }, { index: open })).rejects.toThrow("no");
+      expect(await store.update<{ state: string }>("task:x", () => DECLINE, { index: open })).toEqual({
+        state: "done",
+      });
+      expect(
+        await store.update<{ state: string }>("task:x", () => DECLINE, { index: open, expected: { state: "done" } }),
+      ).toEqual({ state: "done" });
+      expect(
+        await store.update("task:absent", () => DECLINE, { index: { ...open, member: "y", keep: () => true } }),
+      ).toBeUndefined();
+      await expect(
+        store.update(
+          "task:x",
+          () => {
+            throw new Error("no");
+          },
+          { index: open },
+        ),
+      ).rejects.toThrow("no");
       expect(await store.indexMembers("open")).toEqual(["x"]);
-      await expect(store.update("task:x", () => ({ state: "pending" }), { index: { ...open, keep: () => { throw new Error("keep failed"); } } })).rejects.toThrow("keep failed");
+      await expect(
+        store.update("task:x", () => ({ state: "pending" }), {
+          index: {
+            ...open,
+            keep: () => {
+              throw new Error("keep failed");
+            },
+          },
+        }),
+      ).rejects.toThrow("keep failed");
       expect(await store.get("task:x")).toEqual({ state: "done" });
       expect(await store.indexMembers("open")).toEqual(["x"]);
-      await expect(store.update("task:x", () => ({ state: "pending" }), { index: { ...open, name: "bad\uD800" } })).rejects.toBeInstanceOf(StoreError);
+      await expect(
+        store.update("task:x", () => ({ state: "pending" }), { index: { ...open, name: "bad\uD800" } }),
+      ).rejects.toBeInstanceOf(StoreError);
       expect(await store.get("task:x")).toEqual({ state: "done" });
     });
 
@@ -353,7 +464,10 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const keep = (v: { n: number }) => v.n % 2 === 0;
       await Promise.all(
         Array.from({ length: 100 }, (_, i) =>
-          store.update<{ n: number }>("counter", (c) => ({ n: c!.n + 1 }), { expected: hints[i % hints.length] as { n: number }, index: { name: "even", member: "counter", keep } }),
+          store.update<{ n: number }>("counter", (c) => ({ n: c!.n + 1 }), {
+            expected: hints[i % hints.length] as { n: number },
+            index: { name: "even", member: "counter", keep },
+          }),
         ),
       );
       expect(await store.get("counter")).toEqual({ n: 100 });
@@ -386,7 +500,10 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const off = store.subscribe("tasks", () => quiet++);
       off();
       off(); // idempotent
-      await wokenBy((wake) => store.subscribe("tasks", wake), () => store.notify("tasks"));
+      await wokenBy(
+        (wake) => store.subscribe("tasks", wake),
+        () => store.notify("tasks"),
+      );
       expect(quiet).toBe(0);
     });
 
@@ -395,8 +512,13 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const lines: string[] = [];
       configureLogging({ sink: { write: (line) => lines.push(line) } });
       try {
-        const off = store.subscribe("c", () => { throw new Error("listener bug"); });
-        await wokenBy((wake) => store.subscribe("c", wake), () => store.notify("c"));
+        const off = store.subscribe("c", () => {
+          throw new Error("listener bug");
+        });
+        await wokenBy(
+          (wake) => store.subscribe("c", wake),
+          () => store.notify("c"),
+        );
         off();
       } finally {
         configureLogging({ sink: { write: (line) => process.stderr.write(line) } });
@@ -417,9 +539,19 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       await store.close();
       await store.close();
       const calls: (() => Promise<unknown>)[] = [
-        () => store.get("k"), () => store.put("k", 2), () => store.delete("k"), () => store.list(""),
-        () => store.getMany!(["k"]), () => store.getMany!([]), () => store.putIfAbsent("n", 1), () => store.update("k", () => 3), () => store.indexAdd("i", "m"),
-        () => store.indexRemove("i", "m"), () => store.indexMembers("i"), () => store.notify("c"), () => store.now(),
+        () => store.get("k"),
+        () => store.put("k", 2),
+        () => store.delete("k"),
+        () => store.list(""),
+        () => store.getMany!(["k"]),
+        () => store.getMany!([]),
+        () => store.putIfAbsent("n", 1),
+        () => store.update("k", () => 3),
+        () => store.indexAdd("i", "m"),
+        () => store.indexRemove("i", "m"),
+        () => store.indexMembers("i"),
+        () => store.notify("c"),
+        () => store.now(),
       ];
       for (const call of calls) await expect(call()).rejects.toBeInstanceOf(StoreError);
       expect(() => store.subscribe("c", () => {})).toThrow(StoreError);
@@ -481,7 +613,11 @@ function registerShared(fresh: () => Promise<Harness>, peerOf: (h: Harness) => P
       stores.map(async (s, j) => {
         let seen: { n: number } | undefined = { n: 0 };
         // each caller hints with what its last update returned, which another caller has often changed since
-        for (let i = 0; i < 40; i++) seen = await s.update<{ n: number }>("c", (c) => ({ n: c!.n + 1 }), { expected: i % 7 === j ? undefined : seen, index });
+        for (let i = 0; i < 40; i++)
+          seen = await s.update<{ n: number }>("c", (c) => ({ n: c!.n + 1 }), {
+            expected: i % 7 === j ? undefined : seen,
+            index,
+          });
       }),
     );
     expect(await h.store.get("c")).toEqual({ n: 120 });
@@ -503,6 +639,9 @@ function registerShared(fresh: () => Promise<Harness>, peerOf: (h: Harness) => P
     const h = await fresh();
     if (!h.peer) throw new Error("a shared backend's harness must provide peer()");
     const other = await peerOf(h);
-    await wokenBy((wake) => h.store.subscribe("tasks", wake), () => other.notify("tasks"));
+    await wokenBy(
+      (wake) => h.store.subscribe("tasks", wake),
+      () => other.notify("tasks"),
+    );
   });
 }

@@ -36,7 +36,18 @@ function walk(dir: string, base = ""): string[] {
 test("no key escapes the store directory, every name fits the file system, and no temp file is left", async () => {
   const root = join(tmp.path, "escape");
   const store = new FileStore(join(root, "store"));
-  const keys = ["../x", "../../escaped", "/etc/converge", "a/b/c", "..", ".", "a\u0000b", "\\..\\win", "x".repeat(5000), "ü".repeat(300)];
+  const keys = [
+    "../x",
+    "../../escaped",
+    "/etc/converge",
+    "a/b/c",
+    "..",
+    ".",
+    "a\u0000b",
+    "\\..\\win",
+    "x".repeat(5000),
+    "ü".repeat(300),
+  ];
   for (const k of keys) await store.put(k, k);
   await store.indexAdd("../idx", "m");
   await store.notify("../chan");

@@ -48,12 +48,19 @@ test("redis without store_path means redis://127.0.0.1:6379/0", () => {
 
 test("legacy discovery_store: memory is the memory store, anything else a file store directory", () => {
   expect(storeChoice({ discovery_store: "memory" })).toEqual({ backend: "memory" });
-  expect(storeChoice({ discovery_store: "/var/lib/converge" })).toEqual({ backend: "file", location: "/var/lib/converge" });
+  expect(storeChoice({ discovery_store: "/var/lib/converge" })).toEqual({
+    backend: "file",
+    location: "/var/lib/converge",
+  });
 });
 
 test("store_backend wins over discovery_store, and the ignored key is reported", () => {
   const warnings: string[] = [];
-  expect(storeChoice({ store_backend: "sqlite", store_path: "/tmp/x.db", discovery_store: "memory" }, (w) => warnings.push(w))).toEqual({ backend: "sqlite", location: "/tmp/x.db" });
+  expect(
+    storeChoice({ store_backend: "sqlite", store_path: "/tmp/x.db", discovery_store: "memory" }, (w) =>
+      warnings.push(w),
+    ),
+  ).toEqual({ backend: "sqlite", location: "/tmp/x.db" });
   expect(warnings).toEqual(["discovery_store is ignored because store_backend is set (to sqlite)"]);
 });
 
@@ -80,13 +87,20 @@ test("bad store settings are ConfigErrors that say what to change", () => {
 });
 
 test("a malformed Redis URL never shows its password", () => {
-  expect(() => storeChoice({ store_backend: "redis", store_path: "redis://u:hunter2@host:notaport/0" })).toThrow(ConfigError);
-  expect(() => storeChoice({ store_backend: "redis", store_path: "redis://u:hunter2@host:notaport/0" })).not.toThrow(/hunter2/);
+  expect(() => storeChoice({ store_backend: "redis", store_path: "redis://u:hunter2@host:notaport/0" })).toThrow(
+    ConfigError,
+  );
+  expect(() => storeChoice({ store_backend: "redis", store_path: "redis://u:hunter2@host:notaport/0" })).not.toThrow(
+    /hunter2/,
+  );
 });
 
 test("an unreachable Redis at open is one StoreError line within a couple of seconds", async () => {
   const t0 = Date.now();
-  const err = await openStore({ store_backend: "redis", store_path: "redis://127.0.0.1:1/0" }).then(() => undefined, (e: unknown) => e);
+  const err = await openStore({ store_backend: "redis", store_path: "redis://127.0.0.1:1/0" }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(StoreError);
   expect((err as StoreError).exitCode).toBe(1);
   expect((err as Error).message).not.toContain("\n");

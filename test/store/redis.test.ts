@@ -58,7 +58,10 @@ test("now() follows the Redis server's clock", async () => {
 
 test("the description and errors never show the URL's password", async () => {
   const url = `redis://user:s3cret-pw@127.0.0.1:${server.port}/0`;
-  const err = await RedisStore.open(url).then(() => undefined, (e: unknown) => e);
+  const err = await RedisStore.open(url).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   // This server has no ACL user "user", so the connection is refused; the message must still hide the password.
   expect(err).toBeInstanceOf(StoreError);
   expect(String((err as Error).message)).toContain("refused the connection");
@@ -69,7 +72,10 @@ test("the description and errors never show the URL's password", async () => {
 /** The error a call ends with, and how long it took. */
 async function failure(call: () => Promise<unknown>): Promise<{ error: unknown; ms: number }> {
   const t0 = Date.now();
-  const error = await call().then(() => undefined, (e: unknown) => e);
+  const error = await call().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   return { error, ms: Date.now() - t0 };
 }
 
@@ -89,7 +95,9 @@ async function eventually<T>(call: () => Promise<T>, timeoutMs = 5000): Promise<
 test("opening an unreachable Redis fails at once with one clear StoreError", async () => {
   const { error, ms } = await failure(() => RedisStore.open("redis://127.0.0.1:1/0"));
   expect(error).toBeInstanceOf(StoreError);
-  expect((error as Error).message).toMatch(/^Redis at 127\.0\.0\.1:1 is unreachable: not connected \(connect ECONNREFUSED/);
+  expect((error as Error).message).toMatch(
+    /^Redis at 127\.0\.0\.1:1 is unreachable: not connected \(connect ECONNREFUSED/,
+  );
   expect(ms).toBeLessThan(2500);
 });
 
@@ -102,8 +110,15 @@ test("while Redis is down every call fails quickly as unreachable, and the same 
     store.subscribe("wake", () => {}); // the subscriber connection must come back too
     await own.stop();
     const calls: (() => Promise<unknown>)[] = [
-      () => store.get("k"), () => store.put("k", 2), () => store.update<number>("k", (v) => (v ?? 0) + 1), () => store.list(""),
-      () => store.putIfAbsent("n", 1), () => store.delete("k"), () => store.indexAdd("i", "m"), () => store.indexMembers("i"), () => store.notify("wake"),
+      () => store.get("k"),
+      () => store.put("k", 2),
+      () => store.update<number>("k", (v) => (v ?? 0) + 1),
+      () => store.list(""),
+      () => store.putIfAbsent("n", 1),
+      () => store.delete("k"),
+      () => store.indexAdd("i", "m"),
+      () => store.indexMembers("i"),
+      () => store.notify("wake"),
     ];
     for (const call of calls) {
       const { error, ms } = await failure(call);
@@ -115,7 +130,10 @@ test("while Redis is down every call fails quickly as unreachable, and the same 
     await eventually(() => store.put("k", 3)); // a fresh server without persistence: the old data is gone
     expect(await store.update<number>("k", (v) => v! + 1)).toBe(4);
     peer = await RedisStore.open(own.url);
-    await wokenBy((wake) => store.subscribe("wake", wake), () => peer!.notify("wake"));
+    await wokenBy(
+      (wake) => store.subscribe("wake", wake),
+      () => peer!.notify("wake"),
+    );
   } finally {
     await peer?.close();
     await store.close();
@@ -147,10 +165,13 @@ test("a hint re-serialises to the bytes stored: JSON.stringify(JSON.parse(s)) ==
     { b: 1, a: 2, "10": 3, "2": 4, "-1": 5, "01": 6, "4294967295": 7, "1.5": 8 }, // integer-like keys are reordered by objects: already so in s
     { ["__proto__"]: { x: 1 }, constructor: "c", toString: null },
     [0, -0, 1e21, 1e-7, 5e-324, 1.7976931348623157e308, 2 ** 53 + 2, 0.1 + 0.2, -1.5e-300, 123456789012345680000],
-    { s: "é 日本語 😀 \u0000 \u001f \u2028 \u2029 \" \\ / \n\t \uD800 lone \uDFFF", e: "", n: null, t: true, f: false },
+    { s: 'é 日本語 😀 \u0000 \u001f \u2028 \u2029 " \\ / \n\t \uD800 lone \uDFFF', e: "", n: null, t: true, f: false },
     { nested: { deep: [{ a: [[], {}] }] }, big: "x".repeat(10_000) },
     JSON.parse('{"z":1,"y":{"3":[1,2],"x":"1"},"1":null}'),
-    "plain", 42, null, true,
+    "plain",
+    42,
+    null,
+    true,
   ];
   for (const v of values) {
     const s = JSON.stringify(v);
@@ -165,11 +186,21 @@ test("a hint re-serialises to the bytes stored: JSON.stringify(JSON.parse(s)) ==
 test("a right hint saves the GET: one round trip per update, with the index change inside the script", async () => {
   const store = await RedisStore.open(server.url, { namespace: "hint:" });
   try {
-    const first = await store.update("task:1", () => ({ state: "pending" }), { expected: ABSENT, index: { name: "open", member: "1", keep: () => true } });
+    const first = await store.update("task:1", () => ({ state: "pending" }), {
+      expected: ABSENT,
+      index: { name: "open", member: "1", keep: () => true },
+    });
     await raw.config("RESETSTAT");
     let seen = first;
-    for (let i = 0; i < 10; i++) seen = await store.update<{ state: string; i?: number }>("task:1", (t) => ({ ...t!, i }), { expected: seen, index: { name: "open", member: "1", keep: () => true } });
-    await store.update("task:1", (t) => ({ ...(t as object), state: "done" }), { expected: seen, index: { name: "open", member: "1", keep: () => false } });
+    for (let i = 0; i < 10; i++)
+      seen = await store.update<{ state: string; i?: number }>("task:1", (t) => ({ ...t!, i }), {
+        expected: seen,
+        index: { name: "open", member: "1", keep: () => true },
+      });
+    await store.update("task:1", (t) => ({ ...(t as object), state: "done" }), {
+      expected: seen,
+      index: { name: "open", member: "1", keep: () => false },
+    });
     const stats = await raw.info("commandstats");
     const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
     expect(calls("evalsha") + calls("eval")).toBe(11);
@@ -177,7 +208,11 @@ test("a right hint saves the GET: one round trip per update, with the index chan
     expect(await raw.smembers("hint:i:open")).toEqual([]);
     // a wrong hint: the failed compare-and-set carries the current value, so the retry needs no GET
     await raw.config("RESETSTAT");
-    expect(await store.update<{ state: string }>("task:1", (t) => ({ ...t!, state: "again" }), { expected: { state: "stale" } })).toMatchObject({ state: "again" });
+    expect(
+      await store.update<{ state: string }>("task:1", (t) => ({ ...t!, state: "again" }), {
+        expected: { state: "stale" },
+      }),
+    ).toMatchObject({ state: "again" });
     const again = await raw.info("commandstats");
     expect(Number(/cmdstat_evalsha:calls=(\d+)/.exec(again)?.[1])).toBe(2);
     expect(Number(/cmdstat_get:calls=(\d+)/.exec(again)?.[1])).toBe(2);
@@ -192,13 +227,17 @@ test("notifies made while one is in flight share the PUBLISH that follows it, wh
   try {
     let local = 0;
     store.subscribe("c", () => local++);
-    await wokenBy((wake) => peer.subscribe("c", wake), () => store.notify("c"));
+    await wokenBy(
+      (wake) => peer.subscribe("c", wake),
+      () => store.notify("c"),
+    );
     await Bun.sleep(20);
     local = 0;
     await raw.config("RESETSTAT");
     // the first publishes at once; the 49 made while it is in flight share one that follows it
     await Promise.all(Array.from({ length: 50 }, () => store.notify("c")));
-    const publishes = () => raw.info("commandstats").then((s) => Number(/cmdstat_publish:calls=(\d+)/.exec(s)?.[1] ?? 0));
+    const publishes = () =>
+      raw.info("commandstats").then((s) => Number(/cmdstat_publish:calls=(\d+)/.exec(s)?.[1] ?? 0));
     expect(await publishes()).toBe(2);
     expect(local).toBe(2);
     // the follow-up reaches other processes too

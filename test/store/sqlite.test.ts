@@ -35,9 +35,14 @@ test("the file holds store(key TEXT PRIMARY KEY, value TEXT) in WAL mode", async
   await store.put("task:1", { state: "pending" });
   const db = new Database(path);
   const cols = db.query<{ name: string; type: string; pk: number }, []>("PRAGMA table_info(store)").all();
-  expect(cols.map((c) => [c.name, c.type, c.pk])).toEqual([["key", "TEXT", 1], ["value", "TEXT", 0]]);
+  expect(cols.map((c) => [c.name, c.type, c.pk])).toEqual([
+    ["key", "TEXT", 1],
+    ["value", "TEXT", 0],
+  ]);
   expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()?.journal_mode).toBe("wal");
-  expect(db.query<{ value: string }, []>("SELECT value FROM store WHERE key = 'task:1'").get()?.value).toBe('{"state":"pending"}');
+  expect(db.query<{ value: string }, []>("SELECT value FROM store WHERE key = 'task:1'").get()?.value).toBe(
+    '{"state":"pending"}',
+  );
   db.close(true);
   await store.close();
 });
@@ -46,7 +51,11 @@ test("a prefix listing is a range search on the primary key, not a scan", async 
   const path = join(tmp.path, "plan.db");
   const store = new SqliteStore(path);
   const db = new Database(path);
-  const plan = db.query<{ detail: string }, [string, string]>(`EXPLAIN QUERY PLAN ${SQL.listRange}`).all("task:", "task;").map((r) => r.detail).join("; ");
+  const plan = db
+    .query<{ detail: string }, [string, string]>(`EXPLAIN QUERY PLAN ${SQL.listRange}`)
+    .all("task:", "task;")
+    .map((r) => r.detail)
+    .join("; ");
   expect(plan).toMatch(/SEARCH store USING .*INDEX.*\(key>\? AND key<\?\)/);
   db.close(true);
   await store.close();

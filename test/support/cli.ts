@@ -28,7 +28,11 @@ export async function runCli(args: string[], options: SpawnOptions & { timeoutMs
   live.add(p);
   const timer = setTimeout(() => p.kill("SIGKILL"), options.timeoutMs ?? 20_000);
   try {
-    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(p.stdout).text(),
+      new Response(p.stderr).text(),
+      p.exited,
+    ]);
     return { code, stdout, stderr };
   } finally {
     clearTimeout(timer);
@@ -62,8 +66,12 @@ export class Running {
     let exited = false;
     void this.exited.then(() => (exited = true));
     while (!this[stream].includes(text)) {
-      if (exited) throw new Error(`converge exited before printing "${text}" on ${stream}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
+      if (exited)
+        throw new Error(
+          `converge exited before printing "${text}" on ${stream}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
       await Bun.sleep(10);
     }
   }
@@ -131,7 +139,8 @@ export function freePortRange(count: number): number {
     const base = 20_000 + Math.floor(Math.random() * 40_000);
     const held: { stop(closeActive?: boolean): void }[] = [];
     try {
-      for (let i = 0; i < count; i++) held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
+      for (let i = 0; i < count; i++)
+        held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
       return base;
     } catch {
       continue;

@@ -55,7 +55,8 @@ export function useE2eEnvironment(options: E2eOptions): { tmp: TempDirView; redi
   });
 
   const started = <T>(value: T | undefined, what: string): T => {
-    if (value === undefined) throw new Error(`${what} is started in beforeAll: use it in a test or hook, not at module load`);
+    if (value === undefined)
+      throw new Error(`${what} is started in beforeAll: use it in a test or hook, not at module load`);
     return value;
   };
   const tmp: TempDirView = {

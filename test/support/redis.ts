@@ -52,11 +52,29 @@ process.on("exit", () => {
 });
 
 function spawnOn(port: number): Subprocess {
-  if (!Bun.which("redis-server")) throw new Error("these tests start their own redis-server, and none is on the PATH: apt-get install redis-server (.ci/run does this)");
-  const proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"], {
-    stdout: "ignore",
-    stderr: "ignore",
-  });
+  if (!Bun.which("redis-server"))
+    throw new Error(
+      "these tests start their own redis-server, and none is on the PATH: apt-get install redis-server (.ci/run does this)",
+    );
+  const proc = Bun.spawn(
+    [
+      "redis-server",
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--loglevel",
+      "warning",
+    ],
+    {
+      stdout: "ignore",
+      stderr: "ignore",
+    },
+  );
   running.add(proc);
   void proc.exited.then(() => running.delete(proc));
   return proc;

@@ -21,9 +21,17 @@ const count = Number(countArg);
 const sender = Identity.fromPublicKey(new Uint8Array(Buffer.from(senderKeyHex, "hex")));
 const me = Identity.generate();
 const transport = kind === "tcp" ? new TcpTransport() : new WebSocketTransport();
-const replyTo = [topic(kind === "tcp" ? "transport.tcp" : "transport.ws", { host: "127.0.0.1", port: Number(replyPortArg) })];
+const replyTo = [
+  topic(kind === "tcp" ? "transport.tcp" : "transport.ws", { host: "127.0.0.1", port: Number(replyPortArg) }),
+];
 await transport.start();
-console.log(JSON.stringify({ address: transport.address, port: transport.port, publicKey: Buffer.from(me.publicKey).toString("hex") }));
+console.log(
+  JSON.stringify({
+    address: transport.address,
+    port: transport.port,
+    publicKey: Buffer.from(me.publicKey).toString("hex"),
+  }),
+);
 
 let received = 0;
 let verified = 0;

@@ -11,13 +11,29 @@ export interface WireVectors {
   messages: {
     name: string;
     signer: number;
-    message: { id: string; sender: string; recipient: string | null; topics: { namespace: string; attributes: Record<string, unknown>; version: string }[]; payload: Record<string, unknown>; task_id: string | null; timestamp: number };
+    message: {
+      id: string;
+      sender: string;
+      recipient: string | null;
+      topics: { namespace: string; attributes: Record<string, unknown>; version: string }[];
+      payload: Record<string, unknown>;
+      task_id: string | null;
+      timestamp: number;
+    };
     signed_bytes_hex: string;
     signature_hex: string;
     frame_hex: string;
   }[];
-  topic_strings: { topic: { namespace: string; attributes: Record<string, unknown>; version: string }; string: string }[];
-  encryption: { key_hex: string; payload: Record<string, unknown>; plaintext_json: string; encrypted_payload: { _encrypted: string } };
+  topic_strings: {
+    topic: { namespace: string; attributes: Record<string, unknown>; version: string };
+    string: string;
+  }[];
+  encryption: {
+    key_hex: string;
+    payload: Record<string, unknown>;
+    plaintext_json: string;
+    encrypted_payload: { _encrypted: string };
+  };
 }
 
 export const vectors: WireVectors = JSON.parse(readFileSync(VECTORS_PATH, "utf8"));
@@ -27,7 +43,11 @@ export type WireVector = WireVectors["messages"][number];
 export const fromHex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
 
 /** `m` carries vector `v`'s message field by field and verifies under its signer's key (`publicKey`, by default the vector's). */
-export function expectVectorMessage(m: Message, v: WireVector, publicKey: Uint8Array = fromHex(vectors.identities[v.signer]!.public_key_hex)): void {
+export function expectVectorMessage(
+  m: Message,
+  v: WireVector,
+  publicKey: Uint8Array = fromHex(vectors.identities[v.signer]!.public_key_hex),
+): void {
   expect(m.id).toBe(v.message.id);
   expect(m.sender).toBe(v.message.sender);
   expect(m.recipient).toBe(v.message.recipient);

@@ -23,16 +23,21 @@ describe("two processes", () => {
       const me = Identity.generate();
       const local = kind.make();
       await local.start();
-      const peer = Bun.spawn([process.execPath, PEER, kind.arg, String(N), String(local.port), Buffer.from(me.publicKey).toString("hex")], {
-        stdout: "pipe",
-        stderr: "inherit",
-      });
+      const peer = Bun.spawn(
+        [process.execPath, PEER, kind.arg, String(N), String(local.port), Buffer.from(me.publicKey).toString("hex")],
+        {
+          stdout: "pipe",
+          stderr: "inherit",
+        },
+      );
       try {
         const line = lineReader(peer.stdout);
         const hello = JSON.parse(await line()) as { port: number; publicKey: string };
         const peerKey = Identity.fromPublicKey(new Uint8Array(Buffer.from(hello.publicKey, "hex")));
         const route = [topic(kind.topic, { host: "127.0.0.1", port: hello.port })];
-        const outgoing = Array.from({ length: N }, (_, seq) => new Message({ topics: route, payload: { seq } }).sign(me));
+        const outgoing = Array.from({ length: N }, (_, seq) =>
+          new Message({ topics: route, payload: { seq } }).sign(me),
+        );
 
         const replies = collect(local, N, 40_000);
         await Promise.all(outgoing.map((m) => local.send(m)));

@@ -3,17 +3,25 @@ import { TransportError } from "../../src/core/errors.ts";
 import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
-import { FrameDecoder, FrameError, MAX_FRAME, decodeFrame, encodeFrame, frameBody } from "../../src/transport/framing.ts";
+import {
+  FrameDecoder,
+  FrameError,
+  MAX_FRAME,
+  decodeFrame,
+  encodeFrame,
+  frameBody,
+} from "../../src/transport/framing.ts";
 import { lengthPrefix as prefix } from "../support/transport-util.ts";
 import { fromHex, vectors } from "../support/vectors.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const id = Identity.generate();
-const msg = (i: number) => new Message({ topics: [topic("jobs", { n: i })], payload: { i, text: "x".repeat(i % 40) } }).sign(id);
+const msg = (i: number) =>
+  new Message({ topics: [topic("jobs", { n: i })], payload: { i, text: "x".repeat(i % 40) } }).sign(id);
 const concat = (parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) out.set(p, at), (at += p.length);
   return out;
 };
 
@@ -103,7 +111,9 @@ describe("FrameDecoder", () => {
 
   test("refuses a body that does not start with a msgpack map without waiting for it", () => {
     const { decoder } = collect();
-    expect(() => decoder.push(concat([prefix(1000), new Uint8Array([0x01])]))).toThrow(/does not start with a msgpack map/);
+    expect(() => decoder.push(concat([prefix(1000), new Uint8Array([0x01])]))).toThrow(
+      /does not start with a msgpack map/,
+    );
   });
 
   test("checks the body's first byte even when it arrives in a later chunk than the prefix", () => {
@@ -116,7 +126,9 @@ describe("FrameDecoder", () => {
   test("reports an undecodable body and refuses everything after it", () => {
     const { got, decoder } = collect();
     const bad = concat([prefix(3), new Uint8Array([0x81, 0xa1, 0x78])]); // {"x": <missing>}
-    expect(() => decoder.push(concat([encodeFrame(msg(1)), bad, encodeFrame(msg(2))]))).toThrow(/undecodable frame body/);
+    expect(() => decoder.push(concat([encodeFrame(msg(1)), bad, encodeFrame(msg(2))]))).toThrow(
+      /undecodable frame body/,
+    );
     expect(got.map((m) => m.payload.i)).toEqual([1]); // delivered before the bad frame
     expect(() => decoder.push(encodeFrame(msg(3)))).toThrow(FrameError);
     expect(got).toHaveLength(1);

@@ -16,7 +16,9 @@ afterEach(async () => {
 /** Agents on a fresh hub, started, each with the given subscriptions. */
 async function agents(...subscriptions: string[][]): Promise<LocalTransport[]> {
   const hub = new LocalHub();
-  const ts = subscriptions.map((subs) => new LocalTransport({ agentId: Identity.generate().fingerprint, subscriptions: subs, hub }));
+  const ts = subscriptions.map(
+    (subs) => new LocalTransport({ agentId: Identity.generate().fingerprint, subscriptions: subs, hub }),
+  );
   for (const t of ts) await t.start();
   started.push(...ts);
   return ts;

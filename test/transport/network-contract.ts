@@ -105,7 +105,9 @@ export function networkTransportContract(kind: TransportKind): void {
     test("sending to a peer that is not listening rejects with an error naming its address", async () => {
       const port = await deadPort();
       const a = await started();
-      const err = await a.send(new Message({ topics: [topic(kind.topics[0]!, { host: "127.0.0.1", port })] })).catch((e) => e);
+      const err = await a
+        .send(new Message({ topics: [topic(kind.topics[0]!, { host: "127.0.0.1", port })] }))
+        .catch((e) => e);
       expect(err).toBeInstanceOf(TransportError);
       expect(err.message).toContain(`${kind.scheme}://127.0.0.1:${port}`);
     });
@@ -113,7 +115,9 @@ export function networkTransportContract(kind: TransportKind): void {
     test("every message waiting for an unreachable peer is rejected, none silently dropped", async () => {
       const port = await deadPort();
       const a = await started();
-      const sends = Array.from({ length: 50 }, () => a.send(new Message({ topics: [topic(kind.topics[0]!, { host: "127.0.0.1", port })] })));
+      const sends = Array.from({ length: 50 }, () =>
+        a.send(new Message({ topics: [topic(kind.topics[0]!, { host: "127.0.0.1", port })] })),
+      );
       const outcomes = await Promise.allSettled(sends);
       expect(outcomes.every((o) => o.status === "rejected")).toBe(true);
     });

@@ -13,8 +13,20 @@ import { WebSocketTransport } from "../../src/transport/websocket.ts";
 import { captureLogs, collect, eventually } from "../support/transport-util.ts";
 
 const kinds = [
-  { name: "TcpTransport", label: "TCP", scheme: "tcp", ns: "transport.tcp", make: (o: ConstructorParameters<typeof TcpTransport>[0] = {}) => new TcpTransport(o) },
-  { name: "WebSocketTransport", label: "WebSocket", scheme: "ws", ns: "transport.ws", make: (o: ConstructorParameters<typeof WebSocketTransport>[0] = {}) => new WebSocketTransport(o) },
+  {
+    name: "TcpTransport",
+    label: "TCP",
+    scheme: "tcp",
+    ns: "transport.tcp",
+    make: (o: ConstructorParameters<typeof TcpTransport>[0] = {}) => new TcpTransport(o),
+  },
+  {
+    name: "WebSocketTransport",
+    label: "WebSocket",
+    scheme: "ws",
+    ns: "transport.ws",
+    make: (o: ConstructorParameters<typeof WebSocketTransport>[0] = {}) => new WebSocketTransport(o),
+  },
 ];
 
 let open: Transport[] = [];
@@ -33,7 +45,8 @@ for (const kind of kinds) {
     }
 
     test("a port outside 0-65535, or not a whole number, is refused at construction, naming the transport", () => {
-      for (const port of [-1, 65536, 1.5]) expect(() => kind.make({ port })).toThrow(`invalid ${kind.label} port ${port} (expected 0-65535)`);
+      for (const port of [-1, 65536, 1.5])
+        expect(() => kind.make({ port })).toThrow(`invalid ${kind.label} port ${port} (expected 0-65535)`);
     });
 
     test("port and address: the configured port before start, the bound one while started, kept after stop", async () => {
@@ -73,7 +86,9 @@ for (const kind of kinds) {
     test("sendFrame before start is refused, naming the transport", async () => {
       const t = kind.make();
       const to = { scheme: kind.scheme, host: "127.0.0.1", port: 1, address: `${kind.scheme}://127.0.0.1:1` };
-      await expect(t.sendFrame(to, encodeFrame(new Message()))).rejects.toThrow(`the ${kind.label} transport is not started`);
+      await expect(t.sendFrame(to, encodeFrame(new Message()))).rejects.toThrow(
+        `the ${kind.label} transport is not started`,
+      );
     });
 
     test("sends that were not awaited still go out when the sender stops", async () => {
@@ -84,7 +99,9 @@ for (const kind of kinds) {
       const arrived = collect(b, N);
       const route = [topic(kind.ns, { host: "127.0.0.1", port: b.port })];
       await a.send(new Message({ topics: route, payload: { i: 0 } })); // the pooled connection is up
-      const sends = Array.from({ length: N - 1 }, (_, i) => a.send(new Message({ topics: route, payload: { i: i + 1 } })));
+      const sends = Array.from({ length: N - 1 }, (_, i) =>
+        a.send(new Message({ topics: route, payload: { i: i + 1 } })),
+      );
       await a.stop();
       expect((await Promise.allSettled(sends)).every((o) => o.status === "fulfilled")).toBe(true);
       expect((await arrived).map((m) => m.payload.i)).toEqual(Array.from({ length: N }, (_, i) => i));
@@ -101,7 +118,11 @@ for (const kind of kinds) {
         await a.send(new Message({ topics: route, payload: { small: true } }));
         expect((await arrived)[0]!.payload.small).toBe(true);
         await a.send(new Message({ topics: route, payload: { big: "b".repeat(2000) } })).catch(() => {});
-        await eventually(() => logs.lines.some((l) => l.includes("WARN") && l.includes("1000 byte")), 2000, "a warning naming the 1000 byte limit");
+        await eventually(
+          () => logs.lines.some((l) => l.includes("WARN") && l.includes("1000 byte")),
+          2000,
+          "a warning naming the 1000 byte limit",
+        );
       } finally {
         logs.restore();
       }

@@ -5,7 +5,14 @@ import { topic } from "../../src/core/topic.ts";
 import { FrameDecoder, MAX_FRAME, encodeFrame } from "../../src/transport/framing.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
 import { expectVectorMessage, fromHex, vectors } from "../support/vectors.ts";
-import { captureLogs, collect, eventually, expectBurstTail, lengthPrefix as prefix, listeningServer } from "../support/transport-util.ts";
+import {
+  captureLogs,
+  collect,
+  eventually,
+  expectBurstTail,
+  lengthPrefix as prefix,
+  listeningServer,
+} from "../support/transport-util.ts";
 import { networkTransportContract } from "./network-contract.ts";
 
 networkTransportContract({
@@ -19,7 +26,11 @@ networkTransportContract({
 async function raw(port: number): Promise<{ socket: Socket<undefined>; closed: Promise<void> }> {
   let onClose!: () => void;
   const closed = new Promise<void>((r) => (onClose = r));
-  const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, close: () => onClose(), error() {} } });
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { data() {}, close: () => onClose(), error() {} },
+  });
   return { socket, closed };
 }
 
@@ -57,7 +68,9 @@ describe("TcpTransport on the wire", () => {
       const route = [topic("transport.tcp", { host: "127.0.0.1", port: t.port })];
       const pad = "p".repeat(1000);
       const arrived = collect(t, N, 20_000);
-      await Promise.all(Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))));
+      await Promise.all(
+        Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))),
+      );
       const got = await arrived;
       expect(got.every((m, i) => m.payload.i === i)).toBe(true);
       expect(a.stats.partialWrites).toBeGreaterThan(0);
@@ -120,7 +133,8 @@ describe("TcpTransport robustness", () => {
       const random = rng(20260401);
       const good = encodeFrame(new Message({ payload: { ok: true } }));
       const attacks: Uint8Array[] = [];
-      for (let i = 0; i < 1000; i++) attacks.push(Uint8Array.from({ length: 1 + Math.floor(random() * 600) }, () => Math.floor(random() * 256)));
+      for (let i = 0; i < 1000; i++)
+        attacks.push(Uint8Array.from({ length: 1 + Math.floor(random() * 600) }, () => Math.floor(random() * 256)));
       attacks.push(good.subarray(0, 2)); // prefix cut short
       attacks.push(good.subarray(0, good.length - 1)); // body cut short
       attacks.push(prefix(MAX_FRAME + 1)); // oversized
@@ -141,7 +155,12 @@ describe("TcpTransport robustness", () => {
       // The listener still serves: a well-formed message from a real transport arrives.
       const a = new TcpTransport({ listen: false });
       await a.start();
-      await a.send(new Message({ topics: [topic("transport.tcp", { host: "127.0.0.1", port: t.port })], payload: { after: "attacks" } }));
+      await a.send(
+        new Message({
+          topics: [topic("transport.tcp", { host: "127.0.0.1", port: t.port })],
+          payload: { after: "attacks" },
+        }),
+      );
       await a.stop();
       expect((await arrived).map((m) => m.payload)).toEqual([{ ok: true }, { after: "attacks" }]);
       expect(t.stats.closedBadFrames).toBeGreaterThan(900);
@@ -169,7 +188,9 @@ describe("TcpTransport robustness", () => {
     } finally {
       logs.restore();
     }
-    expect(logs.lines.join("")).toMatch(/WARN .*closed the connection from 127\.0\.0\.1:\d+: frame of 10485761 bytes exceeds/);
+    expect(logs.lines.join("")).toMatch(
+      /WARN .*closed the connection from 127\.0\.0\.1:\d+: frame of 10485761 bytes exceeds/,
+    );
   });
 
   test("a connection that ends in the middle of a frame is logged with the bytes discarded", async () => {
@@ -179,7 +200,11 @@ describe("TcpTransport robustness", () => {
       const { socket } = await raw(t.port);
       socket.write(encodeFrame(new Message()).subarray(0, 30));
       socket.end();
-      await eventually(() => logs.lines.some((l) => l.includes("closed in the middle of a frame; 30 bytes discarded")), 2000, "the warning");
+      await eventually(
+        () => logs.lines.some((l) => l.includes("closed in the middle of a frame; 30 bytes discarded")),
+        2000,
+        "the warning",
+      );
     } finally {
       logs.restore();
     }
@@ -190,7 +215,10 @@ describe("TcpTransport robustness", () => {
     const a = new TcpTransport({ listen: false });
     await a.start();
     try {
-      const base = new Message({ topics: [topic("transport.tcp", { host: "127.0.0.1", port: t.port })], payload: { blob: "" } });
+      const base = new Message({
+        topics: [topic("transport.tcp", { host: "127.0.0.1", port: t.port })],
+        payload: { blob: "" },
+      });
       const overhead = base.encode().length;
       const big = base.with({ payload: { blob: "b".repeat(MAX_FRAME - overhead - 4) } }); // str32 header is 4 bytes longer than fixstr
       expect(big.encode().length).toBe(MAX_FRAME);

@@ -49,7 +49,11 @@ describe("WebSocketTransport refusals", () => {
       const { ws, closed } = await raw(t.port);
       send(ws);
       code = await closed;
-      await eventually(() => logs.lines.some((l) => l.includes("WARN") && l.includes(why)), 2000, `a warning saying "${why}"`);
+      await eventually(
+        () => logs.lines.some((l) => l.includes("WARN") && l.includes(why)),
+        2000,
+        `a warning saying "${why}"`,
+      );
     } finally {
       logs.restore();
     }
@@ -63,7 +67,9 @@ describe("WebSocketTransport refusals", () => {
   }
 
   test("garbage bytes close that connection (1007) with a warning", async () => {
-    expect(await refused((ws) => ws.send(new Uint8Array([0, 0, 0, 3, 1, 2, 3])), "does not start with a msgpack map")).toBe(1007);
+    expect(
+      await refused((ws) => ws.send(new Uint8Array([0, 0, 0, 3, 1, 2, 3])), "does not start with a msgpack map"),
+    ).toBe(1007);
   });
 
   test("a frame whose length prefix disagrees with the message size closes that connection", async () => {
@@ -76,7 +82,9 @@ describe("WebSocketTransport refusals", () => {
   });
 
   test("a message above the 10 MiB frame limit closes that connection (1009) with a warning", async () => {
-    expect(await refused((ws) => ws.send(new Uint8Array(MAX_FRAME + 5)), "exceeded the 10485760 byte frame limit")).toBe(1009);
+    expect(
+      await refused((ws) => ws.send(new Uint8Array(MAX_FRAME + 5)), "exceeded the 10485760 byte frame limit"),
+    ).toBe(1009);
   });
 
   test("plain HTTP requests get 426 Upgrade Required", async () => {
@@ -94,7 +102,8 @@ describe("WebSocketTransport pooled connections", () => {
     const peer = Bun.serve<{ n: number }>({
       hostname: "127.0.0.1",
       port: 0,
-      fetch: (req, s) => (s.upgrade(req, { data: { n: ++connections } }) ? undefined : new Response("WebSocket only", { status: 426 })),
+      fetch: (req, s) =>
+        s.upgrade(req, { data: { n: ++connections } }) ? undefined : new Response("WebSocket only", { status: 426 }),
       websocket: {
         maxPayloadLength: MAX_FRAME + 4,
         message(ws, data) {
@@ -109,7 +118,9 @@ describe("WebSocketTransport pooled connections", () => {
       const N = 5000;
       const route = [topic("transport.ws", { host: "127.0.0.1", port: peer.port })];
       const pad = "p".repeat(4000); // ~20 MB: past the client's 4 MiB high-water mark, so frames wait in our queue
-      const outcomes = await Promise.allSettled(Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: N }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))),
+      );
       expect(outcomes.every((o) => o.status === "fulfilled")).toBe(true);
       expect(connections).toBe(2);
       await expectBurstTail(survivors, N);
@@ -124,7 +135,8 @@ describe("WebSocketTransport pooled connections", () => {
     const peer = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
-      fetch: (req, s) => (s.upgrade(req, { data: undefined }) ? undefined : new Response("WebSocket only", { status: 426 })),
+      fetch: (req, s) =>
+        s.upgrade(req, { data: undefined }) ? undefined : new Response("WebSocket only", { status: 426 }),
       websocket: {
         maxPayloadLength: MAX_FRAME + 4,
         message: (ws) => {
@@ -139,7 +151,9 @@ describe("WebSocketTransport pooled connections", () => {
       const port = peer.port!; // read before the peer stops
       const route = [topic("transport.ws", { host: "127.0.0.1", port })];
       const pad = "p".repeat(4000);
-      const outcomes = await Promise.allSettled(Array.from({ length: 5000 }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 5000 }, (_, i) => a.send(new Message({ topics: route, payload: { i, pad } }))),
+      );
       const rejected = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected");
       expect(rejected.length).toBeGreaterThan(0);
       // The frames handed to the client before the drop resolved; every one still waiting was rejected, after them.

@@ -100,7 +100,11 @@ export class MsgpackWriter {
     const n = s.length;
     if (n < 32) {
       let ascii = true;
-      for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) { ascii = false; break; }
+      for (let i = 0; i < n; i++)
+        if (s.charCodeAt(i) > 0x7f) {
+          ascii = false;
+          break;
+        }
       if (ascii) {
         this.ensure(1 + n);
         this.buf[this.pos++] = 0xa0 | n;
@@ -123,16 +127,41 @@ export class MsgpackWriter {
     const v = this.view;
     if (n >= 0) {
       if (n < 0x80) this.buf[this.pos++] = n;
-      else if (n < 0x100) { this.buf[this.pos++] = 0xcc; this.buf[this.pos++] = n; }
-      else if (n < 0x10000) { this.buf[this.pos++] = 0xcd; v.setUint16(this.pos, n); this.pos += 2; }
-      else if (n < 0x100000000) { this.buf[this.pos++] = 0xce; v.setUint32(this.pos, n); this.pos += 4; }
-      else { this.buf[this.pos++] = 0xcf; v.setBigUint64(this.pos, BigInt(n)); this.pos += 8; }
+      else if (n < 0x100) {
+        this.buf[this.pos++] = 0xcc;
+        this.buf[this.pos++] = n;
+      } else if (n < 0x10000) {
+        this.buf[this.pos++] = 0xcd;
+        v.setUint16(this.pos, n);
+        this.pos += 2;
+      } else if (n < 0x100000000) {
+        this.buf[this.pos++] = 0xce;
+        v.setUint32(this.pos, n);
+        this.pos += 4;
+      } else {
+        this.buf[this.pos++] = 0xcf;
+        v.setBigUint64(this.pos, BigInt(n));
+        this.pos += 8;
+      }
     } else {
       if (n >= -32) this.buf[this.pos++] = n & 0xff;
-      else if (n >= -0x80) { this.buf[this.pos++] = 0xd0; v.setInt8(this.pos, n); this.pos += 1; }
-      else if (n >= -0x8000) { this.buf[this.pos++] = 0xd1; v.setInt16(this.pos, n); this.pos += 2; }
-      else if (n >= -0x80000000) { this.buf[this.pos++] = 0xd2; v.setInt32(this.pos, n); this.pos += 4; }
-      else { this.buf[this.pos++] = 0xd3; v.setBigInt64(this.pos, BigInt(n)); this.pos += 8; }
+      else if (n >= -0x80) {
+        this.buf[this.pos++] = 0xd0;
+        v.setInt8(this.pos, n);
+        this.pos += 1;
+      } else if (n >= -0x8000) {
+        this.buf[this.pos++] = 0xd1;
+        v.setInt16(this.pos, n);
+        this.pos += 2;
+      } else if (n >= -0x80000000) {
+        this.buf[this.pos++] = 0xd2;
+        v.setInt32(this.pos, n);
+        this.pos += 4;
+      } else {
+        this.buf[this.pos++] = 0xd3;
+        v.setBigInt64(this.pos, BigInt(n));
+        this.pos += 8;
+      }
     }
   }
 
@@ -140,8 +169,13 @@ export class MsgpackWriter {
     if (n >= -(2n ** 63n) && n < 2n ** 64n) {
       if (n >= BigInt(Number.MIN_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER)) return this.int(Number(n));
       this.ensure(9);
-      if (n >= 0n) { this.buf[this.pos++] = 0xcf; this.view.setBigUint64(this.pos, n); }
-      else { this.buf[this.pos++] = 0xd3; this.view.setBigInt64(this.pos, n); }
+      if (n >= 0n) {
+        this.buf[this.pos++] = 0xcf;
+        this.view.setBigUint64(this.pos, n);
+      } else {
+        this.buf[this.pos++] = 0xd3;
+        this.view.setBigInt64(this.pos, n);
+      }
       this.pos += 8;
       return;
     }
@@ -158,11 +192,16 @@ export class MsgpackWriter {
   value(v: Packable, depth = 0): void {
     if (depth > MAX_DEPTH) throw new RangeError(`value nests deeper than ${MAX_DEPTH} levels`);
     switch (typeof v) {
-      case "string": return this.str(v);
-      case "number": return Number.isSafeInteger(v) ? this.int(v) : this.float(v);
-      case "boolean": return this.u8(v ? 0xc3 : 0xc2);
-      case "bigint": return this.bigint(v);
-      case "undefined": return this.nil();
+      case "string":
+        return this.str(v);
+      case "number":
+        return Number.isSafeInteger(v) ? this.int(v) : this.float(v);
+      case "boolean":
+        return this.u8(v ? 0xc3 : 0xc2);
+      case "bigint":
+        return this.bigint(v);
+      case "undefined":
+        return this.nil();
       case "object": {
         if (v === null) return this.nil();
         if (v instanceof Uint8Array) return this.bin(v);
@@ -198,7 +237,11 @@ export class MsgpackReader {
   pos: number;
   private readonly view: DataView;
 
-  constructor(readonly buf: Uint8Array, start = 0, readonly end = buf.length) {
+  constructor(
+    readonly buf: Uint8Array,
+    start = 0,
+    readonly end = buf.length,
+  ) {
     this.pos = start;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
@@ -209,7 +252,9 @@ export class MsgpackReader {
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.end) {
-      throw new DecodeError(`truncated msgpack: ${what} needs ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`);
+      throw new DecodeError(
+        `truncated msgpack: ${what} needs ${n} bytes at offset ${this.pos}, ${this.end - this.pos} left`,
+      );
     }
   }
 
@@ -268,29 +313,80 @@ export class MsgpackReader {
     const v = this.view;
     let p: number;
     switch (b) {
-      case 0xc0: return null;
-      case 0xc2: return false;
-      case 0xc3: return true;
-      case 0xc4: return this.binary(this.lenOf(1, "bin"));
-      case 0xc5: return this.binary(this.lenOf(2, "bin"));
-      case 0xc6: return this.binary(this.lenOf(4, "bin"));
-      case 0xca: this.need(4, "float32"); p = this.pos; this.pos += 4; return v.getFloat32(p);
-      case 0xcb: this.need(8, "float64"); p = this.pos; this.pos += 8; return v.getFloat64(p);
-      case 0xcc: this.need(1, "uint8"); return this.buf[this.pos++]!;
-      case 0xcd: this.need(2, "uint16"); p = this.pos; this.pos += 2; return v.getUint16(p);
-      case 0xce: this.need(4, "uint32"); p = this.pos; this.pos += 4; return v.getUint32(p);
-      case 0xcf: this.need(8, "uint64"); p = this.pos; this.pos += 8; return wide(v.getBigUint64(p));
-      case 0xd0: this.need(1, "int8"); p = this.pos; this.pos += 1; return v.getInt8(p);
-      case 0xd1: this.need(2, "int16"); p = this.pos; this.pos += 2; return v.getInt16(p);
-      case 0xd2: this.need(4, "int32"); p = this.pos; this.pos += 4; return v.getInt32(p);
-      case 0xd3: this.need(8, "int64"); p = this.pos; this.pos += 8; return wide(v.getBigInt64(p));
-      case 0xd9: return this.utf8(this.lenOf(1, "str"));
-      case 0xda: return this.utf8(this.lenOf(2, "str"));
-      case 0xdb: return this.utf8(this.lenOf(4, "str"));
-      case 0xdc: return this.array(this.lenOf(2, "array"), depth);
-      case 0xdd: return this.array(this.lenOf(4, "array"), depth);
-      case 0xde: return this.map(this.lenOf(2, "map"), depth);
-      case 0xdf: return this.map(this.lenOf(4, "map"), depth);
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.binary(this.lenOf(1, "bin"));
+      case 0xc5:
+        return this.binary(this.lenOf(2, "bin"));
+      case 0xc6:
+        return this.binary(this.lenOf(4, "bin"));
+      case 0xca:
+        this.need(4, "float32");
+        p = this.pos;
+        this.pos += 4;
+        return v.getFloat32(p);
+      case 0xcb:
+        this.need(8, "float64");
+        p = this.pos;
+        this.pos += 8;
+        return v.getFloat64(p);
+      case 0xcc:
+        this.need(1, "uint8");
+        return this.buf[this.pos++]!;
+      case 0xcd:
+        this.need(2, "uint16");
+        p = this.pos;
+        this.pos += 2;
+        return v.getUint16(p);
+      case 0xce:
+        this.need(4, "uint32");
+        p = this.pos;
+        this.pos += 4;
+        return v.getUint32(p);
+      case 0xcf:
+        this.need(8, "uint64");
+        p = this.pos;
+        this.pos += 8;
+        return wide(v.getBigUint64(p));
+      case 0xd0:
+        this.need(1, "int8");
+        p = this.pos;
+        this.pos += 1;
+        return v.getInt8(p);
+      case 0xd1:
+        this.need(2, "int16");
+        p = this.pos;
+        this.pos += 2;
+        return v.getInt16(p);
+      case 0xd2:
+        this.need(4, "int32");
+        p = this.pos;
+        this.pos += 4;
+        return v.getInt32(p);
+      case 0xd3:
+        this.need(8, "int64");
+        p = this.pos;
+        this.pos += 8;
+        return wide(v.getBigInt64(p));
+      case 0xd9:
+        return this.utf8(this.lenOf(1, "str"));
+      case 0xda:
+        return this.utf8(this.lenOf(2, "str"));
+      case 0xdb:
+        return this.utf8(this.lenOf(4, "str"));
+      case 0xdc:
+        return this.array(this.lenOf(2, "array"), depth);
+      case 0xdd:
+        return this.array(this.lenOf(4, "array"), depth);
+      case 0xde:
+        return this.map(this.lenOf(2, "map"), depth);
+      case 0xdf:
+        return this.map(this.lenOf(4, "map"), depth);
       default:
         this.pos--;
         throw new DecodeError(`unsupported msgpack type 0x${b.toString(16)} at offset ${this.pos}`);
@@ -346,7 +442,8 @@ export class MsgpackReader {
       else if (typeof k === "number" || typeof k === "bigint" || typeof k === "boolean" || k === null) key = String(k);
       else throw new DecodeError(`map key at offset ${this.pos} must be a string or number, found ${describe(k)}`);
       const val = this.value(depth + 1);
-      if (key === "__proto__") Object.defineProperty(out, key, { value: val, enumerable: true, writable: true, configurable: true });
+      if (key === "__proto__")
+        Object.defineProperty(out, key, { value: val, enumerable: true, writable: true, configurable: true });
       else out[key] = val;
     }
     return out;

@@ -55,7 +55,8 @@ export class Message {
     this.payload = Object.freeze({ ...(init.payload ?? {}) });
     this.taskId = init.taskId ?? null;
     this.timestamp = init.timestamp ?? Date.now();
-    if (!Number.isSafeInteger(this.timestamp)) throw new TypeError(`timestamp must be integer milliseconds, got ${this.timestamp}`);
+    if (!Number.isSafeInteger(this.timestamp))
+      throw new TypeError(`timestamp must be integer milliseconds, got ${this.timestamp}`);
     this.signature = init.signature ?? EMPTY;
     this.#payloadBytes = payloadBytes;
     Object.freeze(this);
@@ -64,11 +65,23 @@ export class Message {
   /** A copy with some fields replaced; the signature is dropped unless given. */
   with(changes: MessageInit): Message {
     const keepsPayload = !("payload" in changes);
-    return new Message({ ...this.fields(), signature: EMPTY, ...changes }, keepsPayload ? this.#payloadBytes : undefined);
+    return new Message(
+      { ...this.fields(), signature: EMPTY, ...changes },
+      keepsPayload ? this.#payloadBytes : undefined,
+    );
   }
 
   private fields(): MessageInit {
-    return { id: this.id, sender: this.sender, recipient: this.recipient, topics: this.topics, payload: this.payload, taskId: this.taskId, timestamp: this.timestamp, signature: this.signature };
+    return {
+      id: this.id,
+      sender: this.sender,
+      recipient: this.recipient,
+      topics: this.topics,
+      payload: this.payload,
+      taskId: this.taskId,
+      timestamp: this.timestamp,
+      signature: this.signature,
+    };
   }
 
   get isSigned(): boolean {
@@ -94,26 +107,43 @@ export class Message {
   }
 
   private writeCommon(w: MsgpackWriter, topicsAsStrings: boolean): void {
-    w.str("id"); w.str(this.id);
-    w.str("sender"); w.str(this.sender);
-    w.str("recipient"); this.recipient === null ? w.nil() : w.str(this.recipient);
-    w.str("topics"); w.arrayHeader(this.topics.length);
+    w.str("id");
+    w.str(this.id);
+    w.str("sender");
+    w.str(this.sender);
+    w.str("recipient");
+    this.recipient === null ? w.nil() : w.str(this.recipient);
+    w.str("topics");
+    w.arrayHeader(this.topics.length);
     for (const t of this.topics) {
-      if (topicsAsStrings) { w.str(topicToString(t)); continue; }
+      if (topicsAsStrings) {
+        w.str(topicToString(t));
+        continue;
+      }
       w.mapHeader(3);
-      w.str("namespace"); w.str(t.namespace);
-      w.str("attributes"); w.value(t.attributes as Packable);
-      w.str("version"); w.str(t.version);
+      w.str("namespace");
+      w.str(t.namespace);
+      w.str("attributes");
+      w.value(t.attributes as Packable);
+      w.str("version");
+      w.str(t.version);
     }
-    w.str("payload"); w.raw(this.payloadBytes());
-    w.str("task_id"); this.taskId === null ? w.nil() : w.str(this.taskId);
-    w.str("timestamp"); w.int(this.timestamp);
+    w.str("payload");
+    w.raw(this.payloadBytes());
+    w.str("task_id");
+    this.taskId === null ? w.nil() : w.str(this.taskId);
+    w.str("timestamp");
+    w.int(this.timestamp);
   }
 
   /** A signed copy: `sender` becomes the identity's fingerprint. */
   sign(identity: Identity): Message {
-    const unsigned = this.sender === identity.fingerprint && !this.isSigned ? this : this.with({ sender: identity.fingerprint });
-    return new Message({ ...unsigned.fields(), signature: identity.sign(unsigned.signedBytes()) }, unsigned.#payloadBytes);
+    const unsigned =
+      this.sender === identity.fingerprint && !this.isSigned ? this : this.with({ sender: identity.fingerprint });
+    return new Message(
+      { ...unsigned.fields(), signature: identity.sign(unsigned.signedBytes()) },
+      unsigned.#payloadBytes,
+    );
   }
 
   /** True when signed and the signature verifies against this public key (raw bytes or an Identity). */
@@ -128,7 +158,8 @@ export class Message {
     const w = new MsgpackWriter(320);
     w.mapHeader(8);
     this.writeCommon(w, false);
-    w.str("signature"); w.bin(this.signature);
+    w.str("signature");
+    w.bin(this.signature);
     return w.bytes();
   }
 
@@ -144,22 +175,36 @@ export class Message {
       if (seen.has(key)) throw new DecodeError(`message field "${key}" appears twice`);
       seen.add(key);
       switch (key) {
-        case "id": init.id = r.string("message id"); break;
-        case "sender": init.sender = r.string("message sender"); break;
-        case "recipient": init.recipient = nullableString(r.value(), "message recipient"); break;
-        case "task_id": init.taskId = nullableString(r.value(), "message task_id"); break;
-        case "timestamp": init.timestamp = timestampOf(r.value()); break;
-        case "topics": init.topics = topicsOf(r.value()); break;
+        case "id":
+          init.id = r.string("message id");
+          break;
+        case "sender":
+          init.sender = r.string("message sender");
+          break;
+        case "recipient":
+          init.recipient = nullableString(r.value(), "message recipient");
+          break;
+        case "task_id":
+          init.taskId = nullableString(r.value(), "message task_id");
+          break;
+        case "timestamp":
+          init.timestamp = timestampOf(r.value());
+          break;
+        case "topics":
+          init.topics = topicsOf(r.value());
+          break;
         case "signature": {
           const sig = r.value();
-          if (!(sig instanceof Uint8Array)) throw new DecodeError(`message signature must be bin data, found ${describe(sig)}`);
+          if (!(sig instanceof Uint8Array))
+            throw new DecodeError(`message signature must be bin data, found ${describe(sig)}`);
           init.signature = sig;
           break;
         }
         case "payload": {
           const from = r.pos;
           const p = r.value();
-          if (typeof p !== "object" || p === null || Array.isArray(p) || p instanceof Uint8Array) throw new DecodeError(`message payload must be a map, found ${describe(p)}`);
+          if (typeof p !== "object" || p === null || Array.isArray(p) || p instanceof Uint8Array)
+            throw new DecodeError(`message payload must be a map, found ${describe(p)}`);
           init.payload = p as Payload;
           payloadBytes = bytes.slice(from, r.pos);
           break;
@@ -228,11 +273,13 @@ function timestampOf(v: unknown): number {
 function topicsOf(v: unknown): Topic[] {
   if (!Array.isArray(v)) throw new DecodeError(`message topics must be an array, found ${describe(v)}`);
   return v.map((t, i) => {
-    if (typeof t !== "object" || t === null || Array.isArray(t) || t instanceof Uint8Array) throw new DecodeError(`message topic ${i} must be a map, found ${describe(t)}`);
+    if (typeof t !== "object" || t === null || Array.isArray(t) || t instanceof Uint8Array)
+      throw new DecodeError(`message topic ${i} must be a map, found ${describe(t)}`);
     const m = t as Record<string, unknown>;
     if (typeof m.namespace !== "string") throw new DecodeError(`message topic ${i} has no string namespace`);
     const attrs = m.attributes ?? {};
-    if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs)) throw new DecodeError(`message topic ${i} attributes must be a map`);
+    if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs))
+      throw new DecodeError(`message topic ${i} attributes must be a map`);
     const version = m.version ?? "1.0";
     if (typeof version !== "string") throw new DecodeError(`message topic ${i} version must be a string`);
     return topic(m.namespace, attrs as Record<string, unknown>, version);
