@@ -61,6 +61,6 @@ export { AgentRuntime, type RuntimeOptions } from "./runtime/runtime.ts";
 export { Executor, type DecisionResult, type DecisionGuard, type DecisionHandler } from "./runtime/executor.ts";
 export { TaskWorker } from "./runtime/worker.ts";
 export { ModuleAgent, type AgentSpec } from "./runtime/module-agent.ts";
-export { type TaskContext, type MessageContext } from "./core/agent.ts";
+export type { TaskContext, MessageContext } from "./core/agent.ts";
 export { Metrics } from "./observability/metrics.ts";
 export { ReplayLog, readReplayFile } from "./observability/replay.ts";

@@ -142,9 +142,7 @@ class BareWriter {
 }
 
 /** A bare client: frames out one write each (or batched), and a promise per reply frame. */
-async function bareClient(
-  port: number,
-): Promise<{
+async function bareClient(port: number): Promise<{
   writer: BareWriter;
   batch: (frames: Uint8Array[]) => void;
   next: () => Promise<void>;

@@ -27,7 +27,10 @@ const list = defineCommand({
     const agents = await withStore(config, (store) =>
       new DiscoveryService(store).query({ topics: split(args.topic), capabilities: split(args.capability) }),
     );
-    if (args.json) return void agents.forEach((a) => process.stdout.write(JSON.stringify(a) + "\n"));
+    if (args.json) {
+      for (const a of agents) process.stdout.write(`${JSON.stringify(a)}\n`);
+      return;
+    }
     const rows = agents.map((a) => [
       a.id,
       a.endpoint ?? "-",
@@ -35,7 +38,7 @@ const list = defineCommand({
       a.topics.map((t) => t.namespace).join(","),
       new Date(a.startedAt).toISOString(),
     ]);
-    process.stdout.write(table(["ID", "ENDPOINT", "CAPABILITIES", "TOPICS", "STARTED"], rows) + "\n");
+    process.stdout.write(`${table(["ID", "ENDPOINT", "CAPABILITIES", "TOPICS", "STARTED"], rows)}\n`);
   },
 });
 

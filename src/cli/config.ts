@@ -207,7 +207,7 @@ function coerce(key: string, value: unknown): unknown {
     }
     case "list": {
       const items = typeof value === "string" ? value.split(",") : Array.isArray(value) ? value : undefined;
-      if (!items || !items.every((x) => typeof x === "string")) throw bad("a list of strings");
+      if (!items?.every((x) => typeof x === "string")) throw bad("a list of strings");
       return (items as string[]).map((x) => x.trim()).filter(Boolean);
     }
   }

@@ -6,7 +6,7 @@
 import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { ConfigError, ConvergeError } from "../core/errors.ts";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- commands differ in their args types
+// biome-ignore lint/suspicious/noExplicitAny: commands differ in their args types
 type AnyCommand = CommandDef<any>;
 
 async function resolve<T>(v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined): Promise<T | undefined> {
@@ -75,7 +75,8 @@ export function checkOptions(argv: string[], args: ArgsDef, commandPath: string)
 
 /** citty colours its usage text; keep colour for terminals only (and never with NO_COLOR). */
 function plain(text: string): string {
-  return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC is what starts a colour code
+  return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\u001b\[[0-9;]*m/g, "");
 }
 
 function kebab(s: string): string {
@@ -112,7 +113,7 @@ function rootUsage(opts: MainOptions): string {
 /** Runs the command tree with argv; returns the exit code (the caller exits). */
 export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptions): Promise<number> {
   if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
-    process.stdout.write(rootUsage(opts) + "\n");
+    process.stdout.write(`${rootUsage(opts)}\n`);
     return 0;
   }
   let cmd = root;
@@ -136,7 +137,7 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
   }
   if (rest.includes("--help") || rest.includes("-h") || (!cmd.run && rest.length === 0)) {
     const footer = footers.get(cmd);
-    process.stdout.write(plain(await renderUsage(cmd, parent)) + "\n" + (footer ? footer + "\n" : ""));
+    process.stdout.write(`${plain(await renderUsage(cmd, parent))}\n${footer ? `${footer}\n` : ""}`);
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {
@@ -160,11 +161,11 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
 export function reportError(err: unknown, name: string): number {
   if (err instanceof ConvergeError) {
     process.stderr.write(`${name}: ${err.message}\n`);
-    if (process.env.CONVERGE_DEBUG && err.stack) process.stderr.write(err.stack + "\n");
+    if (process.env.CONVERGE_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
     return err.exitCode;
   }
   const e = err as Error;
   process.stderr.write(`${name}: unexpected error: ${e?.message ?? String(err)}\n`);
-  if (process.env.CONVERGE_DEBUG && e?.stack) process.stderr.write(e.stack + "\n");
+  if (process.env.CONVERGE_DEBUG && e?.stack) process.stderr.write(`${e.stack}\n`);
   return 1;
 }

@@ -10,14 +10,17 @@ const list = defineCommand({
   async run({ args }) {
     const config = setup(args as CommonArgs);
     const pools = await withStore(config, (store) => new PoolManager(store).list());
-    if (args.json) return void pools.forEach((p) => process.stdout.write(JSON.stringify(p) + "\n"));
+    if (args.json) {
+      for (const p of pools) process.stdout.write(`${JSON.stringify(p)}\n`);
+      return;
+    }
     const rows = pools.map((p) => [
       p.id,
       p.admission.type,
       String(p.agents.length),
       p.agents.map((a) => a.slice(0, 12)).join(","),
     ]);
-    process.stdout.write(table(["ID", "ADMISSION", "AGENTS", "MEMBERS"], rows) + "\n");
+    process.stdout.write(`${table(["ID", "ADMISSION", "AGENTS", "MEMBERS"], rows)}\n`);
   },
 });
 

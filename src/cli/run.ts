@@ -47,7 +47,7 @@ export const runCommand = defineCommand({
     // Loaded here, not at the top: `converge run --help` then never evaluates the runtime.
     const { startFleet } = await import("./fleet.ts");
     const fleet = await startFleet(config);
-    const out = (line: string) => process.stdout.write(line + "\n");
+    const out = (line: string) => process.stdout.write(`${line}\n`);
     printStarted(fleet, config.agents, out);
     out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
     const signal = await signalled;
@@ -62,9 +62,9 @@ export const runCommand = defineCommand({
 setHelpFooter(runCommand, footer);
 
 function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
-  fleet.runtimes.forEach((r, i) =>
-    out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`),
-  );
+  for (const [i, r] of fleet.runtimes.entries()) {
+    out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`);
+  }
   out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
   if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
   if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);

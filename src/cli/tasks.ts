@@ -8,7 +8,7 @@ import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./
 import { goneAgents } from "./liveness.ts";
 import { ago, table } from "./table.ts";
 
-const print = (s: string) => process.stdout.write(s + "\n");
+const print = (s: string) => process.stdout.write(`${s}\n`);
 
 function list(text: string | undefined): string[] {
   return (text ?? "")

@@ -223,7 +223,7 @@ export class PendingView {
     for (const id of this.#order) {
       if (n >= WINDOW) break;
       const t = this.#records.get(id);
-      if (!t || t.state !== "pending" || this.#claiming.has(id)) continue;
+      if (t?.state !== "pending" || this.#claiming.has(id)) continue;
       n++;
       if (now - (this.#readAt.get(id) ?? -Infinity) >= WINDOW_REREAD_MS) out.push(id);
     }
@@ -236,7 +236,7 @@ export class PendingView {
     if (ids.length === 0) return;
     const done = this.read(ids)
       .then((records) => {
-        ids.forEach((id, i) => this.saw(id, records[i]));
+        for (const [i, id] of ids.entries()) this.saw(id, records[i]);
       })
       .catch(() => {})
       .finally(() => {

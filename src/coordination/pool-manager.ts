@@ -63,7 +63,7 @@ export class PoolManager {
   /** Removes the agent; leaving a pool one is not in is harmless. */
   async leave(poolId: string, agentId: string): Promise<Pool | undefined> {
     return this.store.update<Pool>(poolKey(poolId), (p) =>
-      !p || !p.agents.includes(agentId) ? DECLINE : { ...p, agents: p.agents.filter((a) => a !== agentId) },
+      !p?.agents.includes(agentId) ? DECLINE : { ...p, agents: p.agents.filter((a) => a !== agentId) },
     );
   }
 

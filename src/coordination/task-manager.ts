@@ -138,7 +138,7 @@ export class TaskManager {
       taskKey(taskId),
       (t) => {
         won = false;
-        if (!t || t.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
+        if (t?.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
         const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
         won = true;
         return {

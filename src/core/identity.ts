@@ -97,13 +97,12 @@ export class Identity {
    * renamed into place, so a crash never leaves a partial key file.
    */
   save(path: string): void {
-    const body =
-      JSON.stringify({
-        format: FILE_FORMAT,
-        algorithm: "ed25519",
-        seed: bytesToHex(this.seed()),
-        publicKey: bytesToHex(this.publicKey),
-      }) + "\n";
+    const body = `${JSON.stringify({
+      format: FILE_FORMAT,
+      algorithm: "ed25519",
+      seed: bytesToHex(this.seed()),
+      publicKey: bytesToHex(this.publicKey),
+    })}\n`;
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
       mkdirSync(dirname(path), { recursive: true });

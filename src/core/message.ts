@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { aesGcmDecrypt, aesGcmEncrypt } from "./crypto.ts";
 import { BytesCache } from "./bytes-cache.ts";
-import { MsgpackReader, MsgpackWriter, describe, encodeWith, valueEnd, type Packable } from "./codec.ts";
+import { MsgpackReader, type MsgpackWriter, describe, encodeWith, valueEnd, type Packable } from "./codec.ts";
 import { DecodeError } from "./errors.ts";
 import { Identity } from "./identity.ts";
 import { pyJsonDumps } from "./pystr.ts";

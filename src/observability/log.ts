@@ -60,7 +60,7 @@ export class Logger {
     const all = { ...this.fields, ...extra };
     if (config.format === "json") {
       config.sink.write(
-        JSON.stringify({ ts: new Date().toISOString(), level, logger: this.name, msg, ...all }, jsonSafe) + "\n",
+        `${JSON.stringify({ ts: new Date().toISOString(), level, logger: this.name, msg, ...all }, jsonSafe)}\n`,
       );
       return;
     }
@@ -68,7 +68,7 @@ export class Logger {
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, jsonSafe)}`)
       .join(" ");
     config.sink.write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${kv ? " " + kv : ""}\n`,
+      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${kv ? ` ${kv}` : ""}\n`,
     );
   }
 }

@@ -117,7 +117,7 @@ export class Metrics {
         lines.push(`${m.name}${labels} ${formatValue(s.value)}`);
       }
     }
-    return lines.length === 0 ? "" : lines.join("\n") + "\n";
+    return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
   }
 
   #declare(name: string, type: MetricType, help?: string): Metric {

@@ -64,7 +64,7 @@ export class ReplayLog {
     this.#ring[this.#next] = entry;
     this.#next = (this.#next + 1) % this.capacity;
     if (this.#fd !== null) {
-      const line = Buffer.from(JSON.stringify(entry) + "\n");
+      const line = Buffer.from(`${JSON.stringify(entry)}\n`);
       try {
         let off = 0;
         while (off < line.length) off += writeSync(this.#fd, line, off);

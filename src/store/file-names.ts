@@ -23,7 +23,7 @@ const HEX = "0123456789ABCDEF";
 export function encode(text: string): string {
   const bytes = Buffer.from(text, "utf8");
   let out = "";
-  for (const b of bytes) out += SAFE[b] ? String.fromCharCode(b) : "%" + HEX[b >> 4] + HEX[b & 15];
+  for (const b of bytes) out += SAFE[b] ? String.fromCharCode(b) : `%${HEX[b >> 4]}${HEX[b & 15]}`;
   return out;
 }
 
@@ -45,7 +45,7 @@ export function fileNameOf(key: string): FileName {
   const enc = encode(key);
   if (enc.length <= MAX_PLAIN) return { name: enc + SUFFIX, hashed: false };
   return {
-    name: headOf(enc) + "~" + createHash("sha256").update(key, "utf8").digest("hex").slice(0, 40) + SUFFIX,
+    name: `${headOf(enc)}~${createHash("sha256").update(key, "utf8").digest("hex").slice(0, 40)}${SUFFIX}`,
     hashed: true,
   };
 }

@@ -123,7 +123,7 @@ export class FileStore implements Store {
         if (parsed.key.startsWith(prefix)) out.push(parsed.key);
       } else if (headMayMatch(parsed.head, encPrefix)) {
         const key = this.#keyOfHashed(name);
-        if (key !== undefined && key.startsWith(prefix)) out.push(key);
+        if (key?.startsWith(prefix)) out.push(key);
       }
     }
     return sortKeys(out);

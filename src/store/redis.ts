@@ -218,7 +218,7 @@ export class RedisStore implements Store {
   async list(prefix: string): Promise<string[]> {
     checkKey(prefix, "prefix");
     const base = this.#k("");
-    const match = globEscape(base + prefix) + "*";
+    const match = `${globEscape(base + prefix)}*`;
     const found = new Set<string>(); // SCAN may return a key more than once
     let cursor = "0";
     do {

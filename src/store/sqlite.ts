@@ -297,5 +297,6 @@ function prepare(db: Database) {
     notify: db.prepare<{ seq: number }, [string]>(SQL.notify),
     seq: db.prepare<{ seq: number }, [string]>(SQL.seq),
     dataVersion: db.prepare<{ data_version: number }, []>(SQL.dataVersion),
+    // biome-ignore lint/suspicious/noExplicitAny: statements differ in their row and parameter types
   } satisfies Record<keyof typeof SQL, Statement<any, any>>;
 }

@@ -37,7 +37,7 @@ function validPort(port: unknown): number | null {
 
 /** Parses "scheme://host:port" (with an optional trailing slash); throws TransportError when malformed. */
 export function parseEndpoint(text: string): Endpoint {
-  const m = /^([a-z][a-z0-9+.-]*):\/\/(\[[^\]]+\]|[^:/\[\]]+):(\d+)\/?$/i.exec(text);
+  const m = /^([a-z][a-z0-9+.-]*):\/\/(\[[^\]]+\]|[^:/[\]]+):(\d+)\/?$/i.exec(text);
   const port = m ? validPort(m[3]) : null;
   if (!m || port === null)
     throw new TransportError(`malformed endpoint "${text}" (expected scheme://host:port, e.g. tcp://127.0.0.1:9000)`);

@@ -71,7 +71,7 @@ const NASTY_KEYS = [
   "x".repeat(300),
   "y".repeat(10_000),
   "é".repeat(200),
-  "z".repeat(199) + "/" + "z".repeat(199),
+  `${"z".repeat(199)}/${"z".repeat(199)}`,
 ];
 
 export interface Capabilities {
@@ -375,7 +375,7 @@ export function storeContract(name: string, open: () => Promise<Harness>, caps: 
       const create = (cur: unknown) => (cur === undefined ? { v: "new" } : DECLINE);
       expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" });
       expect(await store.update("a:1", create, { expected: ABSENT })).toEqual({ v: "new" }); // present: declined on the real value
-      expect(await store.update<{ v: string }>("a:1", (cur) => ({ v: cur!.v + "!" }), { expected: ABSENT })).toEqual({
+      expect(await store.update<{ v: string }>("a:1", (cur) => ({ v: `${cur!.v}!` }), { expected: ABSENT })).toEqual({
         v: "new!",
       });
       // a value hinted for a key that is absent

@@ -25,13 +25,13 @@ test("file names escape everything but [a-z0-9._-] and decode back exactly", () 
 });
 
 test("long keys get a hashed name that fits and differs for keys sharing a long head", () => {
-  const a = fileNameOf("k".repeat(500) + "a");
-  const b = fileNameOf("k".repeat(500) + "b");
+  const a = fileNameOf(`${"k".repeat(500)}a`);
+  const b = fileNameOf(`${"k".repeat(500)}b`);
   expect(a.hashed && b.hashed).toBe(true);
   expect(a.name).not.toBe(b.name);
   expect(Buffer.byteLength(a.name)).toBeLessThanOrEqual(200);
   expect(parseFileName(a.name)).toEqual({ head: "k".repeat(120), hashed: true });
-  expect(fileNameOf("a" + "%".repeat(100)).name).toMatch(/^a(%25)+~[0-9a-f]{40}\.json$/); // never cuts an escape in half
+  expect(fileNameOf(`a${"%".repeat(100)}`).name).toMatch(/^a(%25)+~[0-9a-f]{40}\.json$/); // never cuts an escape in half
 });
 
 test("files that are not records are not mistaken for keys", () => {

@@ -143,7 +143,6 @@ export function freePortRange(count: number): number {
         held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
       return base;
     } catch {
-      continue;
     } finally {
       for (const s of held) s.stop(true);
     }
