@@ -5,6 +5,10 @@
  * Maps keep insertion order. The decoder is strict: it throws DecodeError on anything it cannot
  * read completely, and never returns a partial value.
  *
+ * Hand-written rather than msgpackr: signatures cover these exact bytes, and msgpackr's defaults
+ * differ from Python's (map16 headers unless variableMapSize, float64 for integers above 2^32,
+ * int64 for BigInt), so byte-equality would rest on configuration a release could change.
+ *
  * Speed matters here (every message crosses this code twice per hop), so the hot paths write and
  * read bytes by hand instead of through a DataView (building one costs more than most of the
  * values it would read), and strings go through the native UTF-8 routines in ./utf8.ts.
