@@ -13,7 +13,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TaskManager, OPEN_INDEX } from "../../src/coordination/task-manager.ts";
+import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
@@ -126,7 +126,11 @@ async function converge(
     const t0 = await submitAll(tm, label, N);
     const submitted = performance.now();
     const deadline = Date.now() + 600_000;
-    while ((await store.indexMembers(OPEN_INDEX)).length > 0) {
+    const open = async () => {
+      const c = await tm.counts();
+      return c.pending + c.assigned + c.running;
+    };
+    while ((await open()) > 0) {
       if (Date.now() > deadline) throw new Error(`${label}: tasks still open after 10 minutes`);
       await Bun.sleep(100);
     }

@@ -15,6 +15,7 @@ import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
 import { startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
+import { RepeatLog } from "../observability/repeat-log.ts";
 import { collectMetrics } from "../runtime/metrics.ts";
 import { AgentRuntime } from "../runtime/runtime.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -87,6 +88,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
+  // While the store is down every agent's pass fails: one line for the process, not one per agent.
+  const passFailures = new RepeatLog(logger("runtime"));
   let joined = false;
   let ready = false;
   let http: ReturnType<typeof startHealthServer> | undefined;
@@ -140,6 +143,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
             : undefined,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
+          passFailures,
         }),
       );
     }
@@ -148,10 +152,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     if (failed) throw failed.reason;
     if (config.pool_id) {
       joined = true;
-      for (const r of runtimes) {
-        await pools!.join(config.pool_id, r.id);
-        r.memberships.add(config.pool_id);
-      }
+      for (const r of runtimes) await r.memberships.join(config.pool_id);
     }
     // So that operator commands can tell agents of a killed process from live ones (see liveness.ts).
     if (discovery)

@@ -1,55 +1,66 @@
 /**
  * Tasks in a shared Store, with claims that are exact across every process sharing it.
  *
- * The record `task:<id>` is the truth; every transition is one atomic `store.update`, so exactly
- * one claimer wins. A claim is a lease: it yields a token that report, fail, renew and release must
- * present, so a holder whose lease expired and was taken over cannot overwrite the new holder's work.
+ * The record `task:<id>` is the truth. The store's task queue (store/task-queue.ts: native for
+ * memory, SQLite and Redis, generic over any other Store) changes a record and its place (ready,
+ * delayed, held, finished) in one atomic step, so exactly one claimer wins. A claim is a lease: it
+ * yields a token that report, fail, renew and release must present, so a holder whose lease
+ * expired and was taken over cannot overwrite the new holder's work ("lease lost").
  *
- * The index set `tasks:open` lists every task that is not final, so that finding pending work and
- * expired leases costs in proportion to open work, not to history. It never misses an open task:
- * every write that can change whether a task is final (submit, report, fail, release, cancel,
- * retry) is an update that sets the task's membership in the same atomic step as the record
- * (UpdateOptions.index: member if the written state is not final, else not), so there is no moment
- * when an open record is unindexed, and no final record written here stays indexed. Transitions
- * from open to open (claim, renew, progress, an expired lease released) leave membership as it is.
- * Records written by older code may still leave a final task in the index; a reader that meets
- * one drops it with a rewrite of the same record that takes it out of the index in the same step
- * (and declines, leaving the entry, if the task is open again by then). Only for an id whose
- * record is gone does the reader remove the entry and re-read, restoring it if a submit raced.
+ * What a transition writes is decided here, from the record as this process last wrote it for a
+ * lease it holds (only the token's holder writes a held task, so that record is current), or as
+ * read just before for the system's own transitions (cancel, retry, an expired lease), which then
+ * apply only if the record is still exactly that one. Claims alone are decided by the queue.
  *
- * Each update passes this process's last-seen record as a hint (UpdateOptions.expected), so that
- * on Redis a transition costs one round trip when nothing changed behind our back; the hint never
- * decides anything, the real record does.
- *
- * Finding work reads this process's PendingView of the open tasks (see pending-view.ts), which
- * every transition made here keeps up to date, rather than every open record on every pass.
+ * Time comes from one clock (the store's own by default, e.g. Redis TIME), so hosts with skewed
+ * clocks agree on leases and retry times; tests give a fake one.
  */
 import { randomUUID } from "node:crypto";
-import { hasAllCapabilities } from "../core/capability.ts";
-import { LeaseLostError, TaskStateError } from "../core/errors.ts";
+import { LeaseLostError, NotFoundError, TaskStateError } from "../core/errors.ts";
 import {
-  FINAL_STATES,
   claimTtlMs,
+  FINAL_STATES,
+  type FinalState,
+  HELD_STATES,
   isTaskState,
   newTask,
   type Task,
   type TaskInit,
   type TaskState,
 } from "../core/task.ts";
-import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "../store/store.ts";
-import { PENDING_LIMIT, PendingView } from "./pending-view.ts";
+import type { Clock } from "../store/clock.ts";
+import { GenericTaskQueue } from "../store/generic-queue.ts";
+import type { Store } from "../store/store.ts";
+import type { ClaimNext, Expect, TaskQueue, Visibility } from "../store/task-queue.ts";
 
-export const TASK_PREFIX = "task:";
-export const OPEN_INDEX = "tasks:open";
 /** Channel notified when work may have become claimable (submit, release, retry). */
 export const TASKS_CHANNEL = "tasks";
+/** The most tasks `pendingFor` returns (the best). */
+export const PENDING_LIMIT = 1000;
+/** How many expired leases one reaper pass hands back at most. */
+const REAP_BATCH = 1000;
+/** How often a system transition re-reads and tries again when the record keeps changing under it. */
+const CAS_ATTEMPTS = 20;
+const MAX_BACKOFF_MS = 60_000;
 
 export interface Lease {
   taskId: string;
   token: string;
-  /** Epoch ms; null when the task has no claim TTL (the lease never expires). */
+  /** Epoch ms; null when the lease never expires. */
   expiresAt: number | null;
   task: Task;
+}
+
+/** Who acts on a claimed task: the agent, and the lease token from `claim`. */
+export interface Holder {
+  agentId: string;
+  token?: string;
+}
+
+/** What an agent may take: pools it belongs to, capabilities it has. */
+export interface Scope {
+  pools?: Iterable<string>;
+  capabilities?: Iterable<string>;
 }
 
 export interface TaskManagerOptions {
@@ -57,139 +68,149 @@ export interface TaskManagerOptions {
   defaultClaimTtlSec?: number;
   /** First retry delay; doubles each attempt (capped at 60 s). A task may set `retry_backoff_ms`. */
   retryBackoffMs?: number;
+  /** Where time comes from (default: the store's clock). */
+  clock?: Clock;
 }
 
-const MAX_BACKOFF_MS = 60_000;
-const taskKey = (id: string) => TASK_PREFIX + id;
-const isOpen = (t: Task) => !FINAL_STATES.has(t.state);
+export interface SubmitResult {
+  task: Task;
+  /** False when a task with this id already existed (it was left as it is). */
+  created: boolean;
+}
+
+const unassigned = { assignedTo: null, claimedAt: null, leaseToken: null, leaseExpiresAt: null } as const;
 
 export class TaskManager {
-  /** This process's view of the open tasks, what `pendingFor` reads. */
-  readonly view: PendingView;
-  #snapshot: Promise<Task[]> | undefined;
-  #reapedAt = -Infinity;
+  readonly queue: TaskQueue;
+  readonly #now: Clock;
+  readonly #defaultTtlMs: number | null;
+  /** The record as this process last wrote it, for each lease held here (the base of the holder's next change). */
+  readonly #held = new Map<string, Task>();
+  #seq = 0;
+  #reaper: { refs: number; timer: ReturnType<typeof setInterval> } | undefined;
 
   constructor(
     readonly store: Store,
     private readonly options: TaskManagerOptions = {},
   ) {
-    this.view = new PendingView(store, OPEN_INDEX, (ids) => this.#getMany(ids));
+    this.queue = store.tasks ?? new GenericTaskQueue(store);
+    this.#now = options.clock ?? (() => store.now());
+    const ttl = options.defaultClaimTtlSec;
+    this.#defaultTtlMs = ttl !== undefined && ttl > 0 ? Math.round(ttl * 1000) : null;
   }
 
-  /** Update options: the view's last-seen record as the hint, and, with `index`, the open index kept exact in the same step. */
-  #opts(taskId: string, index = false, expected: Task | undefined = this.view.known(taskId)): UpdateOptions<Task> {
-    return { expected, index: index ? { name: OPEN_INDEX, member: taskId, keep: isOpen } : undefined };
+  /** The time on the manager's clock (epoch ms). */
+  async now(): Promise<number> {
+    return this.#now();
   }
 
-  /** Tells the view about a task as a transition made here left it. */
-  #saw(t: Task): Task {
-    this.view.saw(t.id, t, true);
-    return t;
+  /** Submit order within this process, by the clock across processes. */
+  #nextSeq(now: number): number {
+    this.#seq = Math.max(this.#seq + 1, now * 1024);
+    return this.#seq;
   }
 
-  /** Stores a new pending task; an existing id is refused. */
+  /** Stores a new pending task; an existing id is refused (TaskStateError). */
   async submit(init: TaskInit): Promise<Task> {
-    const task = newTask(init, await this.store.now());
-    let exists = false;
-    const after = await this.store.update<Task>(
-      taskKey(task.id),
-      (cur) => ((exists = cur !== undefined) ? DECLINE : task),
-      { expected: ABSENT, index: { name: OPEN_INDEX, member: task.id, keep: () => true } },
-    );
-    if (exists) throw new TaskStateError(`task ${task.id} already exists`);
-    this.#saw(after!);
-    await this.#notify();
-    return task;
-  }
-
-  async get(taskId: string): Promise<Task | undefined> {
-    return this.store.get<Task>(taskKey(taskId));
-  }
-
-  /** The records of `ids`, in order (one batched read where the store has one). */
-  #getMany(ids: readonly string[]): Promise<(Task | undefined)[]> {
-    return getMany<Task>(this.store, ids.map(taskKey));
+    const [r] = await this.submitMany([init]);
+    if (!r!.created) throw new TaskStateError(`task ${r!.task.id} already exists`);
+    return r!.task;
   }
 
   /**
-   * Claims a pending task for `agentId`. Exactly one concurrent claimer gets a Lease; the others
-   * get null (the task was not pending, is waiting for a retry backoff, or someone else won).
+   * Stores many tasks in one batch of the store (one script, one transaction). A task whose id
+   * exists is left as it is (`created: false`); every other is created. A bad init refuses them all.
    */
-  async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
-    // A task this process knows to be taken (a claim under way here, or seen held) is not tried.
-    if (this.view.taken(taskId)) return null;
-    const { lease, current } = await this.view.claiming(taskId, this.#claim(taskId, agentId, options));
-    if (lease) this.#saw(lease.task);
-    else if (current)
-      this.view.saw(taskId, current, true); // as the store has it now: held by another, or waiting for a retry
-    else this.view.lost(taskId);
-    return lease;
+  async submitMany(inits: readonly TaskInit[]): Promise<SubmitResult[]> {
+    if (inits.length === 0) return [];
+    const now = await this.#now();
+    const tasks = inits.map((init) => newTask(init, now, this.#nextSeq(now)));
+    const created = await this.queue.submit(tasks, now);
+    await this.#notify();
+    return tasks.map((task, i) => ({ task, created: created[i]! }));
   }
 
-  async #claim(
-    taskId: string,
-    agentId: string,
-    options: { ttlMs?: number },
-  ): Promise<{ lease: Lease | null; current?: Task }> {
-    const now = await this.store.now();
-    const token = randomUUID();
-    let won = false;
-    const after = await this.store.update<Task>(
-      taskKey(taskId),
-      (t) => {
-        won = false;
-        if (t?.state !== "pending" || (t.notBefore ?? 0) > now) return DECLINE;
-        const ttl = options.ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
-        won = true;
-        return {
-          ...t,
-          state: "assigned",
-          assignedTo: agentId,
-          claimedAt: now,
-          attempts: t.attempts + 1,
-          leaseToken: token,
-          leaseExpiresAt: ttl === undefined ? null : now + ttl,
-          notBefore: null,
-          updatedAt: now,
-        };
-      },
-      this.#opts(taskId),
-    );
-    if (!won || !after) return { lease: null, current: after };
-    return { lease: { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after } };
+  async get(taskId: string): Promise<Task | undefined> {
+    return this.queue.get(taskId);
+  }
+
+  #claim(agentId: string, now: number, ttlMs?: number) {
+    return { agentId, now, defaultTtlMs: this.#defaultTtlMs, ttlMs };
+  }
+
+  #lease(t: Task): Lease {
+    this.#held.set(t.id, t);
+    return { taskId: t.id, token: t.leaseToken!, expiresAt: t.leaseExpiresAt, task: t };
+  }
+
+  /**
+   * Claims this pending task for `agentId`. Exactly one concurrent claimer gets a Lease; the
+   * others get null (the task was not pending, is not due yet, or someone else won).
+   */
+  async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
+    const { task } = await this.queue.claim(taskId, this.#claim(agentId, await this.#now(), options.ttlMs), token());
+    return task ? this.#lease(task) : null;
+  }
+
+  /** Claims up to `max` of the best due tasks the agent may take (priority, then submit order). */
+  async claimNext(agentId: string, scope: Scope, max = 1): Promise<Lease[]> {
+    if (max <= 0) return [];
+    const tasks = await this.queue.claimNext(this.#claimNext(agentId, scope, max, await this.#now()));
+    return tasks.map((t) => this.#lease(t));
+  }
+
+  #claimNext(agentId: string, scope: Scope, max: number, now: number): ClaimNext {
+    return {
+      ...this.#claim(agentId, now),
+      visibility: visibility(scope),
+      tokens: Array.from({ length: max }, token),
+    };
   }
 
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
-  async renew(taskId: string, token: string, ttlMs?: number): Promise<Lease> {
-    const now = await this.store.now();
-    const after = await this.#change(
-      taskId,
-      (t) => leaseProblem(t, taskId, token),
-      (t) => {
-        const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
-        return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
-      },
-    );
-    return { taskId, token, expiresAt: after.leaseExpiresAt ?? null, task: after };
+  async renew(taskId: string, leaseToken: string, ttlMs?: number): Promise<Lease> {
+    const now = await this.#now();
+    const after = await this.#byHolder(taskId, { agentId: "", token: leaseToken }, now, (t) => {
+      const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
+      return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
+    });
+    return this.#lease(after.task);
   }
 
-  /** Records the holder's progress on the task record (field `progress`). */
+  /** Records the holder's progress on the task record (field `progress`); the task is then `running`. */
   async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
-    const now = await this.store.now();
-    return this.#transition(taskId, holder, (t) => ({
-      ...t,
-      state: "running",
-      progress: value ?? null,
-      updatedAt: now,
-    }));
+    const now = await this.#now();
+    return (
+      await this.#byHolder(taskId, holder, now, (t) => ({
+        ...t,
+        state: "running",
+        progress: value ?? null,
+        updatedAt: now,
+      }))
+    ).task;
   }
 
-  /** Completes a task. Only the assignee: `token` must be the current lease (or, for a lease-less caller, agentId the assignee). */
+  /** Completes a task. Only the holder: `token` must be the current lease (or, lease-less, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
-    const now = await this.store.now();
-    return this.#transition(
+    return (await this.reportAndClaim(taskId, result, holder)).task;
+  }
+
+  /**
+   * Completes a task and, in the same step of the store (one round trip on Redis), claims up to
+   * `next.max` more for the same agent: a busy worker keeps itself fed without extra calls.
+   */
+  async reportAndClaim(
+    taskId: string,
+    result: unknown,
+    holder: Holder,
+    next?: { scope: Scope; max: number },
+  ): Promise<{ task: Task; next: Lease[] }> {
+    const now = await this.#now();
+    const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
+    const r = await this.#byHolder(
       taskId,
       holder,
+      now,
       (t) => ({
         ...t,
         state: "completed",
@@ -199,8 +220,9 @@ export class TaskManager {
         error: null,
         updatedAt: now,
       }),
-      true,
+      then,
     );
+    return { task: r.task, next: r.next.map((t) => this.#lease(t)) };
   }
 
   /**
@@ -209,268 +231,262 @@ export class TaskManager {
    * `holder` is the assignee's lease, or "system" for the runtime's own decisions.
    */
   async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
-    const now = await this.store.now();
-    const after = await this.#transition(
-      taskId,
-      holder,
-      (t) => {
-        const maxRetries = Number(t.constraints.max_retries ?? 0);
-        if (t.attempts <= maxRetries && t.attempts > 0) {
-          const base = Number(t.constraints.retry_backoff_ms ?? this.options.retryBackoffMs ?? 1000);
-          const delay = Math.min(MAX_BACKOFF_MS, base * 2 ** (t.attempts - 1));
-          return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
-        }
-        return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
-      },
-      true,
-    );
+    const now = await this.#now();
+    const next = (t: Task): Task => {
+      const maxRetries = Number(t.constraints.max_retries ?? 0);
+      if (t.attempts <= maxRetries && t.attempts > 0) {
+        const base = Number(t.constraints.retry_backoff_ms ?? this.options.retryBackoffMs ?? 1000);
+        const delay = Math.min(MAX_BACKOFF_MS, base * 2 ** (t.attempts - 1));
+        return { ...t, ...unassigned, state: "pending", error, notBefore: now + delay, updatedAt: now };
+      }
+      return { ...t, state: "failed", error, leaseToken: null, leaseExpiresAt: null, updatedAt: now };
+    };
+    const after =
+      holder === "system"
+        ? await this.#bySystem(taskId, now, (t) => openProblem(t, taskId), next)
+        : (await this.#byHolder(taskId, holder, now, next)).task;
     if (after.state === "pending") await this.#notify();
     return after;
   }
 
   /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
   async release(taskId: string, holder: Holder): Promise<Task> {
-    const now = await this.store.now();
-    const after = await this.#transition(
-      taskId,
-      holder,
-      (t) => ({ ...t, ...unassigned, state: "pending", attempts: Math.max(0, t.attempts - 1), updatedAt: now }),
-      true,
-    );
+    const now = await this.#now();
+    const { task } = await this.#byHolder(taskId, holder, now, (t) => ({
+      ...t,
+      ...unassigned,
+      state: "pending",
+      attempts: Math.max(0, t.attempts - 1),
+      updatedAt: now,
+    }));
     await this.#notify();
-    return after;
+    return task;
   }
 
-  /** Cancels a task that is not final yet. */
+  /** Cancels a task that is not finished yet. */
   async cancel(taskId: string): Promise<Task> {
-    const now = await this.store.now();
-    return this.#change(
+    const now = await this.#now();
+    const after = await this.#bySystem(
       taskId,
-      (t) => systemProblem(t, taskId),
+      now,
+      (t) => openProblem(t, taskId),
       (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }),
-      true,
     );
+    this.#held.delete(taskId);
+    return after;
   }
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
   async retry(taskId: string): Promise<Task> {
-    const now = await this.store.now();
-    const after = await this.#change(
+    const now = await this.#now();
+    const after = await this.#bySystem(
       taskId,
+      now,
       (t) => retryProblem(t, taskId),
-      (t) => ({ ...t, ...unassigned, state: "pending", attempts: 0, error: null, updatedAt: now }),
-      true,
+      (t) => ({ ...t, ...unassigned, state: "pending", attempts: 0, error: null, notBefore: null, updatedAt: now }),
     );
     await this.#notify();
     return after;
   }
 
-  /**
-   * Assigned tasks whose lease has expired go back to pending; returns their ids. This reads every
-   * open record, so without an explicit `now` (the runtime's periodic reaper) a full pass runs at
-   * most every second, or every 0.5 ms per open task, whichever is longer.
-   */
+  /** Held tasks whose lease has expired go back to pending; returns their ids. */
   async releaseExpiredClaims(now?: number): Promise<string[]> {
-    if (now === undefined) {
-      if (performance.now() < this.#reapedAt + Math.max(1000, this.view.size * 0.5)) return [];
-      this.#reapedAt = performance.now();
-    }
-    const at = now ?? (await this.store.now());
+    const at = now ?? (await this.#now());
     const released: string[] = [];
-    for (const t of await this.openTasks()) {
-      if (!isExpired(t, at)) continue;
-      let did = false;
-      const after = await this.store.update<Task>(
-        taskKey(t.id),
-        (cur) => {
-          did = !!cur && isExpired(cur, at);
-          return did ? { ...cur!, ...unassigned, state: "pending", updatedAt: at } : DECLINE;
-        },
-        this.#opts(t.id, false, t),
+    for (const t of await this.queue.expired(at, REAP_BATCH)) {
+      const r = await this.queue.transition(
+        t.id,
+        { record: t },
+        { ...t, ...unassigned, state: "pending", updatedAt: at },
+        at,
       );
-      if (did) released.push(this.#saw(after!).id);
+      if (r.ok) {
+        released.push(t.id);
+        this.#held.delete(t.id);
+      }
     }
     if (released.length) await this.#notify();
     return released;
   }
 
   /**
-   * Every task that is not final (pending, assigned, running), read through the open index (one
-   * batched read where the store has one): what listing and the reaper need; finding work reads the view instead.
-   * Concurrent callers in this process share one read.
+   * Runs `releaseExpiredClaims` every `everyMs` until the matching `stopReaper` (callers share one
+   * timer: every runtime over this manager starts it). Failures are logged by `onError`.
    */
-  openTasks(): Promise<Task[]> {
-    if (!this.#snapshot) {
-      const read = this.#readOpen().finally(() => {
-        if (this.#snapshot === read) this.#snapshot = undefined;
-      });
-      this.#snapshot = read;
+  startReaper(everyMs: number, report: (released: string[], err?: unknown) => void): void {
+    if (this.#reaper) {
+      this.#reaper.refs++;
+      return;
     }
-    return this.#snapshot;
+    const timer = setInterval(() => {
+      this.releaseExpiredClaims().then(
+        (ids) => ids.length > 0 && report(ids),
+        (err) => report([], err),
+      );
+    }, everyMs);
+    this.#reaper = { refs: 1, timer };
   }
 
-  async #notify(): Promise<void> {
-    this.#snapshot = undefined; // a read under way may predate this change
-    await this.store.notify(TASKS_CHANNEL);
+  stopReaper(): void {
+    if (this.#reaper && --this.#reaper.refs === 0) {
+      clearInterval(this.#reaper.timer);
+      this.#reaper = undefined;
+    }
   }
 
-  async #readOpen(): Promise<Task[]> {
-    const ids = await this.store.indexMembers(OPEN_INDEX);
-    const records = await this.#getMany(ids);
-    const open: Task[] = [];
-    const stale: [string, Task | undefined][] = [];
-    records.forEach((t, i) => {
-      if (t && !FINAL_STATES.has(t.state)) open.push(t);
-      else stale.push([ids[i]!, t]);
-    });
-    if (stale.length) void Promise.all(stale.map(([id, t]) => this.#dropStale(id, t))).catch(() => {});
-    return open.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  /** Every task that is not finished (pending, assigned, running), oldest first. */
+  async openTasks(): Promise<Task[]> {
+    return byAge(await this.queue.open());
   }
 
   /**
-   * The oldest pending tasks `agentId` may claim now, at most PENDING_LIMIT (a decide pass needs
-   * no more): a task with `poolId` only for members of that pool, one with `requiredCapabilities`
-   * only for agents having all of them, none before its retry time. Read from the view as it
-   * stands when it shows this agent work, else from a refresh begun after this call (so the submit
-   * that woke the caller is seen). The view may be a moment behind: a claim stays exact anyway.
+   * The best due tasks `agentId` may claim now, at most PENDING_LIMIT (a decide pass needs no
+   * more): a task with `poolId` only for members of that pool, one with `requiredCapabilities`
+   * only for agents having all of them.
    */
   async pendingFor(
     agentId: string,
     poolIds: Iterable<string> = [],
     capabilities: Iterable<string> = [],
-    now = Date.now(),
+    now?: number,
   ): Promise<Task[]> {
     void agentId;
-    const pools = new Set(poolIds);
-    const caps = new Set(capabilities);
-    const visible = (t: Task) =>
-      (t.notBefore ?? 0) <= now &&
-      (t.poolId === null || pools.has(t.poolId)) &&
-      hasAllCapabilities(caps, t.requiredCapabilities);
-    const seen = await this.view.pending(false, visible, PENDING_LIMIT);
-    return seen.length > 0 ? seen : this.view.pending(true, visible, PENDING_LIMIT);
+    return this.queue.pending(visibility({ pools: poolIds, capabilities }), now ?? (await this.#now()), PENDING_LIMIT);
   }
 
-  /** Tasks in `state` (all tasks when omitted); final states read the whole history. */
+  /** Tasks in `state` (all tasks when omitted), oldest first. */
   async list(state?: TaskState): Promise<Task[]> {
     if (state !== undefined && !isTaskState(state)) throw new TaskStateError(`unknown task state "${state}"`);
-    if (state !== undefined && !FINAL_STATES.has(state))
-      return (await this.openTasks()).filter((t) => t.state === state);
-    const keys = await this.store.list(TASK_PREFIX);
-    const all = (await getMany<Task>(this.store, keys)).filter((t): t is Task => !!t);
-    return (state ? all.filter((t) => t.state === state) : all).sort(
-      (a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1),
+    if (state !== undefined && FINAL_STATES.has(state))
+      return byAge(await this.queue.finished(state as FinalState, Infinity, Infinity));
+    const open = await this.queue.open();
+    if (state !== undefined) return byAge(open.filter((t) => t.state === state));
+    const done = await Promise.all(
+      (["completed", "failed", "cancelled"] as const).map((s) => this.queue.finished(s, Infinity, Infinity)),
     );
+    return byAge([...open, ...done.flat()]);
   }
 
-  /** One atomic transition that only the current lease holder (or the system) may make. */
-  #transition(taskId: string, holder: Holder | "system", fn: (t: Task) => Task, index = false): Promise<Task> {
-    return this.#change(
-      taskId,
-      (t) => (holder === "system" ? systemProblem(t, taskId) : holderProblem(t, taskId, holder)),
-      fn,
-      index,
-    );
+  /** How many tasks are in each state. */
+  counts(): Promise<Record<TaskState, number>> {
+    return this.queue.counts();
   }
 
   /**
-   * The one shape of every checked transition: `check` refuses (a Problem) or lets `fn` write, in
-   * one atomic update (`index`: keep the open index exact in the same step). The callback may run
-   * more than once, so the verdict is taken afresh on every run.
+   * A change the holder of a lease makes, from the record this process last wrote for it (read
+   * when this process holds none, e.g. a command line acting with a token).
    */
-  async #change(
+  async #byHolder(
     taskId: string,
-    check: (t: Task | undefined) => Problem | undefined,
-    fn: (t: Task) => Task,
-    index = false,
-  ): Promise<Task> {
-    let problem: Problem | undefined;
-    const after = await this.store.update<Task>(
-      taskKey(taskId),
-      (t) => {
-        problem = check(t);
-        return problem ? DECLINE : fn(t!);
-      },
-      this.#opts(taskId, index),
-    );
-    if (problem) throw problem.leaseLost ? new LeaseLostError(problem.message) : new TaskStateError(problem.message);
-    return this.#saw(after!);
-  }
-
-  /**
-   * Drops an open-index entry a reader found stale (`seen`: the record it read, final or absent;
-   * only records written by older code, or deleted by hand, leave such entries). A final record is
-   * rewritten unchanged by an update that removes the entry in the same step, or declines if the
-   * task is open again. An absent record has nothing to update: the entry is removed and the key
-   * read again, and the entry restored if a submit created the task meanwhile.
-   */
-  async #dropStale(taskId: string, seen: Task | undefined): Promise<void> {
-    if (seen) {
-      await this.store.update<Task>(
-        taskKey(taskId),
-        (t) => (t && !isOpen(t) ? t : DECLINE),
-        this.#opts(taskId, true, seen),
+    holder: Holder,
+    now: number,
+    change: (t: Task) => Task,
+    then?: ClaimNext,
+  ): Promise<{ task: Task; next: Task[] }> {
+    const expect: Expect = holder.token !== undefined ? { lease: holder.token } : { assignee: holder.agentId };
+    let base = this.#held.get(taskId);
+    if (!base || ("lease" in expect && base.leaseToken !== expect.lease)) base = await this.queue.get(taskId);
+    const problem = holderProblem(base, taskId, holder);
+    if (problem) throw problem;
+    const next = change(base!);
+    const r = await this.queue.transition(taskId, expect, next, now, then);
+    if (!r.ok) {
+      this.#held.delete(taskId);
+      // A retry after a lost reply (the store applied it, the answer never came) finds it done.
+      if (landed(r.current, next)) return { task: r.current!, next: [] };
+      throw (
+        holderProblem(r.current, taskId, holder) ??
+        new TaskStateError(`task ${taskId} changed while it was being updated`)
       );
-      return;
     }
-    await this.store.indexRemove(OPEN_INDEX, taskId);
-    const t = await this.get(taskId);
-    if (t && isOpen(t)) await this.store.indexAdd(OPEN_INDEX, taskId);
+    if (HELD_STATES.has(r.task.state)) this.#held.set(taskId, r.task);
+    else this.#held.delete(taskId);
+    return r;
+  }
+
+  /** A change the system makes (cancel, retry, a system failure): read, check, compare and set. */
+  async #bySystem(
+    taskId: string,
+    now: number,
+    problemOf: (t: Task | undefined) => Error | undefined,
+    change: (t: Task) => Task,
+  ): Promise<Task> {
+    let current = await this.queue.get(taskId);
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const problem = problemOf(current);
+      if (problem) throw problem;
+      const r = await this.queue.transition(taskId, { record: current! }, change(current!), now);
+      if (r.ok) {
+        if (!HELD_STATES.has(r.task.state)) this.#held.delete(taskId);
+        return r.task;
+      }
+      current = r.current;
+    }
+    throw new TaskStateError(`task ${taskId} kept changing while being updated; try again`);
+  }
+
+  async #notify(): Promise<void> {
+    await this.store.notify(TASKS_CHANNEL);
   }
 }
 
-/** Who acts on a claimed task: the lease token from `claim`, and the agent id. */
-export interface Holder {
-  agentId: string;
-  token?: string;
+function token(): string {
+  return randomUUID();
 }
 
-const unassigned = { assignedTo: null, claimedAt: null, leaseToken: null, leaseExpiresAt: null } as const;
-
-function isExpired(t: Task, at: number): boolean {
-  if (t.state !== "assigned" && t.state !== "running") return false;
-  const expires = t.leaseExpiresAt ?? (t.claimedAt !== null ? t.claimedAt + (claimTtlMs(t) ?? Infinity) : Infinity);
-  return expires <= at;
+function visibility(scope: Scope): Visibility {
+  return { pools: new Set(scope.pools ?? []), capabilities: new Set(scope.capabilities ?? []) };
 }
 
-interface Problem {
-  message: string;
-  /** The caller held a lease that is no longer current: someone else's work stands. */
-  leaseLost: boolean;
+function byAge(tasks: Task[]): Task[] {
+  return tasks.sort((a, b) => a.createdAt - b.createdAt || a.seq - b.seq || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-function systemProblem(t: Task | undefined, taskId: string): Problem | undefined {
-  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
-  if (FINAL_STATES.has(t.state)) return { message: `task ${taskId} is already ${t.state}`, leaseLost: false };
+function openProblem(t: Task | undefined, taskId: string): Error | undefined {
+  if (!t) return new NotFoundError(`task ${taskId} does not exist`);
+  if (FINAL_STATES.has(t.state)) return new TaskStateError(`task ${taskId} is already ${t.state}`);
   return undefined;
 }
 
-function retryProblem(t: Task | undefined, taskId: string): Problem | undefined {
-  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
-  if (t.state !== "failed" && t.state !== "cancelled")
-    return { message: `task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried`, leaseLost: false };
-  return undefined;
-}
-
-function leaseProblem(t: Task | undefined, taskId: string, token: string): Problem | undefined {
-  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
-  if ((t.state !== "assigned" && t.state !== "running") || t.leaseToken !== token) {
-    const holder = t.assignedTo ? ` by ${t.assignedTo.slice(0, 12)}` : "";
-    return {
-      message: `lease lost on task ${taskId}: it is now ${t.state}${holder} under another lease`,
-      leaseLost: true,
-    };
+function retryProblem(t: Task | undefined, taskId: string): Error | undefined {
+  if (!t) return new NotFoundError(`task ${taskId} does not exist`);
+  if (t.state !== "failed" && t.state !== "cancelled") {
+    return new TaskStateError(`task ${taskId} is ${t.state}; only failed or cancelled tasks can be retried`);
   }
   return undefined;
 }
 
-function holderProblem(t: Task | undefined, taskId: string, holder: Holder): Problem | undefined {
-  if (holder.token !== undefined) return leaseProblem(t, taskId, holder.token);
-  if (!t) return { message: `task ${taskId} does not exist`, leaseLost: false };
-  if ((t.state !== "assigned" && t.state !== "running") || t.assignedTo !== holder.agentId) {
+/**
+ * Whether `current` is what a holder's final transition to `next` wrote: same final state, same
+ * holder and attempt, same result and error. Only the holder's own write can leave that behind
+ * (anyone else's would be a later attempt, or another state), so a retried report or failure
+ * whose first try landed counts as done rather than as a lost lease.
+ */
+function landed(current: Task | undefined, next: Task): boolean {
+  return (
+    current !== undefined &&
+    (next.state === "completed" || next.state === "failed") &&
+    current.state === next.state &&
+    current.assignedTo === next.assignedTo &&
+    current.attempts === next.attempts &&
+    JSON.stringify(current.result) === JSON.stringify(next.result) &&
+    (current.error ?? null) === (next.error ?? null)
+  );
+}
+
+function holderProblem(t: Task | undefined, taskId: string, holder: Holder): Error | undefined {
+  if (!t) return new NotFoundError(`task ${taskId} does not exist`);
+  if (holder.token !== undefined) {
+    if (!HELD_STATES.has(t.state) || t.leaseToken !== holder.token) {
+      const by = t.assignedTo ? ` by ${t.assignedTo.slice(0, 12)}` : "";
+      return new LeaseLostError(`lease lost on task ${taskId}: it is now ${t.state}${by} under another lease`);
+    }
+    return undefined;
+  }
+  if (!HELD_STATES.has(t.state) || t.assignedTo !== holder.agentId) {
     const who = t.assignedTo ? `, assigned to ${t.assignedTo.slice(0, 12)}` : "";
-    return { message: `task ${taskId} is ${t.state}${who}; only its assignee may do that`, leaseLost: false };
+    return new TaskStateError(`task ${taskId} is ${t.state}${who}; only its assignee may do that`);
   }
-  if (t.leaseToken) return { message: `task ${taskId} is held under a lease; present its token`, leaseLost: false };
+  if (t.leaseToken) return new TaskStateError(`task ${taskId} is held under a lease; present its token`);
   return undefined;
 }

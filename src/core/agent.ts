@@ -1,7 +1,8 @@
 /**
  * The Agent base class: an identity, the capabilities and topics it advertises, and `decide`,
  * which turns what it sees (messages, visible pending tasks) into decisions. Lifecycle hooks are
- * optional. Subclass it, or give an agent module (see runtime/worker.ts) and let converge wrap it.
+ * optional. Subclass it, or give an agent module (runtime/module-agent.ts, loaded by
+ * cli/agent-module.ts) and let converge wrap it.
  */
 import type { Decision, CustomDecision } from "./decisions.ts";
 import { Identity } from "./identity.ts";
@@ -21,8 +22,20 @@ export type Decisions = (Decision | CustomDecision)[];
 export interface TaskContext {
   readonly agentId: string;
   readonly task: Task;
-  /** Fired when the lease is lost or the worker shuts down: stop work, the result will not be reported. */
+  /**
+   * Fired when the lease is lost, the task's `timeout_sec` passes, or the worker shuts down: stop
+   * work; the result will not be reported.
+   */
   readonly signal: AbortSignal;
+  /** Which attempt this is (1 for the first). */
+  readonly attempt: number;
+  /**
+   * The same for every attempt of this task: a result is recorded once, but a handler may run
+   * again after a lost lease, so use it to make side effects idempotent.
+   */
+  readonly idempotencyKey: string;
+  /** Unique to this attempt (`<task id>#<attempt>`). */
+  readonly attemptKey: string;
   /** Extends the lease now (the runtime also renews at half the lease while the handler runs). */
   renew(): Promise<void>;
   /** Records progress on the task record (visible to `converge tasks get`). */

@@ -36,6 +36,14 @@ export class TimeoutError extends ConvergeError {}
 /** A task operation that is not allowed in the task's current state. */
 export class TaskStateError extends ConvergeError {}
 
+/**
+ * What was asked for does not exist (a task id, say). A TaskStateError too, so code that treated
+ * a missing task as a state error still does; the CLI exits with its own code.
+ */
+export class NotFoundError extends TaskStateError {
+  override readonly exitCode: number = 3;
+}
+
 /** A lease holder whose lease expired and whose task was claimed by someone else. */
 export class LeaseLostError extends TaskStateError {}
 

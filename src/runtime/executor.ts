@@ -12,6 +12,8 @@ import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
 import type { Lease, TaskManager } from "../coordination/task-manager.ts";
 import { logger, type Logger } from "../observability/log.ts";
+import type { LeaseRegistry } from "./leases.ts";
+import type { Memberships } from "./memberships.ts";
 
 export type AnyDecision = Decision | CustomDecision;
 
@@ -36,10 +38,10 @@ export interface ExecutionContext {
   readonly tools?: ToolRegistry;
   /** Tool names the agent may invoke; every registered tool when omitted. */
   readonly toolAllowlist?: readonly string[];
-  /** Pools this agent belongs to (kept up to date by Join/Leave/CreatePool). */
-  readonly memberships: Set<string>;
-  /** Leases this agent holds, by task id. */
-  readonly leases: Map<string, Lease>;
+  /** Pools this agent belongs to (JoinPool and LeavePool go through it). */
+  readonly memberships: Memberships;
+  /** Leases this agent holds, by task id (its worker's and its decisions'). */
+  readonly leases: LeaseRegistry;
 }
 
 export class DecisionError extends ConvergeError {}
@@ -137,14 +139,14 @@ const builtins: Record<string, DecisionHandler> = {
   },
   async JoinPool(d, ctx) {
     const poolId = str(d, "poolId");
-    await need(ctx.poolManager, "pool manager").join(poolId, ctx.agent.id, (d as { token?: string }).token);
-    ctx.memberships.add(poolId);
+    need(ctx.poolManager, "pool manager");
+    await ctx.memberships.join(poolId, (d as { token?: string }).token);
     return poolId;
   },
   async LeavePool(d, ctx) {
     const poolId = str(d, "poolId");
-    await need(ctx.poolManager, "pool manager").leave(poolId, ctx.agent.id);
-    ctx.memberships.delete(poolId);
+    need(ctx.poolManager, "pool manager");
+    await ctx.memberships.leave(poolId);
     return poolId;
   },
   async SubmitTask(d, ctx) {
@@ -156,7 +158,7 @@ const builtins: Record<string, DecisionHandler> = {
     const taskId = str(d, "taskId");
     const lease = await need(ctx.taskManager, "task manager").claim(taskId, ctx.agent.id);
     if (!lease) throw new DecisionError(`claim on task ${taskId} lost: it is no longer pending`);
-    ctx.leases.set(taskId, lease);
+    ctx.leases.set(lease);
     return lease;
   },
   async ReportTask(d, ctx) {

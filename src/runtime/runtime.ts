@@ -2,15 +2,15 @@
  * AgentRuntime runs one agent: start (agent.onStart, transport, discovery), a receive loop that
  * feeds a bounded inbox, and a decide loop — wait for a message, a task event or the poll timeout;
  * take the inbox and the pending tasks the agent may claim; call `agent.decide`; execute the
- * decisions. When it has a task manager it also releases expired claims periodically (once per
- * task manager per process, however many agents share it). `stop()` is idempotent and undoes
+ * decisions. When it has a task manager it also releases expired claims periodically (the task
+ * manager runs one reaper however many runtimes share it). `stop()` is idempotent and undoes
  * start in reverse.
  */
 import { Agent, type MessageContext } from "../core/agent.ts";
 import { Message, type MessageInit } from "../core/message.ts";
 import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
-import { TASKS_CHANNEL, type Lease, type TaskManager } from "../coordination/task-manager.ts";
+import { TASKS_CHANNEL, type TaskManager } from "../coordination/task-manager.ts";
 import type { AgentDescriptor, DiscoveryService } from "../network/discovery.ts";
 import { logger, type Logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
@@ -18,6 +18,9 @@ import type { KeyLookup, Transport } from "../transport/transport.ts";
 import { unverifiedReason } from "../transport/verify.ts";
 import { Executor, type DecisionGuard, type DecisionHandler, type DecisionResult } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
+import { LeaseRegistry } from "./leases.ts";
+import { Memberships } from "./memberships.ts";
+import { RepeatLog } from "../observability/repeat-log.ts";
 import { protocolHandlers, protocolManagers, type ProtocolManagers } from "./protocols.ts";
 import { Scheduler } from "./scheduler.ts";
 import { TaskWorker } from "./worker.ts";
@@ -52,6 +55,11 @@ export interface RuntimeOptions {
   /** For agents with `onTask`: how long running handlers may finish on stop before they are aborted and their tasks handed back (ms, default 10 000). */
   shutdownGraceMs?: number;
   onResults?: (results: DecisionResult[]) => void;
+  /**
+   * Where failing decide passes are logged (one line, then at most one per 10 s with a count).
+   * Give every runtime of a process the same one, so a store outage is one line, not one per agent.
+   */
+  passFailures?: RepeatLog;
 }
 
 export class AgentRuntime {
@@ -60,9 +68,13 @@ export class AgentRuntime {
   readonly executor: Executor;
   /** Present when the agent has `onTask` and the runtime has a task manager. */
   readonly worker: TaskWorker | undefined;
-  readonly memberships = new Set<string>();
-  readonly leases = new Map<string, Lease>();
+  /** The pools this agent belongs to. */
+  readonly memberships: Memberships;
+  /** The leases this agent holds (its worker's and its decisions'). */
+  readonly leases = new LeaseRegistry();
   readonly #scheduler = new Scheduler();
+  readonly #passFailures: RepeatLog;
+  #reaping = false;
   readonly #log: Logger;
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   #loops: Promise<void>[] = [];
@@ -81,6 +93,8 @@ export class AgentRuntime {
     this.agent = agent;
     this.inbox = new Inbox(options.inboxSize ?? 1000);
     this.#log = logger("runtime").child({ agent: agent.id.slice(0, 12) });
+    this.memberships = new Memberships(agent.id, options.poolManager);
+    this.#passFailures = options.passFailures ?? new RepeatLog(logger("runtime"), 10_000);
     this.executor = new Executor(
       {
         agent,
@@ -100,7 +114,12 @@ export class AgentRuntime {
         ? new TaskWorker(
             agent as Agent & { onTask: NonNullable<Agent["onTask"]> },
             tm,
-            { send: (m) => this.send(m), wake: () => this.wake() },
+            {
+              send: (m) => this.send(m),
+              wake: () => this.wake(),
+              scope: () => ({ pools: this.memberships.ids, capabilities: this.agent.capabilities }),
+              leases: this.leases,
+            },
             { concurrency: options.concurrency },
           )
         : undefined;
@@ -139,10 +158,11 @@ export class AgentRuntime {
     if (this.#state !== "new") throw new Error(`runtime for agent ${this.id.slice(0, 12)} was already started`);
     this.#state = "starting";
     const { transport, discovery, taskManager, poolManager } = this.options;
+    const reaperLog = logger("runtime.reaper");
     await this.agent.onStart();
     try {
       if (transport) await transport.start();
-      if (poolManager) for (const p of await poolManager.poolsForAgent(this.id)) this.memberships.add(p.id);
+      if (poolManager) await this.memberships.load();
       if (discovery && this.options.descriptor) {
         const d = this.options.descriptor;
         await discovery.register({ ...d, endpoint: d.endpoint ?? transport?.address ?? null });
@@ -155,7 +175,12 @@ export class AgentRuntime {
     }
     if (taskManager) {
       this.#unsubscribe = taskManager.store.subscribe(TASKS_CHANNEL, () => this.#scheduler.wake());
-      startReaper(taskManager, this.options.releaseIntervalMs ?? 1000);
+      this.#reaping = true;
+      taskManager.startReaper(this.options.releaseIntervalMs ?? 1000, (ids, err) =>
+        err
+          ? reaperLog.warn("releasing expired claims failed", { err })
+          : reaperLog.info("released expired claims", { count: ids.length }),
+      );
     }
     if (this.options.checkpointStore) {
       const store = this.options.checkpointStore;
@@ -210,7 +235,7 @@ export class AgentRuntime {
       try {
         await this.pass();
       } catch (err) {
-        passFailures.report(this.#log, err);
+        this.#passFailures.report("decide pass failed", { err });
         await Bun.sleep(Math.min(poll, 250));
       }
     }
@@ -222,11 +247,11 @@ export class AgentRuntime {
     const messages = this.inbox.drain();
     if (this.agent.onMessage) for (const m of messages) await this.#deliver(m);
     const tm = this.options.taskManager;
-    // A worker that is full and has no decide of its own needs no look at pending work.
-    const wantsTasks = tm && (this.agent.decide !== Agent.prototype.decide || (this.worker?.capacity ?? 0) > 0);
-    const tasks = wantsTasks
-      ? await tm.pendingFor(this.id, this.memberships, this.agent.capabilities, await tm.store.now())
-      : [];
+    // Only an agent with a decide of its own looks at pending work; a worker claims what is best.
+    const tasks =
+      tm && this.agent.decide !== Agent.prototype.decide
+        ? await tm.pendingFor(this.id, this.memberships.ids, this.agent.capabilities)
+        : [];
     const decisions = await this.agent.decide(messages, tasks);
     this.decidePasses++;
     let results: DecisionResult[] = [];
@@ -235,7 +260,7 @@ export class AgentRuntime {
       results = await this.executor.executeAll(decisions);
       this.options.onResults?.(results);
     }
-    if (this.worker && tasks.length > 0) await this.worker.fill(tasks);
+    if (this.worker) await this.worker.fill();
     return results;
   }
 
@@ -269,7 +294,8 @@ export class AgentRuntime {
     this.#unsubscribe?.();
     this.#detach?.();
     for (const t of this.#timers) clearInterval(t);
-    if (this.options.taskManager) stopReaper(this.options.taskManager);
+    if (this.#reaping) this.options.taskManager?.stopReaper();
+    this.#reaping = false;
     await Promise.allSettled(this.#loops);
     if (wasStarted) {
       const { discovery, transport } = this.options;
@@ -281,50 +307,5 @@ export class AgentRuntime {
       await Promise.resolve(this.agent.onStop()).catch((err) => this.#log.warn("onStop failed", { err }));
     }
     this.#state = "stopped";
-  }
-}
-
-/**
- * While the store is down every agent's pass fails about once a second; one line per failure per
- * agent would flood the log. Across all runtimes of the process: the first failure, then at most
- * one line every 10 s with how many were held back.
- */
-const passFailures = {
-  lastAt: -Infinity,
-  held: 0,
-  report(log: Logger, err: unknown): void {
-    const now = performance.now();
-    if (now - this.lastAt < 10_000) return void this.held++;
-    log.error("decide pass failed", { err, ...(this.held ? { similarSinceLastLine: this.held } : {}) });
-    this.lastAt = now;
-    this.held = 0;
-  },
-};
-
-// One expired-claim reaper per task manager, shared by the runtimes that use it.
-const reapers = new Map<TaskManager, { refs: number; timer: ReturnType<typeof setInterval> }>();
-
-function startReaper(tm: TaskManager, everyMs: number): void {
-  const r = reapers.get(tm);
-  if (r) {
-    r.refs++;
-  } else {
-    const log = logger("runtime.reaper");
-    const timer = setInterval(() => {
-      tm.releaseExpiredClaims().then(
-        (ids) => ids.length && log.info("released expired claims", { count: ids.length }),
-        (err) => log.warn("releasing expired claims failed", { err }),
-      );
-    }, everyMs);
-    reapers.set(tm, { refs: 1, timer });
-  }
-}
-
-function stopReaper(tm: TaskManager): void {
-  const r = reapers.get(tm);
-  if (!r) return;
-  if (--r.refs === 0) {
-    clearInterval(r.timer);
-    reapers.delete(tm);
   }
 }

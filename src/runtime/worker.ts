@@ -1,17 +1,23 @@
 /**
- * The worker side of an agent with `onTask`: claims visible tasks up to its concurrency, runs the
- * handler, renews the lease at half its length while the handler runs, and reports the result or
+ * The worker side of an agent with `onTask`: claims the best visible tasks up to its concurrency
+ * (one call for all free slots), runs the handler, renews the lease at half its length while the
+ * handler runs, and reports the result (taking the next tasks in the same step of the store) or
  * fails the attempt (the task manager retries while `max_retries` allows). A lost lease aborts the
- * handler's signal and nothing is reported: the new holder's work stands. On drain it stops
- * claiming, lets running handlers finish within the grace period, then aborts the rest and gives
- * their tasks back to pending.
+ * handler's signal and nothing is reported: the new holder's work stands. A task's
+ * `constraints.timeout_sec` aborts the handler and fails the attempt once that long has passed.
+ * On drain it stops claiming, lets running handlers finish within the grace period, then aborts
+ * the rest and gives their tasks back to pending.
+ *
+ * Exactly once, honestly: a result is recorded at most once, but a handler may run again after a
+ * lost lease (a store outage longer than the lease), so `ctx.attempt` and `ctx.idempotencyKey`
+ * let handlers make their side effects idempotent.
  */
 import type { Agent, TaskContext } from "../core/agent.ts";
 import { LeaseLostError, StoreError } from "../core/errors.ts";
 import { Message, type MessageInit } from "../core/message.ts";
-import type { Task } from "../core/task.ts";
-import type { Lease, TaskManager } from "../coordination/task-manager.ts";
-import { logger, type Logger } from "../observability/log.ts";
+import type { Holder, Lease, Scope, TaskManager } from "../coordination/task-manager.ts";
+import { type Logger, logger } from "../observability/log.ts";
+import type { LeaseRegistry } from "./leases.ts";
 
 export interface WorkerOptions {
   /** Tasks run at once (default 1). */
@@ -23,10 +29,23 @@ export interface WorkerStats {
   completed: number;
   failed: number;
   retried: number;
+  timedOut: number;
   leasesRenewed: number;
   leasesLost: number;
   released: number;
 }
+
+export interface WorkerIo {
+  send(m: Message): Promise<void>;
+  /** Wakes the decide loop (a slot freed with nothing claimed for it). */
+  wake(): void;
+  /** What the agent may take now: its pools and capabilities. */
+  scope(): Scope;
+  /** The agent's leases, shared with its decisions (so it can delegate a task it works on). */
+  leases: LeaseRegistry;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 interface Running {
   lease: Lease;
@@ -42,9 +61,6 @@ interface Running {
 const RECORD_RETRY_MIN_MS = 100;
 const RECORD_RETRY_MAX_MS = 2000;
 
-/** How many of the oldest visible tasks an agent picks among, to spread concurrent claimers (in this process and others). */
-const SPREAD = 256;
-
 export class TaskWorker {
   readonly running = new Map<string, Running>();
   readonly stats: WorkerStats = {
@@ -52,6 +68,7 @@ export class TaskWorker {
     completed: 0,
     failed: 0,
     retried: 0,
+    timedOut: 0,
     leasesRenewed: 0,
     leasesLost: 0,
     released: 0,
@@ -60,12 +77,14 @@ export class TaskWorker {
   #draining = false;
   /** Set when drain is over: outcomes still unrecorded are left to lease expiry. */
   #stopped = false;
+  /** A claim call is under way: another would only race it for the same slots. */
+  #filling = false;
   readonly #log: Logger;
 
   constructor(
     readonly agent: Agent & { onTask: NonNullable<Agent["onTask"]> },
     readonly tasks: TaskManager,
-    private readonly io: { send(m: Message): Promise<void>; wake(): void },
+    private readonly io: WorkerIo,
     options: WorkerOptions = {},
   ) {
     this.concurrency = Math.max(1, options.concurrency ?? 1);
@@ -76,57 +95,54 @@ export class TaskWorker {
     return this.#draining ? 0 : this.concurrency - this.running.size;
   }
 
-  /** Claims from `visible` (pending tasks this agent may take) until full. */
-  async fill(visible: readonly Task[]): Promise<void> {
-    if (this.capacity <= 0) return;
-    const candidates: Task[] = [];
-    const want = Math.max(SPREAD, this.concurrency * 8);
-    for (const t of visible) {
-      if (candidates.length >= want) break;
-      if (!this.running.has(t.id)) candidates.push(t);
+  /** Claims the best visible tasks for every free slot, in one call, and starts them. */
+  async fill(): Promise<void> {
+    if (this.capacity <= 0 || this.#filling) return;
+    this.#filling = true;
+    let leases: Lease[];
+    try {
+      leases = await this.tasks.claimNext(this.agent.id, this.io.scope(), this.capacity);
+    } catch (err) {
+      this.#log.warn("claim failed", { err });
+      return; // the store is struggling; try again on the next pass
+    } finally {
+      this.#filling = false;
     }
-    shuffle(candidates);
-    let lost = 0;
-    for (const t of candidates) {
-      if (this.capacity <= 0) break;
-      let lease: Lease | null;
-      try {
-        lease = await this.tasks.claim(t.id, this.agent.id);
-      } catch (err) {
-        this.#log.warn("claim failed", { task: t.id, err });
-        return; // the store is struggling; try again on the next pass
-      }
-      if (!lease) {
-        lost++;
-        continue;
-      }
+    this.#startAll(leases);
+  }
+
+  #startAll(leases: readonly Lease[]): void {
+    for (const lease of leases) {
       if (this.capacity <= 0) {
         // drain began while claiming: hand it straight back
-        await this.tasks.release(lease.taskId, { agentId: this.agent.id, token: lease.token }).catch(() => {});
-        break;
+        this.tasks.release(lease.taskId, this.#holder(lease)).catch(() => {});
+        continue;
       }
       this.stats.claimed++;
       this.#log.debug("claimed task", { task: lease.taskId, attempt: lease.task.attempts });
       this.#start(lease);
     }
-    // Others won every task we tried while we still have room: look again now rather than at the
-    // next poll (a task manager with a pending view has learnt from the lost claims).
-    if (lost > 0 && lost === candidates.length && this.capacity > 0) this.io.wake();
+  }
+
+  #holder(lease: Lease): Holder & { token: string } {
+    return { agentId: this.agent.id, token: lease.token };
   }
 
   #start(lease: Lease): void {
     const abort = new AbortController();
     const r: Running = { lease, abort, settled: false, leaseGone: false, done: Promise.resolve() };
-    const holder = { agentId: this.agent.id, token: lease.token };
-    const ttl = lease.expiresAt !== null ? lease.expiresAt - lease.task.claimedAt! : undefined;
+    const holder = this.#holder(lease);
+    const task = lease.task;
+    const ttl = lease.expiresAt !== null ? lease.expiresAt - task.claimedAt! : undefined;
     const renew = async () => {
       if (r.leaseGone) return;
       try {
         await this.tasks.renew(lease.taskId, lease.token);
         this.stats.leasesRenewed++;
       } catch (err) {
-        if (!(err instanceof LeaseLostError))
+        if (!(err instanceof LeaseLostError)) {
           return void this.#log.warn("lease renewal failed; will retry", { task: lease.taskId, err });
+        }
         if (r.leaseGone) return;
         r.leaseGone = true;
         if (r.settled) return; // recording the outcome, which meets the lost lease itself
@@ -136,49 +152,81 @@ export class TaskWorker {
         abort.abort(err);
       }
     };
-    const timer = ttl !== undefined ? setInterval(renew, Math.max(50, ttl / 2)) : undefined;
+    const renewTimer = ttl !== undefined ? setInterval(renew, Math.max(50, ttl / 2)) : undefined;
+    const timeoutSec = task.constraints.timeout_sec;
+    let timedOut = false;
+    const timeoutTimer =
+      typeof timeoutSec === "number"
+        ? setTimeout(() => {
+            timedOut = true;
+            abort.abort(new Error(`timed out after ${timeoutSec} s`));
+          }, timeoutSec * 1000)
+        : undefined;
     const send = (m: Message | MessageInit) => this.io.send(m instanceof Message ? m : new Message(m));
     const ctx: TaskContext = {
       agentId: this.agent.id,
-      task: lease.task,
+      task,
       signal: abort.signal,
+      attempt: task.attempts,
+      idempotencyKey: task.id,
+      attemptKey: `${task.id}#${task.attempts}`,
       renew,
       progress: async (value) => void (await this.tasks.progress(lease.taskId, value, holder)),
       send,
     };
+    const done = () => {
+      clearInterval(renewTimer);
+      clearTimeout(timeoutTimer);
+      if (this.running.get(lease.taskId) !== r) return;
+      this.running.delete(lease.taskId);
+      this.io.leases.delete(lease.taskId);
+      this.io.wake();
+    };
+    this.io.leases.set(lease);
     r.done = (async () => {
-      let outcome: { ok: true; value: unknown } | { ok: false; error: unknown };
-      try {
-        outcome = { ok: true, value: await this.agent.onTask(lease.task, ctx) };
-      } catch (error) {
-        outcome = { ok: false, error };
-      }
+      const handled = (async (): Promise<Outcome> => {
+        try {
+          return { ok: true, value: await this.agent.onTask(task, ctx) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      })();
+      // A timeout settles the attempt even if the handler ignores its signal and keeps running.
+      const aborted = new Promise<Outcome>((resolve) => {
+        abort.signal.addEventListener("abort", () => {
+          if (timedOut) resolve({ ok: false, error: abort.signal.reason });
+        });
+      });
+      const outcome = await Promise.race([handled, aborted]);
       if (r.settled) return;
       r.settled = true;
+      if (timedOut) this.stats.timedOut++;
       // The renew timer keeps running while the outcome is recorded: the lease stays ours while the store is down.
-      await this.#record(lease, holder, outcome);
-    })().finally(() => {
-      clearInterval(timer);
-      this.running.delete(lease.taskId);
-      this.io.wake();
-    });
+      const next = await this.#record(lease, holder, outcome);
+      done();
+      this.#startAll(next);
+    })().finally(done);
     this.running.set(lease.taskId, r);
   }
 
   /**
-   * Reports the handler's result or fails the attempt. While the store is unreachable it keeps
-   * trying (the handler's work is done, and the lease is still ours until someone takes it over),
-   * until the lease is lost or the worker has drained; only then is the task left to lease expiry.
+   * Reports the handler's result (claiming the next tasks for the slots that are free then) or
+   * fails the attempt. While the store is unreachable it keeps trying (the handler's work is
+   * done, and the lease is still ours until someone takes it over), until the lease is lost or
+   * the worker has drained; only then is the task left to lease expiry.
    */
-  async #record(
-    lease: Lease,
-    holder: { agentId: string; token: string },
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
-  ): Promise<void> {
+  async #record(lease: Lease, holder: Holder & { token: string }, outcome: Outcome): Promise<Lease[]> {
     for (let delay = RECORD_RETRY_MIN_MS, tries = 1; ; delay = Math.min(delay * 2, RECORD_RETRY_MAX_MS), tries++) {
       try {
+        let next: Lease[] = [];
         if (outcome.ok) {
-          await this.tasks.report(lease.taskId, outcome.value ?? null, holder);
+          // This task's slot counts as free: the next tasks start as soon as it is recorded.
+          const free = this.#draining ? 0 : this.capacity + 1;
+          const done = await this.tasks.reportAndClaim(lease.taskId, outcome.value ?? null, holder, {
+            scope: this.io.scope(),
+            max: free,
+          });
+          next = done.next;
           this.stats.completed++;
           this.#log.debug("completed task", { task: lease.taskId });
         } else {
@@ -188,30 +236,33 @@ export class TaskWorker {
           this.#log.info(after.state === "pending" ? "task attempt failed; will retry" : "task failed", {
             task: lease.taskId,
             attempt: after.attempts,
-            error: message,
+            err: message,
           });
         }
         if (tries > 1)
           this.#log.info("recorded the task's outcome after the store came back", { task: lease.taskId, tries });
-        return;
+        return next;
       } catch (err) {
         if (err instanceof LeaseLostError) {
           this.stats.leasesLost++;
-          return void this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", {
+          this.#log.warn("lease lost before the outcome was recorded; the new holder's work stands", {
             task: lease.taskId,
           });
+          return [];
         }
         if (!(err instanceof StoreError) || this.#stopped) {
-          return void this.#log.error(
-            "could not record the task's outcome; its lease will expire and it will be retried",
-            { task: lease.taskId, err },
-          );
+          this.#log.error("could not record the task's outcome; its lease will expire and it will be retried", {
+            task: lease.taskId,
+            err,
+          });
+          return [];
         }
-        if (tries === 1)
+        if (tries === 1) {
           this.#log.warn("could not record the task's outcome; retrying until the store answers", {
             task: lease.taskId,
             err,
           });
+        }
         await Bun.sleep(delay);
       }
     }
@@ -242,7 +293,7 @@ export class TaskWorker {
         r.leaseGone = true;
         r.abort.abort(new Error("worker shutting down"));
         try {
-          await this.tasks.release(r.lease.taskId, { agentId: this.agent.id, token: r.lease.token });
+          await this.tasks.release(r.lease.taskId, this.#holder(r.lease));
           this.stats.released++;
         } catch (err) {
           this.#log.warn("could not hand a task back; its lease will expire instead", { task: r.lease.taskId, err });
@@ -250,12 +301,5 @@ export class TaskWorker {
       }),
     );
     return { finished: before - left.length, released: left.length };
-  }
-}
-
-function shuffle<T>(a: T[]): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
   }
 }

@@ -1,22 +1,50 @@
-/** JSON (de)serialisation of records, with errors that name the key. */
+/** JSON (de)serialisation of records, with errors that name the key; and frozen plain values. */
 import { StoreError } from "../core/errors.ts";
+import { quoted } from "../core/text.ts";
 
 export function serialise(key: string, value: unknown): string {
-  if (value === undefined) throw new StoreError(`cannot store undefined under "${key}"; use delete`);
+  if (value === undefined) throw new StoreError(`cannot store undefined under ${quoted(key)}; use delete`);
   // JSON.stringify(promise) is "{}": an async update callback would silently wipe the record.
-  if (value instanceof Promise)
-    throw new StoreError(`cannot store a Promise under "${key}"; update callbacks must be synchronous`);
-  try {
-    return JSON.stringify(value);
-  } catch (err) {
-    throw new StoreError(`value for "${key}" is not JSON-serialisable: ${(err as Error).message}`);
+  if (value instanceof Promise) {
+    throw new StoreError(`cannot store a Promise under ${quoted(key)}; update callbacks must be synchronous`);
   }
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new StoreError(`value for ${quoted(key)} is not JSON-serialisable: ${(err as Error).message}`);
+  }
+  // A function or symbol at the top level stringifies to undefined: nothing could be read back.
+  if (text === undefined) throw new StoreError(`value for ${quoted(key)} is not JSON-serialisable: a ${typeof value}`);
+  return text;
 }
 
-export function parseRecord(key: string, text: string): unknown {
+export function parseRecord(key: string, text: unknown): unknown {
+  if (typeof text !== "string") {
+    throw new StoreError(`the record ${quoted(key)} is corrupt (not JSON text); repair or delete it`);
+  }
   try {
     return JSON.parse(text);
   } catch {
-    throw new StoreError(`the record "${key}" is corrupt (not valid JSON); repair or delete it`);
+    throw new StoreError(`the record ${quoted(key)} is corrupt (not valid JSON); repair or delete it`);
   }
+}
+
+/** Freezes a plain value and everything in it; returns it. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** `value` as the JSON backends would store it (checked, copied, normalised), deep-frozen. */
+export function frozenCopy(key: string, value: unknown): unknown {
+  return deepFreeze(JSON.parse(serialise(key, value)));
+}
+
+/** A mutable copy of a stored plain value. */
+export function thaw<T>(value: T): T {
+  return typeof value === "object" && value !== null ? JSON.parse(JSON.stringify(value)) : value;
 }

@@ -5,6 +5,8 @@ const log = logger("store");
 
 export class Listeners {
   readonly #byChannel = new Map<string, Set<() => void>>();
+  /** Channels whose listeners are already due to run: more fires before then are the same wake-up. */
+  readonly #due = new Set<string>();
 
   /** Adds a listener; returns its unsubscribe function (idempotent). `onEmpty` runs when a channel loses its last listener. */
   add(channel: string, listener: () => void, onEmpty?: (channel: string) => void): () => void {
@@ -33,16 +35,21 @@ export class Listeners {
     return [...this.#byChannel.keys()];
   }
 
-  /** Calls the channel's listeners on a later microtask; a throwing listener is logged and does not stop the others. */
+  /**
+   * Calls the channel's listeners on a later microtask (fires before then coalesce into it); a
+   * throwing listener is logged and does not stop the others.
+   */
   fire(channel: string): void {
     const set = this.#byChannel.get(channel);
-    if (!set) return;
+    if (!set || this.#due.has(channel)) return;
+    this.#due.add(channel);
     queueMicrotask(() => {
+      this.#due.delete(channel);
       for (const l of set) {
         try {
           l();
         } catch (err) {
-          log.error("a store wake-up listener threw", { channel, error: err });
+          log.error("a store wake-up listener threw", { channel, err });
         }
       }
     });

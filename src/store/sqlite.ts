@@ -5,22 +5,27 @@
  *   `key >= prefix AND key < successor(prefix)` over the primary-key index, never a scan.
  * - update runs in `BEGIN IMMEDIATE`: the write lock is taken before the read, so two processes
  *   can never both read the old value, and no read-to-write lock upgrade can deadlock. An index
- *   change asked of the update (UpdateOptions.index) commits in the same transaction.
- *   putIfAbsent is one `INSERT ... ON CONFLICT DO NOTHING`, which is its own write transaction.
+ *   change asked of the update commits in the same transaction. putIfAbsent is one
+ *   `INSERT ... ON CONFLICT DO NOTHING`, its own write transaction.
  * - Index sets live in `store_index`, channels in `store_notify` (a sequence number per channel).
  *   Subscribers poll `PRAGMA data_version`, which changes only when another connection commits,
  *   so an idle poll costs a microsecond and reads nothing.
+ * - The task queue (sqlite-queue.ts) keeps each task's place in `task_place`, next to its record.
+ * - `check()` (health) notices what writes cannot: the file deleted or replaced under a running
+ *   process (which would go on writing to the old inode unseen), a damaged header or a file shorter
+ *   than its pages, and, for files up to 64 MiB, `PRAGMA quick_check` at most once a minute.
  * bun:sqlite is synchronous: a busy wait blocks the event loop, so transactions stay tiny.
  */
 import { Database, SQLiteError, type Statement } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { StoreError } from "../core/errors.ts";
+import { quoted } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
-import { parseRecord, serialise } from "./json.ts";
-import { checkIndexUpdate, checkKey, prefixUpperBound } from "./keys.ts";
-import { Listeners } from "./listeners.ts";
-import { DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
+import type { Driver } from "./driver.ts";
+import { StoreFront } from "./front.ts";
+import { prefixUpperBound } from "./keys.ts";
+import { SqliteTaskQueue, TASK_SCHEMA } from "./sqlite-queue.ts";
 
 const log = logger("store.sqlite");
 
@@ -35,235 +40,10 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, value TEXT);
   CREATE TABLE IF NOT EXISTS store_index (name TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (name, member)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS store_notify (channel TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+  ${TASK_SCHEMA}
 `;
 
-type Row = { value: unknown };
-type IndexUpdate = NonNullable<UpdateOptions["index"]>;
-
-export class SqliteStore implements Store {
-  readonly description: string;
-  readonly path: string;
-  readonly #db: Database;
-  readonly #busyMs: number;
-  readonly #pollMs: number;
-  readonly #q: ReturnType<typeof prepare>;
-  readonly #updateTx: (key: string, fn: (current: unknown) => unknown, index?: IndexUpdate) => unknown;
-  readonly #indexAddTx: (index: string, members: string[]) => void;
-  readonly #listeners = new Listeners();
-  readonly #seen = new Map<string, number>();
-  #dataVersion = 0;
-  #timer: ReturnType<typeof setInterval> | undefined;
-  #closed = false;
-
-  constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.path = path === ":memory:" ? path : resolve(path);
-    this.description = `sqlite ${this.path}`;
-    this.#busyMs = options.busyTimeoutMs ?? 5000;
-    this.#pollMs = options.pollMs ?? 5;
-    let db: Database | undefined;
-    try {
-      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-      db = new Database(this.path, { create: true, strict: true });
-      db.run(`PRAGMA busy_timeout = ${this.#busyMs}`);
-      const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get()?.journal_mode;
-      if (mode !== "wal" && this.path !== ":memory:")
-        log.warn("SQLite refused WAL mode; concurrent readers will wait for writers", { path: this.path, mode });
-      db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
-      db.transaction(() => db!.run(SCHEMA)).immediate();
-    } catch (err) {
-      db?.close(false);
-      throw new StoreError(`cannot open the SQLite store "${this.path}": ${(err as Error).message}`, { cause: err });
-    }
-    this.#db = db;
-    this.#q = prepare(db);
-    this.#updateTx = db.transaction((key: string, fn: (current: unknown) => unknown, index?: IndexUpdate) => {
-      const current = this.#decode(key, this.#q.get.get(key));
-      const next = fn(current);
-      if (next === DECLINE) return current;
-      const text = serialise(key, next);
-      const stored = JSON.parse(text);
-      this.#q.put.run(key, text);
-      if (index) {
-        if (index.keep(stored)) this.#q.indexAdd.run(index.name, index.member);
-        else this.#q.indexRemove.run(index.name, index.member);
-      }
-      return stored;
-    }).immediate;
-    this.#indexAddTx = db.transaction((index: string, members: string[]) => {
-      for (const m of members) this.#q.indexAdd.run(index, m);
-    }).immediate;
-  }
-
-  /** Checks state and arguments, runs `fn`, and turns SQLite errors into StoreErrors naming the file. */
-  #run<T>(what: string, fn: () => T, name?: string, kind?: string): T {
-    if (this.#closed) throw new StoreError(`the SQLite store ${this.path} is closed`);
-    if (name !== undefined) checkKey(name, kind);
-    try {
-      return fn();
-    } catch (err) {
-      if (!(err instanceof SQLiteError)) throw err; // StoreErrors, and errors thrown by update callbacks
-      if (err.code?.startsWith("SQLITE_BUSY")) {
-        throw new StoreError(
-          `the SQLite store ${this.path} stayed locked by another process for more than ${this.#busyMs} ms (${what})`,
-          { cause: err },
-        );
-      }
-      throw new StoreError(`the SQLite store ${this.path} failed to ${what}: ${err.message}`, { cause: err });
-    }
-  }
-
-  #decode(key: string, row: Row | null): unknown {
-    if (row === null) return undefined;
-    if (typeof row.value !== "string")
-      throw new StoreError(`the record "${key}" is corrupt (not JSON text); repair or delete it`);
-    return parseRecord(key, row.value);
-  }
-
-  async get<T>(key: string): Promise<T | undefined> {
-    return this.#run(`read "${key}"`, () => this.#decode(key, this.#q.get.get(key)) as T | undefined, key);
-  }
-
-  /** One prepared statement run per key, in one synchronous pass (no other work of this process in between). */
-  async getMany<T>(keys: readonly string[]): Promise<(T | undefined)[]> {
-    return this.#run(`read ${keys.length} records`, () => {
-      for (const key of keys) checkKey(key);
-      return keys.map((key) => this.#decode(key, this.#q.get.get(key)) as T | undefined);
-    });
-  }
-
-  async put(key: string, value: unknown): Promise<void> {
-    this.#run(`write "${key}"`, () => void this.#q.put.run(key, serialise(key, value)), key);
-  }
-
-  async delete(key: string): Promise<boolean> {
-    return this.#run(`delete "${key}"`, () => this.#q.del.run(key).changes > 0, key);
-  }
-
-  async list(prefix: string): Promise<string[]> {
-    return this.#run(
-      `list "${prefix}"`,
-      () => {
-        if (prefix === "") return this.#q.listAll.values().map((r) => r[0] as string);
-        const upper = prefixUpperBound(prefix);
-        const rows = upper === undefined ? this.#q.listFrom.values(prefix) : this.#q.listRange.values(prefix, upper);
-        return rows.map((r) => r[0] as string);
-      },
-      prefix,
-      "prefix",
-    );
-  }
-
-  async putIfAbsent(key: string, value: unknown): Promise<boolean> {
-    return this.#run(`write "${key}"`, () => this.#q.insert.run(key, serialise(key, value)).changes === 1, key);
-  }
-
-  /** One BEGIN IMMEDIATE transaction: read, `fn`, write and the index change commit together. The hint is ignored. */
-  async update<T>(
-    key: string,
-    fn: (current: T | undefined) => T | Decline,
-    options?: UpdateOptions<T>,
-  ): Promise<T | undefined> {
-    const index = options?.index as IndexUpdate | undefined;
-    return this.#run(
-      `update "${key}"`,
-      () => {
-        if (index) checkIndexUpdate(index);
-        return this.#updateTx(key, fn as (c: unknown) => unknown, index) as T | undefined;
-      },
-      key,
-    );
-  }
-
-  async indexAdd(index: string, ...members: string[]): Promise<void> {
-    for (const m of members) checkKey(m, "index member");
-    this.#run(`add to index "${index}"`, () => this.#indexAddTx(index, members), index, "index name");
-  }
-
-  async indexRemove(index: string, ...members: string[]): Promise<void> {
-    this.#run(
-      `remove from index "${index}"`,
-      () => {
-        for (const m of members) this.#q.indexRemove.run(index, m);
-      },
-      index,
-      "index name",
-    );
-  }
-
-  async indexMembers(index: string): Promise<string[]> {
-    return this.#run(
-      `read index "${index}"`,
-      () => this.#q.indexMembers.values(index).map((r) => r[0] as string),
-      index,
-      "index name",
-    );
-  }
-
-  async notify(channel: string): Promise<void> {
-    const seq = this.#run(`notify "${channel}"`, () => this.#q.notify.get(channel)!.seq, channel, "channel");
-    // Our own commits do not change our data_version; remember the seq so the next poll does not echo it.
-    if (this.#seen.has(channel)) this.#seen.set(channel, seq);
-    this.#listeners.fire(channel);
-  }
-
-  subscribe(channel: string, listener: () => void): () => void {
-    this.#run(
-      `subscribe to "${channel}"`,
-      () => {
-        if (this.#listeners.has(channel)) return;
-        if (this.#listeners.size === 0) this.#dataVersion = this.#q.dataVersion.get()!.data_version;
-        this.#seen.set(channel, this.#q.seq.get(channel)?.seq ?? 0);
-      },
-      channel,
-      "channel",
-    );
-    const off = this.#listeners.add(channel, listener, (c) => {
-      this.#seen.delete(c);
-      if (this.#listeners.size === 0) this.#stopPolling();
-    });
-    this.#timer ??= setInterval(() => this.#poll(), this.#pollMs);
-    return off;
-  }
-
-  #poll(): void {
-    try {
-      const version = this.#q.dataVersion.get()!.data_version;
-      if (version === this.#dataVersion) return;
-      this.#dataVersion = version;
-      for (const channel of this.#listeners.channels()) {
-        const seq = this.#q.seq.get(channel)?.seq ?? 0;
-        if (seq === this.#seen.get(channel)) continue;
-        this.#seen.set(channel, seq);
-        this.#listeners.fire(channel);
-      }
-    } catch (err) {
-      log.error("cannot poll for notifications", { path: this.path, error: err });
-    }
-  }
-
-  #stopPolling(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  async now(): Promise<number> {
-    return this.#run("read the clock", () => Date.now());
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stopPolling();
-    this.#listeners.clear();
-    try {
-      this.#db.close(true); // finalizes our statements and really closes now, not at garbage collection
-    } catch (err) {
-      log.error("closing the SQLite store failed", { path: this.path, error: err });
-    }
-  }
-}
-
-/** The SQL of every statement (exported so tests can EXPLAIN exactly what runs). */
+/** The SQL of every key-value statement (exported so tests can EXPLAIN exactly what runs). */
 export const SQL = {
   get: "SELECT value FROM store WHERE key = ?",
   put: "INSERT INTO store (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -281,10 +61,11 @@ export const SQL = {
   dataVersion: "PRAGMA data_version",
 } as const;
 
-/** Every statement, prepared once per connection. */
+export type Statements = ReturnType<typeof prepare>;
+
 function prepare(db: Database) {
   return {
-    get: db.prepare<Row, [string]>(SQL.get),
+    get: db.prepare<{ value: unknown }, [string]>(SQL.get),
     put: db.prepare<never, [string, string]>(SQL.put),
     insert: db.prepare<never, [string, string]>(SQL.insert),
     del: db.prepare<never, [string]>(SQL.del),
@@ -299,4 +80,207 @@ function prepare(db: Database) {
     dataVersion: db.prepare<{ data_version: number }, []>(SQL.dataVersion),
     // biome-ignore lint/suspicious/noExplicitAny: statements differ in their row and parameter types
   } satisfies Record<keyof typeof SQL, Statement<any, any>>;
+}
+
+const QUICK_CHECK_EVERY_MS = 60_000;
+const QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024;
+
+/** An open SQLite file: the connection, its statements, and errors that name the file. */
+export class SqliteFile {
+  readonly path: string;
+  readonly db: Database;
+  readonly q: Statements;
+  readonly busyMs: number;
+  readonly #identity: { dev: number; ino: number } | undefined;
+  #quickCheck: { at: number; problem: string | null } | undefined;
+
+  constructor(path: string, busyMs: number) {
+    this.path = path === ":memory:" ? path : resolve(path);
+    this.busyMs = busyMs;
+    let db: Database | undefined;
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      db = new Database(this.path, { create: true, strict: true });
+      db.run(`PRAGMA busy_timeout = ${busyMs}`);
+      const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get()?.journal_mode;
+      if (mode !== "wal" && this.path !== ":memory:") {
+        log.warn("SQLite refused WAL mode; concurrent readers will wait for writers", { path: this.path, mode });
+      }
+      db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
+      db.transaction(() => db!.run(SCHEMA)).immediate();
+    } catch (err) {
+      db?.close(false);
+      throw new StoreError(`cannot open the SQLite store "${this.path}": ${(err as Error).message}`, { cause: err });
+    }
+    this.db = db;
+    this.q = prepare(db);
+    if (this.path !== ":memory:") {
+      const st = statSync(this.path);
+      this.#identity = { dev: st.dev, ino: st.ino };
+    }
+  }
+
+  /** Runs `fn`, turning SQLite errors into StoreErrors that name the file and say what was being done. */
+  run<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof SQLiteError)) throw err; // StoreErrors, and errors thrown by update callbacks
+      if (err.code?.startsWith("SQLITE_BUSY")) {
+        throw new StoreError(
+          `the SQLite store ${this.path} stayed locked by another process for more than ${this.busyMs} ms (${what})`,
+          { cause: err },
+        );
+      }
+      throw new StoreError(`the SQLite store ${this.path} failed to ${what}: ${err.message}`, { cause: err });
+    }
+  }
+
+  /** What is wrong with the file that writes would not show, or null. */
+  check(): string | null {
+    if (!this.#identity) return null;
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(this.path);
+    } catch {
+      return `the database file ${this.path} was deleted; this process still writes to the deleted file, so restart it`;
+    }
+    if (st.dev !== this.#identity.dev || st.ino !== this.#identity.ino) {
+      return `the database file ${this.path} was replaced by another file; restart this process to use it`;
+    }
+    const header = Buffer.alloc(16);
+    try {
+      const fd = openSync(this.path, "r");
+      try {
+        readSync(fd, header, 0, 16, 0);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      return `the database file ${this.path} cannot be read: ${(err as Error).message}`;
+    }
+    if (header.toString("latin1") !== "SQLite format 3\u0000")
+      return `the database file ${this.path} has a damaged header`;
+    if (st.size <= QUICK_CHECK_MAX_BYTES) {
+      const now = performance.now();
+      if (!this.#quickCheck || now - this.#quickCheck.at > QUICK_CHECK_EVERY_MS) {
+        const rows = this.db
+          .query<{ quick_check: string }, []>("PRAGMA quick_check(5)")
+          .all()
+          .map((r) => r.quick_check);
+        this.#quickCheck = {
+          at: now,
+          problem: rows.join("; ") === "ok" ? null : `the database file ${this.path} is corrupt: ${rows.join("; ")}`,
+        };
+      }
+      return this.#quickCheck.problem;
+    }
+    return null;
+  }
+}
+
+export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Driver<string> & { file: SqliteFile } {
+  const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000);
+  const { db, q } = file;
+  const pollMs = options.pollMs ?? 5;
+  const watched = new Map<string, { seq: number; heard: (channel: string) => void }>();
+  let dataVersion = 0;
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const decode = (row: { value: unknown } | null) => (row === null ? undefined : (row.value as string));
+  const update = db.transaction((key: string, step: Parameters<Driver<string>["update"]>[1]) => {
+    const write = step(decode(q.get.get(key)));
+    if (!write) return;
+    q.put.run(key, write.value);
+    if (write.index) (write.index.add ? q.indexAdd : q.indexRemove).run(write.index.name, write.index.member);
+  }).immediate;
+  const indexAdd = db.transaction((name: string, members: readonly string[]) => {
+    for (const m of members) q.indexAdd.run(name, m);
+  }).immediate;
+  const indexRemove = db.transaction((name: string, members: readonly string[]) => {
+    for (const m of members) q.indexRemove.run(name, m);
+  }).immediate;
+
+  const poll = () => {
+    try {
+      const version = q.dataVersion.get()!.data_version;
+      if (version === dataVersion) return;
+      dataVersion = version;
+      for (const [channel, w] of watched) {
+        const seq = q.seq.get(channel)?.seq ?? 0;
+        if (seq === w.seq) continue;
+        w.seq = seq;
+        w.heard(channel);
+      }
+    } catch (err) {
+      log.error("cannot poll for notifications", { path: file.path, err });
+    }
+  };
+
+  return {
+    codec: "json",
+    description: `sqlite ${file.path}`,
+    file,
+    get: (key) => file.run(`read ${quoted(key)}`, () => decode(q.get.get(key))),
+    // One prepared statement run per key, in one synchronous pass.
+    getMany: (keys) => file.run(`read ${keys.length} records`, () => keys.map((k) => decode(q.get.get(k)))),
+    set: (key, value) => file.run(`write ${quoted(key)}`, () => void q.put.run(key, value)),
+    setIfAbsent: (key, value) => file.run(`write ${quoted(key)}`, () => q.insert.run(key, value).changes === 1),
+    delete: (key) => file.run(`delete ${quoted(key)}`, () => q.del.run(key).changes > 0),
+    list: (prefix) =>
+      file.run(`list ${quoted(prefix)}`, () => {
+        if (prefix === "") return q.listAll.values().map((r) => r[0] as string);
+        const upper = prefixUpperBound(prefix);
+        const rows = upper === undefined ? q.listFrom.values(prefix) : q.listRange.values(prefix, upper);
+        return rows.map((r) => r[0] as string);
+      }),
+    update: (key, step) => file.run(`update ${quoted(key)}`, () => update(key, step)),
+    indexAdd: (name, members) => file.run(`add to index ${quoted(name)}`, () => indexAdd(name, members)),
+    indexRemove: (name, members) => file.run(`remove from index ${quoted(name)}`, () => indexRemove(name, members)),
+    indexMembers: (name) =>
+      file.run(`read index ${quoted(name)}`, () => q.indexMembers.values(name).map((r) => r[0] as string)),
+    publish(channel) {
+      const seq = file.run(`notify ${quoted(channel)}`, () => q.notify.get(channel)!.seq);
+      // Our own commits do not change our data_version: remember the seq so the next poll does not echo it.
+      const w = watched.get(channel);
+      if (w) w.seq = seq;
+    },
+    watch(channel, heard) {
+      file.run(`subscribe to ${quoted(channel)}`, () => {
+        if (watched.size === 0) dataVersion = q.dataVersion.get()!.data_version;
+        watched.set(channel, { seq: q.seq.get(channel)?.seq ?? 0, heard });
+      });
+      timer ??= setInterval(poll, pollMs);
+    },
+    unwatch(channel) {
+      watched.delete(channel);
+      if (watched.size === 0 && timer) {
+        clearInterval(timer);
+        timer = undefined;
+      }
+    },
+    now: () => Date.now(),
+    check: () => file.run("check the file", () => file.check()),
+    tasks: new SqliteTaskQueue(file),
+    close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      watched.clear();
+      try {
+        db.close(true); // finalizes our statements and really closes now, not at garbage collection
+      } catch (err) {
+        log.error("closing the SQLite store failed", { path: file.path, err });
+      }
+    },
+  };
+}
+
+export class SqliteStore extends StoreFront {
+  readonly path: string;
+
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    const driver = sqliteDriver(path, options);
+    super(driver);
+    this.path = driver.file.path;
+  }
 }

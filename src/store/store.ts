@@ -12,6 +12,8 @@
  * its UTF-8 form would be U+FFFD and two keys would silently become one.
  */
 
+import type { TaskQueue } from "./task-queue.ts";
+
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /** What an `update` callback returns to decline: nothing is written and `update` returns the current value. */
@@ -90,6 +92,15 @@ export interface Store {
 
   /** Epoch ms from the store's clock, so hosts with skewed clocks agree on leases. */
   now(): Promise<number>;
+
+  /**
+   * Optional: null while the store works, else why not in one line (a real write failed, the
+   * backend's file was replaced or is corrupt, a probe did not come back). `/healthz` reports it.
+   */
+  health?(): Promise<string | null>;
+
+  /** Optional: the backend's native task queue (TaskManager falls back to one over this contract). */
+  readonly tasks?: TaskQueue;
 
   /** Releases connections and timers; idempotent. Calls after close reject with StoreError. */
   close(): Promise<void>;

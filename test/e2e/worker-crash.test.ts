@@ -36,7 +36,7 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
   });
   const logs = [0, 1, 2].map((i) => join(tmp.path, `crash-${i}.log`));
   const workers = await Promise.all(
-    logs.map((log) => startWorker(config, { env: { HANDLED_LOG: log, SLEEP_MS: "40" } })),
+    logs.map((log) => startWorker(config, { env: { HANDLED_LOG: log, SLEEP_MS: "150" } })),
   );
   const store = await openStore(spec);
   try {

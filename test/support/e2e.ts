@@ -10,7 +10,7 @@
  * `tmp` and `redis` are stable objects whose properties read the resources started in beforeAll;
  * reading them before that (at module load, in a describe body) throws.
  */
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { startRedis, type RedisServer } from "./redis.ts";
 import { tempDir } from "./tmp.ts";
 
@@ -34,6 +34,8 @@ export interface TempDirView {
 export function useE2eEnvironment(options: E2eOptions & { redis: true }): { tmp: TempDirView; redis: RedisServer };
 export function useE2eEnvironment(options: E2eOptions): { tmp: TempDirView };
 export function useE2eEnvironment(options: E2eOptions): { tmp: TempDirView; redis?: RedisServer } {
+  // Bun's default is 5 s per test, set per file: too short for several processes on a loaded machine.
+  setDefaultTimeout(60_000);
   let dir: ReturnType<typeof tempDir> | undefined;
   let server: RedisServer | undefined;
 

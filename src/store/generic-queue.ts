@@ -1,0 +1,181 @@
+/**
+ * The task queue over any Store (task-queue.ts), for backends without a native one: the file
+ * store, and stores users write against the Store contract. Every change is one `store.update` of
+ * the record, which keeps the index set `tasks:open` (every task not finished) exact in the same
+ * atomic step; finding work reads the open records, so its cost follows open work, not history.
+ * Claims are exact because the update takes a task only while its record says it is pending.
+ *
+ * Slower than the native queues by design: each claim pass reads every open record (concurrent
+ * callers in this process share one read), and listing finished tasks reads every record. One
+ * weakness the Store contract cannot close: `remove` re-reads a finished record and then deletes
+ * it, so an operator's `retry` of that very task in the same instant could be deleted with it.
+ */
+import type { FinalState, Task, TaskState } from "../core/task.ts";
+import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "./store.ts";
+import {
+  type Claim,
+  type ClaimNext,
+  canSee,
+  claimable,
+  claimed,
+  emptyCounts,
+  type Expect,
+  expectHolds,
+  isFinished,
+  runsBefore,
+  type TaskQueue,
+  type Transition,
+  taskKey,
+  type Visibility,
+} from "./task-queue.ts";
+
+export const OPEN_INDEX = "tasks:open";
+
+const sameRecord = (a: Task, b: Task) => JSON.stringify(a) === JSON.stringify(b);
+
+export class GenericTaskQueue implements TaskQueue {
+  /** Tasks being claimed in this process, which other claimers here skip. */
+  readonly #claiming = new Set<string>();
+  #reading: Promise<Task[]> | undefined;
+
+  constructor(readonly store: Store) {}
+
+  #index(id: string): UpdateOptions<Task>["index"] {
+    return { name: OPEN_INDEX, member: id, keep: (t) => !isFinished(t) };
+  }
+
+  get(id: string): Promise<Task | undefined> {
+    return this.store.get<Task>(taskKey(id));
+  }
+
+  getMany(ids: readonly string[]): Promise<(Task | undefined)[]> {
+    return getMany<Task>(this.store, ids.map(taskKey));
+  }
+
+  async submit(tasks: readonly Task[]): Promise<boolean[]> {
+    const created: boolean[] = [];
+    for (const t of tasks) {
+      let wrote = false;
+      await this.store.update<Task>(
+        taskKey(t.id),
+        (cur) => {
+          wrote = cur === undefined;
+          return wrote ? t : DECLINE;
+        },
+        { expected: ABSENT, index: this.#index(t.id) },
+      );
+      created.push(wrote);
+    }
+    this.#reading = undefined;
+    return created;
+  }
+
+  async claim(id: string, claim: Claim, token: string): Promise<{ task: Task | null; current: Task | undefined }> {
+    let won: Task | null = null;
+    const current = await this.store.update<Task>(taskKey(id), (t) => {
+      won = claimable(t, claim.now) ? claimed(t, claim, token) : null;
+      return won ?? DECLINE;
+    });
+    return { task: won, current };
+  }
+
+  async claimNext(claim: ClaimNext): Promise<Task[]> {
+    const out: Task[] = [];
+    if (claim.tokens.length === 0) return out;
+    const candidates = (await this.#openRecords())
+      .filter((t) => claimable(t, claim.now) && canSee(claim.visibility, t.poolId, t.requiredCapabilities))
+      .sort(order);
+    for (const t of candidates) {
+      if (out.length >= claim.tokens.length) break;
+      if (this.#claiming.has(t.id)) continue;
+      this.#claiming.add(t.id);
+      try {
+        const { task } = await this.claim(t.id, claim, claim.tokens[out.length]!);
+        if (task) out.push(task);
+      } finally {
+        this.#claiming.delete(t.id);
+      }
+    }
+    return out;
+  }
+
+  async transition(id: string, expect: Expect, next: Task, _now: number, then?: ClaimNext): Promise<Transition> {
+    let ok = false;
+    const current = await this.store.update<Task>(
+      taskKey(id),
+      (t) => {
+        ok = expectHolds(t, expect, sameRecord);
+        return ok ? next : DECLINE;
+      },
+      { expected: "record" in expect ? expect.record : undefined, index: this.#index(id) },
+    );
+    if (!ok || !current) return { ok: false, current };
+    this.#reading = undefined;
+    return { ok: true, task: current, next: then ? await this.claimNext(then) : [] };
+  }
+
+  async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
+    return (await this.#openRecords())
+      .filter((t) => claimable(t, now) && canSee(visibility, t.poolId, t.requiredCapabilities))
+      .sort(order)
+      .slice(0, limit);
+  }
+
+  async expired(now: number, limit: number): Promise<Task[]> {
+    return (await this.#openRecords())
+      .filter((t) => (t.state === "assigned" || t.state === "running") && t.leaseExpiresAt !== null)
+      .filter((t) => (t.leaseExpiresAt ?? Infinity) <= now)
+      .sort((a, b) => a.leaseExpiresAt! - b.leaseExpiresAt!)
+      .slice(0, limit);
+  }
+
+  open(): Promise<Task[]> {
+    return this.#openRecords();
+  }
+
+  async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
+    return (await this.#all())
+      .filter((t) => t.state === state && t.updatedAt < before)
+      .sort((a, b) => a.updatedAt - b.updatedAt)
+      .slice(0, limit);
+  }
+
+  async remove(ids: readonly string[]): Promise<number> {
+    let n = 0;
+    for (const id of ids) {
+      const t = await this.get(id);
+      if (t && isFinished(t) && (await this.store.delete(taskKey(id)))) n++;
+    }
+    return n;
+  }
+
+  async counts(): Promise<Record<TaskState, number>> {
+    const counts = emptyCounts();
+    for (const t of await this.#all()) counts[t.state]++;
+    return counts;
+  }
+
+  /** The open records; concurrent callers share one read of the index and the records. */
+  #openRecords(): Promise<Task[]> {
+    if (!this.#reading) {
+      const read = (async () => {
+        const ids = await this.store.indexMembers(OPEN_INDEX);
+        const records = await this.getMany(ids);
+        return records.filter((t): t is Task => t !== undefined && !isFinished(t));
+      })().finally(() => {
+        if (this.#reading === read) this.#reading = undefined;
+      });
+      this.#reading = read;
+    }
+    return this.#reading;
+  }
+
+  async #all(): Promise<Task[]> {
+    const keys = await this.store.list("task:");
+    return (await getMany<Task>(this.store, keys)).filter((t): t is Task => t !== undefined);
+  }
+}
+
+function order(a: Task, b: Task): number {
+  return runsBefore(a, b) ? -1 : runsBefore(b, a) ? 1 : 0;
+}

@@ -1,0 +1,159 @@
+/**
+ * One ioredis connection of the Redis store, with the failure rules every command follows: no
+ * offline queue and a command timeout, so while Redis is down every call fails within
+ * `commandTimeoutMs` with "Redis at host:port is unreachable: ..." rather than waiting or being
+ * replayed later behind the caller's back; ioredis keeps reconnecting, and the same store works
+ * again once Redis is back. Scripts run by SHA (EVALSHA), loaded on first use or after a restart.
+ */
+import { createHash } from "node:crypto";
+import { Redis, type RedisOptions } from "ioredis";
+import { StoreError } from "../core/errors.ts";
+import { ErrorLog } from "./redis-errors.ts";
+import type { RedisTarget } from "./redis-url.ts";
+
+export interface ConnectionOptions {
+  /** Upper bound on any one command, and on connecting (default 2000 ms). */
+  commandTimeoutMs?: number;
+}
+
+export class RedisConnection {
+  readonly client: Redis;
+  readonly options: RedisOptions;
+  readonly errors: ErrorLog;
+  readonly timeoutMs: number;
+  closed = false;
+
+  constructor(
+    readonly target: RedisTarget,
+    options: ConnectionOptions,
+  ) {
+    this.timeoutMs = options.commandTimeoutMs ?? 2000;
+    this.errors = new ErrorLog(target.address);
+    this.options = {
+      host: target.host,
+      port: target.port,
+      db: target.db,
+      username: target.username,
+      password: target.password,
+      tls: target.tls ? {} : undefined,
+      connectionName: "converge",
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      commandTimeout: this.timeoutMs,
+      connectTimeout: this.timeoutMs,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    };
+    this.client = this.errors.watch(new Redis(this.options));
+  }
+
+  /** Connects, or fails within about `commandTimeoutMs` with a StoreError saying why. */
+  async connect(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.client.connect(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs + 500);
+        }),
+      ]);
+    } catch (err) {
+      this.closed = true;
+      this.client.disconnect();
+      throw this.fail(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs a command, turning every failure into a StoreError that says where and why. */
+  async cmd<T>(run: (c: Redis) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreError(`the Redis store at ${this.target.address} is closed`);
+    try {
+      return await run(this.client);
+    } catch (err) {
+      throw this.fail(err);
+    }
+  }
+
+  /** Runs a script by its SHA-1, loading it on first use (or after Redis restarted and forgot it). */
+  eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return this.cmd(async (c) => {
+      try {
+        return await c.evalsha(script.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!(err as Error).message?.startsWith("NOSCRIPT")) throw err;
+        return c.eval(script.source, keys.length, ...keys, ...args); // EVAL also caches it
+      }
+    });
+  }
+
+  fail(err: unknown): StoreError {
+    if (err instanceof StoreError) return err;
+    const e = err as Error;
+    const at = this.target.address;
+    if (e.name === "ReplyError") {
+      if (/DB index is out of range/i.test(e.message)) {
+        return new StoreError(
+          `Redis at ${at} has no database ${this.target.db} (the number after the port in store_path)`,
+          {
+            cause: err,
+          },
+        );
+      }
+      return new StoreError(`Redis at ${at} refused a command: ${e.message}`, { cause: err });
+    }
+    let cause = e;
+    let reason = e.message;
+    if (/timed out|no answer within/i.test(reason)) reason = `no reply within ${this.timeoutMs} ms`;
+    else if (/enableOfflineQueue|Connection is closed|max retries/i.test(reason)) {
+      // The command only saw "not connected"; the connection's own last error says why.
+      cause = this.errors.last ?? e;
+      reason = this.errors.last
+        ? `not connected (${this.errors.last.message})`
+        : "the connection was lost; reconnecting";
+    }
+    if (cause.name === "ReplyError") {
+      if (/DB index is out of range/i.test(cause.message)) {
+        return new StoreError(
+          `Redis at ${at} has no database ${this.target.db} (the number after the port in store_path)`,
+          {
+            cause: err,
+          },
+        );
+      }
+      return new StoreError(`Redis at ${at} refused the connection: ${cause.message}`, { cause: err });
+    }
+    if (/Unknown RESP type|Protocol error/i.test(cause.message))
+      reason = "the server there does not speak the Redis protocol";
+    if (
+      this.target.tls &&
+      /no reply|no answer|ETIMEDOUT|ECONNRESET|socket hang up|wrong version|SSL|TLS/i.test(reason)
+    ) {
+      reason += "; store_path says rediss:// (TLS): is the server really speaking TLS there?";
+    }
+    return new StoreError(`Redis at ${at} is unreachable: ${reason}`, { cause: err });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (this.client.status === "ready") await this.client.quit();
+    } catch {
+      // QUIT failed: the connection is dropped below
+    } finally {
+      this.client.disconnect();
+    }
+  }
+}
+
+export interface Script {
+  source: string;
+  sha: string;
+}
+
+export function script(source: string): Script {
+  return { source, sha: createHash("sha1").update(source).digest("hex") };
+}
