@@ -45,7 +45,7 @@ export function setup(args: CommonArgs): Config {
 
 /** Opens the configured store for an operator command; a memory store would be empty, so it is refused. */
 export async function openSharedStore(config: Config): Promise<Store> {
-  const { openStore } = await import("../store/open.ts"); // not needed for --help or a refused config
+  const { openStore } = await import("./store-config.ts"); // not needed for --help or a refused config
   const store = await openStore(config);
   if (!store || store.description === "memory") {
     throw new ConfigError(

@@ -13,19 +13,20 @@ import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
-import { startHealthServer } from "../observability/http.ts";
+import { type HealthServer, startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
 import { collectMetrics } from "../runtime/metrics.ts";
 import { AgentRuntime } from "../runtime/runtime.ts";
 import { MemoryStore } from "../store/memory.ts";
-import { openStore } from "../store/open.ts";
+import { openStore } from "./store-config.ts";
 import type { Store } from "../store/store.ts";
 import { LocalTransport } from "../transport/local.ts";
 import { TcpTransport } from "../transport/tcp.ts";
 import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { Config } from "./config.ts";
-import { heartbeatMsFor, startHeartbeat } from "./liveness.ts";
+import { storeProbe } from "./store-probe.ts";
+import { heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
 
 const log = logger("run");
 
@@ -88,8 +89,10 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
   let joined = false;
-  let ready = false;
-  let http: ReturnType<typeof startHealthServer> | undefined;
+  /** Why /readyz is 503: "starting" until every agent runs, "draining" from the moment stop begins. */
+  let notReady: string | null = "starting";
+  let http: HealthServer | undefined;
+  const probe = store ? storeProbe(store) : undefined;
   let heartbeat: { stop(): Promise<void> } | undefined;
   const discovery = configured ? new DiscoveryService(configured) : undefined;
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
@@ -99,12 +102,14 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
+      await probe?.clear().catch(step("removing the health probe record"));
       await store?.close().catch(step("closing the store"));
     })());
 
@@ -113,8 +118,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
       http = startHealthServer({
         host: config.host,
         port: config.http_port,
-        store,
-        ready: () => ready,
+        health: probe ? () => probe.check() : undefined,
+        ready: () => notReady,
         metrics: () => collectMetrics(runtimes).render(),
       });
     }
@@ -153,7 +158,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
         r.memberships.add(config.pool_id);
       }
     }
-    // So that operator commands can tell agents of a killed process from live ones (see liveness.ts).
+    // So that operator commands can tell agents of a killed process from live ones (see network/liveness.ts).
     if (discovery)
       heartbeat = await startHeartbeat(
         configured!,
@@ -165,6 +170,6 @@ export async function startFleet(config: Config): Promise<Fleet> {
     if (err instanceof ConvergeError) throw err;
     throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
-  ready = true;
+  notReady = null;
   return { runtimes, store, discovery, tasks, pools, poolId: config.pool_id, agentModule, httpUrl: http?.url, stop };
 }

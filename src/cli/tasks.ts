@@ -5,7 +5,7 @@ import { isTaskState, type Task } from "../core/task.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
-import { goneAgents } from "./liveness.ts";
+import { goneAgents } from "../network/liveness.ts";
 import { ago, table } from "./table.ts";
 
 const print = (s: string) => process.stdout.write(`${s}\n`);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ConfigError, StoreError } from "../../src/core/errors.ts";
 import { FileStore } from "../../src/store/file.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
-import { isStoreConfigured, openStore, storeChoice } from "../../src/store/open.ts";
+import { isStoreConfigured, openStore, storeChoice } from "../../src/cli/store-config.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { startRedis } from "../support/redis.ts";
@@ -105,4 +105,21 @@ test("an unreachable Redis at open is one StoreError line within a couple of sec
   expect((err as StoreError).exitCode).toBe(1);
   expect((err as Error).message).not.toContain("\n");
   expect(Date.now() - t0).toBeLessThan(2500);
+});
+
+test("when a process opens only SQLite, neither ioredis nor the Redis store is ever loaded", async () => {
+  const db = join(tmp.path, "lazy.sqlite3");
+  const code = `
+    const { openStore } = await import(${JSON.stringify(join(import.meta.dir, "../../src/cli/store-config.ts"))});
+    const store = await openStore({ store_backend: "sqlite", store_path: ${JSON.stringify(db)} });
+    await store.close();
+    const loaded = Object.keys(require.cache);
+    console.log(JSON.stringify({
+      sqlite: loaded.some((k) => k.endsWith("/src/store/sqlite.ts")),
+      redis: loaded.filter((k) => /\\/ioredis\\/|\\/src\\/store\\/redis\\.ts$/.test(k)),
+    }));`;
+  const p = Bun.spawn([process.execPath, "-e", code], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, exit] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect({ exit, err }).toEqual({ exit: 0, err: "" });
+  expect(JSON.parse(out)).toEqual({ sqlite: true, redis: [] });
 });

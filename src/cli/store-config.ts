@@ -2,16 +2,15 @@
  * The store a configuration asks for (keys of the seed manual): `store_backend` + `store_path`
  * (preferred), or the legacy `discovery_store` (`memory`, or a directory for a file store).
  * No store configured at all is a valid answer: the CLI then runs without discovery.
+ *
+ * This is configuration parsing, so it lives with the CLI's config. Each backend is imported only
+ * when it is opened: a process that never opens Redis never loads ioredis.
  */
 import { homedir } from "node:os";
 import { ConfigError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
-import { FileStore } from "./file.ts";
-import { MemoryStore } from "./memory.ts";
-import { DEFAULT_REDIS_URL, parseRedisUrl } from "./redis-url.ts";
-import { RedisStore } from "./redis.ts";
-import { SqliteStore } from "./sqlite.ts";
-import type { Store } from "./store.ts";
+import { DEFAULT_REDIS_URL, parseRedisUrl } from "../store/redis-url.ts";
+import type { Store } from "../store/store.ts";
 
 const log = logger("store");
 
@@ -65,13 +64,13 @@ export async function openStore(config: StoreConfig): Promise<Store | undefined>
 export async function openChoice(choice: StoreChoice): Promise<Store> {
   switch (choice.backend) {
     case "memory":
-      return new MemoryStore();
+      return new (await import("../store/memory.ts")).MemoryStore();
     case "file":
-      return new FileStore(choice.location);
+      return new (await import("../store/file.ts")).FileStore(choice.location);
     case "sqlite":
-      return new SqliteStore(choice.location);
+      return new (await import("../store/sqlite.ts")).SqliteStore(choice.location);
     case "redis":
-      return RedisStore.open(choice.location);
+      return (await import("../store/redis.ts")).RedisStore.open(choice.location);
   }
 }
 

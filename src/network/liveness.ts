@@ -20,7 +20,7 @@ export const PROCESS_INDEX = "discovery:processes";
 const STALE_BEATS = 3;
 /** Records of processes dead for this long are deleted by the next process that starts. */
 const FORGET_AFTER_MS = 3_600_000;
-const log = logger("run.liveness");
+const log = logger("network.liveness");
 
 export interface ProcessRecord {
   id: string;
