@@ -17,7 +17,7 @@ export const root = defineCommand({
   },
   // Each command is loaded only when used, so `--help` and `--version` start fast.
   subCommands: {
-    run: () => import("./run.ts").then((m) => m.runCommand),
+    run: () => import("./run.ts").then((m) => m.runAgentsCommand),
     tasks: () => import("./tasks.ts").then((m) => m.tasksCommand),
     pools: () => import("./pools.ts").then((m) => m.poolsCommand),
     agents: () => import("./agents.ts").then((m) => m.agentsCommand),

@@ -18,7 +18,7 @@ const footer = [
   "SIGINT (Ctrl+C) or SIGTERM stops cleanly; a second one exits at once.",
 ].join("\n");
 
-export const runCommand = defineCommand({
+export const runAgentsCommand = defineCommand({
   meta: {
     name: "run",
     description: "Start one or more agents and run until Ctrl+C or SIGTERM",
@@ -59,7 +59,7 @@ export const runCommand = defineCommand({
   },
 });
 
-setHelpFooter(runCommand, footer);
+setHelpFooter(runAgentsCommand, footer);
 
 function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
   for (const [i, r] of fleet.runtimes.entries()) {

@@ -110,7 +110,7 @@ const listTasks = defineCommand({
 });
 
 /** A command on one task by id: `act` does it through a TaskManager and says what to print. */
-function onTask(name: string, description: string, act: (tasks: TaskManager, id: string) => Promise<string>) {
+function byId(name: string, description: string, act: (tasks: TaskManager, id: string) => Promise<string>) {
   return defineCommand({
     meta: { name, description },
     args: { ...commonArgs, id: { type: "positional", description: "Task id", required: true } },
@@ -121,17 +121,17 @@ function onTask(name: string, description: string, act: (tasks: TaskManager, id:
   });
 }
 
-const get = onTask("get", "Print one task record as JSON", async (tasks, id) => {
+const get = byId("get", "Print one task record as JSON", async (tasks, id) => {
   const task = await tasks.get(id);
   if (!task) throw new ConfigError(`task ${id} does not exist`);
   return JSON.stringify(task, null, 2);
 });
-const cancel = onTask(
+const cancel = byId(
   "cancel",
   "Cancel a task that is not finished",
   async (tasks, id) => `${(await tasks.cancel(id)).id} cancelled`,
 );
-const retry = onTask(
+const retry = byId(
   "retry",
   "Put a failed or cancelled task back to pending",
   async (tasks, id) => `${(await tasks.retry(id)).id} pending`,
