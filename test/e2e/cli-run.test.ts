@@ -17,6 +17,7 @@ import {
   type RunResult,
   type Running,
 } from "../support/cli.ts";
+import { SAME_PRESS_MS } from "../../src/cli/signals.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { freePort as freeRedisPort } from "../support/redis.ts";
 
@@ -256,7 +257,7 @@ describe.concurrent("signals and failures at start", () => {
     expect(discoveryKeys(db)).toEqual([]);
   });
 
-  test("a second SIGINT during a slow shutdown exits at once", async () => {
+  test("a second SIGINT during a slow shutdown, a second after the first, exits at once", async () => {
     const db = join(tmp.path, "slow.sqlite3");
     file(
       "hang.js",
@@ -278,6 +279,7 @@ describe.concurrent("signals and failures at start", () => {
     await r.waitFor(`working on ${submitted.stdout.trim()}`);
     r.proc.kill("SIGINT");
     await r.waitFor("SIGINT received, stopping", 5000, "stderr");
+    await Bun.sleep(SAME_PRESS_MS + 200); // a copy within SAME_PRESS_MS is the same press; the pause is the test
     const t0 = performance.now();
     const code = await r.stop("SIGINT", 10_000);
     expect(performance.now() - t0).toBeLessThan(5000); // the grace period is 30 s
