@@ -1,7 +1,8 @@
-/** What every command shares: the config, verbose and log-format options, and opening the store. */
+/** What every command shares: the config, --set, verbose and log-format options, and opening the store. */
 import { ConfigError } from "../core/errors.ts";
 import { configureLogging, logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
+import { repeatable } from "./args.ts";
 import { loadConfig, type Config } from "./config.ts";
 
 export const commonArgs = {
@@ -12,6 +13,13 @@ export const commonArgs = {
     description:
       "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables.",
   },
+  set: repeatable({
+    type: "string",
+    valueHint: "KEY=VALUE",
+    description:
+      "Override a config key (repeatable); wins over the file and the environment. VALUE is read as " +
+      "CONVERGE_<KEY> would be (YAML if it starts with [ or {); an empty VALUE unsets the key",
+  }),
   verbose: {
     type: "boolean",
     alias: "v",
@@ -26,6 +34,7 @@ export const commonArgs = {
 
 export interface CommonArgs {
   config?: string;
+  set?: string[];
   verbose?: boolean;
   "log-format"?: string;
 }
@@ -36,7 +45,7 @@ export function setup(args: CommonArgs): Config {
   if (format !== "text" && format !== "json")
     throw new ConfigError(`--log-format must be text or json, got "${format}"`);
   configureLogging({ level: args.verbose ? "debug" : "info", format });
-  const { config, warnings } = loadConfig(args.config);
+  const { config, warnings } = loadConfig(args.config, process.env, args.set ?? []);
   // With --log-format json every line on stderr must parse, warnings included.
   for (const w of warnings)
     format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);

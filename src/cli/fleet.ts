@@ -56,6 +56,11 @@ export function advertisedEndpoint(host: string, port: number): string | null {
   return `tcp://${external?.address ?? hostname()}:${port}`;
 }
 
+/** Agent i's TCP port: `port + i`, or 0 (the kernel picks a free one for each agent) when port is 0. */
+export function agentPort(config: Pick<Config, "port">, i: number): number {
+  return config.port === 0 ? 0 : config.port + i;
+}
+
 /** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
 export function identityFor(config: Config, i: number): Identity {
   if (!config.identity_dir) return Identity.generate();
@@ -88,6 +93,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
+  const transports: Transport[] = [];
   let joined = false;
   /** Why /readyz is 503: "starting" until every agent runs, "draining" from the moment stop begins. */
   let notReady: string | null = "starting";
@@ -105,6 +111,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
       notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      // Those bound before their runtime started (a runtime stops its own; stopping twice is a no-op).
+      await Promise.all(transports.map((t) => t.stop().catch(step("stopping a transport"))));
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
@@ -126,23 +134,30 @@ export async function startFleet(config: Config): Promise<Fleet> {
     if (config.pool_id) await pools!.create({ id: config.pool_id });
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
-      const transport: Transport =
-        config.transport === "tcp"
-          ? new TcpTransport({
-              host: config.host,
-              port: config.port + i,
-              resolve: discovery ? endpointResolver(discovery) : undefined,
-            })
-          : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      let transport: Transport;
+      let endpoint: string | null = null;
+      if (config.transport === "tcp") {
+        const tcp = new TcpTransport({
+          host: config.host,
+          port: agentPort(config, i),
+          resolve: discovery ? endpointResolver(discovery) : undefined,
+        });
+        // Bound now, before any agent starts: a port in use fails at once, and with port 0 the
+        // kernel's choice is known for the endpoint advertised in discovery.
+        transports.push(tcp);
+        await tcp.start();
+        endpoint = advertisedEndpoint(config.host, tcp.port);
+        transport = tcp;
+      } else {
+        transport = new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      }
       runtimes.push(
         new AgentRuntime(agent, {
           transport,
           taskManager: tasks,
           poolManager: pools,
           discovery,
-          descriptor: discovery
-            ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null)
-            : undefined,
+          descriptor: discovery ? descriptorFor(agent, endpoint) : undefined,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
         }),

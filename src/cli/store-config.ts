@@ -6,11 +6,11 @@
  * This is configuration parsing, so it lives with the CLI's config. Each backend is imported only
  * when it is opened: a process that never opens Redis never loads ioredis.
  */
-import { homedir } from "node:os";
 import { ConfigError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { DEFAULT_REDIS_URL, parseRedisUrl } from "../store/redis-url.ts";
 import type { Store } from "../store/store.ts";
+import { expandPath, shown } from "./config.ts";
 
 const log = logger("store");
 
@@ -44,7 +44,7 @@ export function storeChoice(config: StoreConfig, warn: (message: string) => void
   if (path !== undefined)
     warn("store_path is ignored because store_backend is not set; set store_backend to file, sqlite or redis");
   if (legacy === undefined) return undefined;
-  return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandHome(legacy) };
+  return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandPath(legacy) };
 }
 
 /** Whether the configuration names a store at all (the CLI enables discovery only then). */
@@ -70,8 +70,26 @@ export async function openChoice(choice: StoreChoice): Promise<Store> {
     case "sqlite":
       return new (await import("../store/sqlite.ts")).SqliteStore(choice.location);
     case "redis":
-      return (await import("../store/redis.ts")).RedisStore.open(choice.location);
+      return openRedis(choice.location);
   }
+}
+
+async function openRedis(url: string): Promise<Store> {
+  const [{ RedisStore }, checks] = await Promise.all([import("../store/redis.ts"), import("./redis-checks.ts")]);
+  const target = parseRedisUrl(url);
+  let store: Store;
+  try {
+    store = await RedisStore.open(url);
+  } catch (err) {
+    throw checks.withTlsHint(err, url, target);
+  }
+  try {
+    await checks.checkDatabase(url, target);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }
 
 function fromBackend(backend: string, path: string | undefined, warn: (message: string) => void): StoreChoice {
@@ -87,14 +105,14 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
           `store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`,
         );
       }
-      return { backend, location: expandHome(path) };
+      return { backend, location: expandPath(path) };
     case "redis": {
       const url = path ?? DEFAULT_REDIS_URL;
       parseRedisUrl(url); // ConfigError now, not a connection error later
       return { backend, location: url };
     }
     default:
-      throw new ConfigError(`store_backend must be one of ${STORE_BACKENDS.join(", ")}; got "${backend}"`);
+      throw new ConfigError(`store_backend must be one of ${STORE_BACKENDS.join(", ")}; got ${shown(backend)}`);
   }
 }
 
@@ -102,12 +120,7 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
 function text(config: StoreConfig, key: keyof StoreConfig): string | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw new ConfigError(`${key} must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string") throw new ConfigError(`${key} must be a string, got ${shown(v)}`);
   const t = v.trim();
   return t === "" ? undefined : t;
-}
-
-/** Config files are not expanded by a shell, yet people write `~/converge.db`. */
-function expandHome(path: string): string {
-  return path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
 }

@@ -173,22 +173,22 @@ describe.concurrent("configuration errors: one line, exit 2, no stack trace", ()
     [
       "a port above 65535",
       () => ({ args: ["-c", file("port-high.yaml", "port: 70000\n")] }),
-      /port must be an integer from 1 to 65535, got 70000/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got 70000/,
     ],
     [
-      "a port of 0",
-      () => ({ args: ["-c", file("port-zero.toml", "port = 0\n")] }),
-      /port must be an integer from 1 to 65535, got 0/,
+      "a negative port",
+      () => ({ args: ["-c", file("port-negative.toml", "port = -1\n")] }),
+      /port must be an integer from 0 to 65535 \(0: a free port\), got -1/,
     ],
     [
       "a port that is not a number",
       () => ({ args: ["-c", file("port-word.yaml", "port: abc\n")] }),
-      /port must be an integer from 1 to 65535, got "abc"/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got "abc"/,
     ],
     [
       "a bad port in the environment",
       () => ({ args: [], env: { CONVERGE_PORT: "12x" } }),
-      /port must be an integer from 1 to 65535, got "12x"/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got "12x"/,
     ],
     [
       "agents: 0",
