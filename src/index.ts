@@ -6,6 +6,8 @@ export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } f
 export { encode as msgpackEncode, decode as msgpackDecode } from "./core/codec.ts";
 export {
   newTask,
+  checkTaskId,
+  MAX_TASK_ID,
   claimTtlMs,
   isTaskState,
   TASK_STATES,

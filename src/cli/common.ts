@@ -1,5 +1,7 @@
 /** What every command shares: the config, --set, verbose and log-format options, and opening the store. */
+import { statSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
+import { printable } from "../core/text.ts";
 import { configureLogging, logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { repeatable } from "./args.ts";
@@ -74,16 +76,76 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
   }
 }
 
-/** Parses an option holding a JSON object ({} when absent), naming the option in the error. */
-export function jsonObjectArg(name: string, text: string | undefined, example?: string): Record<string, unknown> {
+/** The most an `@FILE` or `-` option value may hold (the argument limit is ~128 KiB; this is well beyond). */
+export const MAX_JSON_ARG_BYTES = 16 * 1024 * 1024;
+let stdinReadBy: string | undefined;
+
+/**
+ * Parses an option holding a JSON object ({} when absent), naming the option in the error. The
+ * value is inline JSON, `@FILE` (read from that file) or `-` (read from standard input), so that
+ * inputs larger than the kernel's argument limit can be given; at most MAX_JSON_ARG_BYTES.
+ */
+export async function jsonObjectArg(
+  name: string,
+  text: string | undefined,
+  example?: string,
+): Promise<Record<string, unknown>> {
   if (text === undefined) return {};
+  let body = text;
+  let from = "";
+  if (text === "-") {
+    if (stdinReadBy) throw new ConfigError(`--${name} - and --${stdinReadBy} - cannot both read standard input`);
+    stdinReadBy = name;
+    body = await readBounded(Bun.stdin.stream(), name, "standard input");
+    from = " (from standard input)";
+  } else if (text.startsWith("@")) {
+    const file = text.slice(1);
+    from = ` (from ${printable(file)})`;
+    body = await readBounded(fileStream(name, file), name, printable(file));
+  }
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(body);
   } catch (err) {
-    throw new ConfigError(`--${name} must be JSON: ${(err as Error).message}`);
+    throw new ConfigError(`--${name} must be JSON${from}: ${printable((err as Error).message)}`);
   }
   if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new ConfigError(`--${name} must be a JSON object${example ? `, e.g. '${example}'` : ""}`);
+    throw new ConfigError(`--${name} must be a JSON object${from}${example ? `, e.g. '${example}'` : ""}`);
   return v as Record<string, unknown>;
+}
+
+function fileStream(name: string, file: string): ReadableStream<Uint8Array> {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw new ConfigError(`--${name} @${printable(file)}: that is a directory`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      `--${name} @${printable(file)}: ${code === "ENOENT" ? "no such file" : printable((err as Error).message)}`,
+    );
+  }
+  if (size > MAX_JSON_ARG_BYTES)
+    throw new ConfigError(`--${name} @${printable(file)} is ${size} bytes; at most ${MAX_JSON_ARG_BYTES} are read`);
+  return Bun.file(file).stream();
+}
+
+/** The stream's text, refusing more than MAX_JSON_ARG_BYTES. */
+async function readBounded(stream: ReadableStream<Uint8Array>, name: string, what: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      total += chunk.length;
+      if (total > MAX_JSON_ARG_BYTES)
+        throw new ConfigError(`--${name}: ${what} holds more than ${MAX_JSON_ARG_BYTES} bytes; refusing it`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`--${name}: cannot read ${what}: ${printable((err as Error).message)}`);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }

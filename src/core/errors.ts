@@ -33,6 +33,16 @@ export class TransportError extends ConvergeError {}
 /** A receive that waited longer than its timeout; the runtime catches this one. */
 export class TimeoutError extends ConvergeError {}
 
+/**
+ * The task, pool or agent asked for does not exist. The CLI exits 3 for it, so that a script can
+ * tell "no such thing" from bad arguments (2) and other failures (1):
+ *
+ *   try { await show(id) } catch (err) { if (err instanceof NotFoundError) ... }
+ */
+export class NotFoundError extends ConvergeError {
+  override readonly exitCode = 3;
+}
+
 /** A task operation that is not allowed in the task's current state. */
 export class TaskStateError extends ConvergeError {}
 

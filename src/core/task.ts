@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { ConfigError } from "./errors.ts";
+import { quoted } from "./text.ts";
 import type { Topic } from "./topic.ts";
 
 export const TASK_STATES = ["pending", "assigned", "running", "completed", "failed", "cancelled"] as const;
@@ -55,6 +56,7 @@ export interface TaskInit {
 
 export function newTask(init: TaskInit = {}, now = Date.now()): Task {
   checkConstraints(init.constraints ?? {});
+  if (init.id !== undefined) checkTaskId(init.id);
   return {
     id: init.id ?? randomUUID(),
     objective: init.objective ?? "",
@@ -73,6 +75,22 @@ export function newTask(init: TaskInit = {}, now = Date.now()): Task {
     createdAt: now,
     updatedAt: now,
   };
+}
+
+/** The longest task id accepted. */
+export const MAX_TASK_ID = 256;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const ID_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * A task id is 1 to MAX_TASK_ID characters, none of them a control character or a line break:
+ * ids end up in store keys, log lines and tables, where a newline would forge a second line.
+ */
+export function checkTaskId(id: unknown): void {
+  if (typeof id !== "string" || id === "") throw new ConfigError("a task id must be a non-empty string");
+  if (id.length > MAX_TASK_ID)
+    throw new ConfigError(`a task id may be at most ${MAX_TASK_ID} characters, got ${id.length}: ${quoted(id, 40)}`);
+  if (ID_UNSAFE.test(id)) throw new ConfigError(`a task id must not contain control characters, got ${quoted(id)}`);
 }
 
 /** The constraints converge itself acts on must make sense; others are the agents' business. */

@@ -125,6 +125,8 @@ interface SpawnOptions {
   bunRun?: boolean;
   /** In a process group of its own, which it leads (for `Running.signalGroup`). */
   group?: boolean;
+  /** What the command reads on standard input (default: nothing). */
+  stdin?: string;
 }
 
 /** converge with a clean environment (plus `env`), output piped, no input. */
@@ -135,7 +137,7 @@ function spawnCli(args: string[], options: SpawnOptions) {
     cwd: options.cwd ?? ROOT,
     stdout: "pipe",
     stderr: "pipe",
-    stdin: "ignore",
+    stdin: options.stdin === undefined ? "ignore" : Buffer.from(options.stdin),
     detached: options.group ?? false,
   });
   if (options.group) leaders.add(p);
