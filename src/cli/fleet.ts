@@ -26,7 +26,7 @@ import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { Config } from "./config.ts";
 import { storeProbe } from "./store-probe.ts";
-import { heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
+import { type Heartbeat, heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
 
 const log = logger("run");
 
@@ -76,6 +76,22 @@ export function identityFor(config: Config, i: number): Identity {
   }
 }
 
+/** What start registered, registered again: each descriptor as its runtime did, and pool membership. */
+async function registerAgain(
+  runtimes: AgentRuntime[],
+  discovery: DiscoveryService,
+  pool: { pools: PoolManager; poolId: string } | undefined,
+): Promise<void> {
+  for (const r of runtimes) {
+    const d = r.options.descriptor;
+    if (r.running && d)
+      await discovery.register({ ...d, endpoint: d.endpoint ?? r.options.transport?.address ?? null });
+  }
+  if (!pool) return;
+  await pool.pools.create({ id: pool.poolId });
+  for (const r of runtimes) if (r.running) await pool.pools.join(pool.poolId, r.id);
+}
+
 export async function startFleet(config: Config): Promise<Fleet> {
   let make: AgentFactory;
   let agentModule: string | undefined;
@@ -99,7 +115,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let notReady: string | null = "starting";
   let http: HealthServer | undefined;
   const probe = store ? storeProbe(store) : undefined;
-  let heartbeat: { stop(): Promise<void> } | undefined;
+  let heartbeat: Heartbeat | undefined;
   const discovery = configured ? new DiscoveryService(configured) : undefined;
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
@@ -110,10 +126,11 @@ export async function startFleet(config: Config): Promise<Fleet> {
     (stopping ??= (async () => {
       notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
+      // First, so that no beat mistakes the agents unregistering below for a store that lost them.
+      await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
       // Those bound before their runtime started (a runtime stops its own; stopping twice is a no-op).
       await Promise.all(transports.map((t) => t.stop().catch(step("stopping a transport"))));
-      await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
@@ -173,12 +190,17 @@ export async function startFleet(config: Config): Promise<Fleet> {
         r.memberships.add(config.pool_id);
       }
     }
-    // So that operator commands can tell agents of a killed process from live ones (see network/liveness.ts).
+    // So that operator commands can tell agents of a killed process from live ones, and so that a
+    // store that lost its data gets this process's registrations back (see network/liveness.ts).
     if (discovery)
       heartbeat = await startHeartbeat(
         configured!,
         runtimes.map((r) => r.id),
         heartbeatMsFor(config.claim_ttl_sec),
+        {
+          restore: () =>
+            registerAgain(runtimes, discovery, joined ? { pools: pools!, poolId: config.pool_id! } : undefined),
+        },
       );
   } catch (err) {
     await stop();
