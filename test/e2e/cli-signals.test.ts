@@ -39,13 +39,13 @@ interface Setup {
   pid: number;
 }
 
-async function holding(name: string, db: number, graceSec: number): Promise<Setup> {
+async function holding(name: string, db: number, graceSec: number, extra = ""): Promise<Setup> {
   writeFileSync(join(tmp.path, "hold.js"), HOLD);
   const url = redis.url.replace(/\/0$/, `/${db}`);
   const cfg = join(tmp.path, `${name}.yaml`);
   writeFileSync(
     cfg,
-    `agent: hold.js\nagents: 2\npool_id: p\nstore_backend: redis\nstore_path: ${url}\nshutdown_grace_sec: ${graceSec}\n`,
+    `agent: hold.js\nagents: 2\npool_id: p\nstore_backend: redis\nstore_path: ${url}\nshutdown_grace_sec: ${graceSec}\n${extra}`,
   );
   const run = startCli(["run", "-c", cfg], { bunRun: true, group: true });
   await run.waitFor("running, press Ctrl+C to stop");
@@ -87,6 +87,25 @@ describe.concurrent("when converge run under bun run gets one press, delivered s
       }
     });
   }
+
+  test("from the moment a drain starts, /readyz answers 503 while /healthz stays 200", async () => {
+    const { run, store } = await holding("readyz", 4, 30, "http_port: 0\n");
+    try {
+      const base = /^health and metrics: (http:\/\/\S+?)\/healthz/m.exec(run.stdout)![1]!;
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      run.proc.kill("SIGTERM");
+      await run.waitFor("SIGTERM received, stopping", 5000, "stderr");
+      // The handlers hold their tasks for up to the 30 s grace period: the process is draining now.
+      const ready = await fetch(`${base}/readyz`);
+      expect([ready.status, await ready.text()]).toEqual([503, "draining\n"]);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      expect(run.stdout).not.toMatch(/^stopped /m);
+      run.signalGroup("SIGKILL");
+      await run.exited;
+    } finally {
+      await store.close();
+    }
+  });
 
   test("a second SIGINT a second after the first exits at once, without the drain", async () => {
     const { run, store } = await holding("twice", 3, 30);
