@@ -168,23 +168,6 @@ export function freePort(): number {
   return port;
 }
 
-/** A run of `count` consecutive free ports, for `agents` TCP agents on port + i. */
-export function freePortRange(count: number): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    const held: { stop(closeActive?: boolean): void }[] = [];
-    try {
-      for (let i = 0; i < count; i++)
-        held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
-      return base;
-    } catch {
-    } finally {
-      for (const s of held) s.stop(true);
-    }
-  }
-  throw new Error(`no run of ${count} free ports found`);
-}
-
 /** True when a TCP connection to host:port is accepted (a listener is there). */
 export async function canConnect(port: number, host = "127.0.0.1", timeoutMs = 2000): Promise<boolean> {
   const attempt = Bun.connect({ hostname: host, port, socket: { data() {} } }).then(
