@@ -29,6 +29,18 @@ function plain(text: string): string {
   return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\u001b\[[0-9;]*m/g, "");
 }
 
+/** Every exit code the CLI uses, for every --help. */
+export const EXIT_CODES = [
+  "EXIT CODES",
+  "",
+  "  0         success (for converge run: a clean stop)",
+  "  1         a failure at run time: a store or peer unreachable, a port in use, a task in the wrong state",
+  "  2         bad configuration or arguments (one line on stderr names the key or option)",
+  "  3         not found: the task asked for does not exist",
+  "  130, 143  converge run: a second SIGINT or SIGTERM, a second or more after the first, ended it at once",
+  "",
+].join("\n");
+
 export interface MainOptions {
   name: string;
   version: string;
@@ -53,6 +65,7 @@ function rootUsage(opts: MainOptions): string {
     "  -h, --help       Show help (also after a command: converge run --help)",
     "  -V, --version    Print the version and exit",
     "",
+    EXIT_CODES,
   ].join("\n");
 }
 
@@ -85,7 +98,8 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
   }
   if (rest.includes("--help") || rest.includes("-h") || (!cmd.run && rest.length === 0)) {
     const footer = footers.get(cmd);
-    process.stdout.write(`${plain(await renderUsage(cmd, parent))}\n${footer ? `${footer}\n` : ""}`);
+    const usage = plain(await renderUsage(cmd, parent));
+    process.stdout.write(`${usage}\n${footer ? `${footer}\n\n` : ""}${EXIT_CODES}`);
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {

@@ -13,7 +13,8 @@ import { SAME_PRESS_MS, stopSignal } from "./signals.ts";
 
 const width = Math.max(...Object.keys(CONFIG_DOCS).map((k) => k.length));
 const footer = [
-  "CONFIG KEYS (in the file, or as CONVERGE_<KEY> in the environment; the file wins)",
+  "CONFIG KEYS (in the file, or as CONVERGE_<KEY> in the environment; the file wins, and --set KEY=VALUE wins",
+  "over both; a leading ~ in a path is the home directory)",
   "",
   ...Object.entries(CONFIG_DOCS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.doc}`),
   "",

@@ -77,6 +77,18 @@ describe.concurrent("help, version and unknown input", () => {
     expect(results[4]!.stdout).toContain("--payload");
   });
 
+  test("when any --help is asked for, it lists every exit code", async () => {
+    const results = await Promise.all(
+      [["--help"], ["run", "--help"], ["tasks", "get", "--help"]].map((a) => runCli(a)),
+    );
+    for (const r of results) {
+      expect(r.code).toBe(0);
+      for (const code of ["0", "1", "2", "3", "130, 143"])
+        expect(r.stdout).toMatch(new RegExp(`^  ${code}\\s{2,}\\S`, "m"));
+    }
+    expect(results[1]!.stdout).toContain("--set=<KEY=VALUE>");
+  });
+
   test("--version and -V print the package version", async () => {
     for (const flag of ["--version", "-V"]) {
       const r = await runCli([flag]);

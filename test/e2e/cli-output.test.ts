@@ -3,7 +3,7 @@
  * `converge tasks list --json | (sleep 1; cat)`. The kernel's pipe holds 64 KiB; a process that
  * ended before the rest was written would lose it (process.exit() did: 64,820 of 124,692 bytes).
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
@@ -12,6 +12,8 @@ import { converge, stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 
 const { tmp, redis } = useE2eEnvironment({ prefix: "converge-cli-output-", redis: true, cleanup: [stopAll] });
+// bunfig.toml's [test] timeout is not a Bun setting; processes under load need more than the default 5 s.
+setDefaultTimeout(30_000);
 
 const TASKS = 400;
 

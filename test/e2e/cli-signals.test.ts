@@ -6,7 +6,7 @@
  * happen: exit 0, the tasks handed back to pending, no discovery or process record left behind. A
  * deliberate second signal, a second or more after the first, still exits at once.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openChoice } from "../../src/cli/store-config.ts";
@@ -19,6 +19,8 @@ import { startCli, stopAll, type Running } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 
 const { tmp, redis } = useE2eEnvironment({ prefix: "converge-cli-signals-", redis: true, cleanup: [stopAll] });
+// bunfig.toml's [test] timeout is not a Bun setting; processes under load need more than the default 5 s.
+setDefaultTimeout(30_000);
 
 // Each handler says which task it holds and which process it runs in, then holds the task until
 // the drain aborts it.
