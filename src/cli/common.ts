@@ -13,7 +13,8 @@ export const commonArgs = {
     alias: "c",
     valueHint: "PATH",
     description:
-      "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables.",
+      "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. " +
+      "File values override CONVERGE_<KEY> environment variables.",
   },
   set: repeatable({
     type: "string",
@@ -60,7 +61,9 @@ export async function openSharedStore(config: Config): Promise<Store> {
   const store = await openStore(config);
   if (!store || store.description === "memory") {
     throw new ConfigError(
-      "this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process",
+      "this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) " +
+        "in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; " +
+        "the memory store lives only inside one converge run process",
     );
   }
   return store;

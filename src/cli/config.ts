@@ -221,7 +221,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   checkExpansion(data, `config file ${name}`);
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     throw new ConfigError(
-      `config file ${name} must contain a mapping of keys to values, found ${data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`}`,
+      `config file ${name} must contain a mapping of keys to values, found ` +
+        (data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`),
     );
   }
   return data as Record<string, unknown>;
@@ -233,7 +234,8 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
   const transport = v.transport;
   if (transport === "websocket" || transport === "ws") {
     throw new ConfigError(
-      `transport "${transport}" is not available in converge run; use the library API (WebSocketTransport) to run agents over WebSocket`,
+      `transport "${transport}" is not available in converge run; ` +
+        "use the library API (WebSocketTransport) to run agents over WebSocket",
     );
   }
   if (transport !== "local" && transport !== "tcp")
@@ -244,12 +246,14 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
   }
   if ((backend === "file" || backend === "sqlite") && !v.store_path) {
     throw new ConfigError(
-      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); set it in the config file or CONVERGE_STORE_PATH`,
+      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); ` +
+        "set it in the config file or CONVERGE_STORE_PATH",
     );
   }
   if (v.transport === "tcp" && v.port !== 0 && (v.port as number) + (v.agents as number) - 1 > 65535) {
     throw new ConfigError(
-      `${v.agents} TCP agents from port ${v.port} need ports up to ${(v.port as number) + (v.agents as number) - 1}, beyond 65535`,
+      `${v.agents} TCP agents from port ${v.port} need ports up to ` +
+        `${(v.port as number) + (v.agents as number) - 1}, beyond 65535 (port 0 gives each a free port)`,
     );
   }
   return { ...(v as unknown as Config), configDir };

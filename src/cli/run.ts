@@ -75,7 +75,8 @@ function summary(fleet: Fleet, seconds: number): string {
     failed += r.worker?.stats.failed ?? 0;
   }
   const tasks = fleet.agentModule ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
-  return `stopped ${count(fleet.runtimes.length, "agent")} after ${seconds.toFixed(1)} s: ${count(received, "message")} received, ${sent} sent${tasks}`;
+  const [agents, messages] = [count(fleet.runtimes.length, "agent"), count(received, "message")];
+  return `stopped ${agents} after ${seconds.toFixed(1)} s: ${messages} received, ${sent} sent${tasks}`;
 }
 
 function count(n: number, noun: string): string {

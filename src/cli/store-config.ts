@@ -52,7 +52,10 @@ export function isStoreConfigured(config: StoreConfig): boolean {
   return storeChoice(config) !== undefined;
 }
 
-/** Opens the configured store, or returns undefined when none is configured. ConfigError for bad values, StoreError when it cannot be opened. */
+/**
+ * Opens the configured store, or returns undefined when none is configured. ConfigError for bad
+ * values, StoreError when it cannot be opened.
+ */
 export async function openStore(config: StoreConfig): Promise<Store | undefined> {
   const choice = storeChoice(config, (message) => log.warn(message));
   if (!choice) return undefined;

@@ -26,7 +26,7 @@ export function startSpan(log: Logger, name: string, fields?: Record<string, unk
   };
 }
 
-/** Runs `fn` in a span; a thrown error is reported on the span (`err`, the field every log line uses for errors) and rethrown. */
+/** Runs `fn` in a span; a thrown error is reported on the span (`err`, as in every log line) and rethrown. */
 export async function traced<T>(
   log: Logger,
   name: string,

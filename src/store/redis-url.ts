@@ -26,7 +26,8 @@ const MAX_DB = 2 ** 31 - 1;
 export function parseRedisUrl(url: string): RedisTarget {
   const bad = (why: string) =>
     new ConfigError(
-      `store_path "${redactUrl(url)}" is not a usable Redis URL: ${why} (expected redis://[user:password@]host[:port][/db])`,
+      `store_path "${redactUrl(url)}" is not a usable Redis URL: ${why} ` +
+        "(expected redis://[user:password@]host[:port][/db])",
     );
   let u: URL;
   try {
