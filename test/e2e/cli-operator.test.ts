@@ -241,6 +241,11 @@ describe("operator commands against a running converge run (SQLite)", () => {
     expect([...pool.agents].sort()).toEqual(ids);
   });
 
+  test("operator commands take --set too: the store named on the command line alone", async () => {
+    const r = await runCli(["pools", "list", "--json", "--set", "store_backend=sqlite", "--set", `store_path=${db}`]);
+    expect(JSON.parse(ok(r).trim())).toMatchObject({ id: "ops" });
+  });
+
   test("agents list filters by capability and topic", async () => {
     const all = ok(await cli("agents", "list", "--capability", "double"));
     for (const id of ids) expect(all).toMatch(new RegExp(`^${id}\\s+tcp://127\\.0\\.0\\.1:\\d+\\s+double\\s`, "m"));
