@@ -4,7 +4,7 @@
  * unreachable Redis, and JSON logs. Each case spawns the real command; they run concurrently.
  */
 import { Database } from "bun:sqlite";
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { canConnect, freePort, runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
@@ -13,6 +13,8 @@ import { useE2eEnvironment } from "../support/e2e.ts";
 import { freePort as freeRedisPort } from "../support/redis.ts";
 
 const { tmp, redis } = useE2eEnvironment({ prefix: "converge-cli-run-", redis: true, cleanup: [stopAll] });
+// bunfig.toml's [test] timeout is not a Bun setting; 16 concurrent runs under load need more than 5 s.
+setDefaultTimeout(30_000);
 
 const file = (name: string, text: string) => {
   const path = join(tmp.path, name);
