@@ -6,6 +6,8 @@ export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } f
 export { encode as msgpackEncode, decode as msgpackDecode } from "./core/codec.ts";
 export {
   newTask,
+  checkTaskId,
+  MAX_TASK_ID,
   claimTtlMs,
   isTaskState,
   TASK_STATES,
@@ -28,7 +30,13 @@ export { ToolRegistry, type ToolFn, type ToolEntry } from "./core/tools.ts";
 export { DECLINE, type Store, type Decline, type JsonValue } from "./store/store.ts";
 export { MemoryStore } from "./store/memory.ts";
 export { Logger, logger, configureLogging, type Level } from "./observability/log.ts";
-export { openStore, isStoreConfigured, STORE_BACKENDS, type StoreBackend, type StoreConfig } from "./store/open.ts";
+export {
+  openStore,
+  isStoreConfigured,
+  STORE_BACKENDS,
+  type StoreBackend,
+  type StoreConfig,
+} from "./cli/store-config.ts";
 export { FileStore } from "./store/file.ts";
 export { SqliteStore } from "./store/sqlite.ts";
 export { RedisStore } from "./store/redis.ts";

@@ -1,7 +1,10 @@
-/** What every command shares: the config, verbose and log-format options, and opening the store. */
+/** What every command shares: the config, --set, verbose and log-format options, and opening the store. */
+import { statSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
+import { printable } from "../core/text.ts";
 import { configureLogging, logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
+import { repeatable } from "./args.ts";
 import { loadConfig, type Config } from "./config.ts";
 
 export const commonArgs = {
@@ -10,8 +13,16 @@ export const commonArgs = {
     alias: "c",
     valueHint: "PATH",
     description:
-      "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. File values override CONVERGE_<KEY> environment variables.",
+      "Config file (.yaml, .yml or .toml); default: $CONVERGE_CONFIG. " +
+      "File values override CONVERGE_<KEY> environment variables.",
   },
+  set: repeatable({
+    type: "string",
+    valueHint: "KEY=VALUE",
+    description:
+      "Override a config key (repeatable); wins over the file and the environment. VALUE is read as " +
+      "CONVERGE_<KEY> would be (YAML if it starts with [ or {); an empty VALUE unsets the key",
+  }),
   verbose: {
     type: "boolean",
     alias: "v",
@@ -26,6 +37,7 @@ export const commonArgs = {
 
 export interface CommonArgs {
   config?: string;
+  set?: string[];
   verbose?: boolean;
   "log-format"?: string;
 }
@@ -36,7 +48,7 @@ export function setup(args: CommonArgs): Config {
   if (format !== "text" && format !== "json")
     throw new ConfigError(`--log-format must be text or json, got "${format}"`);
   configureLogging({ level: args.verbose ? "debug" : "info", format });
-  const { config, warnings } = loadConfig(args.config);
+  const { config, warnings } = loadConfig(args.config, process.env, args.set ?? []);
   // With --log-format json every line on stderr must parse, warnings included.
   for (const w of warnings)
     format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);
@@ -45,11 +57,13 @@ export function setup(args: CommonArgs): Config {
 
 /** Opens the configured store for an operator command; a memory store would be empty, so it is refused. */
 export async function openSharedStore(config: Config): Promise<Store> {
-  const { openStore } = await import("../store/open.ts"); // not needed for --help or a refused config
+  const { openStore } = await import("./store-config.ts"); // not needed for --help or a refused config
   const store = await openStore(config);
   if (!store || store.description === "memory") {
     throw new ConfigError(
-      "this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; the memory store lives only inside one converge run process",
+      "this command needs a shared store: set store_backend to sqlite, redis or file (with store_path) " +
+        "in the config file or CONVERGE_STORE_BACKEND/CONVERGE_STORE_PATH, as for converge run; " +
+        "the memory store lives only inside one converge run process",
     );
   }
   return store;
@@ -65,16 +79,76 @@ export async function withStore<T>(config: Config, fn: (store: Store) => Promise
   }
 }
 
-/** Parses an option holding a JSON object ({} when absent), naming the option in the error. */
-export function jsonObjectArg(name: string, text: string | undefined, example?: string): Record<string, unknown> {
+/** The most an `@FILE` or `-` option value may hold (the argument limit is ~128 KiB; this is well beyond). */
+export const MAX_JSON_ARG_BYTES = 16 * 1024 * 1024;
+let stdinReadBy: string | undefined;
+
+/**
+ * Parses an option holding a JSON object ({} when absent), naming the option in the error. The
+ * value is inline JSON, `@FILE` (read from that file) or `-` (read from standard input), so that
+ * inputs larger than the kernel's argument limit can be given; at most MAX_JSON_ARG_BYTES.
+ */
+export async function jsonObjectArg(
+  name: string,
+  text: string | undefined,
+  example?: string,
+): Promise<Record<string, unknown>> {
   if (text === undefined) return {};
+  let body = text;
+  let from = "";
+  if (text === "-") {
+    if (stdinReadBy) throw new ConfigError(`--${name} - and --${stdinReadBy} - cannot both read standard input`);
+    stdinReadBy = name;
+    body = await readBounded(Bun.stdin.stream(), name, "standard input");
+    from = " (from standard input)";
+  } else if (text.startsWith("@")) {
+    const file = text.slice(1);
+    from = ` (from ${printable(file)})`;
+    body = await readBounded(fileStream(name, file), name, printable(file));
+  }
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(body);
   } catch (err) {
-    throw new ConfigError(`--${name} must be JSON: ${(err as Error).message}`);
+    throw new ConfigError(`--${name} must be JSON${from}: ${printable((err as Error).message)}`);
   }
   if (typeof v !== "object" || v === null || Array.isArray(v))
-    throw new ConfigError(`--${name} must be a JSON object${example ? `, e.g. '${example}'` : ""}`);
+    throw new ConfigError(`--${name} must be a JSON object${from}${example ? `, e.g. '${example}'` : ""}`);
   return v as Record<string, unknown>;
+}
+
+function fileStream(name: string, file: string): ReadableStream<Uint8Array> {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw new ConfigError(`--${name} @${printable(file)}: that is a directory`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError(
+      `--${name} @${printable(file)}: ${code === "ENOENT" ? "no such file" : printable((err as Error).message)}`,
+    );
+  }
+  if (size > MAX_JSON_ARG_BYTES)
+    throw new ConfigError(`--${name} @${printable(file)} is ${size} bytes; at most ${MAX_JSON_ARG_BYTES} are read`);
+  return Bun.file(file).stream();
+}
+
+/** The stream's text, refusing more than MAX_JSON_ARG_BYTES. */
+async function readBounded(stream: ReadableStream<Uint8Array>, name: string, what: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of stream) {
+      total += chunk.length;
+      if (total > MAX_JSON_ARG_BYTES)
+        throw new ConfigError(`--${name}: ${what} holds more than ${MAX_JSON_ARG_BYTES} bytes; refusing it`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`--${name}: cannot read ${what}: ${printable((err as Error).message)}`);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }

@@ -1,13 +1,17 @@
 /**
  * Configuration for `converge run` and the operator commands, as the manual says: CONVERGE_<KEY>
- * environment variables, then an optional YAML (.yaml, .yml) or TOML (.toml) file whose values win.
+ * environment variables, then an optional YAML (.yaml, .yml) or TOML (.toml) file whose values win,
+ * then `--set KEY=VALUE` options, which win over both (so that one file can serve several processes).
  * Every value is validated here, so a bad one is one clear line (ConfigError, exit 2) before
- * anything starts.
+ * anything starts. The file is untrusted input: its size and its YAML alias expansion are bounded,
+ * and no error message ever shows more than the start of a value.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, extname, resolve } from "node:path";
 import { parseTOML, parseYAML } from "confbox";
 import { ConfigError } from "../core/errors.ts";
+import { PRINTABLE_MAX, printable, quoted } from "../core/text.ts";
 
 export interface Config {
   transport: "local" | "tcp";
@@ -31,25 +35,29 @@ export interface Config {
   configDir?: string;
 }
 
-type Kind = "string" | "port" | "positive-int" | "non-negative-number" | "positive-number" | "list";
+/** "path": a file or directory; `~` is expanded (expandPath). "port": 0 asks the kernel for a free one. */
+type Kind = "string" | "path" | "port" | "positive-int" | "non-negative-number" | "positive-number" | "list";
 const KEYS: Record<string, { kind: Kind; doc: string }> = {
   transport: { kind: "string", doc: "local (default) or tcp" },
   host: { kind: "string", doc: "host for network transports (default 127.0.0.1)" },
-  port: { kind: "port", doc: "TCP port of the first agent; agent i listens on port + i (default 8888)" },
+  port: {
+    kind: "port",
+    doc: "TCP port of the first agent; agent i listens on port + i (default 8888); 0: each agent gets a free port",
+  },
   agents: { kind: "positive-int", doc: "number of agents in this process (default 1)" },
   pool_id: { kind: "string", doc: "create this pool if absent and have every agent join it" },
-  discovery_store: { kind: "string", doc: "legacy: memory, or a directory for a file store" },
+  discovery_store: { kind: "path", doc: "legacy: memory, or a directory for a file store" },
   store_backend: { kind: "string", doc: "memory, file, sqlite or redis" },
-  store_path: { kind: "string", doc: "directory (file), database file (sqlite) or redis:// URL" },
-  agent: { kind: "string", doc: "agent module (.ts, .js, .mjs); relative to the config file" },
+  store_path: { kind: "path", doc: "directory (file), database file (sqlite) or redis:// URL" },
+  agent: { kind: "path", doc: "agent module (.ts, .js, .mjs); relative to the config file" },
   concurrency: { kind: "positive-int", doc: "tasks one agent runs at once (default 1)" },
   capabilities: { kind: "list", doc: "capabilities given to every agent (comma-separated in the environment)" },
   topics: { kind: "list", doc: "topic namespaces given to every agent" },
   identity_dir: {
-    kind: "string",
+    kind: "path",
     doc: "keep agent i's identity in <dir>/agent-<i>.key across restarts; relative to the config file",
   },
-  http_port: { kind: "port", doc: "serve /healthz, /readyz and /metrics on host:http_port" },
+  http_port: { kind: "port", doc: "serve /healthz, /readyz and /metrics on host:http_port; 0: a free port" },
   shutdown_grace_sec: {
     kind: "non-negative-number",
     doc: "how long running tasks may finish on shutdown (default 10)",
@@ -78,10 +86,11 @@ export interface LoadResult {
   file?: string;
 }
 
-/** Loads env + optional file (file wins), validates, and returns the config with any warnings. */
+/** Loads env, then the optional file, then `sets` ("KEY=VALUE", from --set): later wins. Validates all. */
 export function loadConfig(
   path: string | undefined,
   env: Record<string, string | undefined> = process.env,
+  sets: readonly string[] = [],
 ): LoadResult {
   const warnings: string[] = [];
   const raw: Record<string, unknown> = {};
@@ -97,33 +106,99 @@ export function loadConfig(
     for (const [k, v] of Object.entries(data)) {
       if (!(k in KEYS)) {
         const near = nearest(k, CONFIG_KEYS);
-        warnings.push(`unknown config key "${k}" in ${file}${near ? `; did you mean "${near}"?` : ""} (ignored)`);
+        warnings.push(
+          `unknown config key ${quoted(k)} in ${printable(file)}${near ? `; did you mean "${near}"?` : ""} (ignored)`,
+        );
         continue;
       }
       raw[k] = v;
     }
   }
+  for (const item of sets) {
+    const [key, value] = parseSet(item);
+    if (value === undefined) delete raw[key];
+    else raw[key] = value;
+  }
   return { config: validate(raw, configDir), warnings, file };
+}
+
+/**
+ * One `--set KEY=VALUE`: the key must be known; the value is text, read as the environment
+ * variable CONVERGE_<KEY> would be (lists comma-separated), or YAML when it starts with `[` or `{`
+ * (for keys that take a list or a mapping). An empty value unsets the key (its default applies).
+ */
+function parseSet(item: string): [string, unknown] {
+  const eq = item.indexOf("=");
+  if (eq <= 0) throw new ConfigError(`--set takes KEY=VALUE, got ${quoted(item)}`);
+  const key = item.slice(0, eq).trim();
+  const text = item.slice(eq + 1);
+  if (!(key in KEYS)) {
+    const near = nearest(key, CONFIG_KEYS);
+    throw new ConfigError(
+      `--set ${quoted(key)}: no such config key${near ? `; did you mean "${near}"?` : ""} (see converge run --help)`,
+    );
+  }
+  if (text.trim() === "") return [key, undefined];
+  if (!/^\s*[[{]/.test(text)) return [key, text];
+  let value: unknown;
+  try {
+    value = parseYAML(text);
+  } catch (err) {
+    throw new ConfigError(
+      `--set ${key}: the value is not valid YAML: ${printable((err as Error).message.split("\n")[0]!)}`,
+    );
+  }
+  checkExpansion(value, `--set ${key}`);
+  return [key, value];
+}
+
+/** A config file is a few hundred bytes; this is far beyond any real one. */
+const MAX_FILE_BYTES = 1024 * 1024;
+/**
+ * The most values (scalars, lists, mappings) a document may hold once its YAML aliases are
+ * expanded. confbox's YAML parser (js-yaml) resolves an alias to the very object its anchor made,
+ * so parsing a "billion laughs" document is quick and small; the expansion happens in whatever
+ * walks the result afterwards (serialising it for an error message ran for 28 s into 2 GB).
+ */
+const MAX_EXPANDED_VALUES = 100_000;
+
+/** Throws when `value`, walked as a tree (every alias expanded), has more than MAX_EXPANDED_VALUES nodes. */
+function checkExpansion(value: unknown, where: string): void {
+  let budget = MAX_EXPANDED_VALUES;
+  const walk = (v: unknown): void => {
+    if (--budget < 0)
+      throw new ConfigError(
+        `${where} expands to more than ${MAX_EXPANDED_VALUES} values (nested YAML aliases?); refusing it`,
+      );
+    if (Array.isArray(v)) for (const x of v) walk(x);
+    else if (typeof v === "object" && v !== null) for (const x of Object.values(v)) walk(x);
+  };
+  walk(value);
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
   const ext = extname(file).toLowerCase();
+  const name = printable(file);
   if (![".yaml", ".yml", ".toml"].includes(ext)) {
     throw new ConfigError(
-      `config file ${file} has an unsupported extension "${ext || "(none)"}"; use .yaml, .yml or .toml`,
+      `config file ${name} has an unsupported extension "${ext || "(none)"}"; use .yaml, .yml or .toml`,
     );
   }
   let text: string;
   try {
+    const size = statSync(file).isFile() ? statSync(file).size : 0;
+    if (size > MAX_FILE_BYTES)
+      throw new ConfigError(`config file ${name} is ${size} bytes; a config file may be at most 1 MiB`);
     text = readFileSync(file, "utf8");
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(
       code === "ENOENT"
-        ? `config file ${file} does not exist`
+        ? `config file ${name} does not exist`
         : code === "EISDIR"
-          ? `config file ${file} is a directory`
-          : `cannot read config file ${file}: ${(err as Error).message}`,
+          ? `config file ${name} is a directory`
+          : `cannot read config file ${name}: ${printable((err as Error).message)}`,
     );
   }
   let data: unknown;
@@ -139,11 +214,15 @@ function readConfigFile(file: string): Record<string, unknown> {
       .split("\n")[0]!
       .replace(/^Invalid TOML document: /, "")
       .replace(/\s*\(\d+:\d+\)$/, "");
-    throw new ConfigError(`config file ${file} is not valid ${ext === ".toml" ? "TOML" : "YAML"}${where}: ${first}`);
+    throw new ConfigError(
+      `config file ${name} is not valid ${ext === ".toml" ? "TOML" : "YAML"}${where}: ${printable(first)}`,
+    );
   }
+  checkExpansion(data, `config file ${name}`);
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
     throw new ConfigError(
-      `config file ${file} must contain a mapping of keys to values, found ${data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`}`,
+      `config file ${name} must contain a mapping of keys to values, found ` +
+        (data === null ? "nothing" : Array.isArray(data) ? "a list" : `a ${typeof data}`),
     );
   }
   return data as Record<string, unknown>;
@@ -155,23 +234,26 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
   const transport = v.transport;
   if (transport === "websocket" || transport === "ws") {
     throw new ConfigError(
-      `transport "${transport}" is not available in converge run; use the library API (WebSocketTransport) to run agents over WebSocket`,
+      `transport "${transport}" is not available in converge run; ` +
+        "use the library API (WebSocketTransport) to run agents over WebSocket",
     );
   }
   if (transport !== "local" && transport !== "tcp")
-    throw new ConfigError(`transport must be local or tcp, got "${transport}"`);
+    throw new ConfigError(`transport must be local or tcp, got ${shown(transport)}`);
   const backend = v.store_backend;
   if (backend !== undefined && !["memory", "file", "sqlite", "redis"].includes(backend as string)) {
-    throw new ConfigError(`store_backend must be memory, file, sqlite or redis, got "${backend}"`);
+    throw new ConfigError(`store_backend must be memory, file, sqlite or redis, got ${shown(backend)}`);
   }
   if ((backend === "file" || backend === "sqlite") && !v.store_path) {
     throw new ConfigError(
-      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); set it in the config file or CONVERGE_STORE_PATH`,
+      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); ` +
+        "set it in the config file or CONVERGE_STORE_PATH",
     );
   }
-  if (v.transport === "tcp" && (v.port as number) + (v.agents as number) - 1 > 65535) {
+  if (v.transport === "tcp" && v.port !== 0 && (v.port as number) + (v.agents as number) - 1 > 65535) {
     throw new ConfigError(
-      `${v.agents} TCP agents from port ${v.port} need ports up to ${(v.port as number) + (v.agents as number) - 1}, beyond 65535`,
+      `${v.agents} TCP agents from port ${v.port} need ports up to ` +
+        `${(v.port as number) + (v.agents as number) - 1}, beyond 65535 (port 0 gives each a free port)`,
     );
   }
   return { ...(v as unknown as Config), configDir };
@@ -179,15 +261,18 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
 
 function coerce(key: string, value: unknown): unknown {
   const { kind } = KEYS[key]!;
-  const bad = (what: string) => new ConfigError(`${key} must be ${what}, got ${JSON.stringify(value)}`);
+  const bad = (what: string) => new ConfigError(`${key} must be ${what}, got ${shown(value)}`);
   switch (kind) {
     case "string":
-      if (typeof value === "string" && value.trim() !== "") return value.trim();
-      if (typeof value === "number") return String(value);
-      throw bad("a non-empty string");
+    case "path": {
+      const text = typeof value === "number" ? String(value) : typeof value === "string" ? value.trim() : "";
+      if (text === "") throw bad("a non-empty string");
+      if (CONTROL.test(text)) throw bad("text without control characters");
+      return kind === "path" ? expandPath(text) : text;
+    }
     case "port": {
       const n = toNumber(value);
-      if (!Number.isInteger(n) || n < 1 || n > 65535) throw bad("an integer from 1 to 65535");
+      if (!Number.isInteger(n) || n < 0 || n > 65535) throw bad("an integer from 0 to 65535 (0: a free port)");
       return n;
     }
     case "positive-int": {
@@ -208,9 +293,61 @@ function coerce(key: string, value: unknown): unknown {
     case "list": {
       const items = typeof value === "string" ? value.split(",") : Array.isArray(value) ? value : undefined;
       if (!items?.every((x) => typeof x === "string")) throw bad("a list of strings");
+      if (items.some((x) => CONTROL.test(x))) throw bad("a list of strings without control characters");
       return (items as string[]).map((x) => x.trim()).filter(Boolean);
     }
   }
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * A path from the configuration, with a leading `~` or `~/` expanded to the home directory (config
+ * files and --set values are not expanded by a shell, yet people write `~/converge.db`). Every
+ * path-valued key goes through this (kind "path"): `agent`, `identity_dir`, `store_path`, ...
+ */
+export function expandPath(path: string): string {
+  return path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
+}
+
+/** A value for an error message: strings quoted, anything else as JSON; escaped and cut short either way. */
+export function shown(value: unknown): string {
+  if (typeof value === "string") return quoted(value);
+  return printable(boundedJson(value, PRINTABLE_MAX + 1));
+}
+
+/** JSON.stringify that stops once it has written `max` characters (the value may be huge). */
+function boundedJson(value: unknown, max: number): string {
+  let out = "";
+  const stop = {};
+  const put = (text: string) => {
+    out += text;
+    if (out.length > max) throw stop;
+  };
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) {
+      put("[");
+      v.forEach((x, i) => {
+        if (i) put(",");
+        walk(x);
+      });
+      put("]");
+    } else if (typeof v === "object" && v !== null) {
+      put("{");
+      Object.entries(v).forEach(([k, x], i) => {
+        put(`${i ? "," : ""}${JSON.stringify(k)}:`);
+        walk(x);
+      });
+      put("}");
+    } else put(JSON.stringify(v) ?? String(v));
+  };
+  try {
+    walk(value);
+  } catch (err) {
+    if (err !== stop) throw err;
+  }
+  return out;
 }
 
 function toNumber(value: unknown): number {

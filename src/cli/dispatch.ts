@@ -1,10 +1,13 @@
 /**
- * Our own front door around citty: citty parses loosely (unknown flags pass silently) and prints a
- * stack for errors that are not its own. Here we find the subcommand, answer --help and --version,
- * refuse unknown options, and turn every ConvergeError into one line on stderr and its exit code.
+ * Our own front door around citty's command definitions: citty's runner parses loosely (unknown
+ * flags pass silently) and prints a stack for errors that are not its own. Here we find the
+ * subcommand, answer --help and --version, read the arguments with the one strict parser
+ * (args.ts), run the command, and turn every ConvergeError into one line on stderr and its exit code.
  */
-import { renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
+import { renderUsage, type CommandDef } from "citty";
 import { ConfigError, ConvergeError } from "../core/errors.ts";
+import { printable } from "../core/text.ts";
+import { readArgs } from "./args.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ in their args types
 type AnyCommand = CommandDef<any>;
@@ -20,68 +23,23 @@ export function setHelpFooter(cmd: object, text: string): void {
   footers.set(cmd, text);
 }
 
-/**
- * Rejects options the command does not define and arguments it does not take (citty would ignore
- * both: `converge run config.yaml` would silently run without that file).
- */
-export function checkOptions(argv: string[], args: ArgsDef, commandPath: string): void {
-  const known = new Map<string, string>(); // flag spelling → type
-  for (const [name, def] of Object.entries(args)) {
-    if (def.type === "positional") continue;
-    const aliases = "alias" in def && def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
-    for (const n of [name, ...aliases, kebab(name)]) known.set(n, def.type ?? "string");
-    if (def.type === "boolean") known.set(`no-${name}`, "boolean");
-  }
-  known.set("help", "boolean").set("h", "boolean");
-  const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!a.startsWith("-") || a === "-") {
-      positionals.push(a);
-      continue;
-    }
-    const body = a.replace(/^--?/, "");
-    const [name, inline] = body.split("=", 2) as [string, string | undefined];
-    const names = a.startsWith("--") || name.length === 1 ? [name] : [...name]; // -vc style
-    for (const [k, n] of names.entries()) {
-      const type = known.get(n);
-      if (!type)
-        throw new ConfigError(
-          `unknown option ${a.startsWith("--") ? "--" : "-"}${n} for ${commandPath}; see ${commandPath} --help`,
-        );
-      if (type === "boolean") continue;
-      if (k < names.length - 1) break; // -cfile: the rest of the cluster is the value, as citty reads it
-      if (inline === undefined) {
-        const next = argv[i + 1];
-        if (next === undefined || (next.startsWith("-") && next !== "-" && !/^-\d/.test(next))) {
-          throw new ConfigError(`option ${a} of ${commandPath} needs a value`);
-        }
-        i++;
-      }
-    }
-  }
-  const takes = Object.values(args).filter((d) => d.type === "positional").length;
-  if (positionals.length > takes) {
-    const extra = positionals[takes]!;
-    const hint =
-      "config" in args && /\.(ya?ml|toml)$/i.test(extra) ? `; for a config file use ${commandPath} -c ${extra}` : "";
-    throw new ConfigError(`unexpected argument "${extra}" for ${commandPath}${hint}; see ${commandPath} --help`);
-  }
-}
-
 /** citty colours its usage text; keep colour for terminals only (and never with NO_COLOR). */
 function plain(text: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC is what starts a colour code
   return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\u001b\[[0-9;]*m/g, "");
 }
 
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
+/** Every exit code the CLI uses, for every --help. */
+export const EXIT_CODES = [
+  "EXIT CODES",
+  "",
+  "  0         success (for converge run: a clean stop)",
+  "  1         a failure at run time: a store or peer unreachable, a port in use, a task in the wrong state",
+  "  2         bad configuration or arguments (one line on stderr names the key or option)",
+  "  3         not found: the task asked for does not exist",
+  "  130, 143  converge run: a second SIGINT or SIGTERM, a second or more after the first, ended it at once",
+  "",
+].join("\n");
 
 export interface MainOptions {
   name: string;
@@ -107,6 +65,7 @@ function rootUsage(opts: MainOptions): string {
     "  -h, --help       Show help (also after a command: converge run --help)",
     "  -V, --version    Print the version and exit",
     "",
+    EXIT_CODES,
   ].join("\n");
 }
 
@@ -127,7 +86,9 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     const next = subs[first];
     if (!next) {
       if (!cmd.run)
-        throw new ConfigError(`unknown command "${[...path, first].join(" ")}"; see ${path.join(" ")} --help`);
+        throw new ConfigError(
+          `unknown command "${printable([...path, first].join(" "))}"; see ${path.join(" ")} --help`,
+        );
       break;
     }
     parent = cmd;
@@ -137,24 +98,22 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
   }
   if (rest.includes("--help") || rest.includes("-h") || (!cmd.run && rest.length === 0)) {
     const footer = footers.get(cmd);
-    process.stdout.write(`${plain(await renderUsage(cmd, parent))}\n${footer ? `${footer}\n` : ""}`);
+    const usage = plain(await renderUsage(cmd, parent));
+    process.stdout.write(`${usage}\n${footer ? `${footer}\n\n` : ""}${EXIT_CODES}`);
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {
     process.stdout.write(`${opts.version}\n`);
     return 0;
   }
-  const args = (await resolve(cmd.args)) ?? {};
-  checkOptions(rest, args, path.join(" "));
-  try {
-    const { result } = await runCommand(cmd, { rawArgs: rest });
-    return typeof result === "number" ? result : 0;
-  } catch (err) {
-    // citty's own argument errors (a missing required option, say) are configuration errors too.
-    if ((err as Error)?.name === "CLIError")
-      throw new ConfigError(`${(err as Error).message}; see ${path.join(" ")} --help`);
-    throw err;
+  const args = readArgs(rest, (await resolve(cmd.args)) ?? {}, path.join(" "));
+  if (!cmd.run) {
+    const subs = Object.keys((await resolve(cmd.subCommands)) ?? {});
+    throw new ConfigError(`${path.join(" ")} needs a command (${subs.join(", ")}); see ${path.join(" ")} --help`);
   }
+  // biome-ignore lint/suspicious/noExplicitAny: citty's context type is per command
+  const result = await cmd.run({ rawArgs: rest, args: args as any, cmd });
+  return typeof result === "number" ? result : 0;
 }
 
 /** The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. */

@@ -13,20 +13,20 @@ import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
-import { startHealthServer } from "../observability/http.ts";
+import { type HealthServer, startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
 import { RepeatLog } from "../observability/repeat-log.ts";
 import { collectMetrics } from "../runtime/metrics.ts";
 import { AgentRuntime } from "../runtime/runtime.ts";
 import { MemoryStore } from "../store/memory.ts";
-import { openStore } from "../store/open.ts";
+import { openStore } from "./store-config.ts";
 import type { Store } from "../store/store.ts";
 import { LocalTransport } from "../transport/local.ts";
 import { TcpTransport } from "../transport/tcp.ts";
 import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { Config } from "./config.ts";
-import { heartbeatMsFor, startHeartbeat } from "./liveness.ts";
+import { type Heartbeat, heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
 
 const log = logger("run");
 
@@ -56,6 +56,11 @@ export function advertisedEndpoint(host: string, port: number): string | null {
   return `tcp://${external?.address ?? hostname()}:${port}`;
 }
 
+/** Agent i's TCP port: `port + i`, or 0 (the kernel picks a free one for each agent) when port is 0. */
+export function agentPort(config: Pick<Config, "port">, i: number): number {
+  return config.port === 0 ? 0 : config.port + i;
+}
+
 /** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
 export function identityFor(config: Config, i: number): Identity {
   if (!config.identity_dir) return Identity.generate();
@@ -69,6 +74,22 @@ export function identityFor(config: Config, i: number): Identity {
     id.save(file);
     return id;
   }
+}
+
+/** What start registered, registered again: each descriptor as its runtime did, and pool membership. */
+async function registerAgain(
+  runtimes: AgentRuntime[],
+  discovery: DiscoveryService,
+  pool: { pools: PoolManager; poolId: string } | undefined,
+): Promise<void> {
+  for (const r of runtimes) {
+    const d = r.options.descriptor;
+    if (r.running && d)
+      await discovery.register({ ...d, endpoint: d.endpoint ?? r.options.transport?.address ?? null });
+  }
+  if (!pool) return;
+  await pool.pools.create({ id: pool.poolId });
+  for (const r of runtimes) if (r.running) await r.memberships.join(pool.poolId);
 }
 
 export async function startFleet(config: Config): Promise<Fleet> {
@@ -88,12 +109,14 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
+  const transports: Transport[] = [];
   // While the store is down every agent's pass fails: one line for the process, not one per agent.
   const passFailures = new RepeatLog(logger("runtime"));
   let joined = false;
-  let ready = false;
-  let http: ReturnType<typeof startHealthServer> | undefined;
-  let heartbeat: { stop(): Promise<void> } | undefined;
+  /** Why /readyz is 503: "starting" until every agent runs, "draining" from the moment stop begins. */
+  let notReady: string | null = "starting";
+  let http: HealthServer | undefined;
+  let heartbeat: Heartbeat | undefined;
   const discovery = configured ? new DiscoveryService(configured) : undefined;
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
@@ -102,9 +125,13 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
-      await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      // First, so that no beat mistakes the agents unregistering below for a store that lost them.
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
+      await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      // Those bound before their runtime started (a runtime stops its own; stopping twice is a no-op).
+      await Promise.all(transports.map((t) => t.stop().catch(step("stopping a transport"))));
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
@@ -116,31 +143,39 @@ export async function startFleet(config: Config): Promise<Fleet> {
       http = startHealthServer({
         host: config.host,
         port: config.http_port,
-        store,
-        ready: () => ready,
+        // The store says whether real writes succeed and what its backend alone can see (store/front.ts).
+        health: store?.health ? () => store.health!() : undefined,
+        ready: () => notReady,
         metrics: () => collectMetrics(runtimes).render(),
       });
     }
     if (config.pool_id) await pools!.create({ id: config.pool_id });
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
-      const transport: Transport =
-        config.transport === "tcp"
-          ? new TcpTransport({
-              host: config.host,
-              port: config.port + i,
-              resolve: discovery ? endpointResolver(discovery) : undefined,
-            })
-          : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      let transport: Transport;
+      let endpoint: string | null = null;
+      if (config.transport === "tcp") {
+        const tcp = new TcpTransport({
+          host: config.host,
+          port: agentPort(config, i),
+          resolve: discovery ? endpointResolver(discovery) : undefined,
+        });
+        // Bound now, before any agent starts: a port in use fails at once, and with port 0 the
+        // kernel's choice is known for the endpoint advertised in discovery.
+        transports.push(tcp);
+        await tcp.start();
+        endpoint = advertisedEndpoint(config.host, tcp.port);
+        transport = tcp;
+      } else {
+        transport = new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      }
       runtimes.push(
         new AgentRuntime(agent, {
           transport,
           taskManager: tasks,
           poolManager: pools,
           discovery,
-          descriptor: discovery
-            ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null)
-            : undefined,
+          descriptor: discovery ? descriptorFor(agent, endpoint) : undefined,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
           passFailures,
@@ -154,18 +189,23 @@ export async function startFleet(config: Config): Promise<Fleet> {
       joined = true;
       for (const r of runtimes) await r.memberships.join(config.pool_id);
     }
-    // So that operator commands can tell agents of a killed process from live ones (see liveness.ts).
+    // So that operator commands can tell agents of a killed process from live ones, and so that a
+    // store that lost its data gets this process's registrations back (see network/liveness.ts).
     if (discovery)
       heartbeat = await startHeartbeat(
         configured!,
         runtimes.map((r) => r.id),
         heartbeatMsFor(config.claim_ttl_sec),
+        {
+          restore: () =>
+            registerAgain(runtimes, discovery, joined ? { pools: pools!, poolId: config.pool_id! } : undefined),
+        },
       );
   } catch (err) {
     await stop();
     if (err instanceof ConvergeError) throw err;
     throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
-  ready = true;
+  notReady = null;
   return { runtimes, store, discovery, tasks, pools, poolId: config.pool_id, agentModule, httpUrl: http?.url, stop };
 }

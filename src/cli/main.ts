@@ -17,7 +17,7 @@ export const root = defineCommand({
   },
   // Each command is loaded only when used, so `--help` and `--version` start fast.
   subCommands: {
-    run: () => import("./run.ts").then((m) => m.runCommand),
+    run: () => import("./run.ts").then((m) => m.runAgentsCommand),
     tasks: () => import("./tasks.ts").then((m) => m.tasksCommand),
     pools: () => import("./pools.ts").then((m) => m.poolsCommand),
     agents: () => import("./agents.ts").then((m) => m.agentsCommand),
@@ -33,13 +33,20 @@ const summaries = {
   send: "Send one signed message to an agent over TCP",
 };
 
+// The exit code is set, never forced with process.exit(): that would cut whatever stdout has not yet
+// written into a pipe. Every command closes what it opened, so the process ends once output is out.
 if (import.meta.main) {
   dispatch(root, process.argv.slice(2), {
     name: "converge",
     version: pkg.version,
     description: meta.description,
     summaries,
-  })
-    .then((code) => process.exit(code))
-    .catch((err) => process.exit(reportError(err, "converge")));
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.exitCode = reportError(err, "converge");
+    },
+  );
 }

@@ -1,6 +1,7 @@
 /**
  * `converge run`: starts the agents the config describes and runs until SIGINT or SIGTERM, then
- * stops everything cleanly and exits 0. A second signal during shutdown exits at once.
+ * stops everything cleanly and exits 0. A second signal during shutdown exits at once, unless it
+ * comes within a second of the first: that is the same press delivered twice (signals.ts).
  */
 import { defineCommand } from "citty";
 import { logger } from "../observability/log.ts";
@@ -8,17 +9,21 @@ import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
 import { setHelpFooter } from "./dispatch.ts";
 import type { Fleet } from "./fleet.ts";
+import { SAME_PRESS_MS, stopSignal } from "./signals.ts";
 
 const width = Math.max(...Object.keys(CONFIG_DOCS).map((k) => k.length));
 const footer = [
-  "CONFIG KEYS (in the file, or as CONVERGE_<KEY> in the environment; the file wins)",
+  "CONFIG KEYS (in the file, or as CONVERGE_<KEY> in the environment; the file wins, and --set KEY=VALUE wins",
+  "over both; a leading ~ in a path is the home directory)",
   "",
   ...Object.entries(CONFIG_DOCS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.doc}`),
   "",
-  "SIGINT (Ctrl+C) or SIGTERM stops cleanly; a second one exits at once.",
+  "SIGINT (Ctrl+C) or SIGTERM stops cleanly: agents drain, leases go back, discovery records are removed.",
+  `A second signal ${SAME_PRESS_MS / 1000} s or more after the first exits at once (status 130 for SIGINT, 143 for`,
+  "SIGTERM); a copy within that second is the same press (a terminal and `bun run` each deliver one).",
 ].join("\n");
 
-export const runCommand = defineCommand({
+export const runAgentsCommand = defineCommand({
   meta: {
     name: "run",
     description: "Start one or more agents and run until Ctrl+C or SIGTERM",
@@ -28,22 +33,9 @@ export const runCommand = defineCommand({
     const config = setup(args as CommonArgs);
     const log = logger("run");
     const t0 = performance.now();
-    // Signal handlers go in before anything starts: Bun installs them asynchronously, and a
-    // signal that came before them would kill the process without a clean stop. The first
-    // signal stops (after start completes, if it comes during start); a second exits at once.
-    let first: NodeJS.Signals | undefined;
-    const signalled = new Promise<NodeJS.Signals>((resolve) => {
-      const on = (s: NodeJS.Signals) => {
-        if (first) {
-          process.stderr.write("converge: second signal, exiting now\n");
-          process.exit(130);
-        }
-        first = s;
-        resolve(s);
-      };
-      process.on("SIGINT", on);
-      process.on("SIGTERM", on);
-    });
+    // Handlers go in before anything starts; the first signal stops (after start completes, if it
+    // comes during start).
+    const signalled = stopSignal();
     // Loaded here, not at the top: `converge run --help` then never evaluates the runtime.
     const { startFleet } = await import("./fleet.ts");
     const fleet = await startFleet(config);
@@ -59,7 +51,7 @@ export const runCommand = defineCommand({
   },
 });
 
-setHelpFooter(runCommand, footer);
+setHelpFooter(runAgentsCommand, footer);
 
 function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
   for (const [i, r] of fleet.runtimes.entries()) {
@@ -83,7 +75,8 @@ function summary(fleet: Fleet, seconds: number): string {
     failed += r.worker?.stats.failed ?? 0;
   }
   const tasks = fleet.agentModule ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
-  return `stopped ${count(fleet.runtimes.length, "agent")} after ${seconds.toFixed(1)} s: ${count(received, "message")} received, ${sent} sent${tasks}`;
+  const [agents, messages] = [count(fleet.runtimes.length, "agent"), count(received, "message")];
+  return `stopped ${agents} after ${seconds.toFixed(1)} s: ${messages} received, ${sent} sent${tasks}`;
 }
 
 function count(n: number, noun: string): string {

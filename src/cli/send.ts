@@ -3,6 +3,7 @@ import { defineCommand } from "citty";
 import { ConfigError } from "../core/errors.ts";
 import { Identity } from "../core/identity.ts";
 import { Message } from "../core/message.ts";
+import { quoted } from "../core/text.ts";
 import { topic } from "../core/topic.ts";
 import { configureLogging } from "../observability/log.ts";
 import { TcpTransport } from "../transport/tcp.ts";
@@ -20,7 +21,11 @@ export const sendCommand = defineCommand({
       valueHint: "ID",
       description: "The recipient agent's id (default: a broadcast to whoever listens there)",
     },
-    payload: { type: "string", valueHint: "JSON", description: "The payload, a JSON object (default {})" },
+    payload: {
+      type: "string",
+      valueHint: "JSON|@FILE|-",
+      description: "The payload, a JSON object (default {}); @FILE reads it from a file, - from standard input",
+    },
     "task-id": { type: "string", description: "The task this message is about" },
     identity: {
       type: "string",
@@ -34,9 +39,9 @@ export const sendCommand = defineCommand({
     const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\/?$/.exec(args.to ?? "");
     const port = m ? Number(m[2]) : NaN;
     if (!m || !(port >= 1 && port <= 65535))
-      throw new ConfigError(`--to must be tcp://HOST:PORT with a port from 1 to 65535, got "${args.to}"`);
+      throw new ConfigError(`--to must be tcp://HOST:PORT with a port from 1 to 65535, got ${quoted(args.to ?? "")}`);
     const host = m[1]!.replace(/^\[|\]$/g, "");
-    const payload = jsonObjectArg("payload", args.payload);
+    const payload = await jsonObjectArg("payload", args.payload);
     const identity = args.identity ? Identity.load(args.identity) : Identity.generate();
     const message = new Message({
       recipient: args.recipient ?? null,

@@ -1,11 +1,12 @@
 /** `converge tasks submit|list|get|cancel|retry`: operate on the tasks in the shared store. */
 import { defineCommand } from "citty";
-import { ConfigError } from "../core/errors.ts";
+import { ConfigError, NotFoundError } from "../core/errors.ts";
+import { printable, quoted } from "../core/text.ts";
 import { isTaskState, type Task } from "../core/task.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
-import { goneAgents } from "./liveness.ts";
+import { goneAgents } from "../network/liveness.ts";
 import { ago, table } from "./table.ts";
 
 const print = (s: string) => process.stdout.write(`${s}\n`);
@@ -20,7 +21,8 @@ function list(text: string | undefined): string[] {
 function positiveNumber(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`--${name} must be a number of at least 0, got "${text}"`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new ConfigError(`--${name} must be a number of at least 0, got ${quoted(text)}`);
   return n;
 }
 
@@ -29,8 +31,16 @@ const submit = defineCommand({
   args: {
     ...commonArgs,
     objective: { type: "string", description: "What the task is for (free text)" },
-    inputs: { type: "string", valueHint: "JSON", description: "The task's inputs, a JSON object (default {})" },
-    id: { type: "string", description: "Task id (default: a new UUID); an existing id is refused" },
+    inputs: {
+      type: "string",
+      valueHint: "JSON|@FILE|-",
+      description: "The task's inputs, a JSON object (default {}); @FILE reads it from a file, - from standard input",
+    },
+    id: {
+      type: "string",
+      description:
+        "Task id (default: a new UUID); an existing id, an empty one or one with control characters is refused",
+    },
     pool: { type: "string", description: "Only members of this pool may claim it" },
     capabilities: {
       type: "string",
@@ -39,8 +49,8 @@ const submit = defineCommand({
     },
     constraints: {
       type: "string",
-      valueHint: "JSON",
-      description: 'Constraints, a JSON object, e.g. \'{"claim_ttl_sec": 30, "max_retries": 2}\'',
+      valueHint: "JSON|@FILE|-",
+      description: 'Constraints, a JSON object, e.g. \'{"claim_ttl_sec": 30, "max_retries": 2}\'; or @FILE, or -',
     },
     "claim-ttl-sec": {
       type: "string",
@@ -50,7 +60,8 @@ const submit = defineCommand({
   },
   async run({ args }) {
     const config = setup(args as CommonArgs);
-    const constraints = jsonObjectArg("constraints", args.constraints, '{"x": 1}');
+    const constraints = await jsonObjectArg("constraints", args.constraints, '{"max_retries": 2}');
+    const inputs = await jsonObjectArg("inputs", args.inputs, '{"x": 1}');
     const ttl = positiveNumber("claim-ttl-sec", args["claim-ttl-sec"]);
     const retries = positiveNumber("max-retries", args["max-retries"]);
     if (ttl !== undefined) constraints.claim_ttl_sec = ttl;
@@ -59,7 +70,7 @@ const submit = defineCommand({
       new TaskManager(store).submit({
         id: args.id,
         objective: args.objective ?? "",
-        inputs: jsonObjectArg("inputs", args.inputs, '{"x": 1}'),
+        inputs,
         poolId: args.pool ?? null,
         requiredCapabilities: list(args.capabilities),
         constraints,
@@ -83,7 +94,7 @@ const listTasks = defineCommand({
     const config = setup(args as CommonArgs);
     if (args.state !== undefined && !isTaskState(args.state))
       throw new ConfigError(
-        `--state must be one of pending, assigned, running, completed, failed, cancelled; got "${args.state}"`,
+        `--state must be one of pending, assigned, running, completed, failed, cancelled; got ${quoted(args.state)}`,
       );
     await withStore(config, async (store) => {
       const tasks = await new TaskManager(store).list(args.state as Task["state"] | undefined);
@@ -109,32 +120,37 @@ const listTasks = defineCommand({
   },
 });
 
-/** A command on one task by id: `act` does it through a TaskManager and says what to print. */
-function onTask(name: string, description: string, act: (tasks: TaskManager, id: string) => Promise<string>) {
+/**
+ * A command on one task by id: `act` does it through a TaskManager and says what to print. A task
+ * that does not exist is a NotFoundError (exit 3) for every one of them.
+ */
+function byId(name: string, description: string, act: (tasks: TaskManager, task: Task) => Promise<string>) {
   return defineCommand({
     meta: { name, description },
     args: { ...commonArgs, id: { type: "positional", description: "Task id", required: true } },
     async run({ args }) {
       const config = setup(args as CommonArgs);
-      print(await withStore(config, (store) => act(new TaskManager(store), args.id)));
+      const out = await withStore(config, async (store) => {
+        const tasks = new TaskManager(store);
+        const task = await tasks.get(args.id);
+        if (!task) throw new NotFoundError(`task ${printable(args.id)} does not exist`);
+        return act(tasks, task);
+      });
+      print(out);
     },
   });
 }
 
-const get = onTask("get", "Print one task record as JSON", async (tasks, id) => {
-  const task = await tasks.get(id);
-  if (!task) throw new ConfigError(`task ${id} does not exist`);
-  return JSON.stringify(task, null, 2);
-});
-const cancel = onTask(
+const get = byId("get", "Print one task record as JSON", async (_, task) => JSON.stringify(task, null, 2));
+const cancel = byId(
   "cancel",
   "Cancel a task that is not finished",
-  async (tasks, id) => `${(await tasks.cancel(id)).id} cancelled`,
+  async (tasks, task) => `${(await tasks.cancel(task.id)).id} cancelled`,
 );
-const retry = onTask(
+const retry = byId(
   "retry",
   "Put a failed or cancelled task back to pending",
-  async (tasks, id) => `${(await tasks.retry(id)).id} pending`,
+  async (tasks, task) => `${(await tasks.retry(task.id)).id} pending`,
 );
 
 export const tasksCommand = defineCommand({

@@ -1,8 +1,8 @@
 /**
  * The Agent base class: an identity, the capabilities and topics it advertises, and `decide`,
  * which turns what it sees (messages, visible pending tasks) into decisions. Lifecycle hooks are
- * optional. Subclass it, or give an agent module (runtime/module-agent.ts, loaded by
- * cli/agent-module.ts) and let converge wrap it.
+ * optional. Subclass it, or give an agent module (loaded by cli/agent-module.ts, wrapped by
+ * runtime/module-agent.ts) and let converge wrap it.
  */
 import type { Decision, CustomDecision } from "./decisions.ts";
 import { Identity } from "./identity.ts";

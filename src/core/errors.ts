@@ -37,8 +37,11 @@ export class TimeoutError extends ConvergeError {}
 export class TaskStateError extends ConvergeError {}
 
 /**
- * What was asked for does not exist (a task id, say). A TaskStateError too, so code that treated
- * a missing task as a state error still does; the CLI exits with its own code.
+ * The task, pool or agent asked for does not exist. The CLI exits 3 for it, so that a script can
+ * tell "no such thing" from bad arguments (2) and other failures (1). A TaskStateError too, so
+ * code that treated a missing task as a state error still does:
+ *
+ *   try { await show(id) } catch (err) { if (err instanceof NotFoundError) ... }
  */
 export class NotFoundError extends TaskStateError {
   override readonly exitCode: number = 3;

@@ -32,6 +32,7 @@ import {
   type PublicKey,
 } from "./crypto.ts";
 import { IdentityError, SignatureError } from "./errors.ts";
+import { printable } from "./text.ts";
 
 const FILE_FORMAT = "converge-identity-v1";
 
@@ -129,19 +130,27 @@ export class Identity {
   static load(path: string): Identity {
     let mode: number;
     try {
-      mode = statSync(path).mode;
+      const st = statSync(path);
+      if (st.isDirectory())
+        throw new IdentityError(
+          `identity file ${printable(path)} is a directory; give the key file itself ` +
+            "(converge run keeps agent i's in <identity_dir>/agent-<i>.key)",
+        );
+      mode = st.mode;
     } catch (err) {
+      if (err instanceof IdentityError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       throw new IdentityError(
         code === "ENOENT"
-          ? `identity file ${path} does not exist`
-          : `cannot read identity file ${path}: ${(err as Error).message}`,
+          ? `identity file ${printable(path)} does not exist`
+          : `cannot read identity file ${printable(path)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
     if ((mode & 0o077) !== 0) {
       throw new IdentityError(
-        `identity file ${path} is readable by others (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
+        `identity file ${printable(path)} is readable by others (mode ${(mode & 0o777).toString(8)}); ` +
+          `run: chmod 600 ${printable(path)}`,
       );
     }
     let text: string;

@@ -137,16 +137,21 @@ export function newTask(init: TaskInit = {}, now = Date.now(), seq = now * 1024)
   };
 }
 
-/** Task ids end up in keys, logs and tables: 1 to 256 characters, none of them control characters. */
+/** The longest task id accepted. */
+export const MAX_TASK_ID = 256;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const ID_UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * A task id is 1 to MAX_TASK_ID characters, none of them a control character or a line break:
+ * ids end up in store keys, log lines and tables, where a newline would forge a second line.
+ */
 export function checkTaskId(id: unknown): asserts id is string {
-  if (typeof id !== "string" || id.length === 0) {
-    throw new ConfigError(`a task id must be a non-empty string, got ${typeof id === "string" ? '""' : typeof id}`);
+  if (typeof id !== "string" || id === "") throw new ConfigError("a task id must be a non-empty string");
+  if (id.length > MAX_TASK_ID) {
+    throw new ConfigError(`a task id may be at most ${MAX_TASK_ID} characters, got ${id.length}: ${quoted(id, 40)}`);
   }
-  if (id.length > 256) throw new ConfigError(`task id ${quoted(id, 40)} is longer than 256 characters`);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(id)) {
-    throw new ConfigError(`task id ${quoted(id, 60)} contains control characters (newlines, tabs, NUL...)`);
-  }
+  if (ID_UNSAFE.test(id)) throw new ConfigError(`a task id must not contain control characters, got ${quoted(id)}`);
 }
 
 /**

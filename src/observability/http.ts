@@ -1,48 +1,30 @@
 /**
- * Health and metrics over HTTP (Bun.serve): `/healthz` is 200 only while the store answers a real
- * write and read within a second (503 with the reason otherwise); `/readyz` is 200 once every
- * runtime has started; `/metrics` is Prometheus text.
+ * Health and metrics over HTTP (Bun.serve): `/healthz` is 200 while `health()` finds nothing wrong
+ * (503 with its reason otherwise); `/readyz` is 200 while `ready()` says so (once every runtime has
+ * started, until a drain begins); `/metrics` is Prometheus text. What "healthy" means is the
+ * caller's: the CLI passes its store's health() (store/front.ts), so this layer imports none.
  */
-import { randomUUID } from "node:crypto";
 import { TransportError } from "../core/errors.ts";
-import type { Store } from "../store/store.ts";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.ts";
 
 export interface HealthServerOptions {
   host: string;
+  /** 0 picks a free port; the returned `url` and `port` say which. */
   port: number;
-  store?: Store;
-  ready(): boolean;
+  /** Resolves to null when healthy, else the reason (shown in the 503 body). Default: always healthy. */
+  health?: () => Promise<string | null>;
+  /** Why the process is not ready ("starting", "draining"), or null when it is. */
+  ready(): string | null;
   metrics(): string;
 }
 
-const PROBE_TIMEOUT_MS = 1000;
-
-/** Writes and reads back a probe record; resolves to null when healthy, else the reason. */
-export async function probeStore(store: Store, key: string): Promise<string | null> {
-  const value = { ts: Date.now() };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>(
-    (resolve) =>
-      (timer = setTimeout(
-        () => resolve(`store ${store.description} did not answer within ${PROBE_TIMEOUT_MS} ms`),
-        PROBE_TIMEOUT_MS,
-      )),
-  );
-  const probe = (async () => {
-    await store.put(key, value);
-    const back = await store.get<{ ts: number }>(key);
-    return back?.ts === value.ts ? null : `store ${store.description} did not return what was written`;
-  })().catch((err) => `store ${store.description} failed: ${(err as Error).message}`);
-  try {
-    return await Promise.race([probe, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+export interface HealthServer {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
 }
 
-export function startHealthServer(options: HealthServerOptions): { url: string; stop(): Promise<void> } {
-  const probeKey = `health:${randomUUID()}`;
+export function startHealthServer(options: HealthServerOptions): HealthServer {
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
@@ -51,11 +33,13 @@ export function startHealthServer(options: HealthServerOptions): { url: string; 
       async fetch(req) {
         const path = new URL(req.url).pathname;
         if (path === "/healthz") {
-          const why = options.store ? await probeStore(options.store, probeKey) : null;
+          const why = options.health ? await options.health() : null;
           return why === null ? new Response("ok\n") : new Response(`unhealthy: ${why}\n`, { status: 503 });
         }
-        if (path === "/readyz")
-          return options.ready() ? new Response("ready\n") : new Response("starting\n", { status: 503 });
+        if (path === "/readyz") {
+          const why = options.ready();
+          return why === null ? new Response("ready\n") : new Response(`${why}\n`, { status: 503 });
+        }
         if (path === "/metrics")
           return new Response(options.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
         return new Response("not found: try /healthz, /readyz or /metrics\n", { status: 404 });
@@ -69,11 +53,12 @@ export function startHealthServer(options: HealthServerOptions): { url: string; 
         : `cannot serve health on ${options.host}:${options.port}: ${(err as Error).message}`,
     );
   }
+  const port = server.port ?? options.port;
   return {
-    url: `http://${options.host}:${server.port}`,
+    url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
+    port,
     async stop() {
       await server.stop(true);
-      await options.store?.delete(probeKey).catch(() => {});
     },
   };
 }

@@ -2,7 +2,7 @@
  * Minimal tracing: a span measures a duration and reports it to a logger at debug level.
  *
  *   const span = startSpan(log, "decide", { agent });  ...  span.end();
- *   await traced(log, "execute", () => executor.run(decisions));
+ *   await traced(log, "execute", () => executor.executeAll(decisions));
  */
 import type { Logger } from "./log.ts";
 
@@ -26,7 +26,7 @@ export function startSpan(log: Logger, name: string, fields?: Record<string, unk
   };
 }
 
-/** Runs `fn` in a span; a thrown error is reported on the span (`error`) and rethrown. */
+/** Runs `fn` in a span; a thrown error is reported on the span (`err`, as in every log line) and rethrown. */
 export async function traced<T>(
   log: Logger,
   name: string,
@@ -39,7 +39,7 @@ export async function traced<T>(
     span.end();
     return value;
   } catch (err) {
-    span.end({ error: err instanceof Error ? err.message : String(err) });
+    span.end({ err: err instanceof Error ? err.message : String(err) });
     throw err;
   }
 }

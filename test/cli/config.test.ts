@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../src/core/errors.ts";
-import { loadConfig, nearest } from "../../src/cli/config.ts";
+import { expandPath, loadConfig, nearest } from "../../src/cli/config.ts";
 import { tempDir } from "../support/tmp.ts";
 
 const dir = tempDir();
@@ -78,8 +79,8 @@ describe("configuration", () => {
   });
 
   const refused: [string, Record<string, string>, RegExp][] = [
-    ["a port that is not an integer", { CONVERGE_PORT: "80.5" }, /port must be an integer from 1 to 65535/],
-    ["a port out of range", { CONVERGE_PORT: "70000" }, /port must be an integer from 1 to 65535/],
+    ["a port that is not an integer", { CONVERGE_PORT: "80.5" }, /port must be an integer from 0 to 65535/],
+    ["a port out of range", { CONVERGE_PORT: "70000" }, /port must be an integer from 0 to 65535/],
     ["a port that is text", { CONVERGE_PORT: "http" }, /port must be an integer/],
     ["zero agents", { CONVERGE_AGENTS: "0" }, /agents must be an integer of at least 1/],
     ["an unknown transport", { CONVERGE_TRANSPORT: "carrier-pigeon" }, /transport must be local or tcp/],
@@ -118,5 +119,101 @@ describe("configuration", () => {
     const sub = join(dir.path, "sub.yaml");
     mkdirSync(sub);
     expect(() => loadConfig(sub, {})).toThrow(/is a directory/);
+  });
+});
+
+describe("when --set overrides the configuration", () => {
+  test("it wins over the file and the environment, validated like them", () => {
+    const p = file(".yaml", "transport: tcp\nport: 9000\nagents: 2\n");
+    const { config } = loadConfig(p, { CONVERGE_AGENTS: "5", CONVERGE_POOL_ID: "env" }, [
+      "port=0",
+      "agents=3",
+      "capabilities=a, b",
+      "topics=[x, y]",
+    ]);
+    expect(config).toMatchObject({ transport: "tcp", port: 0, agents: 3, pool_id: "env", capabilities: ["a", "b"] });
+    expect(config.topics).toEqual(["x", "y"]);
+    expect(() => loadConfig(p, {}, ["port=http"])).toThrow(/^port must be an integer from 0 to 65535.*got "http"$/);
+  });
+
+  test("the last --set of a key wins, and an empty value unsets it", () => {
+    const p = file(".yaml", "http_port: 9100\npool_id: filepool\n");
+    const { config } = loadConfig(p, {}, ["pool_id=a", "pool_id=b", "http_port="]);
+    expect(config.pool_id).toBe("b");
+    expect(config.http_port).toBeUndefined();
+  });
+
+  test("an unknown key, a missing = or bad YAML is refused, naming what was given", () => {
+    expect(() => loadConfig(undefined, {}, ["prot=1"])).toThrow(
+      /^--set "prot": no such config key; did you mean "port"\?/,
+    );
+    expect(() => loadConfig(undefined, {}, ["port"])).toThrow(/^--set takes KEY=VALUE, got "port"$/);
+    expect(() => loadConfig(undefined, {}, ["=1"])).toThrow(ConfigError);
+    expect(() => loadConfig(undefined, {}, ["topics=[a, "])).toThrow(/^--set topics: the value is not valid YAML/);
+  });
+});
+
+describe("when paths and values come from the configuration", () => {
+  test("~ is expanded in every path key, whether from the file, the environment or --set", () => {
+    const p = file(".yaml", "identity_dir: ~/ids\nagent: ~/w.js\nstore_backend: sqlite\nstore_path: ~/x.db\n");
+    const { config } = loadConfig(p, {});
+    expect([config.identity_dir, config.agent, config.store_path]).toEqual([
+      join(homedir(), "ids"),
+      join(homedir(), "w.js"),
+      join(homedir(), "x.db"),
+    ]);
+    expect(loadConfig(undefined, { CONVERGE_DISCOVERY_STORE: "~/d" }).config.discovery_store).toBe(
+      join(homedir(), "d"),
+    );
+    expect(loadConfig(undefined, {}, ["identity_dir=~"]).config.identity_dir).toBe(homedir());
+    expect(expandPath("a/~/b")).toBe("a/~/b");
+    expect(expandPath("~user/x")).toBe("~user/x");
+  });
+
+  test("port 0 and http_port 0 are accepted (free ports), also with many TCP agents", () => {
+    const { config } = loadConfig(undefined, { CONVERGE_TRANSPORT: "tcp", CONVERGE_AGENTS: "100" }, [
+      "port=0",
+      "http_port=0",
+    ]);
+    expect([config.port, config.http_port, config.agents]).toEqual([0, 0, 100]);
+  });
+
+  test("control characters in a value are refused and shown escaped, never raw", () => {
+    const p = file(".yaml", 'store_backend: sqlite\nstore_path: "a\\0b\\e[2J"\n');
+    expect(() => loadConfig(p, {})).toThrow(
+      /^store_path must be text without control characters, got "a\\u0000b\\u001b\[2J"$/,
+    );
+    expect(() => loadConfig(undefined, {}, ["capabilities=a\nb"])).toThrow(/control characters/);
+  });
+
+  test("an error message shows only the start of a long value", () => {
+    const p = file(".yaml", `capabilities:\n${Array.from({ length: 5000 }, (_, i) => `  - [${i}]`).join("\n")}\n`);
+    let message = "";
+    try {
+      loadConfig(p, {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/^capabilities must be a list of strings, got \[\[0\],\[1\],/);
+    expect(message.length).toBeLessThan(400);
+  });
+
+  test("a YAML billion laughs (nested aliases) is refused at once, in bounded memory", () => {
+    const levels = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"];
+    for (let i = 1; i < 9; i++) {
+      const [prev, cur] = ["abcdefghi"[i - 1], "abcdefghi"[i]];
+      levels.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(",")}]`);
+    }
+    levels.push(`capabilities: [${Array(9).fill("*i").join(",")}]`);
+    const p = file(".yaml", `${levels.join("\n")}\n`);
+    expect(levels.join("\n").length).toBeLessThan(600);
+    expect(() => loadConfig(p, {})).toThrow(
+      /expands to more than 100000 values \(nested YAML aliases\?\); refusing it$/,
+    );
+  });
+
+  test("a config file larger than 1 MiB is refused without being read", () => {
+    const p = file(".yaml", `pool_id: p\n# ${"x".repeat(1024 * 1024)}\n`);
+    expect(() => loadConfig(p, {})).toThrow(/is \d+ bytes; a config file may be at most 1 MiB$/);
   });
 });

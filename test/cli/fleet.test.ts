@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { advertisedEndpoint } from "../../src/cli/fleet.ts";
+import { advertisedEndpoint, agentPort } from "../../src/cli/fleet.ts";
 
 describe("advertised endpoints", () => {
   test("an agent on a specific interface advertises its own address (null: the transport's)", () => {
@@ -13,6 +13,13 @@ describe("advertised endpoints", () => {
       expect(ep).not.toContain("0.0.0.0");
       expect(ep).not.toContain("tcp://:::");
     }
+  });
+});
+
+describe("TCP ports of the agents of one process", () => {
+  test("agent i listens on port + i; with port 0 every agent asks the kernel for its own", () => {
+    expect([0, 1, 2].map((i) => agentPort({ port: 9000 }, i))).toEqual([9000, 9001, 9002]);
+    expect([0, 1, 2].map((i) => agentPort({ port: 0 }, i))).toEqual([0, 0, 0]);
   });
 });
 

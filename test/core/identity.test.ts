@@ -67,3 +67,11 @@ describe("Identity", () => {
     expect(readdirSync(dir.path).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 });
+
+describe("when an identity path is not a key file", () => {
+  test("a directory is named as one, with no chmod advice", () => {
+    expect(() => Identity.load(dir.path)).toThrow(IdentityError);
+    expect(() => Identity.load(dir.path)).toThrow(/^identity file .* is a directory; give the key file itself/);
+    expect(() => Identity.load(dir.path)).not.toThrow(/chmod/);
+  });
+});

@@ -77,6 +77,18 @@ describe.concurrent("help, version and unknown input", () => {
     expect(results[4]!.stdout).toContain("--payload");
   });
 
+  test("when any --help is asked for, it lists every exit code", async () => {
+    const results = await Promise.all(
+      [["--help"], ["run", "--help"], ["tasks", "get", "--help"]].map((a) => runCli(a)),
+    );
+    for (const r of results) {
+      expect(r.code).toBe(0);
+      for (const code of ["0", "1", "2", "3", "130, 143"])
+        expect(r.stdout).toMatch(new RegExp(`^  ${code}\\s{2,}\\S`, "m"));
+    }
+    expect(results[1]!.stdout).toContain("--set=<KEY=VALUE>");
+  });
+
   test("--version and -V print the package version", async () => {
     for (const flag of ["--version", "-V"]) {
       const r = await runCli([flag]);
@@ -173,22 +185,22 @@ describe.concurrent("configuration errors: one line, exit 2, no stack trace", ()
     [
       "a port above 65535",
       () => ({ args: ["-c", file("port-high.yaml", "port: 70000\n")] }),
-      /port must be an integer from 1 to 65535, got 70000/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got 70000/,
     ],
     [
-      "a port of 0",
-      () => ({ args: ["-c", file("port-zero.toml", "port = 0\n")] }),
-      /port must be an integer from 1 to 65535, got 0/,
+      "a negative port",
+      () => ({ args: ["-c", file("port-negative.toml", "port = -1\n")] }),
+      /port must be an integer from 0 to 65535 \(0: a free port\), got -1/,
     ],
     [
       "a port that is not a number",
       () => ({ args: ["-c", file("port-word.yaml", "port: abc\n")] }),
-      /port must be an integer from 1 to 65535, got "abc"/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got "abc"/,
     ],
     [
       "a bad port in the environment",
       () => ({ args: [], env: { CONVERGE_PORT: "12x" } }),
-      /port must be an integer from 1 to 65535, got "12x"/,
+      /port must be an integer from 0 to 65535 \(0: a free port\), got "12x"/,
     ],
     [
       "agents: 0",

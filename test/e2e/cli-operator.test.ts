@@ -3,19 +3,20 @@
  * against the SQLite store of a running `converge run` whose agents host a worker module.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
-import { freePortRange, runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
+import { runCli, startCli, stopAll, type RunResult, type Running } from "../support/cli.ts";
 import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 
 const tmp = tempDir("converge-cli-operator-");
 const db = join(tmp.path, "shared.sqlite3");
 const cfg = join(tmp.path, "converge.yaml");
-let port: number;
+/** Where the first agent listens (its port is the kernel's choice: port 0). */
+let address: string;
 let run: Running;
 let ids: string[];
 let store: SqliteStore;
@@ -36,15 +37,15 @@ export default {
 `;
 
 beforeAll(async () => {
-  port = freePortRange(2);
   writeFileSync(join(tmp.path, "double.js"), MODULE);
   writeFileSync(
     cfg,
-    `transport: tcp\nport: ${port}\nagents: 2\npool_id: ops\nagent: double.js\nstore_backend: sqlite\nstore_path: ${db}\n`,
+    `transport: tcp\nport: 0\nagents: 2\npool_id: ops\nagent: double.js\nstore_backend: sqlite\nstore_path: ${db}\n`,
   );
   run = startCli(["run", "-v", "-c", cfg]);
   await run.waitFor("running, press Ctrl+C to stop");
   ids = [...run.stdout.matchAll(/^agent \d+\/2 ([0-9a-f]{64}) /gm)].map((m) => m[1]!).sort();
+  address = /^agent 1\/2 [0-9a-f]{64} (tcp:\/\/\S+)$/m.exec(run.stdout)![1]!;
   store = new SqliteStore(db);
   tasks = new TaskManager(store);
 });
@@ -160,6 +161,26 @@ describe("operator commands against a running converge run (SQLite)", () => {
     expect(missing.stderr).toMatch(/^converge: task no-such-task does not exist\n$/);
   });
 
+  test("when a task does not exist, get, cancel and retry all say so and exit 3", async () => {
+    const results = await Promise.all(["get", "cancel", "retry"].map((c) => cli("tasks", c, "no-such-task")));
+    for (const r of results)
+      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
+        code: 3,
+        stdout: "",
+        stderr: "converge: task no-such-task does not exist\n",
+      });
+  });
+
+  test("when a task id is empty or holds a line break, submit refuses it with exit 2", async () => {
+    for (const id of ["", "two\nlines", "esc\u001b[2J"]) {
+      const r = await cli("tasks", "submit", "--id", id);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trimEnd().split("\n")).toEqual([expect.stringMatching(/^converge: a task id must/)]);
+      expect(r.stderr).not.toContain("\u001b");
+    }
+    expect(await tasks.get("")).toBeUndefined();
+  });
+
   test("tasks list: a table of every task, --state filters, --json gives one record per line", async () => {
     const table = ok(await cli("tasks", "list"))
       .trimEnd()
@@ -220,6 +241,11 @@ describe("operator commands against a running converge run (SQLite)", () => {
     expect([...pool.agents].sort()).toEqual(ids);
   });
 
+  test("operator commands take --set too: the store named on the command line alone", async () => {
+    const r = await runCli(["pools", "list", "--json", "--set", "store_backend=sqlite", "--set", `store_path=${db}`]);
+    expect(JSON.parse(ok(r).trim())).toMatchObject({ id: "ops" });
+  });
+
   test("agents list filters by capability and topic", async () => {
     const all = ok(await cli("agents", "list", "--capability", "double"));
     for (const id of ids) expect(all).toMatch(new RegExp(`^${id}\\s+tcp://127\\.0\\.0\\.1:\\d+\\s+double\\s`, "m"));
@@ -231,7 +257,7 @@ describe("operator commands against a running converge run (SQLite)", () => {
   });
 
   test("send delivers one signed message to a running TCP agent; -v logs it on the running side", async () => {
-    const r = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", '{"a":1}']);
+    const r = await runCli(["send", "--to", address, "--payload", '{"a":1}']);
     expect(r.code).toBe(0);
     const [messageId, publicKey, ...rest] = r.stdout.split("\n");
     expect(messageId).toMatch(UUID);
@@ -246,10 +272,67 @@ describe("operator commands against a running converge run (SQLite)", () => {
       code: 2,
       stderr: expect.stringMatching(/^converge: --to must be tcp:\/\/HOST:PORT/),
     });
-    const badPayload = await runCli(["send", "--to", `tcp://127.0.0.1:${port}`, "--payload", "[1]"]);
+    const badPayload = await runCli(["send", "--to", address, "--payload", "[1]"]);
     expect({ code: badPayload.code, stderr: badPayload.stderr }).toEqual({
       code: 2,
       stderr: "converge: --payload must be a JSON object\n",
     });
+  });
+
+  test("send takes its payload from a file or standard input too", async () => {
+    const file = join(tmp.path, "payload.json");
+    writeFileSync(file, '{"from": "file"}');
+    const fromFile = await runCli(["send", "--to", address, "--payload", `@${file}`]);
+    const fromStdin = await runCli(["send", "--to", address, "--payload", "-"], { stdin: '{"from": "stdin"}' });
+    for (const r of [fromFile, fromStdin]) {
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      await run.waitFor(`id=${r.stdout.split("\n")[0]}`, 5000, "stderr");
+    }
+  });
+
+  test("send --identity with a directory says it is a directory, not to chmod it", async () => {
+    const dir = join(tmp.path, "ids");
+    mkdirSync(dir, { recursive: true });
+    const r = await runCli(["send", "--to", address, "--identity", dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^converge: identity file ${dir} is a directory; give the key file itself`));
+    expect(r.stderr).not.toContain("chmod");
+  });
+
+  test("when inputs are larger than the argument limit, --inputs @FILE and --inputs - take them", async () => {
+    const pad = "y".repeat(300_000); // beyond the kernel's ~128 KiB limit for one argument
+    const inputsFile = join(tmp.path, "big-inputs.json");
+    writeFileSync(inputsFile, JSON.stringify({ x: 4, pad }));
+    writeFileSync(join(tmp.path, "constraints.json"), '{"max_retries": 1}');
+    const fromFile = ok(
+      await cli(
+        "tasks",
+        "submit",
+        "--inputs",
+        `@${inputsFile}`,
+        "--constraints",
+        `@${join(tmp.path, "constraints.json")}`,
+        "--capabilities",
+        "double",
+      ),
+    ).trim();
+    const fromStdin = ok(
+      await runCli(["tasks", "submit", "-c", cfg, "--inputs", "-", "--capabilities", "double"], {
+        stdin: JSON.stringify({ x: 6, pad }),
+      }),
+    ).trim();
+    const [a, b] = await Promise.all([waitState(fromFile, "completed"), waitState(fromStdin, "completed")]);
+    expect([a.result, b.result]).toEqual([{ doubled: 8 }, { doubled: 12 }]);
+    expect([(a.inputs.pad as string).length, (b.inputs.pad as string).length]).toEqual([300_000, 300_000]);
+    expect(a.constraints).toEqual({ max_retries: 1 });
+
+    const missing = await cli("tasks", "submit", "--inputs", "@/no/such/file.json");
+    expect({ code: missing.code, stderr: missing.stderr }).toEqual({
+      code: 2,
+      stderr: "converge: --inputs @/no/such/file.json: no such file\n",
+    });
+    const twice = await runCli(["tasks", "submit", "-c", cfg, "--inputs", "-", "--constraints", "-"], { stdin: "{}" });
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/cannot both read standard input/);
   });
 });

@@ -10,7 +10,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
-import { openChoice } from "../../src/store/open.ts";
+import { openChoice } from "../../src/cli/store-config.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { until } from "../support/wait.ts";

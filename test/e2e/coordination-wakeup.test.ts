@@ -15,7 +15,7 @@ import type { Task } from "../../src/core/task.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
-import { openChoice } from "../../src/store/open.ts";
+import { openChoice } from "../../src/cli/store-config.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { killAll, WorkerProcess } from "./fixtures/cluster.ts";

@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { PROCESS_INDEX } from "../../src/cli/liveness.ts";
+import { PROCESS_INDEX } from "../../src/network/liveness.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { DiscoveryService } from "../../src/network/discovery.ts";
 import { stopAll } from "../support/cli.ts";

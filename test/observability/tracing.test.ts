@@ -46,6 +46,6 @@ describe("tracing", () => {
         throw new Error("bad input");
       }),
     ).rejects.toThrow("bad input");
-    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "span boom", error: "bad input" });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: "span boom", err: "bad input" });
   });
 });

@@ -21,12 +21,14 @@ export interface RunResult {
 }
 
 const live = new Set<Subprocess>();
+/** Processes started as leaders of their own process group: stopAll kills the whole group. */
+const leaders = new WeakSet<Subprocess>();
 
 /** Runs a command to completion (with a deadline) and returns its exit code and output. */
 export async function runCli(args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
   const p = spawnCli(args, options);
   live.add(p);
-  const timer = setTimeout(() => p.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const timer = setTimeout(() => kill(p, "SIGKILL"), options.timeoutMs ?? 20_000);
   try {
     const [stdout, stderr, code] = await Promise.all([
       new Response(p.stdout).text(),
@@ -79,12 +81,35 @@ export class Running {
   /** Sends a signal and waits for the exit code. */
   async stop(signal: NodeJS.Signals = "SIGINT", timeoutMs = 20_000): Promise<number> {
     this.proc.kill(signal);
-    const timer = setTimeout(() => this.proc.kill("SIGKILL"), timeoutMs);
+    return this.waitExit(timeoutMs);
+  }
+
+  /** Waits for the exit code; kills the process (and its group, if it leads one) after `timeoutMs`. */
+  async waitExit(timeoutMs = 20_000): Promise<number> {
+    const timer = setTimeout(() => kill(this.proc, "SIGKILL"), timeoutMs);
     try {
       return await this.exited;
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * Signals every process in the group this one leads (started with `group: true`), as a
+   * terminal's Ctrl+C or systemd's stop does.
+   */
+  signalGroup(signal: NodeJS.Signals): void {
+    if (!leaders.has(this.proc)) throw new Error("signalGroup needs a process started with { group: true }");
+    process.kill(-this.proc.pid, signal);
+  }
+}
+
+function kill(p: Subprocess, signal: NodeJS.Signals): void {
+  try {
+    if (leaders.has(p)) process.kill(-p.pid, signal);
+    else p.kill(signal);
+  } catch {
+    /* already gone */
   }
 }
 
@@ -96,23 +121,33 @@ interface SpawnOptions {
   env?: Record<string, string>;
   cwd?: string;
   binary?: boolean;
+  /** As `bun run converge ARGS` (the package script), the way the README says to start it. */
+  bunRun?: boolean;
+  /** In a process group of its own, which it leads (for `Running.signalGroup`). */
+  group?: boolean;
+  /** What the command reads on standard input (default: nothing). */
+  stdin?: string;
 }
 
 /** converge with a clean environment (plus `env`), output piped, no input. */
 function spawnCli(args: string[], options: SpawnOptions) {
-  return Bun.spawn([...converge(options.binary), ...args], {
+  const cmd = options.bunRun ? [process.execPath, "run", "converge", ...args] : [...converge(options.binary), ...args];
+  const p = Bun.spawn(cmd, {
     env: { ...cleanEnv(), ...options.env },
     cwd: options.cwd ?? ROOT,
     stdout: "pipe",
     stderr: "pipe",
-    stdin: "ignore",
+    stdin: options.stdin === undefined ? "ignore" : Buffer.from(options.stdin),
+    detached: options.group ?? false,
   });
+  if (options.group) leaders.add(p);
+  return p;
 }
 
 /** Kills every process still running; call from afterAll/afterEach. */
 export async function stopAll(): Promise<void> {
   const procs = [...live];
-  for (const p of procs) p.kill("SIGKILL");
+  for (const p of procs) kill(p, "SIGKILL");
   await Promise.all(procs.map((p) => p.exited));
   live.clear();
 }
@@ -131,23 +166,6 @@ export function freePort(): number {
   const port = s.port;
   s.stop(true);
   return port;
-}
-
-/** A run of `count` consecutive free ports, for `agents` TCP agents on port + i. */
-export function freePortRange(count: number): number {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    const held: { stop(closeActive?: boolean): void }[] = [];
-    try {
-      for (let i = 0; i < count; i++)
-        held.push(Bun.listen({ hostname: "127.0.0.1", port: base + i, socket: { data() {} } }));
-      return base;
-    } catch {
-    } finally {
-      for (const s of held) s.stop(true);
-    }
-  }
-  throw new Error(`no run of ${count} free ports found`);
 }
 
 /** True when a TCP connection to host:port is accepted (a listener is there). */

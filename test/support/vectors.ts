@@ -1,10 +1,13 @@
-/** The Python original's test vectors from ../shared/vectors (read-only, beside the repo), and the checks tests make against them. */
+/**
+ * The Python original's test vectors (test/fixtures/vectors: see its README for where they come
+ * from), and the checks tests make against them.
+ */
 import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Message } from "../../src/core/message.ts";
 
-export const VECTORS_PATH = join(import.meta.dir, "..", "..", "..", "shared", "vectors", "wire.json");
+export const VECTORS_PATH = join(import.meta.dir, "..", "fixtures", "vectors", "wire.json");
 
 export interface WireVectors {
   identities: { seed_hex: string; public_key_hex: string; fingerprint: string }[];

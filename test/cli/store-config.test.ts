@@ -1,9 +1,11 @@
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { withTlsHint } from "../../src/cli/redis-checks.ts";
 import { ConfigError, StoreError } from "../../src/core/errors.ts";
+import { parseRedisUrl } from "../../src/store/redis-url.ts";
 import { FileStore } from "../../src/store/file.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
-import { isStoreConfigured, openStore, storeChoice } from "../../src/store/open.ts";
+import { isStoreConfigured, openStore, storeChoice } from "../../src/cli/store-config.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import { startRedis } from "../support/redis.ts";
@@ -105,4 +107,87 @@ test("an unreachable Redis at open is one StoreError line within a couple of sec
   expect((err as StoreError).exitCode).toBe(1);
   expect((err as Error).message).not.toContain("\n");
   expect(Date.now() - t0).toBeLessThan(2500);
+});
+
+test("when a process opens only SQLite, neither ioredis nor the Redis store is ever loaded", async () => {
+  const db = join(tmp.path, "lazy.sqlite3");
+  const code = `
+    const { openStore } = await import(${JSON.stringify(join(import.meta.dir, "../../src/cli/store-config.ts"))});
+    const store = await openStore({ store_backend: "sqlite", store_path: ${JSON.stringify(db)} });
+    await store.close();
+    const loaded = Object.keys(require.cache);
+    console.log(JSON.stringify({
+      sqlite: loaded.some((k) => k.endsWith("/src/store/sqlite.ts")),
+      redis: loaded.filter((k) => /\\/ioredis\\/|\\/src\\/store\\/redis\\.ts$/.test(k)),
+    }));`;
+  const p = Bun.spawn([process.execPath, "-e", code], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, exit] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  expect({ exit, err }).toEqual({ exit: 0, err: "" });
+  expect(JSON.parse(out)).toEqual({ sqlite: true, redis: [] });
+});
+
+describe("when a Redis store_path is wrong, opening it says so", () => {
+  test("a database the server does not have is a ConfigError naming store_path, not database 0", async () => {
+    const server = await startRedis();
+    try {
+      for (const db of [16, 99999]) {
+        const url = server.url.replace(/\/0$/, `/${db}`);
+        const err = await openStore({ store_backend: "redis", store_path: url }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as Error).message).toMatch(
+          new RegExp(`^store_path "redis://127\\.0\\.0\\.1:${server.port}/${db}" names database ${db}, which Redis`),
+        );
+      }
+      const last = await openStore({ store_backend: "redis", store_path: server.url.replace(/\/0$/, "/15") });
+      expect(last!.description).toBe(`redis 127.0.0.1:${server.port}/15`);
+      await last!.close();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("rediss:// against a plaintext server says TLS may be why it cannot connect", async () => {
+    const server = await startRedis();
+    try {
+      const url = server.url.replace(/^redis:/, "rediss:");
+      const err = await openStore({ store_backend: "redis", store_path: url }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(StoreError);
+      expect((err as Error).message).toContain(`store_path "${url}" asks for TLS (rediss://)`);
+      expect((err as Error).message).toContain("use redis://");
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test("redis:// against a server that answers in another protocol suggests rediss://", () => {
+    const target = parseRedisUrl("redis://h:1/0");
+    const plain = new StoreError("Redis at h:1 is unreachable: the server there does not speak the Redis protocol");
+    expect((withTlsHint(plain, "redis://h:1/0", target) as Error).message).toMatch(
+      /protocol; if the server at h:1 serves TLS, use rediss:\/\/ in store_path$/,
+    );
+    const refused = new StoreError("Redis at h:1 is unreachable: connect ECONNREFUSED");
+    expect(withTlsHint(refused, "redis://h:1/0", target)).toBe(refused);
+  });
+
+  test("a malformed %-escape, a database out of range, a query string or a control character are ConfigErrors", () => {
+    const cases: [string, RegExp][] = [
+      [
+        "redis://:%zz@127.0.0.1/0",
+        /^store_path "redis:\/\/\*\*\*@127\.0\.0\.1\/0" .*password has a malformed %-escape/,
+      ],
+      ["redis://127.0.0.1/4294967296", /the database 4294967296 is out of range/],
+      ["redis://127.0.0.1/0?db=3", /query parameters are not supported/],
+      ["redis://127.0.0.1/a\u0000b", /^store_path "redis:\/\/127\.0\.0\.1\/a\\u0000b"/],
+    ];
+    for (const [url, message] of cases) {
+      expect(() => storeChoice({ store_backend: "redis", store_path: url })).toThrow(ConfigError);
+      expect(() => storeChoice({ store_backend: "redis", store_path: url })).toThrow(message);
+    }
+  });
 });

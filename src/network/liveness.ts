@@ -9,18 +9,24 @@
  * STALE_BEATS beats, the agents it lists count as gone, unless a fresh record lists them too (a
  * restart with the same identity_dir). The beat is a sixth of the claim TTL (at most 5 s), so a
  * dead holder shows as gone before the leases it held can expire.
+ *
+ * A store can lose its data under a running fleet (Redis FLUSHALL, or a restart without
+ * persistence). Each beat therefore also checks that this process's record and its agents'
+ * discovery records are still there; when one is missing it logs one line and calls `restore`,
+ * which registers the agents again (discovery, pool membership), and then rewrites its own record.
  */
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { logger } from "../observability/log.ts";
-import type { Store } from "../store/store.ts";
+import { getMany, type Store } from "../store/store.ts";
+import { DISCOVERY_PREFIX } from "./discovery.ts";
 
 export const PROCESS_PREFIX = "discovery:process:";
 export const PROCESS_INDEX = "discovery:processes";
 const STALE_BEATS = 3;
 /** Records of processes dead for this long are deleted by the next process that starts. */
 const FORGET_AFTER_MS = 3_600_000;
-const log = logger("run.liveness");
+const log = logger("network.liveness");
 
 export interface ProcessRecord {
   id: string;
@@ -45,15 +51,29 @@ async function records(store: Store): Promise<{ id: string; record: ProcessRecor
   return Promise.all(ids.map(async (id) => ({ id, record: await store.get<ProcessRecord>(PROCESS_PREFIX + id) })));
 }
 
+export interface HeartbeatOptions {
+  /**
+   * Puts back what this process registered, after the store lost it: called by the first beat
+   * that finds this process's record or one of its agents' discovery records missing.
+   */
+  restore?: () => Promise<void>;
+}
+
+export interface Heartbeat {
+  /** Stops beating (waiting for a beat in flight) and deletes this process's record. */
+  stop(): Promise<void>;
+}
+
 /** Writes this process's record now and every `heartbeatMs` until `stop()`, which deletes it. */
 export async function startHeartbeat(
   store: Store,
   agents: string[],
   heartbeatMs: number,
-): Promise<{ stop(): Promise<void> }> {
+  options: HeartbeatOptions = {},
+): Promise<Heartbeat> {
   const id = randomUUID();
   const startedAt = await store.now();
-  const beat = async () =>
+  const write = async () =>
     store.put(PROCESS_PREFIX + id, {
       id,
       pid: process.pid,
@@ -63,21 +83,46 @@ export async function startHeartbeat(
       heartbeatAt: await store.now(),
       heartbeatMs,
     } satisfies ProcessRecord);
+  const ownKeys = [PROCESS_PREFIX + id, ...agents.map((a) => DISCOVERY_PREFIX + a)];
+  const { restore } = options;
+  const beat = async () => {
+    if (restore) {
+      const missing = (await getMany(store, ownKeys)).filter((v) => v === undefined).length;
+      if (missing > 0) {
+        log.warn(
+          `${missing} of this process's records vanished from ${store.description} (flushed, or restarted ` +
+            `without persistence?); registering its ${agents.length} agent${agents.length === 1 ? "" : "s"} again`,
+        );
+        await restore();
+        await store.indexAdd(PROCESS_INDEX, id);
+      }
+    }
+    await write();
+  };
   await store.indexAdd(PROCESS_INDEX, id);
-  await beat();
+  await write();
   let failing = false;
-  const timer = setInterval(() => {
-    beat().then(
-      () => (failing = false),
-      (err) => {
-        if (!failing)
-          log.warn("heartbeat failed; operator commands may show this process's agents as gone until it succeeds", {
-            err,
-          });
-        failing = true;
-      },
-    );
-  }, heartbeatMs);
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  // One beat at a time: the next is scheduled when the last has finished, so a slow store never
+  // piles beats (or restorations) on top of each other.
+  const schedule = () => {
+    timer = setTimeout(() => {
+      inFlight = beat().then(
+        () => void (failing = false),
+        (err) => {
+          if (!failing)
+            log.warn("heartbeat failed; operator commands may show this process's agents as gone until it succeeds", {
+              err,
+            });
+          failing = true;
+        },
+      );
+      void inFlight.then(() => stopped || schedule());
+    }, heartbeatMs);
+  };
+  schedule();
   // Forget processes dead for an hour, so records of crashed processes do not pile up.
   void (async () => {
     for (const { id: other, record } of await records(store)) {
@@ -88,7 +133,9 @@ export async function startHeartbeat(
   })().catch((err) => log.debug("could not forget old process records", { err }));
   return {
     async stop() {
-      clearInterval(timer);
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
       await store.delete(PROCESS_PREFIX + id);
       await store.indexRemove(PROCESS_INDEX, id);
     },

@@ -2,16 +2,15 @@
  * The store a configuration asks for (keys of the seed manual): `store_backend` + `store_path`
  * (preferred), or the legacy `discovery_store` (`memory`, or a directory for a file store).
  * No store configured at all is a valid answer: the CLI then runs without discovery.
+ *
+ * This is configuration parsing, so it lives with the CLI's config. Each backend is imported only
+ * when it is opened: a process that never opens Redis never loads ioredis.
  */
-import { homedir } from "node:os";
 import { ConfigError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
-import { FileStore } from "./file.ts";
-import { MemoryStore } from "./memory.ts";
-import { DEFAULT_REDIS_URL, parseRedisUrl } from "./redis-url.ts";
-import { RedisStore } from "./redis.ts";
-import { SqliteStore } from "./sqlite.ts";
-import type { Store } from "./store.ts";
+import { DEFAULT_REDIS_URL, parseRedisUrl } from "../store/redis-url.ts";
+import type { Store } from "../store/store.ts";
+import { expandPath, shown } from "./config.ts";
 
 const log = logger("store");
 
@@ -45,7 +44,7 @@ export function storeChoice(config: StoreConfig, warn: (message: string) => void
   if (path !== undefined)
     warn("store_path is ignored because store_backend is not set; set store_backend to file, sqlite or redis");
   if (legacy === undefined) return undefined;
-  return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandHome(legacy) };
+  return legacy === "memory" ? { backend: "memory" } : { backend: "file", location: expandPath(legacy) };
 }
 
 /** Whether the configuration names a store at all (the CLI enables discovery only then). */
@@ -53,7 +52,10 @@ export function isStoreConfigured(config: StoreConfig): boolean {
   return storeChoice(config) !== undefined;
 }
 
-/** Opens the configured store, or returns undefined when none is configured. ConfigError for bad values, StoreError when it cannot be opened. */
+/**
+ * Opens the configured store, or returns undefined when none is configured. ConfigError for bad
+ * values, StoreError when it cannot be opened.
+ */
 export async function openStore(config: StoreConfig): Promise<Store | undefined> {
   const choice = storeChoice(config, (message) => log.warn(message));
   if (!choice) return undefined;
@@ -65,14 +67,32 @@ export async function openStore(config: StoreConfig): Promise<Store | undefined>
 export async function openChoice(choice: StoreChoice): Promise<Store> {
   switch (choice.backend) {
     case "memory":
-      return new MemoryStore();
+      return new (await import("../store/memory.ts")).MemoryStore();
     case "file":
-      return new FileStore(choice.location);
+      return new (await import("../store/file.ts")).FileStore(choice.location);
     case "sqlite":
-      return new SqliteStore(choice.location);
+      return new (await import("../store/sqlite.ts")).SqliteStore(choice.location);
     case "redis":
-      return RedisStore.open(choice.location);
+      return openRedis(choice.location);
   }
+}
+
+async function openRedis(url: string): Promise<Store> {
+  const [{ RedisStore }, checks] = await Promise.all([import("../store/redis.ts"), import("./redis-checks.ts")]);
+  const target = parseRedisUrl(url);
+  let store: Store;
+  try {
+    store = await RedisStore.open(url);
+  } catch (err) {
+    throw checks.withTlsHint(err, url, target);
+  }
+  try {
+    await checks.checkDatabase(url, target);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return store;
 }
 
 function fromBackend(backend: string, path: string | undefined, warn: (message: string) => void): StoreChoice {
@@ -88,14 +108,14 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
           `store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`,
         );
       }
-      return { backend, location: expandHome(path) };
+      return { backend, location: expandPath(path) };
     case "redis": {
       const url = path ?? DEFAULT_REDIS_URL;
       parseRedisUrl(url); // ConfigError now, not a connection error later
       return { backend, location: url };
     }
     default:
-      throw new ConfigError(`store_backend must be one of ${STORE_BACKENDS.join(", ")}; got "${backend}"`);
+      throw new ConfigError(`store_backend must be one of ${STORE_BACKENDS.join(", ")}; got ${shown(backend)}`);
   }
 }
 
@@ -103,12 +123,7 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
 function text(config: StoreConfig, key: keyof StoreConfig): string | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw new ConfigError(`${key} must be a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string") throw new ConfigError(`${key} must be a string, got ${shown(v)}`);
   const t = v.trim();
   return t === "" ? undefined : t;
-}
-
-/** Config files are not expanded by a shell, yet people write `~/converge.db`. */
-function expandHome(path: string): string {
-  return path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
 }
