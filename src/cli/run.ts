@@ -18,6 +18,10 @@ const footer = [
   "SIGINT (Ctrl+C) or SIGTERM stops cleanly; a second one exits at once.",
 ].join("\n");
 
+export const IDLE_HINT =
+  "hint: nothing can reach these agents (local transport, no shared store); for a worker that takes tasks: " +
+  "converge run -c examples/worker.yaml, then converge tasks submit (README, Quick start)";
+
 export const runCommand = defineCommand({
   meta: {
     name: "run",
@@ -50,6 +54,9 @@ export const runCommand = defineCommand({
     const out = (line: string) => process.stdout.write(`${line}\n`);
     printStarted(fleet, config.agents, out);
     out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
+    // The embedded default: nothing outside this process can give these agents anything to do.
+    if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
+      out(IDLE_HINT);
     const signal = await signalled;
     log.info(`${signal} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
