@@ -7,7 +7,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { homedir } from "node:os";
+import { constants, homedir } from "node:os";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -52,6 +52,7 @@ if (!bun) {
     process.exitCode = 127;
   });
   child.on("exit", (code, signal) => {
-    process.exitCode = code ?? 128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1);
+    // Killed by a signal: exit as a shell reports it, 128 + the signal's number.
+    process.exitCode = code ?? 128 + (constants.signals[signal] ?? 0);
   });
 }

@@ -53,10 +53,10 @@ export const runCommand = defineCommand({
     const fleet = await startFleet(config);
     const out = (line: string) => process.stdout.write(`${line}\n`);
     printStarted(fleet, config.agents, out);
-    out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
     // The embedded default: nothing outside this process can give these agents anything to do.
     if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
       out(IDLE_HINT);
+    out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
     const signal = await signalled;
     log.info(`${signal} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
