@@ -1,9 +1,14 @@
-/** The converge library: everything a program embedding converge needs, re-exported from one place. */
+/**
+ * The converge library (`import … from "converge"`): everything a program embedding converge needs,
+ * re-exported from one place, and nothing that loads a database driver. Those have their own entry
+ * points, so a process that never opens Redis never loads ioredis: `converge/sqlite` (SqliteStore),
+ * `converge/redis` (RedisStore), `converge/stores` (openStore: the store a configuration names).
+ */
 export * from "./core/errors.ts";
 export { Identity } from "./core/identity.ts";
 export { Message, type MessageInit, type Payload } from "./core/message.ts";
 export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } from "./core/topic.ts";
-export { encode as msgpackEncode, decode as msgpackDecode } from "./core/codec.ts";
+export { encode as msgpackEncode, decode as msgpackDecode, type Packable } from "./core/codec.ts";
 export {
   newTask,
   checkTaskId,
@@ -11,6 +16,7 @@ export {
   claimTtlMs,
   isTaskState,
   TASK_STATES,
+  FINAL_STATES,
   type Task,
   type TaskInit,
   type TaskState,
@@ -25,27 +31,45 @@ export {
 } from "./core/pool.ts";
 export { capability, hasAllCapabilities, type Capability } from "./core/capability.ts";
 export * from "./core/decisions.ts";
-export { Agent, type AgentOptions, type Decisions } from "./core/agent.ts";
-export { ToolRegistry, type ToolFn, type ToolEntry } from "./core/tools.ts";
-export { DECLINE, type Store, type Decline, type JsonValue } from "./store/store.ts";
-export { MemoryStore } from "./store/memory.ts";
-export { Logger, logger, configureLogging, type Level } from "./observability/log.ts";
 export {
-  openStore,
-  isStoreConfigured,
-  STORE_BACKENDS,
-  type StoreBackend,
-  type StoreConfig,
-} from "./cli/store-config.ts";
-export { FileStore } from "./store/file.ts";
-export { SqliteStore } from "./store/sqlite.ts";
-export { RedisStore } from "./store/redis.ts";
+  Agent,
+  type AgentOptions,
+  type Decisions,
+  type TaskContext,
+  type MessageContext,
+} from "./core/agent.ts";
+export { ToolRegistry, type ToolFn, type ToolEntry } from "./core/tools.ts";
+
+// Stores: the contract (what a Store implementation must provide) and the driver-free backends.
+export {
+  DECLINE,
+  ABSENT,
+  getMany,
+  type Store,
+  type Decline,
+  type Absent,
+  type UpdateOptions,
+  type JsonValue,
+} from "./store/store.ts";
+export type { Clock } from "./store/clock.ts";
+// A backend written as a Driver gets the whole contract from the one front; its task queue may be
+// native (TaskQueue) or the generic one over the Store contract.
+export type { Driver, IndexChange, UpdateStep, Write } from "./store/driver.ts";
+export { StoreFront } from "./store/front.ts";
+export { GenericTaskQueue } from "./store/generic-queue.ts";
+export type { Claim, ClaimNext, Expect, Placement, TaskQueue, Transition, Visibility } from "./store/task-queue.ts";
+export { MemoryStore } from "./store/memory.ts";
+export { FileStore, type FileStoreOptions } from "./store/file.ts";
+
+// Transports: the contract, a base class that implements its delivery rules, and the three transports.
 export type { Transport, KeyLookup, EndpointResolver, MessageListener } from "./transport/transport.ts";
-export { LocalTransport, LocalHub } from "./transport/local.ts";
-export { TcpTransport } from "./transport/tcp.ts";
-export { WebSocketTransport } from "./transport/websocket.ts";
-export { FrameDecoder, encodeFrame, decodeFrame, MAX_FRAME } from "./transport/framing.ts";
+export { TransportBase } from "./transport/base.ts";
+export { LocalTransport, LocalHub, type LocalTransportOptions } from "./transport/local.ts";
+export { TcpTransport, type TcpTransportOptions } from "./transport/tcp.ts";
+export { WebSocketTransport, type WebSocketTransportOptions } from "./transport/websocket.ts";
+export { FrameDecoder, FrameError, encodeFrame, decodeFrame, MAX_FRAME } from "./transport/framing.ts";
 export { unverifiedReason } from "./transport/verify.ts";
+
 export { IdentityRegistry } from "./network/identity-registry.ts";
 export {
   DiscoveryService,
@@ -54,21 +78,83 @@ export {
   type AgentDescriptor,
   type DiscoveryQuery,
 } from "./network/discovery.ts";
-export { AgentNetwork } from "./network/network.ts";
-export { PoolManager } from "./coordination/pool-manager.ts";
-export { TaskManager, type Lease, type Holder } from "./coordination/task-manager.ts";
-export { NegotiationManager } from "./coordination/negotiation.ts";
-export { ProposalManager } from "./coordination/consensus.ts";
-export { AuctionManager } from "./coordination/bidding.ts";
-export { DelegationManager } from "./coordination/delegation.ts";
-export { admits } from "./policy/admission.ts";
-export { TrustManager } from "./policy/trust.ts";
-export { decide as governanceDecide } from "./policy/governance.ts";
-export { ActionPolicy, ResourceLimits } from "./policy/safety.ts";
+export { AgentNetwork, type SendOptions } from "./network/network.ts";
+
+export { PoolManager, type PoolManagerOptions } from "./coordination/pool-manager.ts";
+export {
+  TaskManager,
+  TASKS_CHANNEL,
+  type TaskManagerOptions,
+  type Lease,
+  type Holder,
+  type Scope,
+  type SubmitResult,
+} from "./coordination/task-manager.ts";
+export {
+  NegotiationManager,
+  NegotiationError,
+  type NegotiationSession,
+  type NegotiationState,
+  type Offer,
+  type OpenNegotiation,
+} from "./coordination/negotiation.ts";
+export {
+  ProposalManager,
+  ConsensusError,
+  type ConsensusRule,
+  type Proposal,
+  type CreateProposal,
+  type Ballot,
+  type Tally,
+} from "./coordination/consensus.ts";
+export {
+  AuctionManager,
+  AuctionError,
+  type Auction,
+  type AuctionOptions,
+  type AuctionResult,
+  type AuctionType,
+  type AuctionView,
+  type Bid,
+} from "./coordination/bidding.ts";
+export {
+  DelegationManager,
+  DelegationError,
+  type DelegationLink,
+  type DelegationRecord,
+} from "./coordination/delegation.ts";
+
+export { admits, type AdmissionResult } from "./policy/admission.ts";
+export { TrustManager, TrustError, type TrustOptions, type TrustRecord, type Outcome } from "./policy/trust.ts";
+export {
+  decide as governanceDecide,
+  type GovernanceDecision,
+  type GovernanceVote,
+  type DecideOptions,
+} from "./policy/governance.ts";
+export { ActionPolicy, ResourceLimits, PolicyViolation, type ResourceLimitSpec } from "./policy/safety.ts";
+
+// The runtime, and what a decision handler or guard is given.
 export { AgentRuntime, type RuntimeOptions } from "./runtime/runtime.ts";
-export { Executor, type DecisionResult, type DecisionGuard, type DecisionHandler } from "./runtime/executor.ts";
-export { TaskWorker } from "./runtime/worker.ts";
+export {
+  Executor,
+  DecisionError,
+  type AnyDecision,
+  type DecisionResult,
+  type DecisionGuard,
+  type DecisionHandler,
+  type ExecutionContext,
+} from "./runtime/executor.ts";
+export { TaskWorker, type WorkerOptions, type WorkerStats } from "./runtime/worker.ts";
 export { ModuleAgent, type AgentSpec } from "./runtime/module-agent.ts";
-export type { TaskContext, MessageContext } from "./core/agent.ts";
-export { Metrics } from "./observability/metrics.ts";
-export { ReplayLog, readReplayFile } from "./observability/replay.ts";
+
+export { Logger, logger, configureLogging, type Level, type LogSink } from "./observability/log.ts";
+export { Metrics, MetricsError } from "./observability/metrics.ts";
+export { startSpan, traced, type Span } from "./observability/tracing.ts";
+export {
+  ReplayLog,
+  ReplayError,
+  readReplayFile,
+  type ReplayEntry,
+  type ReplayLogOptions,
+} from "./observability/replay.ts";

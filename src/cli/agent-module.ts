@@ -36,7 +36,9 @@ export async function loadAgentModule(
     throw new ConfigError(`agent module ${file} has no default export; export default { onTask(task) { ... } }`);
   if (typeof exported === "function" && !isAgentClass(exported)) {
     try {
-      exported = await (exported as (converge: typeof api) => unknown)(api);
+      // The whole API, drivers included: a module run by the binary cannot import converge/sqlite either.
+      const drivers = await Promise.all([import("../sqlite.ts"), import("../redis.ts"), import("../stores.ts")]);
+      exported = await (exported as (converge: typeof api) => unknown)(Object.assign({}, api, ...drivers));
     } catch (err) {
       throw new ConfigError(
         `agent module ${file}: its default export function threw: ${(err as Error)?.message ?? String(err)}`,

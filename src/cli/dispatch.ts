@@ -44,6 +44,8 @@ export const EXIT_CODES = [
 export interface MainOptions {
   name: string;
   version: string;
+  /** What --version prints (version, commit, target); the bare version when omitted. */
+  versionLine?: () => string;
   description: string;
   /** One line per subcommand, so the root help never has to load them. */
   summaries: Record<string, string>;
@@ -103,7 +105,7 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {
-    process.stdout.write(`${opts.version}\n`);
+    process.stdout.write(`${opts.versionLine?.() ?? opts.version}\n`);
     return 0;
   }
   const args = readArgs(rest, (await resolve(cmd.args)) ?? {}, path.join(" "));

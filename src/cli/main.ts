@@ -2,6 +2,7 @@
 /** The `converge` command: entry point of `bun run converge` and of the compiled binary. */
 import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
+import { versionLine } from "./build-info.ts";
 import { dispatch, reportError } from "./dispatch.ts";
 
 const meta = {
@@ -39,6 +40,7 @@ if (import.meta.main) {
   dispatch(root, process.argv.slice(2), {
     name: "converge",
     version: pkg.version,
+    versionLine,
     description: meta.description,
     summaries,
   }).then(

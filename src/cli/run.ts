@@ -23,6 +23,10 @@ const footer = [
   "SIGTERM); a copy within that second is the same press (a terminal and `bun run` each deliver one).",
 ].join("\n");
 
+export const IDLE_HINT =
+  "hint: nothing can reach these agents (local transport, no shared store); for a worker that takes tasks: " +
+  "converge run -c examples/worker.yaml, then converge tasks submit (README, Quick start)";
+
 export const runAgentsCommand = defineCommand({
   meta: {
     name: "run",
@@ -41,6 +45,9 @@ export const runAgentsCommand = defineCommand({
     const fleet = await startFleet(config);
     const out = (line: string) => process.stdout.write(`${line}\n`);
     printStarted(fleet, config.agents, out);
+    // The embedded default: nothing outside this process can give these agents anything to do.
+    if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
+      out(IDLE_HINT);
     out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
     const signal = await signalled;
     log.info(`${signal} received, stopping`);

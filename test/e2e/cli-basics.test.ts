@@ -89,14 +89,13 @@ describe.concurrent("help, version and unknown input", () => {
     expect(results[1]!.stdout).toContain("--set=<KEY=VALUE>");
   });
 
-  test("--version and -V print the package version", async () => {
+  test("--version and -V print the package version, the commit and, from source, the Bun it runs on", async () => {
+    const head = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"]).stdout.toString().trim();
     for (const flag of ["--version", "-V"]) {
       const r = await runCli([flag]);
-      expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({
-        code: 0,
-        stdout: `${pkg.version}\n`,
-        stderr: "",
-      });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect(r.stdout).toStartWith(`converge ${pkg.version} (commit ${head}`);
+      expect(r.stdout).toEndWith(`, source, bun ${Bun.version} on ${process.platform}-${process.arch})\n`);
     }
   });
 

@@ -73,7 +73,7 @@ for (const binary of [false, true]) {
         await tm.submit({ id: "t", inputs: { x: 7 }, requiredCapabilities: ["triple"] });
         const [t] = await waitFinal(tm, ["t"], 10_000);
         expect(t!.state).toBe("completed");
-        expect(t!.result).toEqual({ tripled: 21, api: true });
+        expect(t!.result).toEqual({ tripled: 21, api: true, drivers: true });
         expect(await worker.stop("SIGTERM")).toBe(0);
       } finally {
         await worker.stop("SIGKILL");

@@ -7,7 +7,8 @@ import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..", "..");
 export const MAIN = join(ROOT, "src", "cli", "main.ts");
-export const BINARY = join(ROOT, "dist", "converge");
+/** The compiled binary under test: dist/converge, or another (a release binary) named by CONVERGE_TEST_BINARY. */
+export const BINARY = process.env.CONVERGE_TEST_BINARY ?? join(ROOT, "dist", "converge");
 
 /** How to invoke converge: via Bun on the source (default) or the compiled binary. */
 export function converge(useBinary = false): string[] {
