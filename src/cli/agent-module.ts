@@ -19,6 +19,8 @@ export async function loadAgentModule(
   path: string,
   baseDir: string,
   extra: { capabilities?: string[]; topics?: string[] } = {},
+  /** The configured model (`llm` in the config), given to a factory as `converge.llm`. */
+  llm?: unknown,
 ): Promise<{ file: string; make: AgentFactory }> {
   const file = isAbsolute(path) ? path : resolve(baseDir, path);
   const ext = extname(file);
@@ -36,7 +38,7 @@ export async function loadAgentModule(
     throw new ConfigError(`agent module ${file} has no default export; export default { onTask(task) { ... } }`);
   if (typeof exported === "function" && !isAgentClass(exported)) {
     try {
-      exported = await (exported as (converge: typeof api) => unknown)(api);
+      exported = await (exported as (converge: typeof api & { llm?: unknown }) => unknown)({ ...api, llm });
     } catch (err) {
       throw new ConfigError(
         `agent module ${file}: its default export function threw: ${(err as Error)?.message ?? String(err)}`,

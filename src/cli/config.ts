@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { dirname, extname, resolve } from "node:path";
 import { parseTOML, parseYAML } from "confbox";
 import { ConfigError } from "../core/errors.ts";
+import { LLM_DOCS, LLM_KEYS, parseLlmConfig, type LlmConfig } from "../llm/config.ts";
 
 export interface Config {
   transport: "local" | "tcp";
@@ -27,11 +28,13 @@ export interface Config {
   http_port?: number;
   shutdown_grace_sec: number;
   claim_ttl_sec: number;
+  /** Model-driven agents (the `llm` mapping, see src/llm/config.ts). */
+  llm?: LlmConfig;
   /** Where the file was, for resolving relative paths in it; undefined without a file. */
   configDir?: string;
 }
 
-type Kind = "string" | "port" | "positive-int" | "non-negative-number" | "positive-number" | "list";
+type Kind = "string" | "port" | "positive-int" | "non-negative-number" | "positive-number" | "list" | "mapping";
 const KEYS: Record<string, { kind: Kind; doc: string }> = {
   transport: { kind: "string", doc: "local (default) or tcp" },
   host: { kind: "string", doc: "host for network transports (default 127.0.0.1)" },
@@ -55,9 +58,11 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
     doc: "how long running tasks may finish on shutdown (default 10)",
   },
   claim_ttl_sec: { kind: "positive-number", doc: "lease length for tasks that set none (default 30)" },
+  llm: { kind: "mapping", doc: "model-driven agents: the llm.* keys below (scalars also as CONVERGE_LLM_<KEY>)" },
 };
+/** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
-export const CONFIG_DOCS = KEYS;
+export const CONFIG_DOCS: Record<string, { doc: string }> = { ...KEYS, ...LLM_DOCS };
 
 const DEFAULTS = {
   transport: "local",
@@ -85,7 +90,9 @@ export function loadConfig(
 ): LoadResult {
   const warnings: string[] = [];
   const raw: Record<string, unknown> = {};
+  let llmFromFile: unknown;
   for (const key of CONFIG_KEYS) {
+    if (key === "llm") continue;
     const v = env[`CONVERGE_${key.toUpperCase()}`];
     if (v !== undefined && v !== "") raw[key] = v;
   }
@@ -100,10 +107,20 @@ export function loadConfig(
         warnings.push(`unknown config key "${k}" in ${file}${near ? `; did you mean "${near}"?` : ""} (ignored)`);
         continue;
       }
-      raw[k] = v;
+      if (k === "llm") llmFromFile = v;
+      else raw[k] = v;
     }
   }
-  return { config: validate(raw, configDir), warnings, file };
+  const config = validate(raw, configDir);
+  const llm = parseLlmConfig(llmFromFile, env, {
+    configDir,
+    warn: (k) => {
+      const near = nearest(k, LLM_KEYS);
+      warnings.push(`unknown config key "llm.${k}" in ${file}${near ? `; did you mean "llm.${near}"?` : ""} (ignored)`);
+    },
+  });
+  if (llm) config.llm = llm;
+  return { config, warnings, file };
 }
 
 function readConfigFile(file: string): Record<string, unknown> {
@@ -210,6 +227,8 @@ function coerce(key: string, value: unknown): unknown {
       if (!items?.every((x) => typeof x === "string")) throw bad("a list of strings");
       return (items as string[]).map((x) => x.trim()).filter(Boolean);
     }
+    case "mapping":
+      return value;
   }
 }
 

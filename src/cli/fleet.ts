@@ -24,6 +24,7 @@ import { LocalTransport } from "../transport/local.ts";
 import { TcpTransport } from "../transport/tcp.ts";
 import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
+import type { LlmSetup } from "../llm/setup.ts";
 import type { Config } from "./config.ts";
 import { heartbeatMsFor, startHeartbeat } from "./liveness.ts";
 
@@ -37,6 +38,8 @@ export interface Fleet {
   readonly pools: PoolManager | undefined;
   readonly poolId: string | undefined;
   readonly agentModule: string | undefined;
+  /** What the `llm` mapping set up, e.g. "openai gpt-4o-mini, worker". */
+  readonly llm: string | undefined;
   /** http://host:port of /healthz, /readyz and /metrics when http_port is set. */
   readonly httpUrl: string | undefined;
   stop(): Promise<void>;
@@ -74,17 +77,24 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let make: AgentFactory;
   let agentModule: string | undefined;
   const extra = { capabilities: config.capabilities, topics: config.topics };
+  // The LLM part is loaded only when configured; its key and files are checked before anything starts.
+  const llm: LlmSetup | undefined = config.llm
+    ? (await import("../llm/setup.ts")).prepareLlm(config.llm, process.env)
+    : undefined;
   if (config.agent) {
-    const loaded = await loadAgentModule(config.agent, config.configDir ?? process.cwd(), extra);
+    const loaded = await loadAgentModule(config.agent, config.configDir ?? process.cwd(), extra, llm?.api);
     make = loaded.make;
     agentModule = loaded.file;
+  } else if (llm) {
+    make = (identity) => llm.agentFor(identity, extra);
   } else {
     make = (identity) =>
       new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
   }
 
   const configured = await openStore(config);
-  const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
+  const needsManagers =
+    config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined || llm !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
   let joined = false;
@@ -101,6 +111,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     (stopping ??= (async () => {
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      await llm?.close().catch(step("stopping the MCP servers"));
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
@@ -115,10 +126,15 @@ export async function startFleet(config: Config): Promise<Fleet> {
         port: config.http_port,
         store,
         ready: () => ready,
-        metrics: () => collectMetrics(runtimes).render(),
+        metrics: () => {
+          const m = collectMetrics(runtimes);
+          llm?.addMetrics(m);
+          return m.render();
+        },
       });
     }
     if (config.pool_id) await pools!.create({ id: config.pool_id });
+    await llm?.bind(store!);
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
       const transport: Transport =
@@ -166,5 +182,16 @@ export async function startFleet(config: Config): Promise<Fleet> {
     throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
   ready = true;
-  return { runtimes, store, discovery, tasks, pools, poolId: config.pool_id, agentModule, httpUrl: http?.url, stop };
+  return {
+    runtimes,
+    store,
+    discovery,
+    tasks,
+    pools,
+    poolId: config.pool_id,
+    agentModule,
+    llm: llm?.description,
+    httpUrl: http?.url,
+    stop,
+  };
 }

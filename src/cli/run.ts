@@ -68,6 +68,7 @@ function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
   out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
   if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
   if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);
+  if (fleet.llm) out(`llm: ${fleet.llm}`);
   if (fleet.httpUrl) out(`health and metrics: ${fleet.httpUrl}/healthz /readyz /metrics`);
 }
 
@@ -82,7 +83,7 @@ function summary(fleet: Fleet, seconds: number): string {
     completed += r.worker?.stats.completed ?? 0;
     failed += r.worker?.stats.failed ?? 0;
   }
-  const tasks = fleet.agentModule ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
+  const tasks = fleet.agentModule || fleet.llm ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
   return `stopped ${count(fleet.runtimes.length, "agent")} after ${seconds.toFixed(1)} s: ${count(received, "message")} received, ${sent} sent${tasks}`;
 }
 
