@@ -77,7 +77,7 @@ export class LlmClient {
         requestsPerMinute: options.requestsPerMinute,
         tokensPerMinute: options.tokensPerMinute,
         windowMs: options.rateWindowMs,
-        onWait: (reason, ms) => this.stats.wait(this.provider, this.modelId, reason, ms / 1000),
+        onWait: (reason, ms, first) => this.stats.wait(this.provider, this.modelId, reason, ms / 1000, first),
       },
     );
     const policy: RequestPolicy = {

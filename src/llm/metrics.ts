@@ -53,10 +53,11 @@ export class LlmStats {
     s.outputTokens += output;
   }
 
-  wait(provider: string, model: string, reason: string, seconds: number): void {
+  /** A pause before a request; `first` counts a new wait (a long wait pauses several times). */
+  wait(provider: string, model: string, reason: string, seconds: number, first = true): void {
     const w = this.#get(provider, model).waits;
     const c = w.get(reason) ?? { count: 0, seconds: 0 };
-    c.count++;
+    if (first) c.count++;
     c.seconds += seconds;
     w.set(reason, c);
   }
@@ -85,7 +86,7 @@ export class LlmStats {
       .counter("converge_llm_output_tokens_total", "Output (completion) tokens the provider reported")
       .counter("converge_llm_request_duration_seconds_sum", "Time spent in model requests")
       .counter("converge_llm_request_duration_seconds_count", "Model requests timed")
-      .counter("converge_llm_rate_limit_waits_total", "Waits before a request: fleet limit or provider back-off")
+      .counter("converge_llm_rate_limit_waits_total", "Requests that waited: for the fleet limit or a provider back-off")
       .counter("converge_llm_rate_limit_wait_seconds_total", "Time spent waiting before requests")
       .counter("converge_llm_budget_exceeded_total", "Task attempts failed for going over a budget")
       .counter("converge_llm_tool_calls_total", "Tool calls made for the model, by tool and outcome");

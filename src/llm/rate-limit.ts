@@ -32,8 +32,8 @@ export interface FleetLimitOptions {
   windowMs?: number;
   /** A wait the fleet is asked for beyond this fails the request at once (default 5 min). */
   maxWaitMs?: number;
-  /** Called for every wait before a request: why, and how long (ms). */
-  onWait?: (reason: "limit" | "backoff", ms: number) => void;
+  /** Called for every pause before a request: why, how long (ms), and whether it is the request's first. */
+  onWait?: (reason: "limit" | "backoff", ms: number, first: boolean) => void;
 }
 
 export interface Reservation {
@@ -73,7 +73,7 @@ export class FleetLimiter {
   async acquire(tokens: number, signal?: AbortSignal): Promise<Reservation | undefined> {
     const tpm = this.options.tokensPerMinute;
     const want = tpm !== undefined ? Math.min(Math.max(0, Math.ceil(tokens)), tpm) : 0;
-    for (;;) {
+    for (let pauses = 0; ; pauses++) {
       signal?.throwIfAborted();
       const now = await this.store.now();
       let wait = 0;
@@ -114,9 +114,11 @@ export class FleetLimiter {
         throw new LlmError(
           `rate limited: the provider asked the fleet to wait ${Math.ceil(wait / 1000)} s, more than ${Math.round(maxWait / 1000)} s`,
         );
-      // A little jitter, so that the processes waiting for the same moment do not all ask at once.
-      const ms = wait + Math.random() * Math.min(100, this.#bucketMs);
-      this.options.onWait?.(reason, ms);
+      // A limit wait looks again after at most one bucket (a settled reservation may have freed
+      // tokens); a little jitter, so that processes waiting for the same moment do not all ask at once.
+      const ms =
+        (reason === "limit" ? Math.min(wait, this.#bucketMs) : wait) + Math.random() * Math.min(100, this.#bucketMs);
+      this.options.onWait?.(reason, ms, pauses === 0);
       await sleep(ms, signal);
     }
   }
