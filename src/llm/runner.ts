@@ -139,10 +139,11 @@ export class ModelRunner {
         prompt: deciderPrompt(agentId, shown, tasks, [...st.held.values()]),
         tools: { ...own, ...decisionTools(collector) },
         maxSteps: this.options.maxSteps,
-        // A turn whose calls were all decisions is over: nothing the model waits to read.
+        // A turn whose calls were all decisions (or refused calls, which are dropped) is over:
+        // there is nothing the model waits to read.
         stopWhen: ({ steps }) => {
           const calls = steps[steps.length - 1]?.toolCalls ?? [];
-          return calls.length > 0 && calls.every((c) => names.has(c.toolName));
+          return calls.length > 0 && calls.every((c) => names.has(c.toolName) || (c.dynamic && c.invalid));
         },
         onStep: (step) => {
           for (const part of step.content)
