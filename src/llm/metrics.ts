@@ -86,7 +86,10 @@ export class LlmStats {
       .counter("converge_llm_output_tokens_total", "Output (completion) tokens the provider reported")
       .counter("converge_llm_request_duration_seconds_sum", "Time spent in model requests")
       .counter("converge_llm_request_duration_seconds_count", "Model requests timed")
-      .counter("converge_llm_rate_limit_waits_total", "Requests that waited: for the fleet limit or a provider back-off")
+      .counter(
+        "converge_llm_rate_limit_waits_total",
+        "Requests that waited: for the fleet limit or a provider back-off",
+      )
       .counter("converge_llm_rate_limit_wait_seconds_total", "Time spent waiting before requests")
       .counter("converge_llm_budget_exceeded_total", "Task attempts failed for going over a budget")
       .counter("converge_llm_tool_calls_total", "Tool calls made for the model, by tool and outcome");
