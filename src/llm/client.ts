@@ -8,7 +8,6 @@
  *   const { text, usage } = await llm.generate({ prompt: "Say hi", signal });
  */
 import type { LanguageModelV3 } from "@ai-sdk/provider";
-import type { ToolSet } from "ai";
 import { ConfigError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -57,7 +56,7 @@ export interface LlmGenerateResult {
   steps: number;
 }
 
-export type { ToolSet };
+let engine: Promise<typeof import("./engine.ts")> | undefined;
 
 export class LlmClient {
   readonly provider: string;
@@ -106,7 +105,7 @@ export class LlmClient {
 
   /** A model call (with tools, up to `maxSteps` requests) under the fleet's limits and the given budget. */
   async generate(request: LlmGenerateOptions): Promise<LlmGenerateResult> {
-    const { generate } = await import("./engine.ts");
+    const { generate } = await (engine ??= import("./engine.ts"));
     const meter = new UsageMeter(request.budget);
     const r = await generate(this.handle, { ...request, meter });
     return { text: r.text, usage: { ...meter.usage }, model: r.model, steps: r.steps };

@@ -57,6 +57,19 @@ interface DeciderState {
   notBefore: number;
 }
 
+// The modules that import the AI SDK and Ajv load on first use (a process without an LLM never
+// loads them), once: an import() per task costs more than it looks.
+let engine: Promise<typeof import("./engine.ts")> | undefined;
+let output: Promise<typeof import("./output.ts")> | undefined;
+let toolset: Promise<typeof import("./toolset.ts")> | undefined;
+let deciderTools: Promise<typeof import("./decider-tools.ts")> | undefined;
+const load = {
+  engine: () => (engine ??= import("./engine.ts")),
+  output: () => (output ??= import("./output.ts")),
+  toolset: () => (toolset ??= import("./toolset.ts")),
+  deciderTools: () => (deciderTools ??= import("./decider-tools.ts")),
+};
+
 const SEEN_MAX = 10_000;
 const CARRY_MAX = 50;
 
@@ -74,7 +87,7 @@ export class ModelRunner {
     const mcpTools = o.mcp?.tools;
     if (!o.tools && !mcpTools?.size) return undefined;
     if (!this.#toolset || this.#toolset.for !== mcpTools) {
-      const { buildToolSet } = await import("./toolset.ts");
+      const { buildToolSet } = await load.toolset();
       const tools = buildToolSet({
         registry: o.tools,
         schemas: o.toolSchemas,
@@ -92,9 +105,9 @@ export class ModelRunner {
   /** Runs one task through the model; throws (failing the attempt) on any problem. */
   async runTask(task: Task, signal?: AbortSignal): Promise<LlmTaskResult> {
     const schema = task.constraints?.output_schema;
-    const output = schema !== undefined ? await import("./output.ts") : undefined;
-    output?.validatorFor(schema); // a bad schema fails before any request
-    const { generate } = await import("./engine.ts");
+    const parser = schema !== undefined ? await load.output() : undefined;
+    parser?.validatorFor(schema); // a bad schema fails before any request
+    const { generate } = await load.engine();
     const meter = new UsageMeter({
       maxRequests: this.options.maxRequestsPerTask,
       maxTokens: this.options.maxTokensPerTask,
@@ -108,7 +121,7 @@ export class ModelRunner {
       meter,
       needsAnswer: true,
     });
-    return { output: output ? output.parseOutput(r.text, schema) : r.text, usage: { ...meter.usage }, model: r.model };
+    return { output: parser ? parser.parseOutput(r.text, schema) : r.text, usage: { ...meter.usage }, model: r.model };
   }
 
   /** Decisions for what is new since the last call; [] without calling the model when nothing is. */
@@ -127,8 +140,8 @@ export class ModelRunner {
     for (const t of fresh) st.seen.set(`${t.id}@${t.updatedAt}`, true);
     while (st.seen.size > SEEN_MAX) st.seen.delete(st.seen.keys().next().value!);
     const [{ generate }, { decisionTools, DECISION_TOOL_NAMES }] = await Promise.all([
-      import("./engine.ts"),
-      import("./decider-tools.ts"),
+      load.engine(),
+      load.deciderTools(),
     ]);
     const collector = { decisions: [], claimable: new Map(tasks.map((t) => [t.id, t])), held: new Map(st.held) };
     const own = await this.#tools();
