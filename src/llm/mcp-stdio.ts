@@ -29,6 +29,7 @@ export class StdioTransport implements MCPTransport {
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
   #proc: Subprocess<"pipe", "pipe", "pipe"> | undefined;
+  #spawned: Subprocess<"pipe", "pipe", "pipe"> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -42,6 +43,14 @@ export class StdioTransport implements MCPTransport {
     return this.#proc?.pid;
   }
 
+  /** The child's exit code if it has exited (or does within `ms`), else undefined. */
+  async exitCode(ms = 200): Promise<number | undefined> {
+    const proc = this.#spawned;
+    if (!proc) return undefined;
+    const code = await Promise.race([proc.exited, Bun.sleep(ms).then(() => undefined)]);
+    return code ?? undefined;
+  }
+
   async start(): Promise<void> {
     const env: Record<string, string> = {};
     for (const k of [...INHERITED, ...this.server.passEnv]) if (this.env[k] !== undefined) env[k] = this.env[k]!;
@@ -53,7 +62,7 @@ export class StdioTransport implements MCPTransport {
       stdout: "pipe",
       stderr: "pipe",
     });
-    this.#proc = proc;
+    this.#proc = this.#spawned = proc;
     void this.#read(proc.stdout, (line) => this.#receive(line), "stdout");
     void this.#read(
       proc.stderr,

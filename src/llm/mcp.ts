@@ -103,10 +103,12 @@ export class McpToolbox {
           });
           return { name: s.name, client, transport };
         } catch (err) {
+          const code = await transport?.exitCode();
           await transport?.close().catch(() => {});
           if (err instanceof ConfigError) throw err;
           const why = (err as NodeJS.ErrnoException)?.code === "ENOENT" ? "command not found" : (err as Error)?.message;
-          throw new ConvergeError(`MCP server "${s.name}" failed to start: ${printable(String(why ?? err))}`);
+          const exited = code !== undefined ? `it exited with code ${code} (${why})` : why;
+          throw new ConvergeError(`MCP server "${s.name}" failed to start: ${printable(String(exited ?? err))}`);
         }
       }),
     );
