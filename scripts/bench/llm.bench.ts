@@ -9,9 +9,9 @@
  *    tasks pending at the start, once fed so that at most 64 are unfinished at a time (the
  *    runtime's cost of finding work grows with the pending set; the model path's does not).
  * 2. 200 ms of simulated model latency: one real `converge run` process (8 agents × concurrency 4,
- *    SQLite store), tasks submitted from here (64 in flight); tasks/s from the first submit to the
- *    last completion (store clock), the most requests the stand-in (in this process) had in
- *    flight at once, and the converge process's peak RSS (VmRSS, sampled every 100 ms).
+ *    SQLite store) and N tasks submitted before it starts; tasks/s from the first claim to the last
+ *    completion (store clock), the most requests the stand-in (in this process) had in flight at
+ *    once, and the converge process's peak RSS (VmRSS, sampled every 100 ms).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -119,34 +119,33 @@ async function slowProcess(url: string, n: number): Promise<{ rate: number; rssM
         llm: { provider: "openai", model: "bench-model", base_url: url },
       }),
     );
-    const run = startCli(["run", "-c", config], { env: { OPENAI_API_KEY: "k", CONVERGE_LOG_LEVEL: "warn" } });
-    await run.waitFor("running, press Ctrl+C", 60_000);
-    let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(run.proc.pid))), 100);
+    // Every task is submitted before the process starts, so that submitting (64 writers on the same
+    // SQLite file) does not compete with the workers; timed from the first claim to the last completion.
     const store = new SqliteStore(db);
     const tm = new TaskManager(store);
-    const t0 = await store.now();
     let next = 0;
     await Promise.all(
       Array.from({ length: 64 }, async () => {
         for (let i = next++; i < n; i = next++) await tm.submit({ id: `slow-${i}`, objective: "echo", inputs: { i } });
       }),
     );
+    const run = startCli(["run", "-c", config], { env: { OPENAI_API_KEY: "k", CONVERGE_LOG_LEVEL: "warn" } });
+    let peak = 0;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(run.proc.pid))), 100);
+    await run.waitFor("running, press Ctrl+C", 60_000);
+    while ((await tm.openTasks()).length > 0) await Bun.sleep(50);
+    let first = Infinity;
     let last = 0;
-    for (;;) {
-      const open = await tm.openTasks();
-      if (open.length === 0) break;
-      await Bun.sleep(50);
-    }
     for (let i = 0; i < n; i++) {
       const t = await store.get<Task>(`task:slow-${i}`);
       if (t?.state !== "completed") throw new Error(`task slow-${i} ended ${t?.state}`);
+      first = Math.min(first, t.claimedAt!);
       last = Math.max(last, t.updatedAt);
     }
     clearInterval(sampler);
     await store.close();
     await run.stop("SIGTERM");
-    return { rate: n / ((last - t0) / 1000), rssMiB: peak / 1024 };
+    return { rate: n / ((last - first) / 1000), rssMiB: peak / 1024 };
   } finally {
     await stopAll();
     dir.cleanup();

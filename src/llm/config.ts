@@ -65,7 +65,9 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
   },
   model: {
     kind: "string",
-    doc: "model id (default gpt-4o-mini, claude-sonnet-4-20250514, mistral-small-latest; required for openai-compatible)",
+    doc:
+      "model id (default gpt-4o-mini, claude-sonnet-4-20250514, mistral-small-latest; " +
+      "required for openai-compatible)",
   },
   base_url: { kind: "url", doc: "API base URL, e.g. http://127.0.0.1:11434/v1 (required for openai-compatible)" },
   api_key_env: {
@@ -123,7 +125,8 @@ export function parseLlmConfig(
     for (const [k, v] of Object.entries(fromFile)) {
       if (k === "api_key")
         throw new ConfigError(
-          "llm.api_key is not accepted: keep the key out of config files; put it in an environment variable and name that variable in llm.api_key_env",
+          "llm.api_key is not accepted: keep the key out of config files; " +
+            "put it in an environment variable and name that variable in llm.api_key_env",
         );
       if (!(k in KEYS)) {
         options.warn(k);

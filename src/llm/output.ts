@@ -52,7 +52,8 @@ export function extractJson(text: string): unknown {
     }
   }
   throw new LlmError(
-    `the model's answer is not JSON (constraints.output_schema asks for JSON): ${printable(first?.message ?? "empty answer", 120)}; answer began ${JSON.stringify(printable(text, 80))}`,
+    `the model's answer is not JSON (constraints.output_schema asks for JSON): ` +
+      `${printable(first?.message ?? "empty answer", 120)}; answer began ${JSON.stringify(printable(text, 80))}`,
   );
 }
 
@@ -64,7 +65,8 @@ export function parseOutput(text: string, schema: unknown): unknown {
     const e = validate.errors?.[0];
     const where = e?.instancePath ? `${e.instancePath} ` : "";
     throw new LlmError(
-      `the model's answer does not match constraints.output_schema: ${printable(`${where}${e?.message ?? "is invalid"}`, 200)}`,
+      `the model's answer does not match constraints.output_schema: ` +
+        printable(`${where}${e?.message ?? "is invalid"}`, 200),
     );
   }
   return value;

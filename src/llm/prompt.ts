@@ -41,7 +41,8 @@ export function workerPrompt(task: Task): string {
   const schema = task.constraints?.output_schema;
   if (schema !== undefined)
     parts.push(
-      `Answer with only a JSON value (no prose, no markdown) that conforms to this JSON Schema:\n${boundedJson(schema, 50_000)}`,
+      "Answer with only a JSON value (no prose, no markdown) that conforms to this JSON Schema:\n" +
+        boundedJson(schema, 50_000),
     );
   return parts.join("\n\n");
 }

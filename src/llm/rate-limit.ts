@@ -112,7 +112,8 @@ export class FleetLimiter {
       const maxWait = this.options.maxWaitMs ?? 300_000;
       if (wait > maxWait)
         throw new LlmError(
-          `rate limited: the provider asked the fleet to wait ${Math.ceil(wait / 1000)} s, more than ${Math.round(maxWait / 1000)} s`,
+          `rate limited: the provider asked the fleet to wait ${Math.ceil(wait / 1000)} s, ` +
+            `more than ${Math.round(maxWait / 1000)} s`,
         );
       // A limit wait looks again after at most one bucket (a settled reservation may have freed
       // tokens); a little jitter, so that processes waiting for the same moment do not all ask at once.

@@ -76,7 +76,8 @@ export function prepareLlm(config: LlmConfig, env: Record<string, string | undef
     apiKey = env[keyEnv];
     if (!apiKey)
       throw new ConfigError(
-        `environment variable ${keyEnv} is not set: llm.provider ${config.provider} reads its API key from it (llm.api_key_env names the variable)`,
+        `environment variable ${keyEnv} is not set: llm.provider ${config.provider} reads its API key from it ` +
+          "(llm.api_key_env names the variable)",
       );
   }
   const systemPrompt =
@@ -140,7 +141,13 @@ export function prepareLlm(config: LlmConfig, env: Record<string, string | undef
   ].filter(Boolean);
   return {
     config,
-    description: `${config.provider} ${model}, ${config.mode}${limits.length ? `, ${limits.join(" and ")} for the fleet` : ""}`,
+    description: [
+      `${config.provider} ${model}`,
+      config.mode,
+      limits.length ? `${limits.join(" and ")} for the fleet` : "",
+    ]
+      .filter(Boolean)
+      .join(", "),
     api,
     async bind(store) {
       client = await LlmClient.create({

@@ -31,7 +31,8 @@ export class UsageMeter {
     const { maxRequests, maxTokens } = this.budget;
     if (maxRequests !== undefined && this.usage.requests >= maxRequests)
       throw new BudgetExceededError(
-        `budget exceeded: max_requests_per_task (${maxRequests}) used up before the model gave its final answer (${this.#spent()})`,
+        `budget exceeded: max_requests_per_task (${maxRequests}) used up ` +
+          `before the model gave its final answer (${this.#spent()})`,
       );
     if (maxTokens !== undefined && this.tokens >= maxTokens)
       throw new BudgetExceededError(`budget exceeded: max_tokens_per_task (${maxTokens}) used up (${this.#spent()})`);
@@ -59,12 +60,14 @@ export class UsageMeter {
   /** An answer cut short because the budget left no room for more. */
   truncated(): BudgetExceededError {
     return new BudgetExceededError(
-      `budget exceeded: max_tokens_per_task (${this.budget.maxTokens}) left no room to finish the answer (${this.#spent()})`,
+      `budget exceeded: max_tokens_per_task (${this.budget.maxTokens}) ` +
+        `left no room to finish the answer (${this.#spent()})`,
     );
   }
 
   #spent(): string {
     const u = this.usage;
-    return `used ${this.tokens} tokens (${u.inputTokens} in, ${u.outputTokens} out) in ${u.requests} request${u.requests === 1 ? "" : "s"}`;
+    const requests = `${u.requests} request${u.requests === 1 ? "" : "s"}`;
+    return `used ${this.tokens} tokens (${u.inputTokens} in, ${u.outputTokens} out) in ${requests}`;
   }
 }
