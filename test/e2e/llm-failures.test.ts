@@ -116,3 +116,26 @@ test("when the base URL is unreachable, the task fails with a clear reason after
   expect(await worker.stop("SIGTERM")).toBe(0);
   expect(worker.stdout).toContain("0 tasks completed, 1 failed");
 }, 40_000);
+
+test("when a request waits longer than the lease, the lease is renewed meanwhile and the task runs once", async () => {
+  const s = StandIn.start("anthropic", [
+    { status: 429, headers: { "retry-after": "3" }, message: "rate limited" },
+    { text: "after the wait" },
+  ]);
+  standIns.push(s);
+  const spec = { backend: "sqlite" as const, path: join(tmp.path, "lease.db") };
+  const config = llmConfig(tmp.path, "lease", spec, { provider: "anthropic", base_url: s.url }, { agents: 2 });
+  const worker = await startWorker(config, { env: { ANTHROPIC_API_KEY: "k" } });
+  await submitViaCli(config, [{ id: "patient", inputs: {}, constraints: { claim_ttl_sec: 1 } }]);
+  const store = await openStore(spec);
+  try {
+    await waitFinal(new TaskManager(store), ["patient"], 20_000);
+  } finally {
+    await store.close();
+  }
+  const t = await getTask(config, "patient");
+  expect(t.state).toBe("completed");
+  expect(t.attempts).toBe(1); // never taken over: no second agent started on it
+  expect(s.requests.map((r) => r.status)).toEqual([429, 200]);
+  expect(await worker.stop("SIGTERM")).toBe(0);
+}, 40_000);
