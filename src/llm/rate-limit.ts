@@ -5,9 +5,9 @@
  * processes are counted once each.
  *
  * The record keeps a sliding window as ~20 buckets (requests and tokens per bucket). A request is
- * admitted when the buckets that reach into the last window, plus a margin, leave room for it; so
- * in any window (of the provider's, whose clock and network delay differ a little from ours) the
- * fleet sends at most the limit. Tokens are reserved from an estimate before the request and
+ * admitted when the buckets that reach into the last window plus a margin of 1 s leave room for
+ * it; so in any window of the provider's (whose clock, and the delay until a request arrives,
+ * differ a little from ours) the fleet sends at most the limit. Tokens are reserved from an estimate before the request and
  * corrected from the usage the answer reports. The same record carries `backoffUntil`: after a
  * 429 the whole fleet waits until then, not just the process that got it.
  *
@@ -42,6 +42,8 @@ export interface Reservation {
 }
 
 const KEY_PREFIX = "llm:limit:";
+/** How much longer than the window an admission stays counted. */
+const MARGIN_MS = 1000;
 
 export class FleetLimiter {
   readonly key: string;
@@ -58,7 +60,9 @@ export class FleetLimiter {
     this.key = KEY_PREFIX + scope;
     this.windowMs = options.windowMs ?? 60_000;
     this.#bucketMs = Math.max(1, Math.floor(this.windowMs / 20));
-    this.#marginMs = Math.min(1000, this.windowMs / 10);
+    // Covers the provider's clock and the time from admission to arrival, which a loaded host can
+    // stretch to hundreds of ms.
+    this.#marginMs = MARGIN_MS;
   }
 
   get limited(): boolean {
@@ -75,6 +79,7 @@ export class FleetLimiter {
     const want = tpm !== undefined ? Math.min(Math.max(0, Math.ceil(tokens)), tpm) : 0;
     for (let pauses = 0; ; pauses++) {
       signal?.throwIfAborted();
+      const asked = performance.now();
       const now = await this.store.now();
       let wait = 0;
       let reason: "limit" | "backoff" = "limit";
@@ -97,9 +102,10 @@ export class FleetLimiter {
             reason = "limit";
             if (wait > 0) return DECLINE;
             const start = now - (now % this.#bucketMs);
-            const last = rec.b[rec.b.length - 1];
-            if (last && last[0] === start) rec.b[rec.b.length - 1] = [start, last[1] + 1, last[2] + want];
+            const i = rec.b.findIndex((b) => b[0] === start);
+            if (i >= 0) rec.b[i] = [start, rec.b[i]![1] + 1, rec.b[i]![2] + want];
             else rec.b.push([start, 1, want]);
+            rec.b.sort((x, y) => x[0] - y[0]); // a shifted admission may sit in a later bucket
             admitted = { bucket: start, tokens: want };
             return rec;
           },
@@ -107,7 +113,11 @@ export class FleetLimiter {
         );
         this.#last = after;
       }
-      if (admitted) return admitted;
+      // Under contention (several processes updating the record) the update can take a while, and
+      // the request goes out later than `now` says: count it where it really goes, so that it does
+      // not leave the window before its time.
+      const lag = performance.now() - asked;
+      if (admitted) return lag > this.#marginMs / 2 ? this.#shift(admitted, now + lag) : admitted;
       if (wait <= 0) return undefined;
       const maxWait = this.options.maxWaitMs ?? 300_000;
       if (wait > maxWait)
@@ -115,13 +125,37 @@ export class FleetLimiter {
           `rate limited: the provider asked the fleet to wait ${Math.ceil(wait / 1000)} s, ` +
             `more than ${Math.round(maxWait / 1000)} s`,
         );
-      // A limit wait looks again after at most one bucket (a settled reservation may have freed
-      // tokens); a little jitter, so that processes waiting for the same moment do not all ask at once.
-      const ms =
-        (reason === "limit" ? Math.min(wait, this.#bucketMs) : wait) + Math.random() * Math.min(100, this.#bucketMs);
+      // With a token limit, a wait looks again after at most one bucket (a settled reservation may
+      // have freed tokens); a little jitter, so that processes waiting for the same moment do not
+      // all ask at once.
+      const recheck = reason === "limit" && tpm !== undefined ? Math.min(wait, this.#bucketMs * 2) : wait;
+      const ms = recheck + Math.random() * Math.min(100, this.#bucketMs);
       this.options.onWait?.(reason, ms, pauses === 0);
       await sleep(ms, signal);
     }
+  }
+
+  /** Moves an admission to the bucket of `at` (later than it was counted at). */
+  async #shift(r: Reservation, at: number): Promise<Reservation> {
+    const start = at - (at % this.#bucketMs);
+    if (start === r.bucket) return r;
+    this.#last = await this.store.update<LimitRecord>(
+      this.key,
+      (cur) => {
+        const i = cur?.b.findIndex((b) => b[0] === r.bucket) ?? -1;
+        if (!cur || i < 0) return DECLINE;
+        const b = cur.b.map((x) => [...x] as Bucket);
+        b[i]![1]--;
+        b[i]![2] -= r.tokens;
+        const j = b.findIndex((x) => x[0] === start);
+        if (j >= 0) [b[j]![1], b[j]![2]] = [b[j]![1] + 1, b[j]![2] + r.tokens];
+        else b.push([start, 1, r.tokens]);
+        b.sort((x, y) => x[0] - y[0]);
+        return { ...cur, b };
+      },
+      { expected: this.#last },
+    );
+    return { bucket: start, tokens: r.tokens };
   }
 
   /** Corrects a reservation's tokens with what the answer reported. */
