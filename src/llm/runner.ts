@@ -11,7 +11,7 @@
  *   it was shown is shown again on a later wake-up (messages included), waiting longer each time.
  */
 import type { JSONSchema7 } from "@ai-sdk/provider";
-import type { ToolSet } from "ai";
+import type { StepResult, ToolSet } from "ai";
 import type { Decisions } from "../core/agent.ts";
 import type { Message } from "../core/message.ts";
 import type { Task } from "../core/task.ts";
@@ -120,8 +120,26 @@ export class ModelRunner {
       signal,
       meter,
       needsAnswer: true,
+      onStep: (step) => this.#logRefused(step, { task: printable(task.id, 64) }, true),
     });
     return { output: parser ? parser.parseOutput(r.text, schema) : r.text, usage: { ...meter.usage }, model: r.model };
+  }
+
+  /**
+   * Logs the tool calls of a step that were refused: calls of unknown tools or with bad arguments
+   * (`invalidOnly`), or also those a tool turned down (a decision naming a task it may not take).
+   * The model is told why in the tool's result; the call itself is dropped.
+   */
+  #logRefused(step: StepResult<ToolSet>, fields: Record<string, string>, invalidOnly: boolean): void {
+    const invalid = new Set(step.toolCalls.filter((c) => c.dynamic && c.invalid).map((c) => c.toolCallId));
+    for (const part of step.content) {
+      if (part.type !== "tool-error" || (invalidOnly && !invalid.has(part.toolCallId))) continue;
+      this.#log.warn("the model's tool call was refused and dropped", {
+        ...fields,
+        tool: printable(part.toolName, 64),
+        reason: printable(String((part.error as Error)?.message ?? part.error)),
+      });
+    }
   }
 
   /** Decisions for what is new since the last call; [] without calling the model when nothing is. */
@@ -158,15 +176,7 @@ export class ModelRunner {
           const calls = steps[steps.length - 1]?.toolCalls ?? [];
           return calls.length > 0 && calls.every((c) => names.has(c.toolName) || (c.dynamic && c.invalid));
         },
-        onStep: (step) => {
-          for (const part of step.content)
-            if (part.type === "tool-error")
-              this.#log.warn("the model's tool call was refused and dropped", {
-                agent: agentId.slice(0, 12),
-                tool: printable(part.toolName, 64),
-                reason: printable(String((part.error as Error)?.message ?? part.error)),
-              });
-        },
+        onStep: (step) => this.#logRefused(step, { agent: agentId.slice(0, 12) }, false),
       });
     } catch (err) {
       st.failures++;

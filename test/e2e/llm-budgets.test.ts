@@ -72,5 +72,7 @@ test("when a task would go over max_requests_per_task or max_tokens_per_task it 
     usage: { inputTokens: 20 + 30, outputTokens: 10 + 15, requests: 2 },
     model: "gpt-4o-mini",
   });
+  // Calls of a tool that does not exist are logged (and the model told), never run.
+  expect(worker.stderr).toContain("the model's tool call was refused and dropped task=runaway tool=look_again");
   expect(await worker.stop("SIGTERM")).toBe(0);
 }, 40_000);
