@@ -51,7 +51,8 @@ export async function guardedGenerate(
     meter?.beforeRequest();
     const configured = params.maxOutputTokens ?? policy.maxOutputTokens;
     const { cap, byBudget } = meter ? meter.outputCap(configured) : { cap: configured, byBudget: false };
-    const reservation = await limiter.acquire(estimateTokens(params, cap), caller);
+    const estimate = limiter.options.tokensPerMinute !== undefined ? estimateTokens(params, cap) : 0;
+    const reservation = await limiter.acquire(estimate, caller);
     const timeout = AbortSignal.timeout(policy.timeoutMs);
     const signal = caller ? AbortSignal.any([caller, timeout]) : timeout;
     const t0 = performance.now();
