@@ -1,7 +1,7 @@
 /**
  * `bun run build:package` (and `npm pack`, through `prepack`): the library as the npm package ships
  * it, in dist/lib: compiled JavaScript for each entry point (`converge`, `converge/sqlite`,
- * `converge/redis`, `converge/stores`, and the CLI behind the `converge` bin), code they share in
+ * `converge/redis`, `converge/stores`, `converge/llm`, and the CLI behind the `converge` bin), code they share in
  * chunks, dependencies left as imports; and `.d.ts` declarations from tsc (tsconfig.build.json).
  * Drivers stay behind their own entry points: a program that imports only `converge` loads neither
  * ioredis nor bun:sqlite.
@@ -12,7 +12,7 @@ import { buildInfo, ROOT } from "./build.ts";
 
 export const PACKAGE_DIR = join(ROOT, "dist", "lib");
 /** Entry points, relative to src/. */
-export const ENTRIES = ["index.ts", "sqlite.ts", "redis.ts", "stores.ts", "cli/main.ts"];
+export const ENTRIES = ["index.ts", "sqlite.ts", "redis.ts", "stores.ts", "llm.ts", "cli/main.ts"];
 
 export async function buildPackage(): Promise<void> {
   rmSync(PACKAGE_DIR, { recursive: true, force: true });

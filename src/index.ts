@@ -2,7 +2,8 @@
  * The converge library (`import … from "converge"`): everything a program embedding converge needs,
  * re-exported from one place, and nothing that loads a database driver. Those have their own entry
  * points, so a process that never opens Redis never loads ioredis: `converge/sqlite` (SqliteStore),
- * `converge/redis` (RedisStore), `converge/stores` (openStore: the store a configuration names).
+ * `converge/redis` (RedisStore), `converge/stores` (openStore: the store a configuration names);
+ * and so do model-driven agents: `converge/llm` (the AI SDK is loaded only by programs that use it).
  */
 export * from "./core/errors.ts";
 export { Identity } from "./core/identity.ts";

@@ -23,7 +23,7 @@ describe("the package's exports", () => {
       expect(target.types, subpath).toBe(`./dist/lib/${name}.d.ts`);
       expect(ENTRIES, subpath).toContain(`${name}.ts`);
     }
-    expect(subpaths.map(([k]) => k)).toEqual([".", "./sqlite", "./redis", "./stores"]);
+    expect(subpaths.map(([k]) => k)).toEqual([".", "./sqlite", "./redis", "./stores", "./llm"]);
   });
 
   test("every error class in the library is exported by one of the entry points", async () => {

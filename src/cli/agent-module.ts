@@ -19,6 +19,8 @@ export async function loadAgentModule(
   path: string,
   baseDir: string,
   extra: { capabilities?: string[]; topics?: string[] } = {},
+  /** The configured model (`llm` in the config), given to a factory as `converge.llm`. */
+  llm?: unknown,
 ): Promise<{ file: string; make: AgentFactory }> {
   const file = isAbsolute(path) ? path : resolve(baseDir, path);
   const ext = extname(file);
@@ -38,7 +40,9 @@ export async function loadAgentModule(
     try {
       // The whole API, drivers included: a module run by the binary cannot import converge/sqlite either.
       const drivers = await Promise.all([import("../sqlite.ts"), import("../redis.ts"), import("../stores.ts")]);
-      exported = await (exported as (converge: typeof api) => unknown)(Object.assign({}, api, ...drivers));
+      exported = await (exported as (converge: typeof api & { llm?: unknown }) => unknown)(
+        Object.assign({}, api, ...drivers, { llm }),
+      );
     } catch (err) {
       throw new ConfigError(
         `agent module ${file}: its default export function threw: ${(err as Error)?.message ?? String(err)}`,

@@ -12,6 +12,7 @@ import { dirname, extname, resolve } from "node:path";
 import { parseTOML, parseYAML } from "confbox";
 import { ConfigError } from "../core/errors.ts";
 import { PRINTABLE_MAX, printable, quoted } from "../core/text.ts";
+import { LLM_DOCS, LLM_KEYS, type LlmConfig, parseLlmConfig } from "../llm/config.ts";
 
 export interface Config {
   transport: "local" | "tcp";
@@ -31,12 +32,25 @@ export interface Config {
   http_port?: number;
   shutdown_grace_sec: number;
   claim_ttl_sec: number;
+  /** Model-driven agents (the `llm` mapping, see src/llm/config.ts). */
+  llm?: LlmConfig;
   /** Where the file was, for resolving relative paths in it; undefined without a file. */
   configDir?: string;
 }
 
-/** "path": a file or directory; `~` is expanded (expandPath). "port": 0 asks the kernel for a free one. */
-type Kind = "string" | "path" | "port" | "positive-int" | "non-negative-number" | "positive-number" | "list";
+/**
+ * "path": a file or directory; `~` is expanded (expandPath). "port": 0 asks the kernel for a free one.
+ * "mapping": a nested table (`llm`), parsed by its own module.
+ */
+type Kind =
+  | "string"
+  | "path"
+  | "port"
+  | "positive-int"
+  | "non-negative-number"
+  | "positive-number"
+  | "list"
+  | "mapping";
 const KEYS: Record<string, { kind: Kind; doc: string }> = {
   transport: { kind: "string", doc: "local (default) or tcp" },
   host: { kind: "string", doc: "host for network transports (default 127.0.0.1)" },
@@ -63,9 +77,11 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
     doc: "how long running tasks may finish on shutdown (default 10)",
   },
   claim_ttl_sec: { kind: "positive-number", doc: "lease length for tasks that set none (default 30)" },
+  llm: { kind: "mapping", doc: "model-driven agents: the llm.* keys below (scalars also as CONVERGE_LLM_<KEY>)" },
 };
+/** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
-export const CONFIG_DOCS = KEYS;
+export const CONFIG_DOCS: Record<string, { doc: string }> = { ...KEYS, ...LLM_DOCS };
 
 const DEFAULTS = {
   transport: "local",
@@ -94,7 +110,9 @@ export function loadConfig(
 ): LoadResult {
   const warnings: string[] = [];
   const raw: Record<string, unknown> = {};
+  let llmFromFile: unknown;
   for (const key of CONFIG_KEYS) {
+    if (key === "llm") continue;
     const v = env[`CONVERGE_${key.toUpperCase()}`];
     if (v !== undefined && v !== "") raw[key] = v;
   }
@@ -111,15 +129,34 @@ export function loadConfig(
         );
         continue;
       }
-      raw[k] = v;
+      if (k === "llm") llmFromFile = v;
+      else raw[k] = v;
     }
   }
   for (const item of sets) {
     const [key, value] = parseSet(item);
-    if (value === undefined) delete raw[key];
+    if (key === "llm") llmFromFile = value;
+    else if (key.startsWith("llm.")) {
+      const mapping = typeof llmFromFile === "object" && llmFromFile !== null ? { ...llmFromFile } : {};
+      const k = key.slice(4);
+      if (value === undefined) delete (mapping as Record<string, unknown>)[k];
+      else (mapping as Record<string, unknown>)[k] = value;
+      llmFromFile = mapping;
+    } else if (value === undefined) delete raw[key];
     else raw[key] = value;
   }
-  return { config: validate(raw, configDir), warnings, file };
+  const config = validate(raw, configDir);
+  const llm = parseLlmConfig(llmFromFile, env, {
+    configDir,
+    warn: (k) => {
+      const near = nearest(k, LLM_KEYS);
+      warnings.push(
+        `unknown config key ${quoted(`llm.${k}`)} in ${printable(file ?? "--set")}${near ? `; did you mean "llm.${near}"?` : ""} (ignored)`,
+      );
+    },
+  });
+  if (llm) config.llm = llm;
+  return { config, warnings, file };
 }
 
 /**
@@ -132,7 +169,8 @@ function parseSet(item: string): [string, unknown] {
   if (eq <= 0) throw new ConfigError(`--set takes KEY=VALUE, got ${quoted(item)}`);
   const key = item.slice(0, eq).trim();
   const text = item.slice(eq + 1);
-  if (!(key in KEYS)) {
+  const llmKey = key.startsWith("llm.") && (LLM_KEYS as readonly string[]).includes(key.slice(4));
+  if (!(key in KEYS) && !llmKey) {
     const near = nearest(key, CONFIG_KEYS);
     throw new ConfigError(
       `--set ${quoted(key)}: no such config key${near ? `; did you mean "${near}"?` : ""} (see converge run --help)`,
@@ -296,6 +334,8 @@ function coerce(key: string, value: unknown): unknown {
       if (items.some((x) => CONTROL.test(x))) throw bad("a list of strings without control characters");
       return (items as string[]).map((x) => x.trim()).filter(Boolean);
     }
+    case "mapping":
+      return value;
   }
 }
 

@@ -25,6 +25,7 @@ import { LocalTransport } from "../transport/local.ts";
 import { TcpTransport } from "../transport/tcp.ts";
 import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
+import type { LlmSetup } from "../llm/setup.ts";
 import type { Config } from "./config.ts";
 import { type Heartbeat, heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
 
@@ -38,6 +39,8 @@ export interface Fleet {
   readonly pools: PoolManager | undefined;
   readonly poolId: string | undefined;
   readonly agentModule: string | undefined;
+  /** What the `llm` mapping set up, e.g. "openai gpt-4o-mini, worker". */
+  readonly llm: string | undefined;
   /** http://host:port of /healthz, /readyz and /metrics when http_port is set. */
   readonly httpUrl: string | undefined;
   stop(): Promise<void>;
@@ -96,17 +99,24 @@ export async function startFleet(config: Config): Promise<Fleet> {
   let make: AgentFactory;
   let agentModule: string | undefined;
   const extra = { capabilities: config.capabilities, topics: config.topics };
+  // The LLM part is loaded only when configured; its key and files are checked before anything starts.
+  const llm: LlmSetup | undefined = config.llm
+    ? (await import("../llm/setup.ts")).prepareLlm(config.llm, process.env)
+    : undefined;
   if (config.agent) {
-    const loaded = await loadAgentModule(config.agent, config.configDir ?? process.cwd(), extra);
+    const loaded = await loadAgentModule(config.agent, config.configDir ?? process.cwd(), extra, llm?.api);
     make = loaded.make;
     agentModule = loaded.file;
+  } else if (llm) {
+    make = (identity) => llm.agentFor(identity, extra);
   } else {
     make = (identity) =>
       new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
   }
 
   const configured = await openStore(config);
-  const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
+  const needsManagers =
+    config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined || llm !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
   const runtimes: AgentRuntime[] = [];
   const transports: Transport[] = [];
@@ -130,6 +140,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
       // First, so that no beat mistakes the agents unregistering below for a store that lost them.
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
+      await llm?.close().catch(step("stopping the MCP servers"));
       // Those bound before their runtime started (a runtime stops its own; stopping twice is a no-op).
       await Promise.all(transports.map((t) => t.stop().catch(step("stopping a transport"))));
       if (joined)
@@ -146,10 +157,15 @@ export async function startFleet(config: Config): Promise<Fleet> {
         // The store says whether real writes succeed and what its backend alone can see (store/front.ts).
         health: store?.health ? () => store.health!() : undefined,
         ready: () => notReady,
-        metrics: () => collectMetrics(runtimes).render(),
+        metrics: () => {
+          const m = collectMetrics(runtimes);
+          llm?.addMetrics(m);
+          return m.render();
+        },
       });
     }
     if (config.pool_id) await pools!.create({ id: config.pool_id });
+    await llm?.bind(store!);
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
       let transport: Transport;
@@ -207,5 +223,16 @@ export async function startFleet(config: Config): Promise<Fleet> {
     throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
   notReady = null;
-  return { runtimes, store, discovery, tasks, pools, poolId: config.pool_id, agentModule, httpUrl: http?.url, stop };
+  return {
+    runtimes,
+    store,
+    discovery,
+    tasks,
+    pools,
+    poolId: config.pool_id,
+    agentModule,
+    llm: llm?.description,
+    httpUrl: http?.url,
+    stop,
+  };
 }

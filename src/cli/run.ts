@@ -67,6 +67,7 @@ function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
   out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
   if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
   if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);
+  if (fleet.llm) out(`llm: ${fleet.llm}`);
   if (fleet.httpUrl) out(`health and metrics: ${fleet.httpUrl}/healthz /readyz /metrics`);
 }
 
@@ -81,7 +82,7 @@ function summary(fleet: Fleet, seconds: number): string {
     completed += r.worker?.stats.completed ?? 0;
     failed += r.worker?.stats.failed ?? 0;
   }
-  const tasks = fleet.agentModule ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
+  const tasks = fleet.agentModule || fleet.llm ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
   const [agents, messages] = [count(fleet.runtimes.length, "agent"), count(received, "message")];
   return `stopped ${agents} after ${seconds.toFixed(1)} s: ${messages} received, ${sent} sent${tasks}`;
 }
