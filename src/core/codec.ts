@@ -308,16 +308,35 @@ export function encode(value: Packable): Uint8Array {
   return encodeWith((w) => w.value(value));
 }
 
-/** A strict msgpack reader over one buffer; `pos` may be read to slice out raw sub-values. */
+/**
+ * A strict msgpack reader over one buffer; `pos` may be read to slice out raw sub-values.
+ *
+ * `maxElements` is a decode budget: array elements and map entries, counted over everything this
+ * reader decodes. A header announcing more than what is left is refused before anything is built,
+ * so a small frame cannot make the decoder spend seconds on hundreds of thousands of keys.
+ */
 export class MsgpackReader {
   pos: number;
+  /** What is left of the decode budget. */
+  elementsLeft: number;
 
   constructor(
     readonly buf: Uint8Array,
     start = 0,
     readonly end = buf.length,
+    readonly maxElements = Infinity,
   ) {
     this.pos = start;
+    this.elementsLeft = maxElements;
+  }
+
+  /** Spends `n` of the decode budget, or throws DecodeError saying the limit. */
+  private spend(n: number): void {
+    this.elementsLeft -= n;
+    if (this.elementsLeft < 0)
+      throw new DecodeError(
+        `msgpack value holds more than ${this.maxElements} elements (array items and map entries), the decode limit`,
+      );
   }
 
   get done(): boolean {
@@ -513,6 +532,7 @@ export class MsgpackReader {
   private array(len: number, depth: number): unknown[] {
     // Each element takes at least one byte: refuse lengths the input cannot hold before allocating.
     this.need(len, "array elements");
+    this.spend(len);
     const out = new Array(len);
     for (let i = 0; i < len; i++) out[i] = this.value(depth + 1);
     return out;
@@ -539,6 +559,7 @@ export class MsgpackReader {
 
   private map(len: number, depth: number): Record<string, unknown> {
     this.need(len * 2, "map entries");
+    this.spend(len);
     const out: Record<string, unknown> = {};
     for (let i = 0; i < len; i++) {
       const key = this.shortKey() ?? this.otherKey(depth);
