@@ -1,7 +1,14 @@
 /** The converge library: everything a program embedding converge needs, re-exported from one place. */
 export * from "./core/errors.ts";
 export { Identity } from "./core/identity.ts";
-export { Message, type MessageInit, type Payload } from "./core/message.ts";
+export {
+  Message,
+  InvalidMessageError,
+  checkWireIds,
+  MAX_MESSAGE_ELEMENTS,
+  type MessageInit,
+  type Payload,
+} from "./core/message.ts";
 export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } from "./core/topic.ts";
 export { encode as msgpackEncode, decode as msgpackDecode } from "./core/codec.ts";
 export {
@@ -27,7 +34,7 @@ export { Agent, type AgentOptions, type Decisions } from "./core/agent.ts";
 export { ToolRegistry, type ToolFn, type ToolEntry } from "./core/tools.ts";
 export { DECLINE, type Store, type Decline, type JsonValue } from "./store/store.ts";
 export { MemoryStore } from "./store/memory.ts";
-export { Logger, logger, configureLogging, type Level } from "./observability/log.ts";
+export { Logger, logger, configureLogging, RateLimitedLog, type Level } from "./observability/log.ts";
 export { openStore, isStoreConfigured, STORE_BACKENDS, type StoreBackend, type StoreConfig } from "./store/open.ts";
 export { FileStore } from "./store/file.ts";
 export { SqliteStore } from "./store/sqlite.ts";
@@ -36,9 +43,12 @@ export type { Transport, KeyLookup, EndpointResolver, MessageListener } from "./
 export { LocalTransport, LocalHub } from "./transport/local.ts";
 export { TcpTransport } from "./transport/tcp.ts";
 export { WebSocketTransport } from "./transport/websocket.ts";
-export { FrameDecoder, encodeFrame, decodeFrame, MAX_FRAME } from "./transport/framing.ts";
+export { FrameDecoder, encodeFrame, decodeFrame, MAX_FRAME, type FrameDecoderOptions } from "./transport/framing.ts";
+export { DEFAULT_LIMITS, type ListenerLimits, type InboundStats } from "./transport/inbound.ts";
+export type { TlsOptions } from "./transport/tls.ts";
 export { unverifiedReason } from "./transport/verify.ts";
 export { IdentityRegistry } from "./network/identity-registry.ts";
+export { DiscoveryKeys, type DiscoveryKeysOptions } from "./network/discovery-keys.ts";
 export {
   DiscoveryService,
   descriptorFor,
@@ -58,9 +68,18 @@ export { TrustManager } from "./policy/trust.ts";
 export { decide as governanceDecide } from "./policy/governance.ts";
 export { ActionPolicy, ResourceLimits } from "./policy/safety.ts";
 export { AgentRuntime, type RuntimeOptions } from "./runtime/runtime.ts";
+export {
+  MessageGate,
+  isVerified,
+  verificationOf,
+  type VerifyMode,
+  type MessageGateOptions,
+  type GateStats,
+  type RefusalReason,
+} from "./runtime/message-gate.ts";
 export { Executor, type DecisionResult, type DecisionGuard, type DecisionHandler } from "./runtime/executor.ts";
 export { TaskWorker } from "./runtime/worker.ts";
 export { ModuleAgent, type AgentSpec } from "./runtime/module-agent.ts";
-export type { TaskContext, MessageContext } from "./core/agent.ts";
+export type { TaskContext, MessageContext, Verification } from "./core/agent.ts";
 export { Metrics } from "./observability/metrics.ts";
 export { ReplayLog, readReplayFile } from "./observability/replay.ts";

@@ -13,6 +13,7 @@ import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
+import { IdentityRegistry } from "../network/identity-registry.ts";
 import { startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
 import { collectMetrics } from "../runtime/metrics.ts";
@@ -26,6 +27,7 @@ import type { Transport } from "../transport/transport.ts";
 import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { Config } from "./config.ts";
 import { heartbeatMsFor, startHeartbeat } from "./liveness.ts";
+import { listenerLimits, messageChecks, tlsOptions } from "./transport-config.ts";
 
 const log = logger("run");
 
@@ -47,12 +49,12 @@ export interface Fleet {
  * interface (0.0.0.0, ::) advertises this host's first external IPv4 address (or its hostname);
  * null lets the runtime take the transport's own address.
  */
-export function advertisedEndpoint(host: string, port: number): string | null {
+export function advertisedEndpoint(host: string, port: number, scheme = "tcp"): string | null {
   if (host !== "0.0.0.0" && host !== "::") return null;
   const external = Object.values(networkInterfaces())
     .flat()
     .find((a) => a && a.family === "IPv4" && !a.internal);
-  return `tcp://${external?.address ?? hostname()}:${port}`;
+  return `${scheme}://${external?.address ?? hostname()}:${port}`;
 }
 
 /** Agent i keeps its identity in `<dir>/agent-<i>.key`, created on first use. */
@@ -83,6 +85,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
       new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
   }
 
+  // Read before the store opens: a missing certificate file is one line, with nothing to undo.
+  const tcp = config.transport === "tcp" ? { tls: tlsOptions(config), limits: listenerLimits(config) } : undefined;
   const configured = await openStore(config);
   const needsManagers = config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined;
   const store = configured ?? (needsManagers ? new MemoryStore() : undefined);
@@ -108,6 +112,11 @@ export async function startFleet(config: Config): Promise<Fleet> {
       await store?.close().catch(step("closing the store"));
     })());
 
+  // Every arrival is checked against the senders' keys: this process's own agents, then discovery.
+  const registry = new IdentityRegistry();
+  const keys = discovery ? discovery.keys(registry) : registry;
+  const checks = messageChecks(config);
+
   try {
     if (config.http_port !== undefined) {
       http = startHealthServer({
@@ -121,14 +130,15 @@ export async function startFleet(config: Config): Promise<Fleet> {
     if (config.pool_id) await pools!.create({ id: config.pool_id });
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
-      const transport: Transport =
-        config.transport === "tcp"
-          ? new TcpTransport({
-              host: config.host,
-              port: config.port + i,
-              resolve: discovery ? endpointResolver(discovery) : undefined,
-            })
-          : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
+      registry.register(agent.identity);
+      const transport: Transport = tcp
+        ? new TcpTransport({
+            host: config.host,
+            port: config.port + i,
+            resolve: discovery ? endpointResolver(discovery) : undefined,
+            ...tcp,
+          })
+        : new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
       runtimes.push(
         new AgentRuntime(agent, {
           transport,
@@ -136,8 +146,15 @@ export async function startFleet(config: Config): Promise<Fleet> {
           poolManager: pools,
           discovery,
           descriptor: discovery
-            ? descriptorFor(agent, config.transport === "tcp" ? advertisedEndpoint(config.host, config.port + i) : null)
+            ? descriptorFor(
+                agent,
+                tcp ? advertisedEndpoint(config.host, config.port + i, tcp.tls?.cert ? "tls" : "tcp") : null,
+              )
             : undefined,
+          verifyMessages: checks.mode,
+          keys,
+          replayWindowMs: checks.replayWindowMs,
+          maxClockSkewMs: checks.maxClockSkewMs,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
         }),

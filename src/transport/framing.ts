@@ -62,16 +62,17 @@ function readLength(buf: Uint8Array, at: number): number {
  */
 function checkLength(len: number, max: number): void {
   if (len === 0) throw new FrameError("zero-length frame");
-  if (len > max) throw new FrameError(`${oversizeWhy(len)}frame of ${len} bytes exceeds the ${max} byte limit`);
+  if (len > max) throw new FrameError(oversizeWhy(len) ?? `frame of ${len} bytes exceeds the ${max} byte limit`);
 }
-function oversizeWhy(len: number): string {
+function oversizeWhy(len: number): string | undefined {
   const b0 = len >>> 24;
   const b1 = (len >>> 16) & 0xff;
-  if (b0 === 0x16 && b1 === 0x03)
-    return "the peer opened a TLS handshake, but this listener speaks plain TCP (give it tls_cert and tls_key, or dial tcp://): ";
+  // A TLS record: 0x16 handshake (a client's hello), 0x15 alert (a TLS listener refusing a plain client).
+  if ((b0 === 0x16 || b0 === 0x15) && b1 === 0x03)
+    return "these bytes are TLS, not converge frames: one side speaks TLS and the other plain TCP (use tls:// on both sides, or neither)";
   const text = String.fromCharCode(b0, b1, (len >>> 8) & 0xff, len & 0xff);
-  if (/^(GET |POST|PUT |HEAD|PRI )$/.test(text)) return "the peer sent an HTTP request, not converge frames: ";
-  return "";
+  if (/^(GET |POST|PUT |HEAD|PRI )$/.test(text)) return "the peer sent an HTTP request, not converge frames";
+  return undefined;
 }
 function checkFirstByte(b: number): void {
   if ((b & 0xf0) !== 0x80 && b !== 0xde && b !== 0xdf) {

@@ -34,9 +34,10 @@ export interface NetworkTransportOptions {
   /** What peers dialling in may hold, and for how long (inbound.ts); each has a safe default. */
   limits?: ListenerLimits;
   /**
-   * TLS, as the Python original's ssl_context: the listener speaks TLS (tls:// or wss://; needs
-   * cert and key), and so do connections routed by a transport topic. Connections to an endpoint
-   * from the resolver follow its scheme (tcp:// plain, tls:// TLS), verified against `ca`.
+   * TLS, as the Python original's ssl_context. With cert and key the listener speaks TLS (tls://,
+   * wss://), and so do connections routed by a transport topic; a transport that does not listen
+   * uses TLS for those whenever `tls` is given. Connections to an endpoint from the resolver follow
+   * its scheme (tcp:// plain, tls:// TLS). Peers are verified against `ca` (default: the system's).
    */
   tls?: TlsOptions;
 }
@@ -66,6 +67,8 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
   /** Limits and counters of the connections peers open to this transport's listener. */
   readonly inbound: InboundGuard;
   protected readonly tls: TlsOptions | undefined;
+  /** The listener speaks TLS. */
+  protected readonly listensTls: boolean;
   readonly #tlsScheme: string;
   readonly #scheme: string;
   readonly #name: string;
@@ -85,7 +88,10 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     this.log = kind.log;
     this.tls = options.tls;
     this.#tlsScheme = kind.tlsScheme;
-    this.#scheme = options.tls ? kind.tlsScheme : kind.scheme;
+    const listens = options.listen ?? true;
+    const tlsOn = !!options.tls && (!listens || !!(options.tls.cert && options.tls.key));
+    this.#scheme = tlsOn ? kind.tlsScheme : kind.scheme;
+    this.listensTls = tlsOn && listens;
     this.#name = kind.name;
     this.#topics = kind.topics;
     this.host = normaliseHost(options.host ?? "127.0.0.1");
@@ -96,10 +102,10 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#stopGraceMs = options.stopGraceMs ?? 1000;
     this.maxFrame = options.maxFrame ?? MAX_FRAME;
-    const schemes = options.tls ? [kind.tlsScheme, kind.scheme] : [kind.scheme, kind.tlsScheme];
+    const schemes = tlsOn ? [kind.tlsScheme, kind.scheme] : [kind.scheme, kind.tlsScheme];
     this.#routing = { namespaces: kind.topics, schemes, resolve: options.resolve };
     try {
-      if (options.tls && this.#listen) listenerTls(options.tls);
+      if (tlsOn && this.#listen) listenerTls(options.tls!);
       this.inbound = new InboundGuard(options.limits, this.log);
     } catch (err) {
       throw new TransportError(`invalid ${kind.name} transport options: ${(err as Error).message}`, { cause: err });

@@ -43,7 +43,7 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
   }
 
   protected listen(port: number): TCPSocketListener<Conn> {
-    const tls = this.tls ? listenerTls(this.tls) : undefined;
+    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
     return Bun.listen<Conn>({
       hostname: this.host,
       port,
@@ -88,7 +88,7 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
       }),
       close: () => s.terminate(),
       // A TLS handshake is held to the frame deadline too: it ends when the first data can flow.
-      frameStart: this.tls ? now : 0,
+      frameStart: this.listensTls ? now : 0,
       framesSeen: 0,
       lastActive: now,
     };

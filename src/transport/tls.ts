@@ -50,13 +50,13 @@ export function dialHandshakeFailure(err: { code?: string; message?: string } | 
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
     return `TLS handshake failed: the peer's certificate is not for this host (${text})`;
   if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code))
-    return `TLS handshake failed: the peer's certificate is not signed by a trusted CA (${code}; give its CA bundle, e.g. tls_ca or --tls-ca)`;
+    return `TLS handshake failed: the peer's certificate is not signed by a trusted CA (${code}; give its CA bundle: tls_ca, or --tls-ca)`;
   if (/CERTIFICATE_REQUIRED/.test(text))
-    return "TLS handshake failed: the peer requires a client certificate (give one, e.g. tls_cert and tls_key)";
+    return "TLS handshake failed: the peer requires a client certificate (give one: tls_cert and tls_key, or --tls-cert and --tls-key)";
   if (/BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN/.test(text))
     return "TLS handshake failed: the peer refused our client certificate";
   if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER/.test(text) || code === "ECONNRESET" || !code)
-    return "TLS handshake failed: the peer does not speak TLS on this port (is it a plain tcp:// listener?)";
+    return "TLS handshake failed: the peer does not speak TLS on this port (is it a plain tcp:// or ws:// listener?)";
   return `TLS handshake failed: ${code}${text ? ` (${text})` : ""}`;
 }
 

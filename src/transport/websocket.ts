@@ -41,7 +41,7 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
   }
 
   protected listen(port: number): TCPSocketListener<Conn> {
-    const tls = this.tls ? listenerTls(this.tls) : undefined;
+    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
     return Bun.listen<Conn>({
       hostname: this.host,
       port,

@@ -88,7 +88,9 @@ export class WsPeer extends PooledPeer {
       failure ||=
         scheme === "wss" && !this.#open && e.error?.code !== "ECONNREFUSED"
           ? dialHandshakeFailure(e.error ?? { message: e.message })
-          : dialFailure(e.error?.code, e.message ?? "connection error");
+          : e.error?.code === "ECONNRESET" && !this.#open
+            ? "the peer reset the connection (if it listens with TLS, dial wss://)"
+            : dialFailure(e.error?.code, e.message ?? "connection error");
     };
     ws.onmessage = (ev) => {
       if (!(ev.data instanceof ArrayBuffer)) return;

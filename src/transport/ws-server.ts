@@ -87,6 +87,11 @@ export class WsConnection {
     }
     const end = data === chunk ? chunk.length : this.#filled;
     if (this.#state === "http") {
+      if (data[0] === 0x16)
+        throw new WsProtocolError(
+          1002,
+          "the peer opened a TLS handshake, but this listener is plain ws:// (use wss:// on both sides, or neither)",
+        );
       start = this.#request(data, end);
       if (start < 0) {
         if (data === chunk) this.#append(chunk);
