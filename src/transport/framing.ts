@@ -123,20 +123,35 @@ export interface FrameDecoderOptions {
   onRefused?: (err: InvalidMessageError) => void;
 }
 
-/** An unfinished frame's buffer at most this big is kept for the next one. */
-const KEEP_BUFFER = 16 * 1024;
+/** Pieces of an unfinished frame smaller than this are copied together; larger ones are kept as they came. */
+const SMALL_PIECE = 16 * 1024;
+/** Capacity of the buffer small pieces are copied into (a new one is started when it is full). */
+const SMALL_BUFFER = 64 * 1024;
 
 /**
  * Feed it chunks; it calls `onMessage` for every complete frame, in order. On the first framing
  * error `push` throws a FrameError and the decoder refuses everything after (the stream position
  * is lost, so the connection must be closed). Messages decoded before the error were delivered.
- * `dispose()` gives the buffer back to the budget: call it when the connection closes.
+ *
+ * An unfinished frame is held as the pieces it arrived in: a large piece is kept as it came (no
+ * copy: the decoder may keep a reference to a chunk, so do not change a chunk after pushing it),
+ * small ones are copied together, so a peer sending one byte at a time costs one buffer, not one
+ * object per byte. What is held is counted in the budget by the memory it really pins (a piece's
+ * whole backing buffer), and is joined once, when the frame completes. `dispose()` gives it all
+ * back: call it when the connection closes.
  */
 export class FrameDecoder {
-  /** An unfinished frame, prefix included: `#buf[0, #filled)`; `#need` is its full size once the prefix is known. */
-  #buf = new Uint8Array(0);
+  /** The length prefix as it arrives (a prefix can be split across chunks). */
+  readonly #prefix = new Uint8Array(HEADER);
+  /** Bytes of the unfinished frame so far, prefix included; `#need` is its full size once the prefix is known. */
   #filled = 0;
   #need = -1;
+  /** The body so far: kept pieces, then `#small[0, #smallFilled)`. */
+  #pieces: Uint8Array[] = [];
+  #small: Uint8Array | null = null;
+  #smallFilled = 0;
+  /** Budget bytes held for the pieces and the small buffer. */
+  #reserved = 0;
   #failed: FrameError | null = null;
   readonly #onMessage: (message: Message) => void;
   readonly #maxFrame: number;
@@ -174,10 +189,13 @@ export class FrameDecoder {
     }
   }
 
-  /** Drops the unfinished frame and returns its buffer to the budget. Idempotent. */
+  /** Drops the unfinished frame and returns what it held to the budget. Idempotent. */
   dispose(): void {
-    this.#budget?.release(this.#buf.length);
-    this.#buf = new Uint8Array(0);
+    this.#budget?.release(this.#reserved);
+    this.#reserved = 0;
+    this.#pieces = [];
+    this.#small = null;
+    this.#smallFilled = 0;
     this.#filled = 0;
     this.#need = -1;
   }
@@ -215,55 +233,76 @@ export class FrameDecoder {
   #continue(chunk: Uint8Array, from: number): number {
     let at = from;
     if (this.#filled < HEADER) {
-      at += this.#append(chunk, at, HEADER - this.#filled);
+      while (this.#filled < HEADER && at < chunk.length) this.#prefix[this.#filled++] = chunk[at++]!;
       if (this.#filled < HEADER) return at;
-      const len = readLength(this.#buf, 0);
+      const len = readLength(this.#prefix, 0);
       checkLength(len, this.#maxFrame);
       this.#need = HEADER + len;
     }
     if (at === chunk.length) return at;
     if (this.#filled === HEADER) checkFirstByte(chunk[at]!);
-    at += this.#append(chunk, at, this.#need - this.#filled);
-    if (this.#filled === this.#need) {
-      const frame = this.#buf;
-      const need = this.#need;
-      this.#filled = 0;
-      this.#need = -1;
-      if (frame.length > KEEP_BUFFER) this.#resize(0); // do not hold on to big buffers
-      this.#frame(frame, HEADER, need);
-    }
-    return at;
-  }
-
-  /**
-   * Copies up to `max` bytes; the buffer grows with what actually arrived (doubling), never to the
-   * announced length at once, so a peer announcing 10 MiB and sending little costs little.
-   */
-  #append(chunk: Uint8Array, at: number, max: number): number {
-    const n = Math.min(max, chunk.length - at);
-    const want = this.#filled + n;
-    if (want > this.#buf.length) {
-      let size = Math.max(256, this.#buf.length * 2);
-      while (size < want) size *= 2;
-      if (this.#need > 0) size = Math.min(size, Math.max(want, this.#need));
-      this.#resize(size);
-    }
-    this.#buf.set(chunk.subarray(at, at + n), this.#filled);
+    const n = Math.min(this.#need - this.#filled, chunk.length - at);
+    const piece = chunk.subarray(at, at + n);
     this.#filled += n;
-    return n;
+    if (this.#filled < this.#need) {
+      this.#keep(piece);
+      return at + n;
+    }
+    // Complete: decode from the piece itself when it is the whole body, else join the pieces once.
+    let body: Uint8Array;
+    if (this.#pieces.length === 0 && this.#smallFilled === 0) body = piece;
+    else if (this.#pieces.length === 0 && this.#small!.length === this.#smallFilled + n) {
+      this.#small!.set(piece, this.#smallFilled);
+      body = this.#small!;
+    } else body = this.#join(piece);
+    this.dispose();
+    this.#frame(body, 0, body.length);
+    return at + n;
   }
 
-  /** A buffer of `size` bytes holding what was filled, accounted in the budget (throws FrameError past it). */
-  #resize(size: number): void {
-    const old = this.#buf;
-    if (this.#budget && size > old.length && !this.#budget.reserve(size - old.length)) {
+  #keep(piece: Uint8Array): void {
+    if (piece.length >= SMALL_PIECE) {
+      this.#sealSmall();
+      // A piece pins its whole backing buffer: that is what it costs.
+      this.#reserve(piece.buffer.byteLength);
+      this.#pieces.push(piece);
+      return;
+    }
+    if (!this.#small || this.#smallFilled + piece.length > this.#small.length) {
+      this.#sealSmall();
+      // Sized to what is left of the body: a small frame gets exactly its size (and needs no join).
+      const size = Math.min(SMALL_BUFFER, this.#need - this.#filled + piece.length);
+      this.#reserve(size);
+      this.#small = new Uint8Array(size);
+    }
+    this.#small.set(piece, this.#smallFilled);
+    this.#smallFilled += piece.length;
+  }
+
+  /** The small buffer so far becomes a piece (its reservation stays with it). */
+  #sealSmall(): void {
+    if (this.#small && this.#smallFilled > 0) this.#pieces.push(this.#small.subarray(0, this.#smallFilled));
+    this.#small = null;
+    this.#smallFilled = 0;
+  }
+
+  #reserve(n: number): void {
+    if (this.#budget && !this.#budget.reserve(n))
       throw new FrameError(
         `unfinished frames would hold more than ${this.#budget.limit} bytes across this listener's connections (its buffer limit)`,
       );
+    this.#reserved += n;
+  }
+
+  #join(last: Uint8Array): Uint8Array {
+    this.#sealSmall();
+    const body = new Uint8Array(this.#need - HEADER);
+    let at = 0;
+    for (const p of this.#pieces) {
+      body.set(p, at);
+      at += p.length;
     }
-    if (size < old.length) this.#budget?.release(old.length - size);
-    const next = new Uint8Array(size);
-    if (this.#filled > 0) next.set(old.subarray(0, this.#filled));
-    this.#buf = next;
+    body.set(last, at);
+    return body;
   }
 }

@@ -29,6 +29,9 @@ export interface ListenerLimits {
   maxMessageElements?: number;
 }
 
+/** Bytes a closing connection must give back for a garbage collection to be asked for. */
+const RECLAIM_AFTER = 4 * 1024 * 1024;
+
 export const DEFAULT_LIMITS: Readonly<Required<ListenerLimits>> = Object.freeze({
   maxConnections: 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
@@ -91,6 +94,7 @@ export class InboundGuard {
   readonly warnings: RateLimitedLog;
   readonly #connections = new Set<Inbound>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  #reclaim: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     limits: ListenerLimits | undefined,
@@ -127,10 +131,26 @@ export class InboundGuard {
 
   /** Forgets a closed connection and gives its buffer back. True when it was tracked. */
   remove(c: Inbound): boolean {
+    const before = this.budget.used;
     c.parser.dispose();
+    if (before - this.budget.used >= RECLAIM_AFTER) this.#reclaimSoon();
     const had = this.#connections.delete(c);
     if (this.#connections.size === 0) this.#stopSweeping();
     return had;
+  }
+
+  /**
+   * Large buffers live outside the JS heap, and the garbage collector, which sees only their
+   * handles, may leave them for many seconds: after a connection gave back megabytes, ask for a
+   * collection (at most once a second), so that memory returns when the offending peers leave.
+   */
+  #reclaimSoon(): void {
+    if (this.#reclaim) return;
+    this.#reclaim = setTimeout(() => {
+      this.#reclaim = undefined;
+      Bun.gc(true);
+    }, 1000);
+    this.#reclaim.unref?.();
   }
 
   /** After each chunk: when the unfinished frame started, and that the connection is alive. */
