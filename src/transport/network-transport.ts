@@ -105,7 +105,8 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     const schemes = tlsOn ? [kind.tlsScheme, kind.scheme] : [kind.scheme, kind.tlsScheme];
     this.#routing = { namespaces: kind.topics, schemes, resolve: options.resolve };
     try {
-      if (tlsOn && this.#listen) listenerTls(options.tls!);
+      const t = options.tls;
+      if (listens && t && (t.cert || t.key || t.requireClientCert)) listenerTls(t);
       this.inbound = new InboundGuard(options.limits, this.log);
     } catch (err) {
       throw new TransportError(`invalid ${kind.name} transport options: ${(err as Error).message}`, { cause: err });

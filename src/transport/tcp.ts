@@ -51,7 +51,7 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
       socket: {
         binaryType: "uint8array",
         open: (s) => this.#accept(s),
-        handshake: (s, ok) => this.#handshake(s, ok),
+        handshake: (s, ok, err) => this.#handshake(s, ok, err),
         data: (s, chunk) => this.#received(s, chunk as Uint8Array),
         close: (s) => this.#closed(s),
         error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
@@ -96,14 +96,12 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
     this.inbound.add(conn);
   }
 
-  #handshake(s: Socket<Conn>, ok: boolean): void {
+  #handshake(s: Socket<Conn>, ok: boolean, err: Error | null): void {
     const c = s.data;
     if (!c) return;
-    if (ok) {
-      c.frameStart = 0;
-      return;
-    }
-    this.inbound.reject(c, "tlsFailures", listenHandshakeFailure(!!this.tls?.requireClientCert), this.address);
+    const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+    if (why === null) c.frameStart = 0;
+    else this.inbound.reject(c, "tlsFailures", why, this.address);
   }
 
   #received(s: Socket<Conn>, chunk: Uint8Array): void {

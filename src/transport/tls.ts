@@ -60,9 +60,20 @@ export function dialHandshakeFailure(err: { code?: string; message?: string } | 
   return `TLS handshake failed: ${code}${text ? ` (${text})` : ""}`;
 }
 
-/** Why a handshake a peer started with our listener failed, for the listener's warning. */
-export function listenHandshakeFailure(requireClientCert: boolean): string {
+/**
+ * Why the handshake a peer started with our listener failed, or null when it succeeded. With
+ * client certificates required, Bun reports a certificate it could not verify as a successful
+ * handshake with an authorization error (and then closes): that is a failure too.
+ */
+export function listenHandshakeFailure(
+  ok: boolean,
+  authorizationError: { code?: string } | null | undefined,
+  requireClientCert: boolean,
+): string | null {
+  if (ok && !(requireClientCert && authorizationError)) return null;
+  if (ok)
+    return `TLS handshake failed: the peer's client certificate is not signed by our CA (${authorizationError?.code ?? "not authorized"})`;
   return requireClientCert
-    ? "TLS handshake failed: the peer is not speaking TLS, or presented no client certificate signed by our CA, or refused our certificate"
+    ? "TLS handshake failed: the peer is not speaking TLS, or presented no client certificate, or refused our certificate"
     : "TLS handshake failed: the peer is not speaking TLS (a plaintext client?) or refused our certificate";
 }

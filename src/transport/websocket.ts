@@ -49,14 +49,9 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
       socket: {
         binaryType: "uint8array",
         open: (s) => this.#accept(s),
-        handshake: (s, ok) => {
-          if (s.data && !ok)
-            this.inbound.reject(
-              s.data,
-              "tlsFailures",
-              listenHandshakeFailure(!!this.tls?.requireClientCert),
-              this.address,
-            );
+        handshake: (s, ok, err) => {
+          const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+          if (s.data && why !== null) this.inbound.reject(s.data, "tlsFailures", why, this.address);
         },
         data: (s, chunk) => this.#received(s, chunk as Uint8Array),
         drain: (s) => s.data?.parser.flushed(),
