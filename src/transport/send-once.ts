@@ -102,7 +102,9 @@ export async function sendFrameOnce(to: Endpoint, frame: Uint8Array, options: Se
     // Over TLS 1.3 a listener refuses a client certificate after our side finished the handshake.
     if (tls && code === "EPROTO")
       throw fail(dialHandshakeFailure(outcome as { code?: string; message?: string }), outcome);
-    const hint = !tls ? "; if it listens with TLS, use tls://" : "";
+    const hint = !tls
+      ? "; if it listens with TLS, use tls://"
+      : "; a listener that requires client certificates does this when it does not accept ours";
     throw fail(
       code === "ECONNRESET" || code === "EPIPE"
         ? `the peer reset the connection before confirming it read the message (${code}${hint})`
