@@ -23,7 +23,7 @@
  */
 import type { Identity } from "../core/identity.ts";
 import type { Verification } from "../core/agent.ts";
-import type { Message } from "../core/message.ts";
+import { isAgentId, type Message } from "../core/message.ts";
 import { printable } from "../core/text.ts";
 import { RateLimitedLog, logger, type Logger } from "../observability/log.ts";
 import type { KeyLookup } from "../transport/transport.ts";
@@ -81,8 +81,6 @@ export function isVerified(message: Message): boolean {
 
 type Verdict = Verification | { refused: RefusalReason; why: string };
 type Deliver = (message: Message, verification: Verification) => void;
-
-const FINGERPRINT = /^[0-9a-f]{64}$/;
 
 export class MessageGate {
   readonly mode: VerifyMode;
@@ -179,7 +177,7 @@ export class MessageGate {
 
   /** The sender's key, undefined, or a promise of one; the "no key" marker when nothing needs looking up. */
   #keyFor(m: Message): KeyResult | Promise<KeyResult> {
-    if (this.mode === "off" || !this.keys || !FINGERPRINT.test(m.sender)) return NO_LOOKUP;
+    if (this.mode === "off" || !this.keys || !isAgentId(m.sender)) return NO_LOOKUP;
     // A known replay needs no lookup (it is refused anyway).
     if (this.#windowMs > 0 && this.#seen.has(seenKey(m))) return NO_LOOKUP;
     try {

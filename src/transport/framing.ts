@@ -8,6 +8,7 @@
  * a buffer that grows with what arrived and counts against the listener's BufferBudget.
  */
 import { DecodeError, TransportError } from "../core/errors.ts";
+import { announcesMoreThan } from "../core/codec.ts";
 import { InvalidMessageError, MAX_MESSAGE_ELEMENTS, Message, checkWireIds } from "../core/message.ts";
 import type { BufferBudget } from "./budget.ts";
 
@@ -245,6 +246,11 @@ export class FrameDecoder {
     const piece = chunk.subarray(at, at + n);
     this.#filled += n;
     if (this.#filled < this.#need) {
+      // A frame that will not fit the decode budget is refused on its first piece, not after 10 MiB.
+      if (this.#filled === HEADER + n && announcesMoreThan(piece, 0, n, this.#maxElements))
+        throw new FrameError(
+          `undecodable frame body: msgpack value holds more than ${this.#maxElements} elements (array items and map entries), the decode limit`,
+        );
       this.#keep(piece);
       return at + n;
     }

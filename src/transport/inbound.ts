@@ -142,13 +142,14 @@ export class InboundGuard {
   /**
    * Large buffers live outside the JS heap, and the garbage collector, which sees only their
    * handles, may leave them for many seconds: after a connection gave back megabytes, ask for a
-   * collection (at most once a second), so that memory returns when the offending peers leave.
+   * collection (at most once a second, and not a blocking one: a full collection would stall the
+   * event loop for tens of milliseconds), so that memory returns when the offending peers leave.
    */
   #reclaimSoon(): void {
     if (this.#reclaim) return;
     this.#reclaim = setTimeout(() => {
       this.#reclaim = undefined;
-      Bun.gc(true);
+      Bun.gc(false);
     }, 1000);
     this.#reclaim.unref?.();
   }

@@ -237,10 +237,10 @@ export class WsConnection {
     if (!control && this.#fragmentBytes + len > this.maxMessage)
       throw new WsProtocolError(1009, `a message exceeded the ${this.maxMessage - 4} byte frame limit`);
     if (end - at < 4 + len) return 0;
-    const mask = at;
+    const mask = data.subarray(at, at + 4);
     at += 4;
+    unmask(data, at, len, mask);
     const payload = data.subarray(at, at + len);
-    for (let i = 0; i < len; i++) payload[i]! ^= data[mask + (i & 3)]!;
     const size = at + len - pos;
     this.#handle(opcode, fin, payload);
     return size;
@@ -353,6 +353,27 @@ export class BudgetError extends Error {
       `unfinished frames would hold more than ${limit} bytes across this listener's connections (its buffer limit)`,
     );
   }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** XORs `data[at, at + len)` with the 4-byte mask, in place; a word at a time where aligned (a 10 MiB message stays cheap). */
+function unmask(data: Uint8Array, at: number, len: number, mask: Uint8Array): void {
+  let i = 0;
+  const base = data.byteOffset + at;
+  while (i < len && (base + i) & 3) {
+    data[at + i]! ^= mask[i & 3]!;
+    i++;
+  }
+  const words = (len - i) >>> 2;
+  if (words > 0 && LITTLE_ENDIAN) {
+    const k =
+      (mask[i & 3]! | (mask[(i + 1) & 3]! << 8) | (mask[(i + 2) & 3]! << 16) | (mask[(i + 3) & 3]! << 24)) >>> 0;
+    const w = new Uint32Array(data.buffer, base + i, words);
+    for (let j = 0; j < words; j++) w[j]! ^= k;
+    i += words * 4;
+  }
+  for (; i < len; i++) data[at + i]! ^= mask[i & 3]!;
 }
 
 function indexOfCrlfCrlf(data: Uint8Array, end: number): number {

@@ -200,11 +200,28 @@ describe("FrameDecoder under hostile input", () => {
     expect(() => new FrameDecoder(() => {}).push(bad)).toThrow(FrameError);
   });
 
+  test("a frame whose first piece announces more elements than the decode budget is refused before the rest arrives", () => {
+    const budget = new BufferBudget(64 * 1024 * 1024);
+    const decoder = new FrameDecoder(() => {}, { budget, maxElements: 1000 });
+    const wide = encodeFrame(
+      new Message({ payload: { list: Array.from({ length: 5000 }, (_, i) => i), pad: "p".repeat(50_000) } }),
+    );
+    expect(() => decoder.push(wide.slice(0, 200))).toThrow(/more than 1000 elements/);
+    expect(budget.used).toBe(0);
+    // Under the budget, the same frame in pieces decodes.
+    const got: Message[] = [];
+    const ok = new FrameDecoder((m) => got.push(m), { budget, maxElements: 5010 }); // the list, its map of two, the wire map of 8
+    ok.push(wide.slice(0, 200));
+    ok.push(wide.slice(200));
+    expect(got[0]!.payload.list).toHaveLength(5000);
+  });
+
   test("the decode budget applies per message", () => {
     const m = new Message({ payload: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i])) });
-    expect(() => new FrameDecoder(() => {}, { maxElements: 49 }).push(encodeFrame(m))).toThrow(/more than 49 elements/);
+    // 50 payload entries and the wire map's 8 fields.
+    expect(() => new FrameDecoder(() => {}, { maxElements: 57 }).push(encodeFrame(m))).toThrow(/more than 57 elements/);
     const got: Message[] = [];
-    new FrameDecoder((x) => got.push(x), { maxElements: 50 }).push(concat([encodeFrame(m), encodeFrame(m)]));
+    new FrameDecoder((x) => got.push(x), { maxElements: 58 }).push(concat([encodeFrame(m), encodeFrame(m)]));
     expect(got).toHaveLength(2);
   });
 
