@@ -9,7 +9,9 @@
  * silently.
  *
  * Over TLS nothing is written before the handshake completed (Bun takes no bytes before it), and
- * a failed handshake rejects the waiting sends with its reason (tls.ts).
+ * a failed handshake rejects the waiting sends with its reason (tls.ts). Under TLS 1.3 a listener
+ * refuses a client certificate only after our side of the handshake completed: frames written by
+ * then are lost like any written to a connection that dies (send-once.ts confirms instead).
  *
  * A pooled connection that died (peer restarted) is re-established once for the frames waiting;
  * if the new connection cannot be made, or dies before carrying a single frame, they are rejected
