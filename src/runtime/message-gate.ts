@@ -125,6 +125,12 @@ export class MessageGate {
     this.#maxQueued = options.maxQueuedPerSender ?? 10_000;
   }
 
+  /** Writes the count of refusal warnings held back (the runtime stops). */
+  flush(): void {
+    this.#refusals.flush();
+    this.#evictions.flush();
+  }
+
   /** Ids the replay window holds now. */
   get remembered(): number {
     return this.#seen.size;

@@ -291,6 +291,7 @@ export class AgentRuntime {
     }
     this.#unsubscribe?.();
     this.#detach?.();
+    this.gate.flush();
     for (const t of this.#timers) clearInterval(t);
     if (this.options.taskManager) stopReaper(this.options.taskManager);
     await Promise.allSettled(this.#loops);
