@@ -7,7 +7,14 @@
  */
 export * from "./core/errors.ts";
 export { Identity } from "./core/identity.ts";
-export { Message, type MessageInit, type Payload } from "./core/message.ts";
+export {
+  Message,
+  InvalidMessageError,
+  checkWireIds,
+  MAX_MESSAGE_ELEMENTS,
+  type MessageInit,
+  type Payload,
+} from "./core/message.ts";
 export { topic, topicToString, topicsEqual, type Topic, type TopicAttributes } from "./core/topic.ts";
 export { encode as msgpackEncode, decode as msgpackDecode, type Packable } from "./core/codec.ts";
 export {
@@ -68,10 +75,21 @@ export { TransportBase } from "./transport/base.ts";
 export { LocalTransport, LocalHub, type LocalTransportOptions } from "./transport/local.ts";
 export { TcpTransport, type TcpTransportOptions } from "./transport/tcp.ts";
 export { WebSocketTransport, type WebSocketTransportOptions } from "./transport/websocket.ts";
-export { FrameDecoder, FrameError, encodeFrame, decodeFrame, MAX_FRAME } from "./transport/framing.ts";
+export {
+  FrameDecoder,
+  FrameError,
+  encodeFrame,
+  decodeFrame,
+  MAX_FRAME,
+  type FrameDecoderOptions,
+} from "./transport/framing.ts";
+export { DEFAULT_LIMITS, type ListenerLimits, type InboundStats } from "./transport/inbound.ts";
+export { BufferBudgetError, WsProtocolError } from "./transport/ws-server.ts";
+export type { TlsOptions } from "./transport/tls.ts";
 export { unverifiedReason } from "./transport/verify.ts";
 
 export { IdentityRegistry } from "./network/identity-registry.ts";
+export { DiscoveryKeys, type DiscoveryKeysOptions } from "./network/discovery-keys.ts";
 export {
   DiscoveryService,
   descriptorFor,
@@ -148,8 +166,18 @@ export {
 } from "./runtime/executor.ts";
 export { TaskWorker, type WorkerOptions, type WorkerStats } from "./runtime/worker.ts";
 export { ModuleAgent, type AgentSpec } from "./runtime/module-agent.ts";
+export {
+  MessageGate,
+  isVerified,
+  verificationOf,
+  type VerifyMode,
+  type MessageGateOptions,
+  type GateStats,
+  type RefusalReason,
+} from "./runtime/message-gate.ts";
+export type { Verification } from "./core/agent.ts";
 
-export { Logger, logger, configureLogging, type Level, type LogSink } from "./observability/log.ts";
+export { Logger, logger, configureLogging, RateLimitedLog, type Level, type LogSink } from "./observability/log.ts";
 export { Metrics, MetricsError } from "./observability/metrics.ts";
 export { startSpan, traced, type Span } from "./observability/tracing.ts";
 export {

@@ -7,13 +7,19 @@
  *
  * The same file is its own peer process: `transport.bench.ts --peer <tcp|ws> <parentPort>` runs
  * our transport (counts one-way messages, answers pings), `--bare <sink|echo> <n>` the baseline.
+ *
+ * `transport.bench.ts --section hostile` runs only the last section: how long frames of 600,000
+ * payload keys stall a listener's event loop (what /healthz and lease renewals would wait), with
+ * the decode budget and without it, and what the message gate costs per message.
  */
 import type { Socket } from "bun";
 import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
 import { endpoint } from "../../src/transport/endpoint.ts";
-import { encodeFrame } from "../../src/transport/framing.ts";
+import { encodeFrame, frameBody } from "../../src/transport/framing.ts";
+import { IdentityRegistry } from "../../src/network/identity-registry.ts";
+import { MessageGate } from "../../src/runtime/message-gate.ts";
 import { LocalHub, LocalTransport } from "../../src/transport/local.ts";
 import { TcpTransport } from "../../src/transport/tcp.ts";
 import type { Transport } from "../../src/transport/transport.ts";
@@ -498,6 +504,7 @@ async function main(): Promise<void> {
   await bare(frames, "1p");
   await bare(frames, "2p");
   await sendPathOnly(frames);
+  await hostile();
 
   const ratio = (a: string, b: string) => fmt(results[a]! / results[b]!);
   console.log("\n# our TCP as a fraction of bare (aim: throughput ≥ 0.5, p50 round trip ≤ 2x)");
@@ -518,8 +525,150 @@ async function main(): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------- hostile input
+
+/** A frame whose payload is a map32 of `keys` entries "k0000000" → 0 (about 11 bytes each). */
+function wideFrame(keys: number): Uint8Array {
+  const payload = Buffer.alloc(5 + keys * 11);
+  payload.writeUInt8(0xdf, 0);
+  payload.writeUInt32BE(keys, 1);
+  for (let i = 0, at = 5; i < keys; i++, at += 11) {
+    payload.writeUInt8(0xa9, at);
+    payload.write(`k${String(i).padStart(8, "0")}`, at + 1, "latin1");
+  }
+  const wire = Buffer.from(new Message({ payload: { a: 0 } }).encode());
+  const p = wire.indexOf(Buffer.from("81a16100", "hex"));
+  return frameBody(new Uint8Array(Buffer.concat([wire.subarray(0, p), payload, wire.subarray(p + 4)])));
+}
+
+/** The sending side, in its own process: six connections, one wide frame each, written whole. */
+async function wideSender(port: number): Promise<void> {
+  const frame = wideFrame(600_000);
+  await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      let drained: (() => void) | undefined;
+      let closed = false;
+      const s = await Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: { data() {}, drain: () => drained?.(), close: () => ((closed = true), drained?.()), error() {} },
+      });
+      for (let at = 0; at < frame.length && !closed; ) {
+        const n = s.write(frame.subarray(at));
+        if (n < 0) break;
+        at += n;
+        if (at < frame.length) await new Promise<void>((r) => (drained = r));
+      }
+      s.end();
+    }),
+  );
+  console.log("sent");
+}
+
+/**
+ * Six 7 MB frames of 600,000 keys sent to a TCP listener in this process by another process, one
+ * connection each; a 1 ms timer records the longest gap between its ticks (the event loop stalled
+ * that long: what /healthz and lease renewals would have waited).
+ */
+async function stall(maxMessageElements: number | undefined): Promise<{ maxGapMs: number; totalMs: number }> {
+  const t = new TcpTransport({ limits: maxMessageElements ? { maxMessageElements } : {} });
+  await t.start();
+  let delivered = 0;
+  t.onMessage(() => delivered++);
+  // The sender starts first (spawning blocks this process a little); it needs tens of ms to connect.
+  const sender = Bun.spawn([process.execPath, import.meta.path, "--wide-sender", String(t.port)], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  let last = performance.now();
+  let maxGap = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }, 1);
+  const t0 = performance.now();
+  await sender.exited;
+  // Until every frame was refused (connections closed) or, without the budget, delivered.
+  const refused = () => t.inbound.stats.badFrames;
+  while (refused() + delivered < 6) await Bun.sleep(1);
+  const totalMs = performance.now() - t0;
+  clearInterval(ticker);
+  await t.stop();
+  return { maxGapMs: maxGap, totalMs };
+}
+
+async function hostile(): Promise<void> {
+  console.log("\n# hostile input: a listener's event loop while it reads six 7 MB frames of 600,000 payload keys");
+  // The same timer with nothing to do: what the machine's scheduling alone costs (high under load).
+  let last = performance.now();
+  let idleGap = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    idleGap = Math.max(idleGap, now - last);
+    last = now;
+  }, 1);
+  await Bun.sleep(1000);
+  clearInterval(ticker);
+  figure("stall.idle", "longest event-loop gap, idle (the floor)", idleGap, "ms", "1 ms timer for 1 s, no traffic");
+  const refused = await stall(undefined);
+  figure(
+    "stall.budget",
+    "longest event-loop stall, decode budget on",
+    refused.maxGapMs,
+    "ms",
+    `N=6 frames × 600,000 keys (${fmt(wideFrame(600_000).length / 1e6)} MB), default budget 100,000 elements: refused on each frame's first piece; all six in ${fmt(refused.totalMs)} ms`,
+  );
+  const decoded = await stall(Number.MAX_SAFE_INTEGER);
+  figure(
+    "stall.nobudget",
+    "longest event-loop stall, decode budget off",
+    decoded.maxGapMs,
+    "ms",
+    `N=6 frames × 600,000 keys, each decoded in full (what happened before the budget); all six in ${fmt(decoded.totalMs)} ms`,
+  );
+
+  // The message gate: one Ed25519 verify per message of a registered sender, nothing else per message.
+  const signer = Identity.generate();
+  const registry = new IdentityRegistry();
+  registry.register(signer);
+  const M = 20_000;
+  const msgs = Array.from({ length: M + 2000 }, (_, i) =>
+    Message.decode(new Message({ payload: { i } }).sign(signer).encode()),
+  );
+  const gate = new MessageGate({ keys: registry });
+  let delivered = 0;
+  for (let i = 0; i < 2000; i++) gate.submit(msgs[M + i]!, () => delivered++);
+  let t0 = Bun.nanoseconds();
+  for (let i = 0; i < M; i++) gate.submit(msgs[i]!, () => delivered++);
+  figure(
+    "gate.known",
+    "message gate (known, registered sender)",
+    M / ((Bun.nanoseconds() - t0) / 1e9),
+    "msg/s",
+    `N=${M} decoded signed messages, 1 core: signature check, replay window, clock skew`,
+  );
+  const fresh = Array.from({ length: M }, (_, i) =>
+    Message.decode(new Message({ payload: { i } }).sign(signer).encode()),
+  );
+  t0 = Bun.nanoseconds();
+  for (const m of fresh) m.verify(signer);
+  figure(
+    "gate.verify",
+    "Message.verify alone (the floor)",
+    M / ((Bun.nanoseconds() - t0) / 1e9),
+    "msg/s",
+    `N=${M} decoded signed messages, 1 core`,
+  );
+  if (delivered !== M + 2000) throw new Error(`the gate delivered ${delivered} of ${M + 2000}`);
+}
+
 const [role, a1, a2] = process.argv.slice(2);
-if (role === "--peer") await ourPeer(a1 as Kind, Number(a2));
+if (role === "--section" && a1 === "hostile") {
+  await hostile();
+  process.exit(0);
+} else if (role === "--wide-sender") await wideSender(Number(a1));
+else if (role === "--peer") await ourPeer(a1 as Kind, Number(a2));
 else if (role === "--bare") console.log(barePeer(a1 as "sink" | "echo", Number(a2)).port);
 else {
   await main();

@@ -34,13 +34,26 @@ export interface Config {
   claim_ttl_sec: number;
   /** Model-driven agents (the `llm` mapping, see src/llm/config.ts). */
   llm?: LlmConfig;
+  /** Message checks (runtime/message-gate.ts) and listener limits and TLS (transport/inbound.ts, tls.ts). */
+  verify_messages: "known" | "strict" | "off";
+  replay_window_sec: number;
+  max_clock_skew_sec: number;
+  max_connections: number;
+  max_buffered_mib: number;
+  frame_deadline_sec: number;
+  idle_timeout_sec: number;
+  max_message_elements: number;
+  tls_cert?: string;
+  tls_key?: string;
+  tls_ca?: string;
+  tls_require_client_cert: boolean;
   /** Where the file was, for resolving relative paths in it; undefined without a file. */
   configDir?: string;
 }
 
 /**
  * "path": a file or directory; `~` is expanded (expandPath). "port": 0 asks the kernel for a free one.
- * "mapping": a nested table (`llm`), parsed by its own module.
+ * "mapping": a nested table (`llm`), parsed by its own module. "boolean": true/false (also 1/0, yes/no).
  */
 type Kind =
   | "string"
@@ -50,7 +63,8 @@ type Kind =
   | "non-negative-number"
   | "positive-number"
   | "list"
-  | "mapping";
+  | "mapping"
+  | "boolean";
 const KEYS: Record<string, { kind: Kind; doc: string }> = {
   transport: { kind: "string", doc: "local (default) or tcp" },
   host: { kind: "string", doc: "host for network transports (default 127.0.0.1)" },
@@ -78,6 +92,39 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
   },
   claim_ttl_sec: { kind: "positive-number", doc: "lease length for tasks that set none (default 30)" },
   llm: { kind: "mapping", doc: "model-driven agents: the llm.* keys below (scalars also as CONVERGE_LLM_<KEY>)" },
+  verify_messages: {
+    kind: "string",
+    doc: "known (default: messages naming a registered sender must be signed by it), strict (verified only), off",
+  },
+  replay_window_sec: {
+    kind: "non-negative-number",
+    doc: "refuse a message id delivered again within this window (default 600; 0 turns it off)",
+  },
+  max_clock_skew_sec: {
+    kind: "positive-number",
+    doc: "timestamps further from now are refused under strict, flagged otherwise (default 300)",
+  },
+  max_connections: { kind: "positive-int", doc: "inbound connections one agent's listener accepts (default 1024)" },
+  max_buffered_mib: {
+    kind: "positive-number",
+    doc: "MiB that unfinished frames may hold across a listener's connections (default 64)",
+  },
+  frame_deadline_sec: {
+    kind: "positive-number",
+    doc: "a frame must complete this long after its first byte, or its connection closes (default 10)",
+  },
+  idle_timeout_sec: { kind: "positive-number", doc: "close inbound connections silent this long (default 300)" },
+  max_message_elements: {
+    kind: "positive-int",
+    doc: "array elements and map entries one message may hold (default 100000)",
+  },
+  tls_cert: { kind: "path", doc: "PEM certificate: agents listen with TLS (tls://); relative to the config file" },
+  tls_key: { kind: "path", doc: "PEM private key of tls_cert; relative to the config file" },
+  tls_ca: { kind: "path", doc: "PEM CA bundle that peers' certificates must chain to (default: the system's)" },
+  tls_require_client_cert: {
+    kind: "boolean",
+    doc: "mutual TLS: refuse peers without a client certificate signed by tls_ca (default false)",
+  },
 };
 /** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
@@ -93,6 +140,15 @@ const DEFAULTS = {
   topics: [],
   shutdown_grace_sec: 10,
   claim_ttl_sec: 30,
+  verify_messages: "known",
+  replay_window_sec: 600,
+  max_clock_skew_sec: 300,
+  max_connections: 1024,
+  max_buffered_mib: 64,
+  frame_deadline_sec: 10,
+  idle_timeout_sec: 300,
+  max_message_elements: 100_000,
+  tls_require_client_cert: false,
 } as const;
 
 export interface LoadResult {
@@ -288,6 +344,18 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
         "set it in the config file or CONVERGE_STORE_PATH",
     );
   }
+  if (!["known", "strict", "off"].includes(v.verify_messages as string))
+    throw new ConfigError(`verify_messages must be known, strict or off, got "${v.verify_messages}"`);
+  if (v.tls_cert !== undefined || v.tls_key !== undefined || v.tls_require_client_cert) {
+    if (v.transport !== "tcp")
+      throw new ConfigError(
+        "tls_cert, tls_key and tls_require_client_cert need transport tcp (agents listen with TLS)",
+      );
+    if (v.tls_cert === undefined || v.tls_key === undefined)
+      throw new ConfigError("TLS needs both tls_cert and tls_key (the certificate and its private key)");
+    if (v.tls_require_client_cert && v.tls_ca === undefined)
+      throw new ConfigError("tls_require_client_cert needs tls_ca, the CA bundle that signs client certificates");
+  }
   if (v.transport === "tcp" && v.port !== 0 && (v.port as number) + (v.agents as number) - 1 > 65535) {
     throw new ConfigError(
       `${v.agents} TCP agents from port ${v.port} need ports up to ` +
@@ -328,6 +396,11 @@ function coerce(key: string, value: unknown): unknown {
       if (!Number.isFinite(n) || n <= 0) throw bad("a number greater than 0");
       return n;
     }
+    case "boolean":
+      if (typeof value === "boolean") return value;
+      if (typeof value === "string" && /^(true|yes|1)$/i.test(value.trim())) return true;
+      if (typeof value === "string" && /^(false|no|0)$/i.test(value.trim())) return false;
+      throw bad("true or false");
     case "list": {
       const items = typeof value === "string" ? value.split(",") : Array.isArray(value) ? value : undefined;
       if (!items?.every((x) => typeof x === "string")) throw bad("a list of strings");

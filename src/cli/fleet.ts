@@ -13,6 +13,7 @@ import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
+import { IdentityRegistry } from "../network/identity-registry.ts";
 import { type HealthServer, startHealthServer } from "../observability/http.ts";
 import { logger } from "../observability/log.ts";
 import { RepeatLog } from "../observability/repeat-log.ts";
@@ -28,6 +29,7 @@ import { loadAgentModule, type AgentFactory } from "./agent-module.ts";
 import type { LlmSetup } from "../llm/setup.ts";
 import type { Config } from "./config.ts";
 import { type Heartbeat, heartbeatMsFor, startHeartbeat } from "../network/liveness.ts";
+import { listenerLimits, messageChecks, tlsOptions } from "./transport-config.ts";
 
 const log = logger("run");
 
@@ -51,12 +53,12 @@ export interface Fleet {
  * interface (0.0.0.0, ::) advertises this host's first external IPv4 address (or its hostname);
  * null lets the runtime take the transport's own address.
  */
-export function advertisedEndpoint(host: string, port: number): string | null {
+export function advertisedEndpoint(host: string, port: number, scheme = "tcp"): string | null {
   if (host !== "0.0.0.0" && host !== "::") return null;
   const external = Object.values(networkInterfaces())
     .flat()
     .find((a) => a && a.family === "IPv4" && !a.internal);
-  return `tcp://${external?.address ?? hostname()}:${port}`;
+  return `${scheme}://${external?.address ?? hostname()}:${port}`;
 }
 
 /** Agent i's TCP port: `port + i`, or 0 (the kernel picks a free one for each agent) when port is 0. */
@@ -114,6 +116,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
       new Agent({ identity, capabilities: [...extra.capabilities], topics: extra.topics.map((t) => topic(t)) });
   }
 
+  // Read before the store opens: a missing certificate file is one line, with nothing to undo.
+  const tcp = config.transport === "tcp" ? { tls: tlsOptions(config), limits: listenerLimits(config) } : undefined;
   const configured = await openStore(config);
   const needsManagers =
     config.agents > 1 || config.pool_id !== undefined || config.agent !== undefined || llm !== undefined;
@@ -149,6 +153,11 @@ export async function startFleet(config: Config): Promise<Fleet> {
       await store?.close().catch(step("closing the store"));
     })());
 
+  // Every arrival is checked against the senders' keys: this process's own agents, then discovery.
+  const registry = new IdentityRegistry();
+  const keys = discovery ? discovery.keys(registry) : registry;
+  const checks = messageChecks(config);
+
   try {
     if (config.http_port !== undefined) {
       http = startHealthServer({
@@ -168,20 +177,22 @@ export async function startFleet(config: Config): Promise<Fleet> {
     await llm?.bind(store!);
     for (let i = 0; i < config.agents; i++) {
       const agent = make(identityFor(config, i));
+      registry.register(agent.identity);
       let transport: Transport;
       let endpoint: string | null = null;
-      if (config.transport === "tcp") {
-        const tcp = new TcpTransport({
+      if (tcp) {
+        const listener = new TcpTransport({
           host: config.host,
           port: agentPort(config, i),
           resolve: discovery ? endpointResolver(discovery) : undefined,
+          ...tcp,
         });
         // Bound now, before any agent starts: a port in use fails at once, and with port 0 the
         // kernel's choice is known for the endpoint advertised in discovery.
-        transports.push(tcp);
-        await tcp.start();
-        endpoint = advertisedEndpoint(config.host, tcp.port);
-        transport = tcp;
+        transports.push(listener);
+        await listener.start();
+        endpoint = advertisedEndpoint(config.host, listener.port, tcp.tls?.cert ? "tls" : "tcp");
+        transport = listener;
       } else {
         transport = new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
       }
@@ -192,6 +203,10 @@ export async function startFleet(config: Config): Promise<Fleet> {
           poolManager: pools,
           discovery,
           descriptor: discovery ? descriptorFor(agent, endpoint) : undefined,
+          verifyMessages: checks.mode,
+          keys,
+          replayWindowMs: checks.replayWindowMs,
+          maxClockSkewMs: checks.maxClockSkewMs,
           concurrency: config.concurrency,
           shutdownGraceMs: config.shutdown_grace_sec * 1000,
           passFailures,

@@ -44,9 +44,25 @@ export interface TaskContext {
   send(message: Message | MessageInit): Promise<void>;
 }
 
+/** What the runtime found when it checked an arrived message (runtime/message-gate.ts). */
+export interface Verification {
+  /** True when the message is signed by the key its sender registered (discovery or an identity registry). */
+  readonly verified: boolean;
+  /**
+   * "verified"; "unknown sender" (nobody registered that sender, so its signature could not be
+   * checked; delivered under verify_messages known); "not checked" (verify_messages off).
+   */
+  readonly status: "verified" | "unknown sender" | "not checked";
+  /** Set when the message's timestamp is further than the allowed clock skew from now: timestamp − now (ms). */
+  readonly clockSkewMs: number | null;
+}
+
 /** What `onMessage` gets besides the message. */
 export interface MessageContext {
   readonly agentId: string;
+  /** Whether the message verified against its sender's registered key (`verification` says more). */
+  readonly verified: boolean;
+  readonly verification: Verification;
   /** Sends `payload` back to the message's sender, signed, with the same task id. */
   reply(payload: Record<string, unknown>): Promise<void>;
   send(message: Message | MessageInit): Promise<void>;

@@ -308,16 +308,35 @@ export function encode(value: Packable): Uint8Array {
   return encodeWith((w) => w.value(value));
 }
 
-/** A strict msgpack reader over one buffer; `pos` may be read to slice out raw sub-values. */
+/**
+ * A strict msgpack reader over one buffer; `pos` may be read to slice out raw sub-values.
+ *
+ * `maxElements` is a decode budget: array elements and map entries, counted over everything this
+ * reader decodes. A header announcing more than what is left is refused before anything is built,
+ * so a small frame cannot make the decoder spend seconds on hundreds of thousands of keys.
+ */
 export class MsgpackReader {
   pos: number;
+  /** What is left of the decode budget. */
+  elementsLeft: number;
 
   constructor(
     readonly buf: Uint8Array,
     start = 0,
     readonly end = buf.length,
+    readonly maxElements = Infinity,
   ) {
     this.pos = start;
+    this.elementsLeft = maxElements;
+  }
+
+  /** Spends `n` of the decode budget, or throws DecodeError saying the limit. */
+  private spend(n: number): void {
+    this.elementsLeft -= n;
+    if (this.elementsLeft < 0)
+      throw new DecodeError(
+        `msgpack value holds more than ${this.maxElements} elements (array items and map entries), the decode limit`,
+      );
   }
 
   get done(): boolean {
@@ -371,20 +390,24 @@ export class MsgpackReader {
   /** Reads a map header and returns its entry count; throws if the next value is not a map. */
   mapLength(what: string): number {
     const b = this.byte();
-    if ((b & 0xf0) === 0x80) return b & 0x0f;
-    if (b === 0xde) return this.lenOf(2, what);
-    if (b === 0xdf) return this.lenOf(4, what);
-    this.pos--;
-    throw new DecodeError(`${what} must be a map, found ${typeName(b)}`);
+    const n = (b & 0xf0) === 0x80 ? b & 0x0f : b === 0xde ? this.lenOf(2, what) : b === 0xdf ? this.lenOf(4, what) : -1;
+    if (n < 0) {
+      this.pos--;
+      throw new DecodeError(`${what} must be a map, found ${typeName(b)}`);
+    }
+    this.spend(n);
+    return n;
   }
 
   arrayLength(what: string): number {
     const b = this.byte();
-    if ((b & 0xf0) === 0x90) return b & 0x0f;
-    if (b === 0xdc) return this.lenOf(2, what);
-    if (b === 0xdd) return this.lenOf(4, what);
-    this.pos--;
-    throw new DecodeError(`${what} must be an array, found ${typeName(b)}`);
+    const n = (b & 0xf0) === 0x90 ? b & 0x0f : b === 0xdc ? this.lenOf(2, what) : b === 0xdd ? this.lenOf(4, what) : -1;
+    if (n < 0) {
+      this.pos--;
+      throw new DecodeError(`${what} must be an array, found ${typeName(b)}`);
+    }
+    this.spend(n);
+    return n;
   }
 
   string(what: string): string {
@@ -513,6 +536,7 @@ export class MsgpackReader {
   private array(len: number, depth: number): unknown[] {
     // Each element takes at least one byte: refuse lengths the input cannot hold before allocating.
     this.need(len, "array elements");
+    this.spend(len);
     const out = new Array(len);
     for (let i = 0; i < len; i++) out[i] = this.value(depth + 1);
     return out;
@@ -539,6 +563,7 @@ export class MsgpackReader {
 
   private map(len: number, depth: number): Record<string, unknown> {
     this.need(len * 2, "map entries");
+    this.spend(len);
     const out: Record<string, unknown> = {};
     for (let i = 0; i < len; i++) {
       const key = this.shortKey() ?? this.otherKey(depth);
@@ -613,6 +638,56 @@ export function valueEnd(buf: Uint8Array, pos: number, end: number): number {
     else pos += len; // bin, str
   }
   return pos <= end ? pos : -1;
+}
+
+/**
+ * True when the container headers in `buf[pos, end)` (the start of a value, possibly cut short)
+ * already announce more than `max` elements (array items and map entries) in all: the decode
+ * budget would refuse the value, so a stream reader can refuse it before the rest arrives. Only
+ * what is there is read; a value cut short is judged on its headers so far.
+ */
+export function announcesMoreThan(buf: Uint8Array, pos: number, end: number, max: number): boolean {
+  let pending = 1;
+  let announced = 0;
+  while (pending > 0 && pos < end) {
+    const b = buf[pos++]!;
+    pending--;
+    if (b < 0x80 || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
+    if ((b & 0xe0) === 0xa0) {
+      pos += b & 0x1f;
+      continue;
+    }
+    let len: number;
+    let map: boolean;
+    if ((b & 0xf0) === 0x90 || (b & 0xf0) === 0x80) {
+      len = b & 0x0f;
+      map = (b & 0xf0) === 0x80;
+    } else {
+      const size = FIXED_SIZE[b - 0xc0] ?? 0;
+      if (size > 0) {
+        pos += size;
+        continue;
+      }
+      const lenSize = LENGTH_SIZE[b - 0xc0] ?? 0;
+      if (lenSize === 0 || pos + lenSize > end) return false;
+      len =
+        lenSize === 1
+          ? buf[pos]!
+          : lenSize === 2
+            ? (buf[pos]! << 8) | buf[pos + 1]!
+            : buf[pos]! * 0x100_0000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!);
+      pos += lenSize;
+      if (b < 0xdc) {
+        pos += len; // bin, str
+        continue;
+      }
+      map = b >= 0xde;
+    }
+    announced += len;
+    if (announced > max) return true;
+    pending += map ? 2 * len : len;
+  }
+  return false;
 }
 
 // Indexed by type byte - 0xc0: bytes after the type byte of fixed-size values, and the length

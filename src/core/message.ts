@@ -13,6 +13,7 @@ import { MsgpackReader, type MsgpackWriter, describe, encodeWith, valueEnd, type
 import { DecodeError } from "./errors.ts";
 import { Identity } from "./identity.ts";
 import { pyJsonDumps } from "./pystr.ts";
+import { quoted } from "./text.ts";
 import { topicToString, type Topic } from "./topic.ts";
 
 export type Payload = Readonly<Record<string, unknown>>;
@@ -36,6 +37,18 @@ const EMPTY = new Uint8Array(0);
  * held beside the payload bytes, which they contain.
  */
 const MEMO_MAX = 64 * 1024;
+
+/** Default decode budget of one message: array elements and map entries, payload and topics together. */
+export const MAX_MESSAGE_ELEMENTS = 100_000;
+
+/** Longest id, recipient or task id accepted from the wire (a uuid has 36 characters). */
+export const MAX_WIRE_ID = 256;
+
+/**
+ * A complete, well-formed wire map whose fields break the rules for ids (wire-rules below): the
+ * message is refused, but the stream is intact, so the connection it came on can stay open.
+ */
+export class InvalidMessageError extends DecodeError {}
 
 /** The stream frame's length prefix: 4 bytes, big-endian (transport/framing.ts). */
 const FRAME_HEADER = 4;
@@ -217,9 +230,13 @@ export class Message {
     w.bin(this.signature);
   }
 
-  /** Reads one wire map; throws DecodeError naming the problem, never returns a partial message. */
-  static decode(bytes: Uint8Array, start = 0, end = bytes.length): Message {
-    const r = new MsgpackReader(bytes, start, end);
+  /**
+   * Reads one wire map; throws DecodeError naming the problem, never returns a partial message.
+   * `maxElements` bounds the work (see MsgpackReader). The transports also hold what they decode
+   * to the wire rules for ids (checkWireIds).
+   */
+  static decode(bytes: Uint8Array, start = 0, end = bytes.length, maxElements = MAX_MESSAGE_ELEMENTS): Message {
+    const r = new MsgpackReader(bytes, start, end, maxElements);
     const n = r.mapLength("a message");
     const init: MessageInit = {};
     let payloadBytes: Uint8Array | undefined;
@@ -233,7 +250,7 @@ export class Message {
         expected && r.takeIfEqual(expected.encoded) ? expected : fieldNamed(r.string("a message field name"));
       if (typeof field === "string") {
         unknown ??= new Set();
-        if (unknown.has(field)) throw new DecodeError(`message field "${field}" appears twice`);
+        if (unknown.has(field)) throw new DecodeError(`message field ${quoted(field, 100)} appears twice`);
         unknown.add(field);
         r.value(); // unknown fields from newer peers are ignored
         continue;
@@ -321,6 +338,60 @@ function identityFromPublicKey(key: Uint8Array): Identity {
     verifiers.set(hex, id);
   }
   return id;
+}
+
+/**
+ * The wire rules for ids. The Python original accepts any string; ours refuse what no honest peer
+ * sends and what would reach logs and listings: an empty id, a sender that is not a fingerprint
+ * (64 lowercase hex digits; an unsigned message may leave it empty, as the Python original's
+ * unsigned messages do), and control characters or over-long values in id, recipient or task id.
+ * Throws InvalidMessageError, saying which rule, when a message from the wire breaks one.
+ */
+export function checkWireIds(m: Message): void {
+  const id = m.id;
+  if (id === "") throw new InvalidMessageError("message id is empty");
+  checkId(id, id, "");
+  const sender = m.sender;
+  if (!isAgentId(sender) && !(sender === "" && !m.isSigned)) {
+    throw new InvalidMessageError(
+      sender === ""
+        ? `message ${quoted(id, 64)} is signed but names no sender`
+        : `message ${quoted(id, 64)} has sender ${quoted(sender, 80)}, which is not an agent id (64 lowercase hex digits)`,
+    );
+  }
+  if (m.recipient !== null && !validSenders.has(m.recipient)) checkId(m.recipient, id, "recipient");
+  if (m.taskId !== null) checkId(m.taskId, id, "task_id");
+}
+
+// Unanchored searches for one bad character: JSC runs these much faster than a loop over charCodeAt
+// or an anchored pattern, and they run for every message that arrives.
+const NOT_HEX = /[^0-9a-f]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Senders seen valid recently: a lookup costs less than scanning 64 characters again. Bounded. */
+const validSenders = new Set<string>();
+
+/** True when `s` is an agent id: 64 lowercase hex digits (a key's fingerprint). */
+export function isAgentId(s: string): boolean {
+  if (validSenders.has(s)) return true;
+  if (s.length !== 64 || NOT_HEX.test(s)) return false;
+  if (validSenders.size >= 4096) validSenders.clear();
+  validSenders.add(s);
+  return true;
+}
+
+/** C0 and C1 controls, DEL, line and paragraph separators, bidi overrides (what text.ts escapes). */
+function hasControl(s: string): boolean {
+  return CONTROL.test(s);
+}
+
+/** `field` of message `id` ("" for the id itself); the name is built only for an error. */
+function checkId(value: string, id: string, field: string): void {
+  const what = () => (field ? `message ${quoted(id, 64)} ${field}` : "message id");
+  if (value.length > MAX_WIRE_ID)
+    throw new InvalidMessageError(`${what()} is ${value.length} characters long (at most ${MAX_WIRE_ID})`);
+  if (hasControl(value)) throw new InvalidMessageError(`${what()} ${quoted(value, 80)} contains control characters`);
 }
 
 function nullableString(v: unknown, what: string): string | null {

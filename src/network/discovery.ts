@@ -9,7 +9,8 @@ import { Identity } from "../core/identity.ts";
 import { topic, topicToString, type Topic } from "../core/topic.ts";
 import { logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
-import type { EndpointResolver, KeyLookup } from "../transport/transport.ts";
+import type { EndpointResolver } from "../transport/transport.ts";
+import { DiscoveryKeys, NegativeCache, type DiscoveryKeysOptions } from "./discovery-keys.ts";
 import { IdentityRegistry } from "./identity-registry.ts";
 
 export const DISCOVERY_PREFIX = "discovery:agent:";
@@ -98,11 +99,15 @@ function isDescriptor(v: unknown): v is AgentDescriptor {
 }
 
 export class DiscoveryService {
+  /** Ids found absent recently, shared by the key lookups of this service (see discovery-keys.ts). */
+  readonly #absent = new NegativeCache(1000, 10_000);
+
   constructor(readonly store: Store) {}
 
   /** Registers (or replaces) an agent's descriptor; refuses one whose key is not its id's. */
   async register(descriptor: AgentDescriptor): Promise<void> {
     descriptorKey(descriptor);
+    this.#absent.delete(descriptor.id);
     const d: AgentDescriptor = {
       id: descriptor.id,
       topics: descriptor.topics.map((t) => ({
@@ -164,20 +169,25 @@ export class DiscoveryService {
   }
 
   /**
-   * A KeyLookup for receiveVerified: the registry first, then discovery for senders not yet in it
-   * (their key is added to the registry, so discovery is read once per new sender).
+   * Senders' keys for verifying what arrives (the runtime's message gate, receiveVerified): the
+   * registry first, then discovery for senders not in it, whose keys are added to the registry, so
+   * discovery is read once per new sender. Ids found absent are remembered briefly and reads are
+   * rate-limited (discovery-keys.ts), so made-up sender ids cannot hammer the store.
    */
-  keys(registry = new IdentityRegistry()): KeyLookup {
-    return {
-      get: (id) => registry.get(id) ?? this.#lookupKey(id, registry),
-    };
+  keys(registry = new IdentityRegistry(), options: DiscoveryKeysOptions = {}): DiscoveryKeys {
+    const absent =
+      options.negativeTtlMs !== undefined || options.maxNegative !== undefined
+        ? new NegativeCache(options.negativeTtlMs ?? 1000, options.maxNegative ?? 10_000)
+        : this.#absent;
+    return new DiscoveryKeys((id) => this.#keyOf(id), absent, options, registry);
   }
 
-  async #lookupKey(id: string, registry: IdentityRegistry): Promise<Identity | undefined> {
+  /** The registered key of `id`; throws IdentityError when its record carries another agent's key. */
+  async #keyOf(id: string): Promise<Identity | undefined> {
     const d = await this.get(id);
     if (!d) return undefined;
-    registry.register(id, descriptorKey(d));
-    return registry.get(id);
+    if (d.id !== id) throw new IdentityError(`record ${DISCOVERY_PREFIX}${id} describes another agent (${d.id})`);
+    return Identity.fromPublicKey(descriptorKey(d));
   }
 }
 

@@ -1,9 +1,19 @@
 /**
  * One small logger for the whole runtime: levels, text for people or JSON lines for machines,
  * always to stderr (stdout belongs to command output).
+ *
+ * Whatever a line carries may come from the wire: in the text format the message and every field
+ * value go through printable() (control characters and newlines escaped, long values cut), so no
+ * value can forge a second line; the JSON format escapes by construction and cuts long strings too.
  */
+import { printable } from "../core/text.ts";
+
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/** Longest message and field value a line carries (characters); longer ones are cut, saying how long they were. */
+const MAX_MESSAGE = 2000;
+const MAX_VALUE = 500;
 
 export interface LogSink {
   write(line: string): void;
@@ -59,27 +69,99 @@ export class Logger {
   #emit(level: Level, msg: string, extra?: Record<string, unknown>): void {
     const all = { ...this.fields, ...extra };
     if (config.format === "json") {
-      config.sink.write(
-        `${JSON.stringify({ ts: new Date().toISOString(), level, logger: this.name, msg, ...all }, jsonSafe)}\n`,
-      );
+      const line = { ts: new Date().toISOString(), level, logger: this.name, msg: cut(msg, MAX_MESSAGE), ...all };
+      config.sink.write(`${JSON.stringify(line, jsonSafe)}\n`);
       return;
     }
-    const kv = Object.entries(all)
-      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, jsonSafe)}`)
-      .join(" ");
+    let kv = "";
+    for (const [k, v] of Object.entries(all)) {
+      const text = typeof v === "string" ? v : (JSON.stringify(v, jsonSafe) ?? String(v));
+      kv += ` ${printable(k, 100)}=${printable(text, MAX_VALUE)}`;
+    }
     config.sink.write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${msg}${kv ? ` ${kv}` : ""}\n`,
+      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${printable(msg, MAX_MESSAGE)}${kv}\n`,
     );
   }
 }
 
+function cut(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}… (${text.length} chars)` : text;
+}
+
 function jsonSafe(_key: string, v: unknown): unknown {
+  if (typeof v === "string") return cut(v, MAX_VALUE);
   if (typeof v === "bigint") return v.toString();
-  if (v instanceof Error) return v.message;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString("hex");
+  if (v instanceof Error) return cut(v.message, MAX_MESSAGE);
+  if (v instanceof Uint8Array) return cut(Buffer.from(v).toString("hex"), MAX_VALUE);
   return v;
 }
 
 export function logger(name: string): Logger {
   return new Logger(name);
+}
+
+/**
+ * For warnings a hostile peer can provoke at will (bad connections, forged messages): the first
+ * `burst` lines of each window are written; the rest are counted, and when the window ends one line
+ * says how many were held back ("998 more like this in the last 10 s: <the last one>").
+ */
+export class RateLimitedLog {
+  readonly #log: Logger;
+  readonly #level: Level;
+  readonly #windowMs: number;
+  readonly #burst: number;
+  #windowStart = 0;
+  #windowEnds = 0;
+  #written = 0;
+  #held = 0;
+  #last: { msg: string; fields: Record<string, unknown> | undefined } | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Lines held back since this limiter was made (for tests and metrics). */
+  suppressed = 0;
+
+  constructor(log: Logger, options: { level?: Level; windowMs?: number; burst?: number } = {}) {
+    this.#log = log;
+    this.#level = options.level ?? "warn";
+    this.#windowMs = options.windowMs ?? 10_000;
+    this.#burst = options.burst ?? 1;
+  }
+
+  write(msg: string, fields?: Record<string, unknown>): void {
+    if (!this.#log.enabled(this.#level)) return;
+    const now = performance.now();
+    if (now >= this.#windowEnds) {
+      this.flush();
+      this.#windowStart = now;
+      this.#windowEnds = now + this.#windowMs;
+      this.#written = 0;
+    }
+    if (this.#written < this.#burst) {
+      this.#written++;
+      this.#log[this.#level](msg, fields);
+      return;
+    }
+    this.#held++;
+    this.suppressed++;
+    this.#last = { msg, fields };
+    // The count goes out when the window ends, even if nothing else happens by then.
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => this.flush(), Math.max(1, this.#windowEnds - now));
+      this.#timer.unref?.();
+    }
+  }
+
+  /** Writes the count of lines held back now (at the end of a window, or when the source stops). */
+  flush(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#held === 0 || !this.#last) return;
+    const elapsed = Math.min(this.#windowMs, performance.now() - this.#windowStart);
+    const seconds = Math.max(0.1, Math.round(elapsed / 100) / 10);
+    this.#log[this.#level](
+      `${this.#held} more like this in the last ${seconds} s: ${this.#last.msg}`,
+      this.#last.fields,
+    );
+    this.#held = 0;
+    this.#last = undefined;
+  }
 }

@@ -6,7 +6,7 @@
  * manager runs one reaper however many runtimes share it). `stop()` is idempotent and undoes
  * start in reverse.
  */
-import { Agent, type MessageContext } from "../core/agent.ts";
+import { Agent, type MessageContext, type Verification } from "../core/agent.ts";
 import { Message, type MessageInit } from "../core/message.ts";
 import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
@@ -15,12 +15,12 @@ import type { AgentDescriptor, DiscoveryService } from "../network/discovery.ts"
 import { logger, type Logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import type { KeyLookup, Transport } from "../transport/transport.ts";
-import { unverifiedReason } from "../transport/verify.ts";
 import { Executor, type DecisionGuard, type DecisionHandler, type DecisionResult } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
 import { LeaseRegistry } from "./leases.ts";
 import { Memberships } from "./memberships.ts";
 import { RepeatLog } from "../observability/repeat-log.ts";
+import { MessageGate, verificationOf, type VerifyMode } from "./message-gate.ts";
 import { protocolHandlers, protocolManagers, type ProtocolManagers } from "./protocols.ts";
 import { Scheduler } from "./scheduler.ts";
 import { TaskWorker } from "./worker.ts";
@@ -32,8 +32,24 @@ export interface RuntimeOptions {
   discovery?: DiscoveryService;
   /** Registered on start (with the transport's address as endpoint when it has none). */
   descriptor?: AgentDescriptor;
-  /** When given, only messages whose signature verifies against the sender's registered key are delivered. */
+  /**
+   * Senders' public keys for checking arrivals (message-gate.ts). When given without
+   * `verifyMessages`, the mode is "strict": only messages whose signature verifies against the
+   * sender's registered key are delivered (what this option has always meant).
+   */
   identityRegistry?: KeyLookup;
+  /**
+   * How arrivals are checked against registered keys: "known" (default: a registered sender must
+   * have signed; unknown senders are delivered unverified), "strict" (verified only), "off".
+   * Keys come from `keys`, else `identityRegistry` then `discovery`.
+   */
+  verifyMessages?: VerifyMode;
+  /** Where senders' keys are found, e.g. one `discovery.keys()` shared by a process's runtimes. */
+  keys?: KeyLookup;
+  /** How long delivered message ids are remembered to refuse replays (ms, default 600 000; 0: off). */
+  replayWindowMs?: number;
+  /** Timestamps further than this from now are refused under strict, flagged otherwise (ms, default 300 000). */
+  maxClockSkewMs?: number;
   inboxSize?: number;
   /** Longest wait between decide passes when nothing happens (ms). */
   pollIntervalMs?: number;
@@ -65,6 +81,8 @@ export interface RuntimeOptions {
 export class AgentRuntime {
   readonly agent: Agent;
   readonly inbox: Inbox<Message>;
+  /** Checks every arrival (signature, replay, clock skew) before the inbox. */
+  readonly gate: MessageGate;
   readonly executor: Executor;
   /** Present when the agent has `onTask` and the runtime has a task manager. */
   readonly worker: TaskWorker | undefined;
@@ -95,6 +113,13 @@ export class AgentRuntime {
     this.#log = logger("runtime").child({ agent: agent.id.slice(0, 12) });
     this.memberships = new Memberships(agent.id, options.poolManager);
     this.#passFailures = options.passFailures ?? new RepeatLog(logger("runtime"), 10_000);
+    this.gate = new MessageGate({
+      mode: options.verifyMessages ?? (options.identityRegistry ? "strict" : "known"),
+      keys: options.keys ?? chainKeys(options.identityRegistry, options.discovery?.keys()),
+      replayWindowMs: options.replayWindowMs,
+      maxClockSkewMs: options.maxClockSkewMs,
+      log: logger("runtime.gate").child({ agent: agent.id.slice(0, 12) }),
+    });
     this.executor = new Executor(
       {
         agent,
@@ -203,28 +228,23 @@ export class AgentRuntime {
     this.options.onReady?.();
   }
 
-  /** Arrivals go straight into the inbox (after verification when a registry is given), in order. */
+  /** Arrivals go into the inbox once the gate has checked them (a sender's messages in order). */
   #listen(transport: Transport): void {
-    const registry = this.options.identityRegistry;
-    let chain = Promise.resolve();
-    const accept = (m: Message, verified: boolean | string) => {
+    const accept = (m: Message, v: Verification) => {
       this.#lastActivity = Date.now();
       // Log the first drop of a burst and then every 1000th, not one line per message.
       if (!this.inbox.push(m) && this.inbox.dropped % 1000 === 1)
         this.#log.warn("inbox full, messages dropped", { size: this.inbox.maxSize, dropped: this.inbox.dropped });
-      this.#log.debug("received message", { id: m.id, sender: m.sender.slice(0, 12), verified });
+      if (this.#log.enabled("debug"))
+        this.#log.debug("received message", {
+          id: m.id,
+          sender: m.sender.slice(0, 12),
+          verified: v.status === "unknown sender" ? v.status : v.verified,
+          ...(v.clockSkewMs !== null ? { clockSkewMs: v.clockSkewMs } : {}),
+        });
       this.#scheduler.wake();
     };
-    this.#detach = transport.onMessage((m) => {
-      if (!registry) return accept(m, m.isSigned ? "not checked" : "unsigned");
-      chain = chain.then(async () => {
-        const why = await unverifiedReason(m, registry).catch(
-          (err) => `verification failed: ${(err as Error).message}`,
-        );
-        if (why === null) accept(m, true);
-        else this.#log.debug("dropped unverified message", { id: m.id, sender: m.sender.slice(0, 12), reason: why });
-      });
-    });
+    this.#detach = transport.onMessage((m) => this.gate.submit(m, accept));
   }
 
   async #decideLoop(): Promise<void> {
@@ -265,8 +285,11 @@ export class AgentRuntime {
   }
 
   async #deliver(m: Message): Promise<void> {
+    const verification = verificationOf(m) ?? NOT_CHECKED;
     const ctx: MessageContext = {
       agentId: this.id,
+      verified: verification.verified,
+      verification,
       reply: (payload) => this.send({ recipient: m.sender, payload, taskId: m.taskId }),
       send: (message) => this.send(message),
     };
@@ -293,6 +316,7 @@ export class AgentRuntime {
     }
     this.#unsubscribe?.();
     this.#detach?.();
+    this.gate.flush();
     for (const t of this.#timers) clearInterval(t);
     if (this.#reaping) this.options.taskManager?.stopReaper();
     this.#reaping = false;
@@ -308,4 +332,19 @@ export class AgentRuntime {
     }
     this.#state = "stopped";
   }
+}
+
+/** For a message that reached the inbox some other way (pushed by an embedder). */
+const NOT_CHECKED: Verification = Object.freeze({ verified: false, status: "not checked", clockSkewMs: null });
+
+/** Keys from `first`, then `second` for senders `first` does not know. */
+function chainKeys(first: KeyLookup | undefined, second: KeyLookup | undefined): KeyLookup | undefined {
+  if (!first || !second) return first ?? second;
+  return {
+    get: (id) => {
+      const k = first.get(id);
+      if (k instanceof Promise) return k.then((found) => found ?? second.get(id));
+      return k ?? second.get(id);
+    },
+  };
 }

@@ -7,10 +7,13 @@
  */
 import { TransportError } from "../core/errors.ts";
 import type { Message } from "../core/message.ts";
+import type { Logger } from "../observability/log.ts";
 import { TransportBase } from "./base.ts";
 import { formatAddress, normaliseHost, routeOf, topicRoute, type Endpoint } from "./endpoint.ts";
 import { MAX_FRAME, encodeFrame } from "./framing.ts";
+import { InboundGuard, type ListenerLimits } from "./inbound.ts";
 import type { PeerOptions, PooledPeer } from "./peer.ts";
+import { dialTls, listenerTls, type TlsOptions } from "./tls.ts";
 import type { EndpointResolver } from "./transport.ts";
 
 export interface NetworkTransportOptions {
@@ -28,16 +31,28 @@ export interface NetworkTransportOptions {
   stopGraceMs?: number;
   /** Largest accepted frame body. Default MAX_FRAME (10 MiB). */
   maxFrame?: number;
+  /** What peers dialling in may hold, and for how long (inbound.ts); each has a safe default. */
+  limits?: ListenerLimits;
+  /**
+   * TLS, as the Python original's ssl_context. With cert and key the listener speaks TLS (tls://,
+   * wss://), and so do connections routed by a transport topic; a transport that does not listen
+   * uses TLS for those whenever `tls` is given. Connections to an endpoint from the resolver follow
+   * its scheme (tcp:// plain, tls:// TLS). Peers are verified against `ca` (default: the system's).
+   */
+  tls?: TlsOptions;
 }
 
 /** How a concrete transport is told apart: in addresses, routing topics and error messages. */
 export interface NetworkKind {
   /** The endpoint scheme: "tcp", "ws". */
   scheme: string;
+  /** The endpoint scheme with TLS: "tls", "wss". */
+  tlsScheme: string;
   /** For error messages: "TCP", "WebSocket". */
   name: string;
   /** Topic namespaces whose host and port attributes route a message to this kind of transport. */
   topics: readonly string[];
+  log: Logger;
 }
 
 /** A bound listener, as Bun.listen and Bun.serve return it. */
@@ -47,7 +62,14 @@ export interface Listener {
 
 export abstract class NetworkTransport<L extends Listener> extends TransportBase {
   readonly host: string;
+  protected readonly log: Logger;
   protected readonly maxFrame: number;
+  /** Limits and counters of the connections peers open to this transport's listener. */
+  readonly inbound: InboundGuard;
+  protected readonly tls: TlsOptions | undefined;
+  /** The listener speaks TLS. */
+  protected readonly listensTls: boolean;
+  readonly #tlsScheme: string;
   readonly #scheme: string;
   readonly #name: string;
   readonly #topics: readonly string[];
@@ -63,7 +85,13 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
 
   constructor(kind: NetworkKind, options: NetworkTransportOptions) {
     super();
-    this.#scheme = kind.scheme;
+    this.log = kind.log;
+    this.tls = options.tls;
+    this.#tlsScheme = kind.tlsScheme;
+    const listens = options.listen ?? true;
+    const tlsOn = !!options.tls && (!listens || !!(options.tls.cert && options.tls.key));
+    this.#scheme = tlsOn ? kind.tlsScheme : kind.scheme;
+    this.listensTls = tlsOn && listens;
     this.#name = kind.name;
     this.#topics = kind.topics;
     this.host = normaliseHost(options.host ?? "127.0.0.1");
@@ -74,7 +102,20 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#stopGraceMs = options.stopGraceMs ?? 1000;
     this.maxFrame = options.maxFrame ?? MAX_FRAME;
-    this.#routing = { namespaces: kind.topics, schemes: [kind.scheme], resolve: options.resolve };
+    const schemes = tlsOn ? [kind.tlsScheme, kind.scheme] : [kind.scheme, kind.tlsScheme];
+    this.#routing = { namespaces: kind.topics, schemes, resolve: options.resolve };
+    try {
+      const t = options.tls;
+      if (listens && t && (t.cert || t.key || t.requireClientCert)) listenerTls(t);
+      this.inbound = new InboundGuard(options.limits, this.log);
+    } catch (err) {
+      throw new TransportError(`invalid ${kind.name} transport options: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The endpoint scheme this transport listens with and routes transport topics to: "tcp", "tls", "ws", "wss". */
+  get scheme(): string {
+    return this.#scheme;
   }
 
   /** Binds `port` on `host` (at once: Bun binds synchronously); what it throws goes through `listenFailed`. */
@@ -105,6 +146,7 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
   async start(): Promise<void> {
     if (this.#started) return;
     if (this.#listen) this.#listener = this.#bind();
+    this.inbound.address = this.address;
     this.#started = true;
     if (this.#listener) this.log.debug("listening", { address: this.address });
   }
@@ -197,6 +239,7 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
         connectTimeoutMs: this.#connectTimeoutMs,
         log: this.log,
         onMessage: (m) => this.deliver(m),
+        tls: to.scheme === this.#tlsScheme ? dialTls(this.tls) : undefined,
       });
       this.#peers.set(to.address, peer);
     }

@@ -6,6 +6,7 @@
  * them; closing gives queued frames a grace period to go out before rejecting the rest.
  */
 import { TransportError } from "../core/errors.ts";
+import type { TLSOptions } from "bun";
 import type { Message } from "../core/message.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
@@ -22,6 +23,8 @@ export interface PeerOptions {
   log: Logger;
   /** Frames the peer sends back on this connection (our peers do not, but nothing is ignored). */
   onMessage: (m: Message) => void;
+  /** Dial with TLS (Bun.connect's tls options); undefined: plain. */
+  tls?: TLSOptions | true | undefined;
 }
 
 /** Why a dial failed, for the error naming the address: a refused connection says what to check. */

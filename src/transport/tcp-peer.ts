@@ -8,6 +8,11 @@
  * written, and rejects (naming the address) when the peer cannot be reached, so nothing is lost
  * silently.
  *
+ * Over TLS nothing is written before the handshake completed (Bun takes no bytes before it), and
+ * a failed handshake rejects the waiting sends with its reason (tls.ts). Under TLS 1.3 a listener
+ * refuses a client certificate only after our side of the handshake completed: frames written by
+ * then are lost like any written to a connection that dies (send-once.ts confirms instead).
+ *
  * A pooled connection that died (peer restarted) is re-established once for the frames waiting;
  * if the new connection cannot be made, or dies before carrying a single frame, they are rejected
  * (peer.ts).
@@ -17,6 +22,7 @@ import { TransportError } from "../core/errors.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { FrameDecoder } from "./framing.ts";
 import { PooledPeer, dialFailure, type PeerOptions } from "./peer.ts";
+import { dialHandshakeFailure } from "./tls.ts";
 
 const BATCH = 256 * 1024;
 
@@ -44,6 +50,10 @@ export class TcpPeer extends PooledPeer {
   #blocked = false;
   readonly #decoder: FrameDecoder;
   readonly #stats: TcpStats;
+  /** While a TLS connection is being made: settles when its handshake does. */
+  #handshake: PromiseWithResolvers<void> | undefined;
+  /** The last socket error, for saying why a connection closed. */
+  #lastError: Error | undefined;
 
   constructor(endpoint: Endpoint, options: TcpPeerOptions) {
     super(endpoint, options);
@@ -146,8 +156,18 @@ export class TcpPeer extends PooledPeer {
   async #connect(): Promise<void> {
     this.#connecting = true;
     const { host, port, address } = this.endpoint;
+    const tls = this.options.tls;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const connecting = Bun.connect<TcpPeer>({ hostname: host, port, data: this, socket: handlers });
+    this.#lastError = undefined;
+    const handshake = tls ? Promise.withResolvers<void>() : undefined;
+    this.#handshake = handshake;
+    const connecting = Bun.connect<TcpPeer>({
+      hostname: host,
+      port,
+      data: this,
+      socket: handlers,
+      ...(tls ? { tls } : {}),
+    });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error(`no connection after ${this.options.connectTimeoutMs} ms`)),
@@ -157,18 +177,29 @@ export class TcpPeer extends PooledPeer {
     let socket: Socket<TcpPeer>;
     try {
       socket = await Promise.race([connecting, timeout]);
+      if (handshake) {
+        try {
+          await Promise.race([handshake.promise, timeout]);
+        } catch (err) {
+          socket.terminate();
+          throw err;
+        }
+      }
     } catch (err) {
       // A connection that completes after the timeout is closed rather than leaked.
       connecting.then(
         (late) => late.end(),
         () => {},
       );
-      const why = dialFailure((err as { code?: string }).code, (err as Error).message);
+      const why = (err as { tls?: boolean }).tls
+        ? (err as Error).message
+        : dialFailure((err as { code?: string }).code, (err as Error).message);
       this.rejectAll(new TransportError(`cannot reach ${address}: ${why}`, { cause: err }));
       return;
     } finally {
       clearTimeout(timer);
       this.#connecting = false;
+      this.#handshake = undefined;
     }
     if (this.closed) {
       socket.end();
@@ -178,6 +209,12 @@ export class TcpPeer extends PooledPeer {
     this.#socket = socket;
     this.options.log.debug("connected", { peer: address });
     this.#pump();
+  }
+
+  /** @internal TLS handshake handler. */
+  onHandshake(ok: boolean, error: Error | null): void {
+    if (ok) this.#handshake?.resolve();
+    else this.#handshake?.reject(tlsError(error));
   }
 
   /** @internal drain handler: the kernel has room again. */
@@ -198,13 +235,17 @@ export class TcpPeer extends PooledPeer {
 
   /** @internal The close event that follows says what happens to waiting frames. */
   onError(error: Error): void {
+    this.#lastError = error;
     this.options.log.debug(`socket error on ${this.endpoint.address}: ${error.message}`);
   }
 
   /** @internal close handler. */
   onClose(socket: Socket<TcpPeer>, error?: Error): void {
+    // Closed during the TLS handshake: the peer refused it (or does not speak TLS).
+    this.#handshake?.reject(tlsError(error ?? this.#lastError ?? null));
     if (this.#socket !== socket) return;
-    this.#lost(socket, error ? error.message : "the peer closed the connection");
+    const why = error ?? this.#lastError;
+    this.#lost(socket, why ? why.message : "the peer closed the connection");
   }
 
   /** The connection died: frames that were waiting go out on a new connection once, else are rejected. */
@@ -243,4 +284,14 @@ const handlers = {
   error(socket: Socket<TcpPeer>, error: Error) {
     socket.data.onError(error);
   },
+  handshake(socket: Socket<TcpPeer>, ok: boolean, error: Error | null) {
+    socket.data.onHandshake(ok, error);
+  },
 };
+
+function tlsError(error: Error | null): Error & { tls: true } {
+  return Object.assign(new Error(dialHandshakeFailure(error as { code?: string; message?: string } | null)), {
+    tls: true as const,
+    cause: error,
+  });
+}

@@ -1,38 +1,35 @@
 /**
- * TCP transport on Bun.listen / Bun.connect, with the Python original's frames (framing.ts).
- *
- * Connections are one-way: this transport receives on the connections peers open to its listener
- * and sends on its own pooled connections (one per peer address, tcp-peer.ts), so the order of
- * messages from one sender to one receiver is kept. A connection that breaks the framing rules
- * (oversized frame, zero length, garbage, undecodable body) is closed and logged at warn; the
- * listener keeps serving everyone else. Options, routing and the pool: network-transport.ts.
+ * TCP transport (Bun.listen / Bun.connect), with TLS when given a certificate (tls://), as the
+ * Python original's TcpTransport with an ssl_context: frames are a 4-byte big-endian length and
+ * the message's wire map, the same bytes either way. Inbound connections are held to the
+ * listener's limits (inbound.ts); outbound ones are pooled per peer (tcp-peer.ts).
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { TransportError } from "../core/errors.ts";
+import { printable } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
-import { FrameDecoder } from "./framing.ts";
+import { FrameDecoder, FrameError } from "./framing.ts";
+import type { Inbound } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
 import { TcpPeer, type TcpStats } from "./tcp-peer.ts";
+import { listenHandshakeFailure, listenerTls } from "./tls.ts";
 
 export const TCP_TOPIC = "transport.tcp";
 
 export type TcpTransportOptions = NetworkTransportOptions;
 
-interface Inbound {
-  decoder: FrameDecoder;
-  remote: string;
+interface Conn extends Inbound {
+  readonly parser: FrameDecoder;
 }
 
-export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
-  protected readonly log = logger("transport.tcp");
-  readonly #inbound = new Set<Socket<Inbound>>();
-  /** Counters for tests and metrics; `closedBadFrames` counts inbound connections closed for breaking the framing rules. */
-  readonly stats: TcpStats & { closedBadFrames: number } = { partialWrites: 0, reconnects: 0, closedBadFrames: 0 };
+export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
+  /** Counters of the outbound pool, for tests and metrics (inbound ones are in `inbound.stats`). */
+  readonly stats: TcpStats = { partialWrites: 0, reconnects: 0 };
 
   constructor(options: TcpTransportOptions = {}) {
-    super({ scheme: "tcp", name: "TCP", topics: [TCP_TOPIC] }, options);
+    super({ scheme: "tcp", tlsScheme: "tls", name: "TCP", topics: [TCP_TOPIC], log: logger("transport.tcp") }, options);
   }
 
   /** A `transport.tcp` topic attribute set pointing at this transport, for replies. */
@@ -42,19 +39,22 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
 
   /** Open inbound connections (for tests and health). */
   get inboundConnections(): number {
-    return this.#inbound.size;
+    return this.inbound.size;
   }
 
-  protected listen(port: number): TCPSocketListener<Inbound> {
-    return Bun.listen<Inbound>({
+  protected listen(port: number): TCPSocketListener<Conn> {
+    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
+    return Bun.listen<Conn>({
       hostname: this.host,
       port,
+      ...(tls ? { tls } : {}),
       socket: {
         binaryType: "uint8array",
         open: (s) => this.#accept(s),
+        handshake: (s, ok, err) => this.#handshake(s, ok, err),
         data: (s, chunk) => this.#received(s, chunk as Uint8Array),
         close: (s) => this.#closed(s),
-        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${err.message}`),
+        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
       },
     });
   }
@@ -68,40 +68,70 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Inbound>> {
     return super.listenFailed(err, port);
   }
 
-  #accept(s: Socket<Inbound>): void {
-    s.data = {
-      decoder: new FrameDecoder((m) => this.deliver(m), this.maxFrame),
-      remote: `${s.remoteAddress}:${s.remotePort}`,
-    };
-    this.#inbound.add(s);
-  }
-
-  #received(s: Socket<Inbound>, chunk: Uint8Array): void {
-    try {
-      s.data.decoder.push(chunk);
-    } catch (err) {
-      this.stats.closedBadFrames++;
-      this.log.warn(`closed the connection from ${s.data.remote}: ${(err as Error).message}`, {
-        listener: this.address,
-      });
-      this.#inbound.delete(s);
+  #accept(s: Socket<Conn>): void {
+    const remote = `${s.remoteAddress}:${s.remotePort}`;
+    if (!this.started || !this.inbound.admit(remote, this.address)) {
       s.terminate();
+      return;
     }
+    const now = performance.now();
+    const conn: Conn = {
+      remote,
+      parser: new FrameDecoder((m) => this.deliver(m), {
+        maxFrame: this.maxFrame,
+        maxElements: this.inbound.limits.maxMessageElements,
+        budget: this.inbound.budget,
+        onRefused: (err) => {
+          this.inbound.stats.refusedMessages++;
+          this.inbound.warnings.write(`refused a message from ${remote}: ${err.message}`, { listener: this.address });
+        },
+      }),
+      close: () => s.terminate(),
+      // A TLS handshake is held to the frame deadline too: it ends when the first data can flow.
+      frameStart: this.listensTls ? now : 0,
+      framesSeen: 0,
+      lastActive: now,
+    };
+    s.data = conn;
+    this.inbound.add(conn);
   }
 
-  #closed(s: Socket<Inbound>): void {
-    if (!this.#inbound.delete(s) || !this.started) return; // closed by us (bad frame or stop)
-    const left = s.data?.decoder.buffered ?? 0;
+  #handshake(s: Socket<Conn>, ok: boolean, err: Error | null): void {
+    const c = s.data;
+    if (!c) return;
+    const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+    if (why === null) c.frameStart = 0;
+    else this.inbound.reject(c, "tlsFailures", why, this.address);
+  }
+
+  #received(s: Socket<Conn>, chunk: Uint8Array): void {
+    const c = s.data;
+    if (!c) return;
+    try {
+      c.parser.push(chunk);
+    } catch (err) {
+      const overBudget = err instanceof FrameError && /buffer limit/.test(err.message);
+      this.inbound.reject(c, overBudget ? "overBudget" : "badFrames", (err as Error).message, this.address);
+      return;
+    }
+    this.inbound.touched(c);
+  }
+
+  #closed(s: Socket<Conn>): void {
+    const c = s.data;
+    if (!c) return;
+    const left = c.parser.buffered;
+    if (!this.inbound.remove(c) || !this.started) return; // closed by us (bad frame, limit or stop)
     if (left > 0)
-      this.log.warn(`the connection from ${s.data.remote} closed in the middle of a frame; ${left} bytes discarded`, {
-        listener: this.address,
-      });
+      this.inbound.warnings.write(
+        `the connection from ${c.remote} closed in the middle of a frame; ${left} bytes discarded`,
+        { listener: this.address },
+      );
   }
 
-  protected unlisten(listener: TCPSocketListener<Inbound>): void {
+  protected unlisten(listener: TCPSocketListener<Conn>): void {
     listener.stop(true);
-    for (const s of this.#inbound) s.terminate();
-    this.#inbound.clear();
+    this.inbound.closeAll("the transport stopped");
   }
 
   protected newPeer(to: Endpoint, options: PeerOptions): TcpPeer {

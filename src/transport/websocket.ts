@@ -1,85 +1,134 @@
 /**
- * WebSocket transport: Bun.serve listens, the WebSocket client dials (ws-peer.ts). Each message is
- * one binary WebSocket message holding exactly the TCP frame (length prefix + wire map), so a relay
- * can pass frames between the two transports unchanged. Options, routing and error rules are the
- * TCP transport's (network-transport.ts): a `transport.websocket` (or `transport.ws`) topic with
- * host and port, else the recipient's endpoint ("ws://host:port") through the resolver.
+ * WebSocket transport: our RFC 6455 server over Bun.listen (ws-server.ts; wss:// with TLS), the
+ * WebSocket client to dial (ws-peer.ts). Each message is one binary WebSocket message holding
+ * exactly the TCP frame (length prefix + wire map), so a relay can pass frames between the two
+ * transports unchanged. Options, routing, limits and error rules are the TCP transport's
+ * (network-transport.ts, inbound.ts): a `transport.websocket` (or `transport.ws`) topic with host
+ * and port, else the recipient's endpoint ("ws://host:port", "wss://host:port") through the resolver.
  */
-import type { Server, ServerWebSocket } from "bun";
-import type { Message } from "../core/message.ts";
+import type { Socket, TCPSocketListener } from "bun";
+import { InvalidMessageError, type Message } from "../core/message.ts";
+import { printable } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { decodeFrame } from "./framing.ts";
+import type { Inbound } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
+import { listenHandshakeFailure, listenerTls } from "./tls.ts";
+import { BufferBudgetError, WsConnection, WsProtocolError } from "./ws-server.ts";
 import { WsPeer } from "./ws-peer.ts";
 
 export const WS_TOPICS = ["transport.websocket", "transport.ws"] as const;
 
 export type WebSocketTransportOptions = NetworkTransportOptions;
 
-interface Conn {
-  remote: string;
+interface Conn extends Inbound {
+  readonly parser: WsConnection;
 }
 
-export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
-  protected readonly log = logger("transport.websocket");
-
+export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>> {
   constructor(options: WebSocketTransportOptions = {}) {
-    super({ scheme: "ws", name: "WebSocket", topics: WS_TOPICS }, options);
+    super(
+      { scheme: "ws", tlsScheme: "wss", name: "WebSocket", topics: WS_TOPICS, log: logger("transport.websocket") },
+      options,
+    );
   }
 
-  protected listen(port: number): Server<Conn> {
-    return Bun.serve<Conn>({
+  /** Open inbound connections (for tests and health). */
+  get inboundConnections(): number {
+    return this.inbound.size;
+  }
+
+  protected listen(port: number): TCPSocketListener<Conn> {
+    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
+    return Bun.listen<Conn>({
       hostname: this.host,
       port,
-      fetch: (req, server) => {
-        if (
-          server.upgrade(req, {
-            data: { remote: `${server.requestIP(req)?.address ?? "?"}:${server.requestIP(req)?.port ?? "?"}` },
-          })
-        )
-          return undefined;
-        return new Response("converge WebSocket transport: connect with a WebSocket client\n", {
-          status: 426,
-          headers: { upgrade: "websocket" },
-        });
-      },
-      websocket: {
-        // The frame's 4-byte prefix rides inside the message; anything larger closes with 1009.
-        maxPayloadLength: this.maxFrame + 4,
-        message: (ws, data) => this.#received(ws, data),
-        close: (ws, code, reason) => {
-          // uWebSockets reports an oversized message as 1006 "Received too big message" on our side (the client sees 1009).
-          if (code === 1009 || /too big/i.test(reason))
-            this.log.warn(
-              `closed the connection from ${ws.data.remote}: a message exceeded the ${this.maxFrame} byte frame limit`,
-              { listener: this.address },
-            );
-          else this.log.debug("connection closed", { remote: ws.data.remote, code, reason });
+      ...(tls ? { tls } : {}),
+      socket: {
+        binaryType: "uint8array",
+        open: (s) => this.#accept(s),
+        handshake: (s, ok, err) => {
+          const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+          if (s.data && why !== null) this.inbound.reject(s.data, "tlsFailures", why, this.address);
         },
+        data: (s, chunk) => this.#received(s, chunk as Uint8Array),
+        drain: (s) => s.data?.parser.flushed(),
+        close: (s) => {
+          if (s.data) this.inbound.remove(s.data);
+        },
+        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
       },
     });
   }
 
-  #received(ws: ServerWebSocket<Conn>, data: string | Uint8Array): void {
-    if (typeof data === "string") {
-      this.log.warn(
-        `closed the connection from ${ws.data.remote}: it sent a text message (converge frames are binary)`,
-        { listener: this.address },
-      );
-      ws.close(1003, "binary frames only");
+  #accept(s: Socket<Conn>): void {
+    const remote = `${s.remoteAddress}:${s.remotePort}`;
+    if (!this.started || !this.inbound.admit(remote, this.address)) {
+      s.terminate();
       return;
     }
+    const now = performance.now();
+    const ws = new WsConnection(s as Socket<unknown>, this.maxFrame + 4, this.inbound.budget, {
+      open: () => {},
+      message: (data) => this.#message(conn, data),
+      closing: (code, reason) => this.log.debug("connection closed", { remote, code, reason }),
+    });
+    const conn: Conn = {
+      remote,
+      parser: ws,
+      // The upgrade request (and a TLS handshake) is held to the frame deadline too.
+      close: (why) => (ws.open ? ws.close(why === "the transport stopped" ? 1001 : 1008, "") : s.terminate()),
+      frameStart: now,
+      framesSeen: 0,
+      lastActive: now,
+    };
+    s.data = conn;
+    this.inbound.add(conn);
+  }
+
+  #received(s: Socket<Conn>, chunk: Uint8Array): void {
+    const c = s.data;
+    if (!c) return;
+    try {
+      c.parser.push(chunk);
+    } catch (err) {
+      if (err instanceof WsProtocolError) {
+        this.inbound.stats.badFrames++;
+        this.#refuse(c, err.code, err.message);
+      } else if (err instanceof BufferBudgetError) {
+        this.inbound.stats.overBudget++;
+        this.#refuse(c, 1008, err.message);
+      } else {
+        this.inbound.stats.badFrames++;
+        this.#refuse(c, 1011, `frame handling failed: ${(err as Error).message}`);
+      }
+      return;
+    }
+    this.inbound.touched(c);
+  }
+
+  /** Closes with a WebSocket close code and a rate-limited warning. */
+  #refuse(c: Conn, code: number, why: string): void {
+    this.inbound.warnings.write(`closed the connection from ${c.remote}: ${why}`, { listener: this.address });
+    this.inbound.remove(c);
+    c.parser.close(code, code === 1007 ? "bad frame" : code === 1003 ? "binary frames only" : "");
+  }
+
+  #message(c: Conn, data: Uint8Array): void {
     let message: Message;
     try {
-      message = decodeFrame(data, this.maxFrame);
+      message = decodeFrame(data, this.maxFrame, this.inbound.limits.maxMessageElements);
     } catch (err) {
-      this.log.warn(`closed the connection from ${ws.data.remote}: ${(err as Error).message}`, {
-        listener: this.address,
-      });
-      ws.close(1007, "bad frame");
-      return;
+      if (err instanceof InvalidMessageError) {
+        this.inbound.stats.refusedMessages++;
+        this.inbound.warnings.write(`refused a message from ${c.remote}: ${err.message}`, {
+          listener: this.address,
+        });
+        return;
+      }
+      throw new WsProtocolError(1007, (err as Error).message);
     }
     this.deliver(message);
   }
@@ -93,8 +142,10 @@ export class WebSocketTransport extends NetworkTransport<Server<Conn>> {
     await this.closeListener();
   }
 
-  protected async unlisten(server: Server<Conn>): Promise<void> {
-    await server.stop(true);
+  protected unlisten(listener: TCPSocketListener<Conn>): void {
+    // Close frames first (1001, going away), then stop accepting; each connection ends once its frame is out.
+    this.inbound.closeAll("the transport stopped");
+    listener.stop(false);
   }
 
   protected newPeer(to: Endpoint, options: PeerOptions): WsPeer {

@@ -10,6 +10,7 @@
 import { TransportError } from "../core/errors.ts";
 import { decodeFrame } from "./framing.ts";
 import { PooledPeer, dialFailure } from "./peer.ts";
+import { dialHandshakeFailure } from "./tls.ts";
 
 const HIGH_WATER = 4 * 1024 * 1024;
 
@@ -63,8 +64,10 @@ export class WsPeer extends PooledPeer {
   }
 
   #connect(): void {
-    const { address } = this.endpoint;
-    const ws = new WebSocket(`ws://${address.slice("ws://".length)}/`);
+    const { address, scheme } = this.endpoint;
+    const tls = this.options.tls;
+    const url = `${address}/`;
+    const ws = tls && scheme === "wss" ? new WebSocket(url, { tls: tls === true ? {} : tls }) : new WebSocket(url);
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
     this.#open = false;
@@ -81,8 +84,13 @@ export class WsPeer extends PooledPeer {
       this.#pump();
     };
     ws.onerror = (ev) => {
-      const e = ev as ErrorEvent & { error?: { code?: string } };
-      failure ||= dialFailure(e.error?.code, e.message ?? "connection error");
+      const e = ev as ErrorEvent & { error?: { code?: string; message?: string } };
+      failure ||=
+        scheme === "wss" && !this.#open && e.error?.code !== "ECONNREFUSED"
+          ? dialHandshakeFailure(e.error ?? { message: e.message })
+          : e.error?.code === "ECONNRESET" && !this.#open
+            ? "the peer reset the connection (if it listens with TLS, dial wss://)"
+            : dialFailure(e.error?.code, e.message ?? "connection error");
     };
     ws.onmessage = (ev) => {
       if (!(ev.data instanceof ArrayBuffer)) return;

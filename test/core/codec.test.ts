@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { decode, encode } from "../../src/core/codec.ts";
+import { MsgpackReader, decode, encode } from "../../src/core/codec.ts";
+import { Message } from "../../src/core/message.ts";
 import { DecodeError } from "../../src/core/errors.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -91,5 +92,30 @@ describe("canonical msgpack", () => {
 describe("strings keep every character", () => {
   test("a leading U+FEFF (byte order mark) is data and survives decoding, as in Python", () => {
     for (const s of ["\uFEFFx", `\uFEFF${"long ".repeat(20)}`, "\uFEFF"]) expect(decode(encode(s))).toBe(s);
+  });
+});
+
+describe("the decode budget", () => {
+  test("when a value holds more array elements and map entries than the budget, it is refused before being built", () => {
+    const wide = encode(Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`k${i}`, i])));
+    const r = new MsgpackReader(wide, 0, wide.length, 1000);
+    expect(() => r.value()).toThrow(/more than 1000 elements .* the decode limit/);
+    // Nested containers count together: 10 arrays of 100 plus the outer 10 is 1010.
+    const nested = encode(Array.from({ length: 10 }, () => Array.from({ length: 100 }, () => 0)));
+    expect(() => new MsgpackReader(nested, 0, nested.length, 1009).value()).toThrow(DecodeError);
+    expect((new MsgpackReader(nested, 0, nested.length, 1010).value() as unknown[]).length).toBe(10);
+  });
+
+  test("a message with 600,000 payload keys is refused at its map header under the default budget", () => {
+    // The payload as a map32 of 600,000 one-character keys, spliced into a real message's wire map.
+    const wide = new Uint8Array(5 + 600_000 * 3);
+    wide.set([0xdf, 0x00, 0x09, 0x27, 0xc0]);
+    for (let i = 5; i < wide.length; i += 3) wide.set([0xa1, 0x6b, 0x00], i);
+    const wire = Buffer.from(new Message({ payload: { a: 0 } }).encode());
+    const at = wire.indexOf(Buffer.from("81a16100", "hex"));
+    const bytes = new Uint8Array(Buffer.concat([wire.subarray(0, at), wide, wire.subarray(at + 4)]));
+    expect(() => Message.decode(bytes)).toThrow(/more than 100000 elements/);
+    // The same bytes with a budget for all of it (600,000 entries and the wire map's 8 fields) decode (the last key wins).
+    expect(Message.decode(bytes, 0, bytes.length, 600_008).payload).toEqual({ k: 0 });
   });
 });

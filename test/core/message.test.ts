@@ -2,8 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { encode } from "../../src/core/codec.ts";
 import { DecodeError } from "../../src/core/errors.ts";
 import { Identity } from "../../src/core/identity.ts";
-import { Message } from "../../src/core/message.ts";
+import { InvalidMessageError, Message, checkWireIds } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
+import { fromHex, vectors } from "../support/vectors.ts";
 
 const alice = Identity.generate();
 const bob = Identity.generate();
@@ -162,5 +163,33 @@ describe("Message", () => {
     expect(Object.keys(m.payload)).toEqual(["_encrypted"]);
     expect(m.decryptPayload(key)).toEqual({ secret: "s", n: 7, u: "日本" });
     expect(() => m.decryptPayload(new Uint8Array(32))).toThrow(/cannot decrypt/);
+  });
+});
+
+describe("the wire rules for ids", () => {
+  const ok = () => new Message({ recipient: bob.fingerprint, taskId: "task-1", payload: { a: 1 } }).sign(alice);
+
+  test("messages as our peers and the Python original send them pass", () => {
+    expect(() => checkWireIds(ok())).not.toThrow();
+    // The Python original's unsigned messages leave the sender empty.
+    expect(() => checkWireIds(new Message({ payload: { a: 1 } }))).not.toThrow();
+    for (const v of vectors.messages) expect(() => checkWireIds(Message.decode(fromHex(v.frame_hex), 4))).not.toThrow();
+  });
+
+  test("when an id, sender, recipient or task id breaks a rule, the message is refused saying which", () => {
+    const cases: [Message, RegExp][] = [
+      [ok().with({ id: "" }), /message id is empty/],
+      [ok().with({ id: "a\nb" }), /message id "a\\nb" contains control characters/],
+      [ok().with({ id: "x".repeat(300) }), /message id is 300 characters long \(at most 256\)/],
+      [ok().with({ sender: "alice" }), /has sender "alice", which is not an agent id \(64 lowercase hex digits\)/],
+      [ok().with({ sender: alice.fingerprint.toUpperCase() }), /not an agent id/],
+      [new Message({ signature: new Uint8Array(64) }), /is signed but names no sender/],
+      [ok().with({ recipient: "bob\u0007" }), /recipient "bob\\u0007" contains control characters/],
+      [ok().with({ taskId: "t\u202e1" }), /task_id "t\\u202e1" contains control characters/],
+    ];
+    for (const [m, why] of cases) {
+      expect(() => checkWireIds(m)).toThrow(InvalidMessageError);
+      expect(() => checkWireIds(m)).toThrow(why);
+    }
   });
 });

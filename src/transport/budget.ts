@@ -1,0 +1,24 @@
+/**
+ * A byte budget shared by a listener's connections: what their unfinished frames may hold
+ * together. A connection that would take it past the limit is closed (its decoder throws), so a
+ * crowd of peers each announcing a large frame and sending most of it cannot exhaust memory.
+ */
+export class BufferBudget {
+  used = 0;
+  /** Highest `used` seen, for tests and metrics. */
+  peak = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Takes `n` bytes if they fit; false (nothing taken) when they do not. */
+  reserve(n: number): boolean {
+    if (this.used + n > this.limit) return false;
+    this.used += n;
+    if (this.used > this.peak) this.peak = this.used;
+    return true;
+  }
+
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+}
