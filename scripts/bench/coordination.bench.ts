@@ -21,6 +21,7 @@ import type { Store } from "../../src/store/store.ts";
 import { killAll, WorkerProcess } from "../../test/e2e/fixtures/cluster.ts";
 import { startRedis } from "../../test/support/redis.ts";
 import { tempDir } from "../../test/support/tmp.ts";
+import { bareMapClaimReport, bareSqliteClaimReport } from "./bare.ts";
 import { fmt, percentile, report } from "./harness.ts";
 
 type Backend = "memory" | "sqlite" | "redis";
@@ -74,6 +75,18 @@ async function throughput(backend: Backend, n: number): Promise<void> {
     await tm.report(lease.taskId, { ok: true }, { agentId: "bench", token: lease.token });
   });
   report(`${backend} claim+report`, n / claimReport, "tasks/s", cond);
+  // The same loop with none of converge (bare.ts), measured now, beside it.
+  if (backend !== "redis") {
+    const bare =
+      backend === "memory"
+        ? await bareMapClaimReport(n)
+        : bareSqliteClaimReport(join(tmp.path, `bare-${Date.now()}.db`), n);
+    const what =
+      backend === "memory" ? "a Map, async claim and report" : "one UPDATE per BEGIN IMMEDIATE, same file settings";
+    report(`${backend} bare claim+report`, bare, "tasks/s", `N=${n}, sequential, ${what}`);
+    const aim = backend === "memory" ? 0.25 : 0.3;
+    report(`${backend} claim+report / bare`, n / claimReport / bare, "x", `aim: at least ${aim}`);
+  }
   // The same with 16 callers in flight, each on its own task.
   for (let i = 0; i < n; i++) await tm.submit({ id: `c${i}`, inputs: { x: i } });
   let next = 0;

@@ -84,8 +84,12 @@ export class TaskManager {
   readonly queue: TaskQueue;
   readonly #now: Clock;
   readonly #defaultTtlMs: number | null;
-  /** The record as this process last wrote it, for each lease held here (the base of the holder's next change). */
+  /**
+   * The record as this process last wrote it, for each lease held here (the base of the holder's
+   * next change); not kept for a queue that can peek at its records for free (memory).
+   */
   readonly #held = new Map<string, Task>();
+  readonly #keepHeld: boolean;
   #seq = 0;
   #reaper: { refs: number; timer: ReturnType<typeof setInterval> } | undefined;
 
@@ -94,13 +98,19 @@ export class TaskManager {
     private readonly options: TaskManagerOptions = {},
   ) {
     this.queue = store.tasks ?? new GenericTaskQueue(store);
-    this.#now = options.clock ?? (() => store.now());
+    this.#now = options.clock ?? this.queue.clock ?? (() => store.now());
+    this.#keepHeld = this.queue.peek === undefined;
     const ttl = options.defaultClaimTtlSec;
     this.#defaultTtlMs = ttl !== undefined && ttl > 0 ? Math.round(ttl * 1000) : null;
   }
 
   /** The time on the manager's clock (epoch ms). */
   async now(): Promise<number> {
+    return this.#now();
+  }
+
+  /** The clock's time without a promise when it has one to give (the memory and SQLite stores'). */
+  #time(): number | Promise<number> {
     return this.#now();
   }
 
@@ -123,7 +133,8 @@ export class TaskManager {
    */
   async submitMany(inits: readonly TaskInit[]): Promise<SubmitResult[]> {
     if (inits.length === 0) return [];
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const tasks = inits.map((init) => newTask(init, now, this.#nextSeq(now)));
     const created = await this.queue.submit(tasks, now);
     await this.#notify();
@@ -139,7 +150,7 @@ export class TaskManager {
   }
 
   #lease(t: Task): Lease {
-    this.#held.set(t.id, t);
+    if (this.#keepHeld) this.#held.set(t.id, t);
     return { taskId: t.id, token: t.leaseToken!, expiresAt: t.leaseExpiresAt, task: t };
   }
 
@@ -148,14 +159,18 @@ export class TaskManager {
    * others get null (the task was not pending, is not due yet, or someone else won).
    */
   async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
-    const { task } = await this.queue.claim(taskId, this.#claim(agentId, await this.#now(), options.ttlMs), token());
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
+    const { task } = await this.queue.claim(taskId, this.#claim(agentId, now, options.ttlMs), token());
     return task ? this.#lease(task) : null;
   }
 
   /** Claims up to `max` of the best due tasks the agent may take (priority, then submit order). */
   async claimNext(agentId: string, scope: Scope, max = 1): Promise<Lease[]> {
     if (max <= 0) return [];
-    const tasks = await this.queue.claimNext(this.#claimNext(agentId, scope, max, await this.#now()));
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
+    const tasks = await this.queue.claimNext(this.#claimNext(agentId, scope, max, now));
     return tasks.map((t) => this.#lease(t));
   }
 
@@ -169,7 +184,8 @@ export class TaskManager {
 
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
   async renew(taskId: string, leaseToken: string, ttlMs?: number): Promise<Lease> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#byHolder(taskId, { agentId: "", token: leaseToken }, now, (t) => {
       const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
       return { ...t, leaseExpiresAt: ttl === undefined ? null : now + ttl, updatedAt: now };
@@ -179,7 +195,8 @@ export class TaskManager {
 
   /** Records the holder's progress on the task record (field `progress`); the task is then `running`. */
   async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     return (
       await this.#byHolder(taskId, holder, now, (t) => ({
         ...t,
@@ -192,7 +209,9 @@ export class TaskManager {
 
   /** Completes a task. Only the holder: `token` must be the current lease (or, lease-less, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
-    return (await this.reportAndClaim(taskId, result, holder)).task;
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
+    return (await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now))).task;
   }
 
   /**
@@ -205,23 +224,10 @@ export class TaskManager {
     holder: Holder,
     next?: { scope: Scope; max: number },
   ): Promise<{ task: Task; next: Lease[] }> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
-    const r = await this.#byHolder(
-      taskId,
-      holder,
-      now,
-      (t) => ({
-        ...t,
-        state: "completed",
-        result: result ?? null,
-        leaseToken: null,
-        leaseExpiresAt: null,
-        error: null,
-        updatedAt: now,
-      }),
-      then,
-    );
+    const r = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then);
     return { task: r.task, next: r.next.map((t) => this.#lease(t)) };
   }
 
@@ -231,7 +237,8 @@ export class TaskManager {
    * `holder` is the assignee's lease, or "system" for the runtime's own decisions.
    */
   async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const next = (t: Task): Task => {
       const maxRetries = Number(t.constraints.max_retries ?? 0);
       if (t.attempts <= maxRetries && t.attempts > 0) {
@@ -251,7 +258,8 @@ export class TaskManager {
 
   /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
   async release(taskId: string, holder: Holder): Promise<Task> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const { task } = await this.#byHolder(taskId, holder, now, (t) => ({
       ...t,
       ...unassigned,
@@ -265,7 +273,8 @@ export class TaskManager {
 
   /** Cancels a task that is not finished yet. */
   async cancel(taskId: string): Promise<Task> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#bySystem(
       taskId,
       now,
@@ -278,7 +287,8 @@ export class TaskManager {
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
   async retry(taskId: string): Promise<Task> {
-    const now = await this.#now();
+    const t0 = this.#time();
+    const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#bySystem(
       taskId,
       now,
@@ -384,7 +394,7 @@ export class TaskManager {
     then?: ClaimNext,
   ): Promise<{ task: Task; next: Task[] }> {
     const expect: Expect = holder.token !== undefined ? { lease: holder.token } : { assignee: holder.agentId };
-    let base = this.#held.get(taskId);
+    let base = this.queue.peek ? this.queue.peek(taskId) : this.#held.get(taskId);
     if (!base || ("lease" in expect && base.leaseToken !== expect.lease)) base = await this.queue.get(taskId);
     const problem = holderProblem(base, taskId, holder);
     if (problem) throw problem;
@@ -399,6 +409,7 @@ export class TaskManager {
         new TaskStateError(`task ${taskId} changed while it was being updated`)
       );
     }
+    if (!this.#keepHeld) return r;
     if (HELD_STATES.has(r.task.state)) this.#held.set(taskId, r.task);
     else this.#held.delete(taskId);
     return r;
@@ -430,8 +441,26 @@ export class TaskManager {
   }
 }
 
+/**
+ * A lease token: unique across processes and restarts (a random prefix per process, then a
+ * counter), so it fences exactly as a UUID would, at a fraction of the cost on the claim path.
+ */
 function token(): string {
-  return randomUUID();
+  return `${TOKEN_PREFIX}${(++tokenSeq).toString(36)}`;
+}
+const TOKEN_PREFIX = `${randomUUID()}-`;
+let tokenSeq = 0;
+
+function completed(t: Task, result: unknown, now: number): Task {
+  return {
+    ...t,
+    state: "completed",
+    result: result ?? null,
+    leaseToken: null,
+    leaseExpiresAt: null,
+    error: null,
+    updatedAt: now,
+  };
 }
 
 function visibility(scope: Scope): Visibility {

@@ -159,12 +159,18 @@ export function checkTaskId(id: unknown): asserts id is string {
  * hex digits of a SHA-256, so that store scripts can use it in key names without escaping.
  */
 export function routeId(poolId: string | null, requiredCapabilities: readonly string[]): string {
-  const caps = [...new Set(requiredCapabilities)].sort();
-  return createHash("sha256")
-    .update(JSON.stringify([poolId, caps]))
-    .digest("hex")
-    .slice(0, 16);
+  const caps = requiredCapabilities.length === 0 ? requiredCapabilities : [...new Set(requiredCapabilities)].sort();
+  const key = JSON.stringify([poolId, caps]);
+  let id = routeIds.get(key);
+  if (id === undefined) {
+    id = createHash("sha256").update(key).digest("hex").slice(0, 16);
+    // Routing keys are few; the bound only keeps a flood of distinct ones from growing the cache.
+    if (routeIds.size >= 10_000) routeIds.clear();
+    routeIds.set(key, id);
+  }
+  return id;
 }
+const routeIds = new Map<string, string>();
 
 /** The constraints converge itself acts on must make sense; others are the agents' business. */
 function checkConstraints(c: Record<string, unknown>): void {

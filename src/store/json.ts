@@ -39,9 +39,52 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** `value` as the JSON backends would store it (checked, copied, normalised), deep-frozen. */
+/**
+ * `value` as the JSON backends would store it (checked, copied, normalised), deep-frozen. Plain
+ * data (the common case: objects, arrays, strings, finite numbers, booleans, null) is copied in one
+ * walk; anything else (a Date, a toJSON method, undefined members, -0, NaN, cycles) takes the JSON
+ * round trip, whose rules are the definition.
+ */
 export function frozenCopy(key: string, value: unknown): unknown {
-  return deepFreeze(JSON.parse(serialise(key, value)));
+  const fast = plainFrozen(value, 0);
+  return fast !== NOT_PLAIN ? fast : deepFreeze(JSON.parse(serialise(key, value)));
+}
+
+const NOT_PLAIN: unique symbol = Symbol("not plain");
+
+function plainFrozen(v: unknown, depth: number): unknown {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return v;
+    case "number":
+      return Number.isFinite(v) && !Object.is(v, -0) ? v : NOT_PLAIN;
+    case "object": {
+      if (v === null) return null;
+      if (depth > 64) return NOT_PLAIN; // deep, or a cycle: the round trip says which
+      if (Array.isArray(v)) {
+        const out = new Array(v.length);
+        for (let i = 0; i < v.length; i++) {
+          const x = plainFrozen(v[i], depth + 1);
+          if (x === NOT_PLAIN || x === undefined) return NOT_PLAIN;
+          out[i] = x;
+        }
+        return Object.freeze(out);
+      }
+      const proto = Object.getPrototypeOf(v);
+      if ((proto !== Object.prototype && proto !== null) || "toJSON" in v) return NOT_PLAIN;
+      const out: Record<string, unknown> = {};
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        const x = plainFrozen((v as Record<string, unknown>)[k], depth + 1);
+        if (x === NOT_PLAIN || x === undefined) return NOT_PLAIN;
+        out[k] = x;
+      }
+      return Object.freeze(out);
+    }
+    default:
+      return NOT_PLAIN;
+  }
 }
 
 /** A mutable copy of a stored plain value. */

@@ -1,7 +1,8 @@
 /**
- * The memory store's native task queue: records are frozen objects in the store's own Map (so a
- * claim copies one record and nothing else, and no JSON is written or parsed); the places of
- * task-queue.ts are heaps per queue. Everything is synchronous, so each operation is atomic.
+ * The memory store's native task queue: records are frozen objects in the store's own Map of task
+ * records by id (so a claim copies one record and nothing else, and no JSON is written or
+ * parsed); the places of task-queue.ts are heaps per queue. Everything is synchronous, so each
+ * operation is atomic.
  *
  * Heaps are pruned lazily: an entry stays until it reaches the top, and is acted on only if the
  * record still says the task is there (ready: pending and due; delayed: the earliest time known
@@ -10,7 +11,7 @@
 import { StoreError } from "../core/errors.ts";
 import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { Heap } from "./heap.ts";
-import { deepFreeze, frozenCopy } from "./json.ts";
+import { frozenCopy } from "./json.ts";
 import type { MemoryData } from "./memory.ts";
 import {
   type Claim,
@@ -39,6 +40,11 @@ interface TimedEntry {
   id: string;
   until: number;
 }
+interface Finished {
+  ids: string[];
+  since: number[];
+  stale: number;
+}
 interface Queue {
   poolId: string | null;
   capabilities: readonly string[];
@@ -56,23 +62,33 @@ export class MemoryTaskQueue implements TaskQueue {
   readonly #delayedUntil = new Map<string, number>();
   readonly #held = new Heap<TimedEntry>(sooner);
   readonly #open = new Set<string>();
-  readonly #finished: Record<FinalState, Map<string, number>> = {
-    completed: new Map(),
-    failed: new Map(),
-    cancelled: new Map(),
+  /**
+   * Per final state, the tasks that reached it, in order, as two parallel arrays (no object per
+   * entry); an entry is stale once its record moved on (retried, removed), and skipped.
+   */
+  readonly #finished: Record<FinalState, Finished> = {
+    completed: { ids: [], since: [], stale: 0 },
+    failed: { ids: [], since: [], stale: 0 },
+    cancelled: { ids: [], since: [], stale: 0 },
   };
   readonly #counts = emptyCounts();
   /** Bumped by every write: `pending` answers from its last result while nothing changed. */
   #version = 0;
+  /** The store's clock is this host's: no promise needed. */
+  readonly clock = () => Date.now();
   #pendingCache: { version: number; key: string; now: number; tasks: Task[] } | undefined;
 
   constructor(private readonly data: MemoryData) {}
 
   #record(id: string): Task | undefined {
-    return this.data.records.get(taskKey(id)) as Task | undefined;
+    return this.data.tasks.get(id) as Task | undefined;
   }
 
   async get(id: string): Promise<Task | undefined> {
+    return this.#record(id);
+  }
+
+  peek(id: string): Task | undefined {
     return this.#record(id);
   }
 
@@ -82,11 +98,11 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async submit(tasks: readonly Task[], now: number): Promise<boolean[]> {
     // Check every record first, so that a bad one writes nothing.
-    const frozen = tasks.map((t) => freezeRecord(t));
+    const frozen = tasks.map((t) => freezeRecord(t, undefined));
     const created: boolean[] = [];
     const fresh = new Set<string>();
     for (const t of frozen) {
-      if (this.data.records.has(taskKey(t.id)) || fresh.has(t.id)) {
+      if (this.data.tasks.has(t.id) || fresh.has(t.id)) {
         created.push(false);
         continue;
       }
@@ -135,7 +151,7 @@ export class MemoryTaskQueue implements TaskQueue {
   async transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition> {
     const current = this.#record(id);
     if (!expectHolds(current, expect, sameRecord)) return { ok: false, current };
-    const task = freezeRecord(next);
+    const task = freezeRecord(next, current);
     this.#write(current, task, now);
     return { ok: true, task, next: then ? this.#claimNext(then) : [] };
   }
@@ -183,7 +199,12 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const out: Task[] = [];
-    for (const [id, since] of this.#finished[state]) if (since < before) out.push(this.#record(id)!);
+    const f = this.#finished[state];
+    for (let i = 0; i < f.ids.length; i++) {
+      if (f.since[i]! >= before) continue;
+      const t = this.#record(f.ids[i]!);
+      if (t?.state === state && t.updatedAt === f.since[i]) out.push(t);
+    }
     return out.sort((a, b) => a.updatedAt - b.updatedAt).slice(0, limit);
   }
 
@@ -192,8 +213,8 @@ export class MemoryTaskQueue implements TaskQueue {
     for (const id of ids) {
       const t = this.#record(id);
       if (!t || !isFinished(t)) continue;
-      this.data.delete(taskKey(id));
-      this.#finished[t.state as FinalState].delete(id);
+      this.data.tasks.delete(id);
+      this.#leftFinished(t.state as FinalState);
       this.#counts[t.state]--;
       this.#version++;
       n++;
@@ -207,26 +228,45 @@ export class MemoryTaskQueue implements TaskQueue {
 
   /** Stores `next` (frozen) in place of `prev`, and moves it to its new place. */
   #write(prev: Task | undefined, next: Task, now: number): void {
-    this.data.set(taskKey(next.id), next);
+    this.data.tasks.set(next.id, next);
     this.#version++;
+    const wasOpen = prev !== undefined && !isFinished(prev);
     if (prev) {
       this.#counts[prev.state]--;
-      if (isFinished(prev)) this.#finished[prev.state as FinalState].delete(prev.id);
+      if (!wasOpen) this.#leftFinished(prev.state as FinalState);
     }
     this.#counts[next.state]++;
     const place = placementOf(next, now);
     if (place.at === "finished") {
-      this.#open.delete(next.id);
-      this.#finished[place.state].set(next.id, place.since);
+      if (wasOpen) this.#open.delete(next.id);
+      const f = this.#finished[place.state];
+      f.ids.push(next.id);
+      f.since.push(place.since);
       return;
     }
-    this.#open.add(next.id);
+    if (!wasOpen) this.#open.add(next.id);
     if (place.at === "held") {
       if (place.until !== null) this.#held.push({ id: next.id, until: place.until });
     } else if (place.at === "ready") {
       this.#placeReady(next);
     } else {
       this.#placeDelayed(next, place.until);
+    }
+  }
+
+  /** A task left a final state (retried, or removed): its entry there is stale; compact when most are. */
+  #leftFinished(state: FinalState): void {
+    const f = this.#finished[state];
+    if (++f.stale > 1024 && f.stale * 2 > f.ids.length) {
+      const ids: string[] = [];
+      const since: number[] = [];
+      for (let i = 0; i < f.ids.length; i++) {
+        const t = this.#record(f.ids[i]!);
+        if (t?.state !== state || t.updatedAt !== f.since[i]) continue;
+        ids.push(f.ids[i]!);
+        since.push(f.since[i]!);
+      }
+      this.#finished[state] = { ids, since, stale: 0 };
     }
   }
 
@@ -295,22 +335,37 @@ function sameRecord(a: Task, b: Task): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** The fields that hold users' values; every other field is a scalar TaskManager set. */
+const VALUE_FIELDS = [
+  "result",
+  "progress",
+  "inputs",
+  "outputs",
+  "constraints",
+  "topic",
+  "requiredCapabilities",
+] as const;
+
 /**
  * The record as the JSON backends would hold it, frozen: values a transition brought in (a
- * result, progress, a user's inputs) are checked and copied; values already frozen are shared.
+ * result, progress, a user's inputs) are checked and copied once; values taken over from the
+ * record it replaces (`prev`), or already frozen, are shared. The queue takes ownership of `t`: it
+ * is frozen in place.
  */
-function freezeRecord(t: Task): Task {
+function freezeRecord(t: Task, prev: Task | undefined): Task {
   if (Object.isFrozen(t)) return t;
-  const key = taskKey(t.id);
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(t)) {
-    if (v === undefined) continue; // JSON drops it
-    if (typeof v === "object" && v !== null) out[k] = Object.isFrozen(v) ? v : frozenCopy(`${key} ${k}`, v);
-    else if (typeof v === "number" && !Number.isFinite(v))
-      out[k] = null; // as JSON writes it
-    else if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {
-      throw new StoreError(`value for "${key}" is not JSON-serialisable: ${k} is a ${typeof v}`);
-    } else out[k] = v;
+  const r = t as unknown as Record<string, unknown>;
+  const p = prev as unknown as Record<string, unknown> | undefined;
+  for (const k of VALUE_FIELDS) {
+    const v = r[k];
+    if (p !== undefined && v === p[k]) continue;
+    if (typeof v === "object" && v !== null) {
+      if (!Object.isFrozen(v)) r[k] = frozenCopy(`${taskKey(t.id)} ${k}`, v);
+    } else if (typeof v === "number" && !Number.isFinite(v)) {
+      r[k] = null; // as JSON writes it
+    } else if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {
+      throw new StoreError(`value for "${taskKey(t.id)}" is not JSON-serialisable: ${k} is a ${typeof v}`);
+    }
   }
-  return deepFreeze(out) as unknown as Task;
+  return Object.freeze(t);
 }

@@ -8,23 +8,44 @@ import type { Driver } from "./driver.ts";
 import { StoreFront } from "./front.ts";
 import { MemoryTaskQueue } from "./memory-queue.ts";
 
-/** The records and index sets of one memory store; the task queue works on the same records. */
+const TASK = "task:";
+
+/**
+ * The records and index sets of one memory store. Task records (`task:<id>`) live apart, keyed by
+ * id, so that the task queue (memory-queue.ts) reaches them without building the key string: on
+ * the claim path that string costs more than the lookup. Every other key is in `records`.
+ */
 export class MemoryData {
   readonly records = new Map<string, unknown>();
+  /** Task records by id; their keys are `task:<id>`. */
+  readonly tasks = new Map<string, unknown>();
   readonly #buckets = new Map<string, Set<string>>();
   readonly indexes = new Map<string, Set<string>>();
 
+  get(key: string): unknown {
+    return key.startsWith(TASK) ? this.tasks.get(key.slice(TASK.length)) : this.records.get(key);
+  }
+
+  has(key: string): boolean {
+    return key.startsWith(TASK) ? this.tasks.has(key.slice(TASK.length)) : this.records.has(key);
+  }
+
   set(key: string, value: unknown): void {
-    if (!this.records.has(key)) {
-      const b = bucketOf(key);
-      let set = this.#buckets.get(b);
-      if (!set) this.#buckets.set(b, (set = new Set()));
-      set.add(key);
+    if (key.startsWith(TASK)) {
+      this.tasks.set(key.slice(TASK.length), value);
+      return;
     }
+    const size = this.records.size;
     this.records.set(key, value);
+    if (this.records.size === size) return; // replaced: already in its bucket
+    const b = bucketOf(key);
+    let set = this.#buckets.get(b);
+    if (!set) this.#buckets.set(b, (set = new Set()));
+    set.add(key);
   }
 
   delete(key: string): boolean {
+    if (key.startsWith(TASK)) return this.tasks.delete(key.slice(TASK.length));
     if (!this.records.delete(key)) return false;
     const b = bucketOf(key);
     const set = this.#buckets.get(b)!;
@@ -39,6 +60,12 @@ export class MemoryData {
     for (const [b, keys] of this.#buckets) {
       if (b.startsWith(prefix)) out.push(...keys);
       else if (prefix.startsWith(b)) for (const k of keys) if (k.startsWith(prefix)) out.push(k);
+    }
+    if (TASK.startsWith(prefix) || prefix.startsWith(TASK)) {
+      for (const id of this.tasks.keys()) {
+        const key = TASK + id;
+        if (key.startsWith(prefix)) out.push(key);
+      }
     }
     return out;
   }
@@ -60,18 +87,18 @@ export function memoryDriver(): Driver<unknown> {
   return {
     codec: "frozen",
     description: "memory",
-    get: (key) => data.records.get(key),
-    getMany: (keys) => keys.map((k) => data.records.get(k)),
+    get: (key) => data.get(key),
+    getMany: (keys) => keys.map((k) => data.get(k)),
     set: (key, value) => data.set(key, value),
     setIfAbsent(key, value) {
-      if (data.records.has(key)) return false;
+      if (data.has(key)) return false;
       data.set(key, value);
       return true;
     },
     delete: (key) => data.delete(key),
     list: (prefix) => data.list(prefix),
     update(key, step) {
-      const write = step(data.records.get(key));
+      const write = step(data.get(key));
       if (!write) return;
       data.set(key, write.value);
       if (write.index) data.indexChange(write.index.name, [write.index.member], write.index.add);

@@ -1,20 +1,24 @@
 /**
- * The SQLite store's native task queue (task-queue.ts). Records stay in `store` as JSON; each
- * task's place is a row of `task_place` (state, queue, priority, seq, and `until`: notBefore for
- * pending tasks, the lease end for held ones, updatedAt for finished ones), written in the same
- * BEGIN IMMEDIATE transaction as the record, so the two never disagree.
+ * The SQLite store's native task queue (task-queue.ts). Task records live in their own table,
+ * `tasks`, one row each: the record's JSON (`value`) beside the columns that say where it is
+ * (state, queue, priority, seq, `until`: notBefore for pending tasks, the lease end for held
+ * ones, updatedAt for finished ones) and its lease token. One row, so that a claim or a report
+ * writes one table row and its index entries and nothing else (every page a commit touches is a
+ * WAL frame: a second table of places halved the throughput).
  *
  * - Finding work is one indexed query per visible queue (`task_ready`: queue, priority DESC, seq,
  *   over pending rows), merged here: no scan of the backlog, however large.
- * - Claim, report-and-claim-next, fail, renew: one short transaction each; a holder's change is
- *   checked against the row's state and token without parsing the record.
+ * - Claim, report-and-claim-next, fail, renew: one short BEGIN IMMEDIATE transaction each; a
+ *   holder's change is checked on the row's state and token, without parsing the record.
  * - Expired leases, finished tasks by age and counts by state: indexed queries on (state, until).
  *
- * Files written by converge 0.1 (records only, open ids in the index set `tasks:open`) are
- * adopted once, on first open: each task record gets the current layout and its place row.
+ * The key-value view (`task:<id>` through the Store contract) reads and writes the same rows
+ * (sqlite.ts routes those keys here): a record written that way keeps its columns in step. A
+ * `task:` record that is not a task converge made lives in the plain `store` table, as any key.
+ * Files written by converge 0.1 (task records in `store`) are adopted once, on first open.
  */
 import type { Statement } from "bun:sqlite";
-import type { FinalState, Task, TaskState } from "../core/task.ts";
+import { FINAL_STATES, type FinalState, HELD_STATES, isTaskState, type Task, type TaskState } from "../core/task.ts";
 import { parseRecord, serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
@@ -36,55 +40,90 @@ import {
 } from "./task-queue.ts";
 
 export const TASK_SCHEMA = `
-  CREATE TABLE IF NOT EXISTS task_place (
-    id TEXT PRIMARY KEY,
+  CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT NOT NULL UNIQUE,
     state TEXT NOT NULL,
     queue TEXT NOT NULL,
     priority INTEGER NOT NULL,
     seq INTEGER NOT NULL,
-    until INTEGER
-  ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS task_ready ON task_place (queue, priority DESC, seq) WHERE state = 'pending';
-  CREATE INDEX IF NOT EXISTS task_timed ON task_place (state, until);
+    until INTEGER,
+    token TEXT,
+    value TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS task_ready ON tasks (queue, priority DESC, seq) WHERE state = 'pending';
+  CREATE INDEX IF NOT EXISTS task_timed ON tasks (state, until);
   CREATE TABLE IF NOT EXISTS task_queues (queue TEXT PRIMARY KEY, route TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS task_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 `;
 
 /** The SQL of every queue statement (exported so tests can EXPLAIN exactly what runs). */
 export const QUEUE_SQL = {
-  place:
-    "INSERT INTO task_place (id, state, queue, priority, seq, until) VALUES (?, ?, ?, ?, ?, ?) " +
-    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, until = excluded.until",
-  row: "SELECT state FROM task_place WHERE id = ?",
+  get: "SELECT value FROM tasks WHERE id = ?",
+  lease: "SELECT state, token FROM tasks WHERE id = ?",
+  insert:
+    "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
+    "ON CONFLICT (id) DO NOTHING",
+  update: "UPDATE tasks SET state = ?, until = ?, token = ?, value = ? WHERE id = ?",
+  upsert:
+    "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue = excluded.queue, priority = excluded.priority, " +
+    "seq = excluded.seq, until = excluded.until, token = excluded.token, value = excluded.value",
   ready:
-    "SELECT id, priority, seq FROM task_place WHERE queue = ? AND state = 'pending' AND until <= ? " +
+    "SELECT id, priority, seq FROM tasks WHERE queue = ? AND state = 'pending' AND until <= ? " +
     "ORDER BY priority DESC, seq LIMIT ?",
-  expired: "SELECT id FROM task_place WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
-  finished: "SELECT id FROM task_place WHERE state = ? AND until < ? ORDER BY until LIMIT ?",
-  open: "SELECT id FROM task_place WHERE state IN ('pending', 'assigned', 'running')",
-  counts: "SELECT state, count(*) AS n FROM task_place GROUP BY state",
-  unplace: "DELETE FROM task_place WHERE id = ?",
+  expired: "SELECT value FROM tasks WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
+  finished: "SELECT value FROM tasks WHERE state = ? AND until < ? ORDER BY until LIMIT ?",
+  open: "SELECT value FROM tasks WHERE state IN ('pending', 'assigned', 'running')",
+  counts: "SELECT state, count(*) AS n FROM tasks GROUP BY state",
+  state: "SELECT state FROM tasks WHERE id = ?",
+  del: "DELETE FROM tasks WHERE id = ?",
+  ids: "SELECT id FROM tasks",
   addQueue: "INSERT OR IGNORE INTO task_queues (queue, route) VALUES (?, ?)",
   queues: "SELECT queue, route FROM task_queues",
   meta: "SELECT value FROM task_meta WHERE key = ?",
   setMeta: "INSERT OR REPLACE INTO task_meta (key, value) VALUES (?, ?)",
-  taskKeys: "SELECT key FROM store WHERE key >= 'task:' AND key < 'task;'",
+  legacyKeys: "SELECT key, value FROM store WHERE key >= 'task:' AND key < 'task;'",
+  legacyDel: "DELETE FROM store WHERE key = ?",
+  plainHas: "SELECT 1 FROM store WHERE key = ?",
 } as const;
 
 type Route = { poolId: string | null; capabilities: string[] };
 type Candidate = { id: string; priority: number; seq: number };
-const LAYOUT = "2";
+const LAYOUT = "3";
+
+/** Where a record's columns put it: `until` by state (see the header). */
+function untilOf(t: Task): number | null {
+  if (t.state === "pending") return t.notBefore ?? 0;
+  if (HELD_STATES.has(t.state)) return t.leaseExpiresAt ?? null;
+  return t.updatedAt;
+}
+
+/** Whether a value written under `task:<id>` is a task record the queue can place. */
+function isTaskRecord(v: unknown, id: string): v is Task {
+  const t = v as Task;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    t.id === id &&
+    isTaskState(t.state) &&
+    typeof t.queue === "string" &&
+    typeof t.priority === "number" &&
+    typeof t.seq === "number"
+  );
+}
 
 export class SqliteTaskQueue implements TaskQueue {
   readonly #f: SqliteFile;
   // biome-ignore lint/suspicious/noExplicitAny: statements differ in their rows
   readonly #s: { [K in keyof typeof QUEUE_SQL]: Statement<any, any[]> };
   readonly #routes = new Map<string, Route>();
+  /** The store's clock is this host's: no promise needed. */
+  readonly clock = () => Date.now();
   readonly #tx: {
-    submit: (tasks: readonly Task[], now: number) => boolean[];
+    submit: (tasks: readonly Task[]) => boolean[];
     claim: (id: string, claim: Claim, token: string) => { task: Task | null; current: Task | undefined };
     claimNext: (claim: ClaimNext) => Task[];
-    transition: (id: string, expect: Expect, next: Task, now: number, then?: ClaimNext) => Transition;
+    transition: (id: string, expect: Expect, next: Task, then?: ClaimNext) => Transition;
     remove: (ids: readonly string[]) => number;
   };
 
@@ -93,11 +132,11 @@ export class SqliteTaskQueue implements TaskQueue {
     const db = file.db;
     this.#s = Object.fromEntries(Object.entries(QUEUE_SQL).map(([k, sql]) => [k, db.prepare(sql)])) as never;
     this.#tx = {
-      submit: db.transaction((tasks: readonly Task[], now: number) => this.#submit(tasks, now)).immediate,
+      submit: db.transaction((tasks: readonly Task[]) => this.#submit(tasks)).immediate,
       claim: db.transaction((id: string, claim: Claim, token: string) => this.#claim(id, claim, token)).immediate,
       claimNext: db.transaction((claim: ClaimNext) => this.#claimNext(claim)).immediate,
-      transition: db.transaction((id: string, expect: Expect, next: Task, now: number, then?: ClaimNext) =>
-        this.#transition(id, expect, next, now, then),
+      transition: db.transaction((id: string, expect: Expect, next: Task, then?: ClaimNext) =>
+        this.#transition(id, expect, next, then),
       ).immediate,
       remove: db.transaction((ids: readonly string[]) => this.#remove(ids)).immediate,
     };
@@ -112,8 +151,8 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run(`read ${ids.length} tasks`, () => ids.map((id) => this.#read(id)));
   }
 
-  async submit(tasks: readonly Task[], now: number): Promise<boolean[]> {
-    return this.#f.run(`submit ${tasks.length} task(s)`, () => this.#tx.submit(tasks, now));
+  async submit(tasks: readonly Task[]): Promise<boolean[]> {
+    return this.#f.run(`submit ${tasks.length} task(s)`, () => this.#tx.submit(tasks));
   }
 
   async claim(id: string, claim: Claim, token: string): Promise<{ task: Task | null; current: Task | undefined }> {
@@ -125,8 +164,8 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run("claim tasks", () => this.#tx.claimNext(claim));
   }
 
-  async transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition> {
-    return this.#f.run(`update task ${id}`, () => this.#tx.transition(id, expect, next, now, then));
+  async transition(id: string, expect: Expect, next: Task, _now: number, then?: ClaimNext): Promise<Transition> {
+    return this.#f.run(`update task ${id}`, () => this.#tx.transition(id, expect, next, then));
   }
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
@@ -137,17 +176,17 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   async expired(now: number, limit: number): Promise<Task[]> {
-    return this.#f.run("list expired leases", () => this.#records(this.#s.expired.values(now, sqlLimit(limit))));
+    return this.#f.run("list expired leases", () => this.#values(this.#s.expired.values(now, sqlLimit(limit))));
   }
 
   async open(): Promise<Task[]> {
-    return this.#f.run("list open tasks", () => this.#records(this.#s.open.values()));
+    return this.#f.run("list open tasks", () => this.#values(this.#s.open.values()));
   }
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const until = Number.isFinite(before) ? before : Number.MAX_SAFE_INTEGER;
     return this.#f.run(`list ${state} tasks`, () =>
-      this.#records(this.#s.finished.values(state, until, sqlLimit(limit))),
+      this.#values(this.#s.finished.values(state, until, sqlLimit(limit))),
     );
   }
 
@@ -163,36 +202,58 @@ export class SqliteTaskQueue implements TaskQueue {
     });
   }
 
+  // The key-value view of `task:<id>` (sqlite.ts): the caller is in a transaction where it matters.
+
+  /** The stored text of a task record, if the queue holds it. */
+  textOf(id: string): string | undefined {
+    return (this.#s.get.get(id) as { value: string } | null)?.value;
+  }
+
+  /** Writes `text` under `task:<id>` if the queue holds that id; false when it does not (a plain key then). */
+  writeText(id: string, text: string): boolean {
+    if (this.#s.state.get(id) === null) return false;
+    const v = JSON.parse(text);
+    if (isTaskRecord(v, id)) this.#write(v, text);
+    else {
+      // No longer a task the queue can place: it becomes a plain record.
+      this.#s.del.run(id);
+      this.#f.q.put.run(taskKey(id), text);
+    }
+    return true;
+  }
+
+  /** Deletes the task record, if the queue holds it. */
+  deleteText(id: string): boolean {
+    return this.#s.del.run(id).changes > 0;
+  }
+
+  /** Every id the queue holds. */
+  ids(): string[] {
+    return this.#s.ids.values().map((r) => r[0] as string);
+  }
+
   #read(id: string): Task | undefined {
-    const row = this.#f.q.get.get(taskKey(id));
-    return row === null ? undefined : (parseRecord(taskKey(id), row.value) as Task);
+    const text = this.textOf(id);
+    return text === undefined ? undefined : (parseRecord(taskKey(id), text) as Task);
   }
 
-  #records(rows: unknown[][]): Task[] {
-    return rows.map((r) => this.#read(r[0] as string)).filter((t): t is Task => t !== undefined);
+  #values(rows: unknown[][]): Task[] {
+    return rows.map((r) => JSON.parse(r[0] as string) as Task);
   }
 
-  /** Writes the record and its place row (the caller is inside a transaction). */
-  #write(t: Task): void {
-    this.#f.q.put.run(taskKey(t.id), serialise(taskKey(t.id), t));
-    this.#place(t);
+  /** Writes the record and its columns (the caller is inside a transaction; the row exists). */
+  #write(t: Task, text = serialise(taskKey(t.id), t)): void {
+    if (this.#s.update.run(t.state, untilOf(t), t.leaseToken ?? null, text, t.id).changes === 0) {
+      this.#s.upsert.run(t.id, t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text);
+    }
   }
 
-  #place(t: Task): void {
-    const until =
-      t.state === "pending"
-        ? (t.notBefore ?? 0)
-        : t.state === "assigned" || t.state === "running"
-          ? t.leaseExpiresAt
-          : t.updatedAt;
-    this.#s.place.run(t.id, t.state, t.queue, t.priority, t.seq, until);
-  }
-
-  #submit(tasks: readonly Task[], _now: number): boolean[] {
+  #submit(tasks: readonly Task[]): boolean[] {
     return tasks.map((t) => {
-      const key = taskKey(t.id);
-      if (this.#f.q.insert.run(key, serialise(key, t)).changes !== 1) return false;
-      this.#place(t);
+      const text = serialise(taskKey(t.id), t);
+      if (this.#s.plainHas.get(taskKey(t.id)) !== null) return false; // a plain record holds the key
+      const args = [t.id, t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text];
+      if (this.#s.insert.run(...args).changes !== 1) return false;
       if (!this.#routes.has(t.queue)) {
         this.#s.addQueue.run(t.queue, JSON.stringify([t.poolId, t.requiredCapabilities]));
         this.#routes.set(t.queue, { poolId: t.poolId, capabilities: [...t.requiredCapabilities] });
@@ -214,9 +275,7 @@ export class SqliteTaskQueue implements TaskQueue {
     for (const c of this.#candidates(claim.visibility, claim.now, claim.tokens.length)) {
       const current = this.#read(c.id);
       if (!claimable(current, claim.now)) {
-        if (current)
-          this.#place(current); // the row disagreed with the record (written behind our back)
-        else this.#s.unplace.run(c.id);
+        if (current) this.#write(current); // the columns disagreed with the record: put them right
         continue;
       }
       const task = claimed(current, claim, claim.tokens[out.length]!);
@@ -226,9 +285,16 @@ export class SqliteTaskQueue implements TaskQueue {
     return out;
   }
 
-  #transition(id: string, expect: Expect, next: Task, _now: number, then?: ClaimNext): Transition {
-    const current = this.#read(id);
-    if (!expectHolds(current, expect, sameRecord)) return { ok: false, current };
+  #transition(id: string, expect: Expect, next: Task, then?: ClaimNext): Transition {
+    if ("lease" in expect) {
+      // A lease's holder is checked on the row's columns; the record is parsed only to say why not.
+      const row = this.#s.lease.get(id) as { state: TaskState; token: string | null } | null;
+      if (!row || !HELD_STATES.has(row.state) || row.token !== expect.lease)
+        return { ok: false, current: this.#read(id) };
+    } else {
+      const current = this.#read(id);
+      if (!expectHolds(current, expect, sameRecord)) return { ok: false, current };
+    }
     this.#write(next);
     return { ok: true, task: next, next: then ? this.#claimNext(then) : [] };
   }
@@ -236,10 +302,9 @@ export class SqliteTaskQueue implements TaskQueue {
   #remove(ids: readonly string[]): number {
     let n = 0;
     for (const id of ids) {
-      const row = this.#s.row.get(id) as { state: string } | null;
-      if (!row || (row.state !== "completed" && row.state !== "failed" && row.state !== "cancelled")) continue;
-      this.#f.q.del.run(taskKey(id));
-      this.#s.unplace.run(id);
+      const row = this.#s.state.get(id) as { state: TaskState } | null;
+      if (!row || !FINAL_STATES.has(row.state)) continue;
+      this.#s.del.run(id);
       n++;
     }
     return n;
@@ -252,8 +317,8 @@ export class SqliteTaskQueue implements TaskQueue {
       if (!canSee(visibility, route.poolId, route.capabilities)) continue;
       all.push(...(this.#s.ready.all(queue, now, sqlLimit(limit)) as Candidate[]));
     }
-    if (all.length > limit) all.sort((a, b) => (runsBefore(a, b) ? -1 : 1)).length = limit;
-    else all.sort((a, b) => (runsBefore(a, b) ? -1 : 1));
+    all.sort((a, b) => (runsBefore(a, b) ? -1 : 1));
+    if (all.length > limit) all.length = limit;
     return all;
   }
 
@@ -270,15 +335,32 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#routes;
   }
 
-  /** One-time adoption of a file from converge 0.1 (see the header). */
+  /** One-time adoption of task records an older layout kept in `store` (see the header). */
   #adopt(): void {
     const layout = (this.#s.meta.get("layout") as { value: string } | null)?.value;
     if (layout === LAYOUT) return;
-    for (const [key] of this.#s.taskKeys.values() as [string][]) {
-      const raw = parseRecord(key, this.#f.q.get.get(key)?.value) as Task;
-      if (!raw || typeof raw !== "object" || typeof raw.id !== "string") continue;
-      const t = isCanonical(raw) ? raw : canonical(raw);
-      this.#write(t);
+    for (const [key, text] of this.#s.legacyKeys.values() as [string, string][]) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        continue; // not JSON: left as a plain record
+      }
+      const id = key.slice("task:".length);
+      if (typeof raw !== "object" || raw === null || (raw as Task).id !== id) continue;
+      const t = isCanonical(raw) ? (raw as Task) : canonical(raw as Task);
+      if (!isTaskState(t.state)) continue;
+      this.#s.upsert.run(
+        t.id,
+        t.state,
+        t.queue,
+        t.priority,
+        t.seq,
+        untilOf(t),
+        t.leaseToken ?? null,
+        serialise(key, t),
+      );
+      this.#s.legacyDel.run(key);
       this.#s.addQueue.run(t.queue, JSON.stringify([t.poolId, t.requiredCapabilities]));
     }
     this.#f.db.run("DELETE FROM store_index WHERE name = 'tasks:open'");

@@ -10,7 +10,9 @@
  * - Index sets live in `store_index`, channels in `store_notify` (a sequence number per channel).
  *   Subscribers poll `PRAGMA data_version`, which changes only when another connection commits,
  *   so an idle poll costs a microsecond and reads nothing.
- * - The task queue (sqlite-queue.ts) keeps each task's place in `task_place`, next to its record.
+ * - Task records live in the task queue's own table (sqlite-queue.ts), with the columns that say
+ *   where each task is; `task:<id>` keys read and write those rows (and a `task:` record that is
+ *   not a task converge made stays in `store`, like any other key).
  * - `check()` (health) notices what writes cannot: the file deleted or replaced under a running
  *   process (which would go on writing to the old inode unseen), a damaged header or a file shorter
  *   than its pages, and, for files up to 64 MiB, `PRAGMA quick_check` at most once a minute.
@@ -188,11 +190,27 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
   let timer: ReturnType<typeof setInterval> | undefined;
 
   const decode = (row: { value: unknown } | null) => (row === null ? undefined : (row.value as string));
+  const tasks = new SqliteTaskQueue(file);
+  /** `task:<id>` → the id, for keys the task table may hold. */
+  const taskId = (key: string) => (key.startsWith("task:") ? key.slice(5) : undefined);
+  const read = (key: string) => {
+    const id = taskId(key);
+    return (id !== undefined ? tasks.textOf(id) : undefined) ?? decode(q.get.get(key));
+  };
+  const write = (key: string, text: string) => {
+    const id = taskId(key);
+    if (id === undefined || !tasks.writeText(id, text)) q.put.run(key, text);
+  };
   const update = db.transaction((key: string, step: Parameters<Driver<string>["update"]>[1]) => {
-    const write = step(decode(q.get.get(key)));
-    if (!write) return;
-    q.put.run(key, write.value);
-    if (write.index) (write.index.add ? q.indexAdd : q.indexRemove).run(write.index.name, write.index.member);
+    const w = step(read(key));
+    if (!w) return;
+    write(key, w.value);
+    if (w.index) (w.index.add ? q.indexAdd : q.indexRemove).run(w.index.name, w.index.member);
+  }).immediate;
+  const setIfAbsent = db.transaction((key: string, text: string) => {
+    const id = taskId(key);
+    if (id !== undefined && tasks.textOf(id) !== undefined) return false;
+    return q.insert.run(key, text).changes === 1;
   }).immediate;
   const indexAdd = db.transaction((name: string, members: readonly string[]) => {
     for (const m of members) q.indexAdd.run(name, m);
@@ -221,18 +239,30 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     codec: "json",
     description: `sqlite ${file.path}`,
     file,
-    get: (key) => file.run(`read ${quoted(key)}`, () => decode(q.get.get(key))),
+    get: (key) => file.run(`read ${quoted(key)}`, () => read(key)),
     // One prepared statement run per key, in one synchronous pass.
-    getMany: (keys) => file.run(`read ${keys.length} records`, () => keys.map((k) => decode(q.get.get(k)))),
-    set: (key, value) => file.run(`write ${quoted(key)}`, () => void q.put.run(key, value)),
-    setIfAbsent: (key, value) => file.run(`write ${quoted(key)}`, () => q.insert.run(key, value).changes === 1),
-    delete: (key) => file.run(`delete ${quoted(key)}`, () => q.del.run(key).changes > 0),
+    getMany: (keys) => file.run(`read ${keys.length} records`, () => keys.map(read)),
+    set: (key, value) => file.run(`write ${quoted(key)}`, () => db.transaction(() => write(key, value)).immediate()),
+    setIfAbsent: (key, value) => file.run(`write ${quoted(key)}`, () => setIfAbsent(key, value)),
+    delete: (key) =>
+      file.run(`delete ${quoted(key)}`, () => {
+        const id = taskId(key);
+        const fromTasks = id !== undefined && tasks.deleteText(id);
+        return q.del.run(key).changes > 0 || fromTasks;
+      }),
     list: (prefix) =>
       file.run(`list ${quoted(prefix)}`, () => {
-        if (prefix === "") return q.listAll.values().map((r) => r[0] as string);
-        const upper = prefixUpperBound(prefix);
-        const rows = upper === undefined ? q.listFrom.values(prefix) : q.listRange.values(prefix, upper);
-        return rows.map((r) => r[0] as string);
+        let keys: string[];
+        if (prefix === "") keys = q.listAll.values().map((r) => r[0] as string);
+        else {
+          const upper = prefixUpperBound(prefix);
+          const rows = upper === undefined ? q.listFrom.values(prefix) : q.listRange.values(prefix, upper);
+          keys = rows.map((r) => r[0] as string);
+        }
+        if ("task:".startsWith(prefix) || prefix.startsWith("task:")) {
+          for (const id of tasks.ids()) if (`task:${id}`.startsWith(prefix)) keys.push(`task:${id}`);
+        }
+        return keys;
       }),
     update: (key, step) => file.run(`update ${quoted(key)}`, () => update(key, step)),
     indexAdd: (name, members) => file.run(`add to index ${quoted(name)}`, () => indexAdd(name, members)),
@@ -261,7 +291,7 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     },
     now: () => Date.now(),
     check: () => file.run("check the file", () => file.check()),
-    tasks: new SqliteTaskQueue(file),
+    tasks,
     close() {
       if (timer) clearInterval(timer);
       timer = undefined;

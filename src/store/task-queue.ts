@@ -62,6 +62,10 @@ export type Expect =
 export type Transition = { ok: true; task: Task; next: Task[] } | { ok: false; current: Task | undefined };
 
 export interface TaskQueue {
+  /** Optional: the backend's clock when reading it costs nothing (epoch ms); else TaskManager asks the store. */
+  readonly clock?: () => number;
+  /** Optional: the record, synchronously, where reading it costs nothing (memory): no cache of it is needed. */
+  peek?(id: string): Task | undefined;
   /** Stores each task whose id is new, placed by its record; true where it was created, false where the id existed. */
   submit(tasks: readonly Task[], now: number): Promise<boolean[]>;
   get(id: string): Promise<Task | undefined>;
