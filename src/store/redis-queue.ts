@@ -84,13 +84,20 @@ export class RedisTaskQueue implements TaskQueue {
   async submit(tasks: readonly Task[], now: number): Promise<boolean[]> {
     const out: boolean[] = [];
     for (let i = 0; i < tasks.length; i += SUBMIT_BATCH) {
-      const args: (string | number)[] = [now];
+      const args: (string | number)[] = [];
       for (const t of tasks.slice(i, i + SUBMIT_BATCH)) {
         const rec = isCanonical(t) ? t : canonical(t);
-        args.push(t.id, serialise(taskKey(t.id), rec), t.queue, JSON.stringify([t.poolId, t.requiredCapabilities]));
+        // Registered queues are known here once a claim reply or a refresh said so: no HSETNX per task.
+        const route = this.#routes.has(t.queue) ? "" : JSON.stringify([t.poolId, t.requiredCapabilities]);
+        const member = `${String(t.seq).padStart(16, "0")}:${t.id}`;
+        args.push(t.id, serialise(taskKey(t.id), rec), t.queue, -t.priority, member, t.notBefore ?? "", now, route);
       }
       const reply = (await this.#run(S.submit, args)) as number[];
       out.push(...reply.map((r) => r === 1));
+      for (const t of tasks.slice(i, i + SUBMIT_BATCH)) {
+        if (!this.#routes.has(t.queue))
+          this.#routes.set(t.queue, { poolId: t.poolId, capabilities: [...t.requiredCapabilities] });
+      }
     }
     return out;
   }
@@ -154,6 +161,7 @@ export class RedisTaskQueue implements TaskQueue {
       const reply = (await this.#run(S.transition, args)) as unknown[];
       const code = reply[0] as number;
       if (code === 1) {
+        if (reply.length === 1) return { ok: true, task: rec, next: [] };
         const { claimed } = await this.#claimReply(reply.slice(1));
         return { ok: true, task: rec, next: claimed };
       }
@@ -209,10 +217,32 @@ export class RedisTaskQueue implements TaskQueue {
     return n;
   }
 
+  /** From the sizes of the sets (one pipelined round trip); only "running" is counted apart. */
   async counts(): Promise<Record<TaskState, number>> {
-    const raw = await this.conn.cmd((c) => c.hgetall(`${this.ns}t:counts`));
+    await this.#refreshRoutes();
+    const queues = [...this.#routes.keys()];
+    const ns = this.ns;
+    const replies = await this.conn.cmd((c) => {
+      const p = c.pipeline();
+      for (const q of queues) p.zcard(`${ns}q:${q}:ready`).zcard(`${ns}q:${q}:delayed`);
+      p.zcard(`${ns}t:held`).hget(`${ns}t:counts`, "running");
+      for (const s of ["completed", "failed", "cancelled"]) p.zcard(`${ns}t:done:${s}`);
+      return p.exec();
+    });
+    const n = (i: number) => {
+      const [err, v] = replies![i]!;
+      if (err) throw this.conn.fail(err);
+      return Number(v ?? 0);
+    };
     const counts = emptyCounts();
-    for (const [state, n] of Object.entries(raw)) if (state in counts) counts[state as TaskState] = Number(n);
+    for (let i = 0; i < queues.length * 2; i++) counts.pending += n(i);
+    const k = queues.length * 2;
+    const held = n(k);
+    counts.running = n(k + 1);
+    counts.assigned = held - counts.running;
+    counts.completed = n(k + 2);
+    counts.failed = n(k + 3);
+    counts.cancelled = n(k + 4);
     return counts;
   }
 

@@ -13,12 +13,20 @@
  *   k:task:<id>        the record              q:<queue>:ready    zset: score -priority, member seq:id
  *   q:<queue>:delayed  zset: score notBefore   t:held             zset: score lease end (+inf: never)
  *   t:done:<state>     zset: score updatedAt   t:queues           hash queue -> [poolId, capabilities]
- *   t:queues:v         registry version        t:counts           hash state -> count
+ *   t:queues:v         registry version        t:counts           hash: running -> how many
+ * Counts by state come from the sets' sizes (ZCARD); only "running" (a part of held) is counted.
+ *
+ * Cost matters here (a script runs for every claim and report): a record's hot prefix is read by
+ * one pattern with twelve captures and written by one string.format, never field by field.
  */
 
 const COMMON = `
 local NS = ARGV[1]
-local HOT = {'state','assignedTo','claimedAt','attempts','leaseToken','leaseExpiresAt','notBefore','updatedAt','priority','seq','queue','claimTtlMs'}
+local PREFIX = '^{"state":([^,]*),"assignedTo":([^,]*),"claimedAt":([^,]*),"attempts":([^,]*),"leaseToken":([^,]*),' ..
+  '"leaseExpiresAt":([^,]*),"notBefore":([^,]*),"updatedAt":([^,]*),"priority":([^,]*),"seq":([^,]*),"queue":([^,]*),' ..
+  '"claimTtlMs":([^,]*),()'
+local LAYOUT = '{"state":%s,"assignedTo":%s,"claimedAt":%s,"attempts":%s,"leaseToken":%s,"leaseExpiresAt":%s,' ..
+  '"notBefore":%s,"updatedAt":%s,"priority":%s,"seq":%s,"queue":%s,"claimTtlMs":%s,'
 local function rkey(id) return NS .. 'k:task:' .. id end
 local function ready(q) return NS .. 'q:' .. q .. ':ready' end
 local function delayed(q) return NS .. 'q:' .. q .. ':delayed' end
@@ -28,26 +36,19 @@ local function done(state) return NS .. 't:done:' .. state end
 local function unq(v) return string.sub(v, 2, -2) end
 local function num(v) return tonumber(v) end
 
--- The hot fields of a record (raw JSON values) and the rest of it, or nil when it is not in that layout.
+-- The hot fields of a record (raw JSON values), and where the rest of it begins (the rest is cut
+-- out only when a claim rebuilds the record), or nil when it is not in that layout.
 local function parse(rec)
-  if not rec or string.sub(rec, 1, 1) ~= '{' then return nil end
-  local f = {}
-  local pos = 2
-  for i = 1, #HOT do
-    local k = HOT[i]
-    local v = string.match(rec, '^"' .. k .. '":([^,]*),', pos)
-    if not v then return nil end
-    f[k] = v
-    pos = pos + #k + #v + 4
-  end
-  f.rest = string.sub(rec, pos)
-  return f
+  if not rec then return nil end
+  local s, a, c, t, l, e, n, u, p, q, qu, tt, rest = string.match(rec, PREFIX)
+  if not s then return nil end
+  return {state = s, assignedTo = a, claimedAt = c, attempts = t, leaseToken = l, leaseExpiresAt = e,
+    notBefore = n, updatedAt = u, priority = p, seq = q, queue = qu, claimTtlMs = tt, src = rec, pos = rest}
 end
 
 local function build(f)
-  local parts = {}
-  for i = 1, #HOT do parts[i] = '"' .. HOT[i] .. '":' .. f[HOT[i]] end
-  return '{' .. table.concat(parts, ',') .. ',' .. f.rest
+  return string.format(LAYOUT, f.state, f.assignedTo, f.claimedAt, f.attempts, f.leaseToken, f.leaseExpiresAt,
+    f.notBefore, f.updatedAt, f.priority, f.seq, f.queue, f.claimTtlMs) .. string.sub(f.src, f.pos)
 end
 
 local function member(f, id) return string.format('%016d', num(f.seq)) .. ':' .. id end
@@ -67,7 +68,7 @@ local function place(id, f, now)
   else
     redis.call('ZADD', done(state), num(f.updatedAt), id)
   end
-  redis.call('HINCRBY', COUNTS, state, 1)
+  if state == 'running' then redis.call('HINCRBY', COUNTS, 'running', 1) end
 end
 
 -- Takes a task out of the place its (old) record says.
@@ -81,7 +82,7 @@ local function unplace(id, f)
   else
     redis.call('ZREM', done(state), id)
   end
-  redis.call('HINCRBY', COUNTS, state, -1)
+  if state == 'running' then redis.call('HINCRBY', COUNTS, 'running', -1) end
 end
 
 local function write(id, old, new, rec, now)
@@ -187,20 +188,21 @@ end
 `;
 
 /**
- * ARGV: ns, now, then per task: id, record, queue, route. Creates each absent task (SET NX),
- * places it, registers its queue. Replies one 1 (created) or 0 (the id existed) per task.
+ * ARGV: ns, then per task: id, record, queue, -priority, the ready member, notBefore ('' for none),
+ * now, route ('' when this process knows the queue is registered). Creates each absent task (SET NX)
+ * and places it (a new task is pending; JavaScript made its record, in the layout, and says where
+ * it goes, so nothing is parsed here), registering its queue. Replies 1 (created) or 0 (the id
+ * existed) per task.
  */
 export const SUBMIT = `${COMMON}
-local now = tonumber(ARGV[2])
-for i = 3, #ARGV, 4 do
-  if not parse(ARGV[i + 1]) then return redis.error_reply('converge: task ' .. ARGV[i] .. ' is not in the record layout') end
-end
 local out = {}
-for i = 3, #ARGV, 4 do
-  local id, rec, q, route = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+for i = 2, #ARGV, 8 do
+  local id, rec, q, score, m, nb, now, route = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+    ARGV[i + 5], tonumber(ARGV[i + 6]), ARGV[i + 7]
   if redis.call('SET', rkey(id), rec, 'NX') then
-    place(id, parse(rec), now)
-    if redis.call('HSETNX', NS .. 't:queues', q, route) == 1 then redis.call('INCR', NS .. 't:queues:v') end
+    if nb ~= '' and tonumber(nb) > now then redis.call('ZADD', delayed(q), nb, id)
+    else redis.call('ZADD', ready(q), score, m) end
+    if route ~= '' and redis.call('HSETNX', NS .. 't:queues', q, route) == 1 then redis.call('INCR', NS .. 't:queues:v') end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -228,8 +230,8 @@ return claimReply(out, repair)`;
 /**
  * ARGV: ns, id, kind (lease|assignee|record), arg (token | agent id | SHA-1 of the record), next
  * record, now, claim? (0|1), then the claim arguments. Writes `next` if the expectation holds of
- * the current record. Replies {1, claimReply...}, {0, current|false}, or {-1, current} when a
- * record is not in the current layout.
+ * the current record. Replies {1} (or {1, claimReply...} when it claimed too), {0, current|false},
+ * or {-1, current} when a record is not in the current layout.
  */
 export const TRANSITION = `${COMMON}
 local id, kind, arg, nextRec, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
@@ -244,12 +246,10 @@ elseif kind == 'assignee' then ok = held(unq(f.state)) and f.assignedTo == '"' .
 else ok = redis.sha1hex(rec) == arg end
 if not ok then return {0, rec} end
 write(id, f, n, nextRec, now)
-local out, repair = {}, {}
-if ARGV[7] == '1' then
-  local agent, cnow, defaultTtl, ttl, tokens, queues = claimArgs(8)
-  out = claimNext(queues, agent, cnow, defaultTtl, ttl, tokens, repair)
-end
-local reply = claimReply(out, repair)
+if ARGV[7] ~= '1' then return {1} end
+local repair = {}
+local agent, cnow, defaultTtl, ttl, tokens, queues = claimArgs(8)
+local reply = claimReply(claimNext(queues, agent, cnow, defaultTtl, ttl, tokens, repair), repair)
 table.insert(reply, 1, 1)
 return reply`;
 
@@ -267,7 +267,7 @@ redis.call('ZREM', delayed(oldQueue), id)
 redis.call('ZREM', HELD, id)
 for _, s in ipairs({'completed', 'failed', 'cancelled'}) do redis.call('ZREM', done(s), id) end
 local old = cur and parse(cur)
-if old then redis.call('HINCRBY', COUNTS, unq(old.state), -1) end
+if old and unq(old.state) == 'running' then redis.call('HINCRBY', COUNTS, 'running', -1) end
 write(id, nil, f, rec, now)
 if redis.call('HSETNX', NS .. 't:queues', unq(f.queue), ARGV[8]) == 1 then redis.call('INCR', NS .. 't:queues:v') end
 return 1`;

@@ -51,7 +51,7 @@ process.on("exit", () => {
   for (const p of running) p.kill("SIGKILL");
 });
 
-function spawnOn(port: number): Subprocess {
+function spawnOn(port: number, extra: readonly string[] = []): Subprocess {
   if (!Bun.which("redis-server"))
     throw new Error(
       "these tests start their own redis-server, and none is on the PATH: apt-get install redis-server (.ci/run does this)",
@@ -69,6 +69,7 @@ function spawnOn(port: number): Subprocess {
       "no",
       "--loglevel",
       "warning",
+      ...extra,
     ],
     {
       stdout: "ignore",
@@ -90,10 +91,11 @@ async function waitUntilUp(proc: Subprocess, port: number, timeoutMs = 5000): Pr
   return false;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** `args`: more redis-server options (e.g. cluster mode, with its config file in a temporary directory). */
+export async function startRedis(args: readonly string[] = []): Promise<RedisServer> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
-    let proc = spawnOn(port);
+    let proc = spawnOn(port, args);
     if (!(await waitUntilUp(proc, port))) {
       proc.kill("SIGKILL");
       await proc.exited;
@@ -112,7 +114,7 @@ export async function startRedis(): Promise<RedisServer> {
       stop,
       async restart() {
         await stop();
-        proc = spawnOn(port);
+        proc = spawnOn(port, args);
         if (!(await waitUntilUp(proc, port))) throw new Error(`redis-server did not come back on port ${port}`);
       },
       pause: () => proc.kill("SIGSTOP"),
