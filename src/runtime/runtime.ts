@@ -7,11 +7,12 @@
  * start in reverse.
  */
 import { Agent, type MessageContext, type Verification } from "../core/agent.ts";
-import { Message, type MessageInit } from "../core/message.ts";
+import type { Message, MessageInit } from "../core/message.ts";
 import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
 import { TASKS_CHANNEL, type TaskManager } from "../coordination/task-manager.ts";
 import type { AgentDescriptor, DiscoveryService } from "../network/discovery.ts";
+import { sendSigned } from "../network/network.ts";
 import { logger, type Logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import type { KeyLookup, Transport } from "../transport/transport.ts";
@@ -161,8 +162,7 @@ export class AgentRuntime {
   async send(message: Message | MessageInit): Promise<void> {
     const transport = this.options.transport;
     if (!transport) throw new Error(`agent ${this.id.slice(0, 12)} has no transport to send with`);
-    const m = message instanceof Message ? message : new Message(message);
-    await transport.send(m.sign(this.agent.identity));
+    await sendSigned(transport, this.agent.identity, message);
     this.messagesSent++;
   }
 
