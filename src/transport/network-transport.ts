@@ -55,7 +55,7 @@ export interface NetworkKind {
   log: Logger;
 }
 
-/** A bound listener, as Bun.listen and Bun.serve return it. */
+/** A bound listener, as Bun.listen returns it. */
 export interface Listener {
   readonly port: number | undefined;
 }
