@@ -76,7 +76,10 @@ export class ConsensusError extends ConvergeError {}
 
 export const proposalKey = (id: string): string => `proposal:${id}`;
 
-/** Counts ballots under a rule; pure. Ballots from unlisted voters or for unlisted options are ignored, as are second ballots. */
+/**
+ * Counts ballots under a rule; pure. Ballots from unlisted voters or for unlisted options are
+ * ignored, as are second ballots.
+ */
 export function tallyVotes(
   proposal: Pick<Proposal, "options" | "voters" | "rule"> & { ballots: readonly Pick<Ballot, "voter" | "choice">[] },
 ): Tally {

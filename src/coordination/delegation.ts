@@ -2,8 +2,9 @@
  * Delegation of a task from agent to agent, persisted under `delegation:<taskId>`.
  *
  * The first delegation of a task names its owner (`from`); the manager does not read the task, so
- * the caller (the runtime's Delegate handler, runtime/protocols.ts) checks that `from` holds its lease. After that only the effective
- * holder, the last delegate, may delegate further, which builds a chain owner → a → b → ...
+ * the caller (the runtime's Delegate handler, runtime/protocols.ts) checks that `from` holds its
+ * lease. After that only the effective holder, the last delegate, may delegate further, which
+ * builds a chain owner → a → b → ...
  * Delegating to oneself, or to anyone already in the chain (a cycle), is refused.
  * `revoke(taskId, by)` is for delegators only: it takes back `by`'s delegation and every one made
  * after it down the chain, so the task returns to `by`.

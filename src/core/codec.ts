@@ -299,7 +299,8 @@ export function encodeWith(write: (w: MsgpackWriter) => void): Uint8Array {
     write(w);
     return w.bytes();
   } finally {
-    if (w.capacity > SCRATCH_KEEP) scratch = new MsgpackWriter(SCRATCH_SIZE); // do not hold on to one huge value's buffer
+    // Do not hold on to one huge value's buffer.
+    if (w.capacity > SCRATCH_KEEP) scratch = new MsgpackWriter(SCRATCH_SIZE);
     scratchBusy = false;
   }
 }

@@ -43,7 +43,9 @@ export class ActionPolicy {
     if (this.allows(type)) return { ok: true };
     return {
       ok: false,
-      reason: `decision type ${type} is not allowed by the action policy (allowed: ${[...this.#allowed!].sort().join(", ") || "none"})`,
+      reason:
+        `decision type ${type} is not allowed by the action policy ` +
+        `(allowed: ${[...this.#allowed!].sort().join(", ") || "none"})`,
     };
   }
 

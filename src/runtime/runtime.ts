@@ -69,7 +69,10 @@ export interface RuntimeOptions {
   onReady?: () => void;
   /** For agents with `onTask`: tasks run at once (default 1). */
   concurrency?: number;
-  /** For agents with `onTask`: how long running handlers may finish on stop before they are aborted and their tasks handed back (ms, default 10 000). */
+  /**
+   * For agents with `onTask`: how long running handlers may finish on stop before they are aborted
+   * and their tasks handed back (ms, default 10 000).
+   */
   shutdownGraceMs?: number;
   onResults?: (results: DecisionResult[]) => void;
   /**

@@ -18,7 +18,8 @@
 
 const COMMON = `
 local NS = ARGV[1]
-local HOT = {'state','assignedTo','claimedAt','attempts','leaseToken','leaseExpiresAt','notBefore','updatedAt','priority','seq','queue','claimTtlMs'}
+local HOT = {'state','assignedTo','claimedAt','attempts','leaseToken','leaseExpiresAt','notBefore','updatedAt',
+  'priority','seq','queue','claimTtlMs'}
 local function rkey(id) return NS .. 'k:task:' .. id end
 local function ready(q) return NS .. 'q:' .. q .. ':ready' end
 local function delayed(q) return NS .. 'q:' .. q .. ':delayed' end
@@ -193,7 +194,9 @@ end
 export const SUBMIT = `${COMMON}
 local now = tonumber(ARGV[2])
 for i = 3, #ARGV, 4 do
-  if not parse(ARGV[i + 1]) then return redis.error_reply('converge: task ' .. ARGV[i] .. ' is not in the record layout') end
+  if not parse(ARGV[i + 1]) then
+    return redis.error_reply('converge: task ' .. ARGV[i] .. ' is not in the record layout')
+  end
 end
 local out = {}
 for i = 3, #ARGV, 4 do
@@ -208,7 +211,10 @@ for i = 3, #ARGV, 4 do
 end
 return out`;
 
-/** ARGV: ns, id, agent, token, now, defaultTtl, ttl. Replies {1, record} when claimed, {0, record|false} when not, {-1, record} when the record needs the current layout. */
+/**
+ * ARGV: ns, id, agent, token, now, defaultTtl, ttl. Replies {1, record} when claimed,
+ * {0, record|false} when not, {-1, record} when the record needs the current layout.
+ */
 export const CLAIM = `${COMMON}
 local id, agent, token, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local rec = redis.call('GET', rkey(id))
@@ -290,7 +296,10 @@ for i = 1, math.min(limit, #all) do
 end
 return out`;
 
-/** ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit. Replies the records, lowest score first. */
+/**
+ * ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit.
+ * Replies the records, lowest score first.
+ */
 export const RANGE = `${COMMON}
 local ids = redis.call('ZRANGEBYSCORE', NS .. 't:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}

@@ -38,7 +38,8 @@ export interface SqliteStoreOptions {
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, value TEXT);
-  CREATE TABLE IF NOT EXISTS store_index (name TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (name, member)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS store_index
+    (name TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (name, member)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS store_notify (channel TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
   ${TASK_SCHEMA}
 `;
@@ -56,7 +57,8 @@ export const SQL = {
   indexRemove: "DELETE FROM store_index WHERE name = ? AND member = ?",
   indexMembers: "SELECT member FROM store_index WHERE name = ?",
   notify:
-    "INSERT INTO store_notify (channel, seq) VALUES (?, 1) ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
+    "INSERT INTO store_notify (channel, seq) VALUES (?, 1) " +
+    "ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
   seq: "SELECT seq FROM store_notify WHERE channel = ?",
   dataVersion: "PRAGMA data_version",
 } as const;
