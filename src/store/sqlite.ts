@@ -25,6 +25,7 @@ import { logger } from "../observability/log.ts";
 import type { Driver } from "./driver.ts";
 import { StoreFront } from "./front.ts";
 import { prefixUpperBound } from "./keys.ts";
+import { PolledChannels } from "./polled-channels.ts";
 import { SqliteTaskQueue, TASK_SCHEMA } from "./sqlite-queue.ts";
 
 const log = logger("store.sqlite");
@@ -185,9 +186,7 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
   const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000);
   const { db, q } = file;
   const pollMs = options.pollMs ?? 5;
-  const watched = new Map<string, { seq: number; heard: (channel: string) => void }>();
   let dataVersion = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
 
   const decode = (row: { value: unknown } | null) => (row === null ? undefined : (row.value as string));
   const update = db.transaction((key: string, step: Parameters<Driver<string>["update"]>[1]) => {
@@ -203,21 +202,17 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     for (const m of members) q.indexRemove.run(name, m);
   }).immediate;
 
-  const poll = () => {
+  const seqOf = (channel: string) => q.seq.get(channel)?.seq ?? 0;
+  const channels: PolledChannels<number> = new PolledChannels(pollMs, () => {
     try {
       const version = q.dataVersion.get()!.data_version;
       if (version === dataVersion) return;
       dataVersion = version;
-      for (const [channel, w] of watched) {
-        const seq = q.seq.get(channel)?.seq ?? 0;
-        if (seq === w.seq) continue;
-        w.seq = seq;
-        w.heard(channel);
-      }
+      channels.check(seqOf);
     } catch (err) {
       log.error("cannot poll for notifications", { path: file.path, err });
     }
-  };
+  });
 
   return {
     codec: "json",
@@ -244,30 +239,20 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     publish(channel) {
       const seq = file.run(`notify ${quoted(channel)}`, () => q.notify.get(channel)!.seq);
       // Our own commits do not change our data_version: remember the seq so the next poll does not echo it.
-      const w = watched.get(channel);
-      if (w) w.seq = seq;
+      channels.mark(channel, seq);
     },
     watch(channel, heard) {
       file.run(`subscribe to ${quoted(channel)}`, () => {
-        if (watched.size === 0) dataVersion = q.dataVersion.get()!.data_version;
-        watched.set(channel, { seq: q.seq.get(channel)?.seq ?? 0, heard });
+        if (channels.size === 0) dataVersion = q.dataVersion.get()!.data_version;
+        channels.watch(channel, seqOf(channel), heard);
       });
-      timer ??= setInterval(poll, pollMs);
     },
-    unwatch(channel) {
-      watched.delete(channel);
-      if (watched.size === 0 && timer) {
-        clearInterval(timer);
-        timer = undefined;
-      }
-    },
+    unwatch: (channel) => channels.unwatch(channel),
     now: () => Date.now(),
     check: () => file.run("check the file", () => file.check()),
     tasks: new SqliteTaskQueue(file),
     close() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      watched.clear();
+      channels.close();
       try {
         db.close(true); // finalizes our statements and really closes now, not at garbage collection
       } catch (err) {
