@@ -400,17 +400,6 @@ export class MsgpackReader {
     return n;
   }
 
-  arrayLength(what: string): number {
-    const b = this.byte();
-    const n = (b & 0xf0) === 0x90 ? b & 0x0f : b === 0xdc ? this.lenOf(2, what) : b === 0xdd ? this.lenOf(4, what) : -1;
-    if (n < 0) {
-      this.pos--;
-      throw new DecodeError(`${what} must be an array, found ${typeName(b)}`);
-    }
-    this.spend(n);
-    return n;
-  }
-
   string(what: string): string {
     const v = this.value();
     if (typeof v !== "string") throw new DecodeError(`${what} must be a string, found ${describe(v)}`);
