@@ -207,7 +207,8 @@ export function loadConfig(
     warn: (k) => {
       const near = nearest(k, LLM_KEYS);
       warnings.push(
-        `unknown config key ${quoted(`llm.${k}`)} in ${printable(file ?? "--set")}${near ? `; did you mean "llm.${near}"?` : ""} (ignored)`,
+        `unknown config key ${quoted(`llm.${k}`)} in ${printable(file ?? "--set")}` +
+          `${near ? `; did you mean "llm.${near}"?` : ""} (ignored)`,
       );
     },
   });

@@ -15,8 +15,7 @@ import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
 import { IdentityRegistry } from "../network/identity-registry.ts";
 import { type HealthServer, startHealthServer } from "../observability/http.ts";
-import { logger } from "../observability/log.ts";
-import { RepeatLog } from "../observability/repeat-log.ts";
+import { logger, RateLimitedLog } from "../observability/log.ts";
 import { collectMetrics } from "../runtime/metrics.ts";
 import { AgentRuntime } from "../runtime/runtime.ts";
 import { MemoryStore } from "../store/memory.ts";
@@ -125,7 +124,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const runtimes: AgentRuntime[] = [];
   const transports: Transport[] = [];
   // While the store is down every agent's pass fails: one line for the process, not one per agent.
-  const passFailures = new RepeatLog(logger("runtime"));
+  const passFailures = new RateLimitedLog(logger("runtime"), { level: "error" });
   let joined = false;
   /** Why /readyz is 503: "starting" until every agent runs, "draining" from the moment stop begins. */
   let notReady: string | null = "starting";

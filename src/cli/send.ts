@@ -21,7 +21,8 @@ export const sendCommand = defineCommand({
   meta: {
     name: "send",
     description:
-      "Send one signed message to tcp://HOST:PORT or tls://HOST:PORT; prints the message id and the sender's public key (hex) once the peer has read it",
+      "Send one signed message to tcp://HOST:PORT or tls://HOST:PORT; prints the message id and " +
+      "the sender's public key (hex) once the peer has read it",
   },
   args: {
     to: {

@@ -14,6 +14,7 @@
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
 import { clockFor, type Clock } from "../store/clock.ts";
+import { refuse, updateOrRefuse } from "./refusable.ts";
 
 export type AuctionType = "first-price" | "second-price";
 
@@ -154,22 +155,23 @@ export class AuctionManager {
     if (typeof amount !== "number" || !Number.isFinite(amount) || amount <= 0)
       throw new AuctionError(`bid on auction "${auctionId}" must be a positive number, got ${amount}`);
     const now = await this.#clock();
-    let refusal = null as string | null;
     const bid: Bid = { bidder, amount, at: now };
-    await this.#store.update<Auction>(auctionKey(auctionId), (a) => {
-      refusal = null;
-      if (!a) refusal = `no auction "${auctionId}"`;
-      else if (a.state !== "open") refusal = `auction "${auctionId}" is closed`;
-      else if (a.closesAt !== null && now >= a.closesAt)
-        refusal = `auction "${auctionId}" stopped taking bids at ${new Date(a.closesAt).toISOString()}`;
-      else if (a.reservePrice !== null && amount < a.reservePrice)
-        refusal = `bid ${amount} on auction "${auctionId}" is below the reserve price ${a.reservePrice}`;
-      else if (a.bids.some((b) => b.bidder === bidder))
-        refusal = `${bidder} has already bid on auction "${auctionId}"; bids are binding and cannot be replaced`;
-      if (refusal !== null || !a) return DECLINE;
-      return { ...a, bids: [...a.bids, bid] };
-    });
-    if (refusal !== null) throw new AuctionError(refusal);
+    await updateOrRefuse<Auction>(
+      this.#store,
+      auctionKey(auctionId),
+      (a) => {
+        if (!a) return refuse(`no auction "${auctionId}"`);
+        if (a.state !== "open") return refuse(`auction "${auctionId}" is closed`);
+        if (a.closesAt !== null && now >= a.closesAt)
+          return refuse(`auction "${auctionId}" stopped taking bids at ${new Date(a.closesAt).toISOString()}`);
+        if (a.reservePrice !== null && amount < a.reservePrice)
+          return refuse(`bid ${amount} on auction "${auctionId}" is below the reserve price ${a.reservePrice}`);
+        if (a.bids.some((b) => b.bidder === bidder))
+          return refuse(`${bidder} has already bid on auction "${auctionId}"; bids are binding and cannot be replaced`);
+        return { ...a, bids: [...a.bids, bid] };
+      },
+      (reason) => new AuctionError(reason),
+    );
     return bid;
   }
 

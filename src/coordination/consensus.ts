@@ -13,6 +13,7 @@ import { randomUUID } from "node:crypto";
 import { ConvergeError } from "../core/errors.ts";
 import { DECLINE, type Store } from "../store/store.ts";
 import { clockFor, type Clock } from "../store/clock.ts";
+import { refuse, updateOrRefuse } from "./refusable.ts";
 
 export type ConsensusRule = "majority" | "plurality";
 
@@ -75,7 +76,10 @@ export class ConsensusError extends ConvergeError {}
 
 export const proposalKey = (id: string): string => `proposal:${id}`;
 
-/** Counts ballots under a rule; pure. Ballots from unlisted voters or for unlisted options are ignored, as are second ballots. */
+/**
+ * Counts ballots under a rule; pure. Ballots from unlisted voters or for unlisted options are
+ * ignored, as are second ballots.
+ */
 export function tallyVotes(
   proposal: Pick<Proposal, "options" | "voters" | "rule"> & { ballots: readonly Pick<Ballot, "voter" | "choice">[] },
 ): Tally {
@@ -175,23 +179,24 @@ export class ProposalManager {
   /** Casts `voter`'s one vote; returns the tally after it. */
   async vote(proposalId: string, voter: string, choice: string): Promise<Tally> {
     const now = await this.#clock();
-    let refusal = null as string | null;
-    const after = await this.#store.update<Proposal>(proposalKey(proposalId), (p) => {
-      refusal = null;
-      if (!p) refusal = `no proposal "${proposalId}"`;
-      else if (p.state !== "open") refusal = `proposal "${proposalId}" is closed; it takes no more votes`;
-      else if (p.closesAt !== null && now >= p.closesAt)
-        refusal = `voting on proposal "${proposalId}" ended at ${new Date(p.closesAt).toISOString()}`;
-      else if (!p.voters.includes(voter)) refusal = `${voter} is not a voter on proposal "${proposalId}"`;
-      else if (!p.options.includes(choice))
-        refusal = `"${choice}" is not an option of proposal "${proposalId}" (options: ${p.options.join(", ")})`;
-      else if (p.ballots.some((b) => b.voter === voter))
-        refusal = `${voter} has already voted on proposal "${proposalId}"`;
-      if (refusal !== null || !p) return DECLINE;
-      return { ...p, ballots: [...p.ballots, { voter, choice, at: now }] };
-    });
-    if (refusal !== null) throw new ConsensusError(refusal);
-    return tallyVotes(after!);
+    const after = await updateOrRefuse<Proposal>(
+      this.#store,
+      proposalKey(proposalId),
+      (p) => {
+        if (!p) return refuse(`no proposal "${proposalId}"`);
+        if (p.state !== "open") return refuse(`proposal "${proposalId}" is closed; it takes no more votes`);
+        if (p.closesAt !== null && now >= p.closesAt)
+          return refuse(`voting on proposal "${proposalId}" ended at ${new Date(p.closesAt).toISOString()}`);
+        if (!p.voters.includes(voter)) return refuse(`${voter} is not a voter on proposal "${proposalId}"`);
+        if (!p.options.includes(choice))
+          return refuse(`"${choice}" is not an option of proposal "${proposalId}" (options: ${p.options.join(", ")})`);
+        if (p.ballots.some((b) => b.voter === voter))
+          return refuse(`${voter} has already voted on proposal "${proposalId}"`);
+        return { ...p, ballots: [...p.ballots, { voter, choice, at: now }] };
+      },
+      (reason) => new ConsensusError(reason),
+    );
+    return tallyVotes(after);
   }
 
   /** The current tally, without closing. */

@@ -11,8 +11,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { ConvergeError } from "../core/errors.ts";
-import { DECLINE, type Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { clockFor, type Clock } from "../store/clock.ts";
+import { refuse, updateOrRefuse } from "./refusable.ts";
 
 export type NegotiationState = "open" | "accepted" | "rejected" | "expired";
 
@@ -189,7 +190,6 @@ export class NegotiationManager {
   /**
    * One atomic transition. `apply` mutates a copy of the open session and returns null, or returns
    * a refusal. A session past its deadline is written as expired and the action refused.
-   * The update callback may run more than once, so the refusal is reset on every run.
    */
   async #transition(
     sessionId: string,
@@ -197,36 +197,32 @@ export class NegotiationManager {
     apply: (s: NegotiationSession, now: number) => string | null,
   ): Promise<NegotiationSession> {
     const now = await this.#clock();
-    let refusal = null as string | null;
-    const after = await this.#store.update<NegotiationSession>(negotiationKey(sessionId), (current) => {
-      refusal = null;
-      if (!current) {
-        refusal = `no negotiation "${sessionId}"`;
-        return DECLINE;
-      }
-      if (current.state === "open" && isPastDeadline(current, now)) {
-        refusal = `negotiation "${sessionId}" expired at ${new Date(current.deadline!).toISOString()}`;
-        return { ...current, state: "expired", updatedAt: now, closedAt: current.deadline };
-      }
-      if (current.state !== "open") {
-        refusal = `negotiation "${sessionId}" is ${current.state}; it takes no more actions`;
-        return DECLINE;
-      }
-      if (!parties(current).includes(actor)) {
-        refusal = `${actor} is not a party to negotiation "${sessionId}"`;
-        return DECLINE;
-      }
-      const next: NegotiationSession = {
-        ...current,
-        offers: [...current.offers],
-        acceptedBy: [...current.acceptedBy],
-        updatedAt: now,
-      };
-      refusal = apply(next, now);
-      return refusal === null ? next : DECLINE;
-    });
-    if (refusal !== null) throw new NegotiationError(refusal);
-    return after!;
+    return updateOrRefuse<NegotiationSession>(
+      this.#store,
+      negotiationKey(sessionId),
+      (current) => {
+        if (!current) return refuse(`no negotiation "${sessionId}"`);
+        if (current.state === "open" && isPastDeadline(current, now))
+          return refuse(`negotiation "${sessionId}" expired at ${new Date(current.deadline!).toISOString()}`, {
+            ...current,
+            state: "expired",
+            updatedAt: now,
+            closedAt: current.deadline,
+          });
+        if (current.state !== "open")
+          return refuse(`negotiation "${sessionId}" is ${current.state}; it takes no more actions`);
+        if (!parties(current).includes(actor)) return refuse(`${actor} is not a party to negotiation "${sessionId}"`);
+        const next: NegotiationSession = {
+          ...current,
+          offers: [...current.offers],
+          acceptedBy: [...current.acceptedBy],
+          updatedAt: now,
+        };
+        const refusal = apply(next, now);
+        return refusal === null ? next : refuse(refusal);
+      },
+      (reason) => new NegotiationError(reason),
+    );
   }
 }
 

@@ -49,7 +49,8 @@ export class PoolManager {
       const trust = (await this.options.trustOf?.(agentId)) ?? 0;
       if (trust < pool.trustThreshold) {
         throw new PoolError(
-          `agent ${agentId.slice(0, 12)} may not join pool ${poolId}: trust ${trust.toFixed(2)} is below the pool's threshold ${pool.trustThreshold}`,
+          `agent ${agentId.slice(0, 12)} may not join pool ${poolId}: ` +
+            `trust ${trust.toFixed(2)} is below the pool's threshold ${pool.trustThreshold}`,
         );
       }
     }

@@ -299,7 +299,8 @@ export function encodeWith(write: (w: MsgpackWriter) => void): Uint8Array {
     write(w);
     return w.bytes();
   } finally {
-    if (w.capacity > SCRATCH_KEEP) scratch = new MsgpackWriter(SCRATCH_SIZE); // do not hold on to one huge value's buffer
+    // Do not hold on to one huge value's buffer.
+    if (w.capacity > SCRATCH_KEEP) scratch = new MsgpackWriter(SCRATCH_SIZE);
     scratchBusy = false;
   }
 }
@@ -394,17 +395,6 @@ export class MsgpackReader {
     if (n < 0) {
       this.pos--;
       throw new DecodeError(`${what} must be a map, found ${typeName(b)}`);
-    }
-    this.spend(n);
-    return n;
-  }
-
-  arrayLength(what: string): number {
-    const b = this.byte();
-    const n = (b & 0xf0) === 0x90 ? b & 0x0f : b === 0xdc ? this.lenOf(2, what) : b === 0xdd ? this.lenOf(4, what) : -1;
-    if (n < 0) {
-      this.pos--;
-      throw new DecodeError(`${what} must be an array, found ${typeName(b)}`);
     }
     this.spend(n);
     return n;

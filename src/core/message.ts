@@ -178,7 +178,10 @@ export class Message {
     return unsigned.#copy({ signature: identity.sign(unsigned.signedBytes()) });
   }
 
-  /** A copy with fields other than topics and payload replaced; shares this one's frozen topics, payload and payload bytes. */
+  /**
+   * A copy with fields other than topics and payload replaced; shares this one's frozen topics,
+   * payload and payload bytes.
+   */
   #copy(changes: Omit<MessageInit, "topics" | "payload">): Message {
     return new Message({ ...this.fields(), ...changes }, this.#payloadBytes, OWNED);
   }
@@ -302,7 +305,10 @@ export class Message {
     return new Message(init, payloadBytes, OWNED);
   }
 
-  /** A copy whose payload is `{ _encrypted: base64(nonce ‖ ciphertext ‖ tag) }` (AES-256-GCM over the payload's JSON). */
+  /**
+   * A copy whose payload is `{ _encrypted: base64(nonce ‖ ciphertext ‖ tag) }` (AES-256-GCM over the
+   * payload's JSON).
+   */
   encryptPayload(key: Uint8Array): Message {
     const plaintext = new TextEncoder().encode(pyJsonDumps(this.payload));
     return this.with({ payload: { _encrypted: Buffer.from(aesGcmEncrypt(key, plaintext)).toString("base64") } });
@@ -356,7 +362,8 @@ export function checkWireIds(m: Message): void {
     throw new InvalidMessageError(
       sender === ""
         ? `message ${quoted(id, 64)} is signed but names no sender`
-        : `message ${quoted(id, 64)} has sender ${quoted(sender, 80)}, which is not an agent id (64 lowercase hex digits)`,
+        : `message ${quoted(id, 64)} has sender ${quoted(sender, 80)}, ` +
+            "which is not an agent id (64 lowercase hex digits)",
     );
   }
   if (m.recipient !== null && !validSenders.has(m.recipient)) checkId(m.recipient, id, "recipient");

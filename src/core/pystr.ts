@@ -15,8 +15,7 @@ export function pyRepr(v: unknown): string {
   if (typeof v === "number") return pyFloatOrInt(v);
   if (typeof v === "string") return pyStrRepr(v);
   if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
-  if (v instanceof Uint8Array)
-    return `b'${Array.from(v, (b) => (b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`)).join("")}'`;
+  if (v instanceof Uint8Array) return `b'${Array.from(v, pyByteRepr).join("")}'`;
   if (typeof v === "object") {
     return `{${Object.entries(v as Record<string, unknown>)
       .map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`)
@@ -56,6 +55,13 @@ function pyStrRepr(s: string): string {
     else out += ch;
   }
   return out + quote;
+}
+
+/** One byte of a bytes repr: printable ASCII but `'` and `\` as itself, any other byte as `\xNN`. */
+function pyByteRepr(b: number): string {
+  return b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c
+    ? String.fromCharCode(b)
+    : `\\x${b.toString(16).padStart(2, "0")}`;
 }
 
 /** Python's `json.dumps(v)` with its defaults: ", " and ": " separators, ASCII only. */

@@ -190,7 +190,10 @@ export function isTaskState(s: unknown): s is TaskState {
   return typeof s === "string" && (TASK_STATES as readonly string[]).includes(s);
 }
 
-/** The lease length for a task, in ms: its own (`claimTtlMs`, from `claim_ttl_sec`), else the fallback; undefined when none. */
+/**
+ * The lease length for a task, in ms: its own (`claimTtlMs`, from `claim_ttl_sec`), else the
+ * fallback; undefined when none.
+ */
 export function claimTtlMs(task: Pick<Task, "claimTtlMs" | "constraints">, fallbackSec?: number): number | undefined {
   if (typeof task.claimTtlMs === "number" && task.claimTtlMs > 0) return task.claimTtlMs;
   const v = task.constraints.claim_ttl_sec ?? fallbackSec;

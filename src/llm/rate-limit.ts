@@ -7,9 +7,10 @@
  * The record keeps a sliding window as ~20 buckets (requests and tokens per bucket). A request is
  * admitted when the buckets that reach into the last window plus a margin of 1 s leave room for
  * it; so in any window of the provider's (whose clock, and the delay until a request arrives,
- * differ a little from ours) the fleet sends at most the limit. Tokens are reserved from an estimate before the request and
- * corrected from the usage the answer reports. The same record carries `backoffUntil`: after a
- * 429 the whole fleet waits until then, not just the process that got it.
+ * differ a little from ours) the fleet sends at most the limit. Tokens are reserved from an
+ * estimate before the request and corrected from the usage the answer reports. The same record
+ * carries `backoffUntil`: after a 429 the whole fleet waits until then, not just the process that
+ * got it.
  *
  * Hand-written because no library offers a limiter over our Store contract; it is small.
  */

@@ -35,7 +35,8 @@ export class IdentityRegistry implements KeyLookup {
     }
     if (identity.fingerprint !== id) {
       throw new IdentityError(
-        `refused to register ${id}: its public key's fingerprint is ${identity.fingerprint}, so it belongs to another agent`,
+        `refused to register ${id}: its public key's fingerprint is ${identity.fingerprint}, ` +
+          "so it belongs to another agent",
       );
     }
     this.#byId.set(id, identity);

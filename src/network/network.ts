@@ -1,16 +1,28 @@
 /**
- * AgentNetwork: an agent's side of a transport. Everything it sends is signed with the agent's
- * identity first, so receivers can verify the sender against discovery.
+ * How an agent sends: `sendSigned` signs with the agent's identity, then hands the message to the
+ * transport, so receivers can verify the sender against discovery. It is the one way to do so:
+ * AgentNetwork (an agent's side of a transport, for library users) and AgentRuntime.send use it.
  */
 import { TransportError } from "../core/errors.ts";
 import type { Identity } from "../core/identity.ts";
-import { Message, type Payload } from "../core/message.ts";
+import { Message, type MessageInit, type Payload } from "../core/message.ts";
 import type { Topic } from "../core/topic.ts";
 import type { KeyLookup, MessageListener, Transport } from "../transport/transport.ts";
 
 export interface SendOptions {
   topics?: readonly Topic[];
   taskId?: string | null;
+}
+
+/** Signs `message` as `identity` and sends it through `transport`; resolves to the signed message. */
+export async function sendSigned(
+  transport: Transport,
+  identity: Identity,
+  message: Message | MessageInit,
+): Promise<Message> {
+  const signed = (message instanceof Message ? message : new Message(message)).sign(identity);
+  await transport.send(signed);
+  return signed;
 }
 
 export class AgentNetwork {
@@ -37,22 +49,18 @@ export class AgentNetwork {
   }
 
   /** Signs `message` as this agent and sends it; resolves to the signed message. */
-  async send(message: Message): Promise<Message> {
-    const signed = message.sign(this.identity);
-    await this.transport.send(signed);
-    return signed;
+  send(message: Message | MessageInit): Promise<Message> {
+    return sendSigned(this.transport, this.identity, message);
   }
 
   /** A signed message to one agent. */
   sendTo(recipient: string, payload: Payload, options: SendOptions = {}): Promise<Message> {
-    return this.send(new Message({ recipient, payload, topics: options.topics ?? [], taskId: options.taskId ?? null }));
+    return this.send({ recipient, payload, topics: options.topics, taskId: options.taskId });
   }
 
   /** A signed message with no recipient: routed by its topics (or to everyone), never back to us. */
   broadcast(payload: Payload, options: SendOptions = {}): Promise<Message> {
-    return this.send(
-      new Message({ recipient: null, payload, topics: options.topics ?? [], taskId: options.taskId ?? null }),
-    );
+    return this.send({ recipient: null, payload, topics: options.topics, taskId: options.taskId });
   }
 
   onMessage(listener: MessageListener): () => void {

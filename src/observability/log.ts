@@ -79,7 +79,8 @@ export class Logger {
       kv += ` ${printable(k, 100)}=${printable(text, MAX_VALUE)}`;
     }
     config.sink.write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ${printable(msg, MAX_MESSAGE)}${kv}\n`,
+      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ` +
+        `${printable(msg, MAX_MESSAGE)}${kv}\n`,
     );
   }
 }

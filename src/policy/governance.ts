@@ -57,7 +57,9 @@ export function decide(
     default:
       return {
         status: "undecided",
-        reason: `unknown governance model "${String((spec as { model?: unknown }).model)}" (use democratic, dictatorial or veto)`,
+        reason:
+          `unknown governance model "${String((spec as { model?: unknown }).model)}" ` +
+          "(use democratic, dictatorial or veto)",
       };
   }
 }

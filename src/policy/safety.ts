@@ -1,5 +1,6 @@
 /**
- * Safety checks the executor runs before carrying out a decision:
+ * Safety checks to run before a decision is carried out; nothing runs them unless they are given to
+ * the executor as guards (RuntimeOptions.guards: `policy.guard()`):
  * - ActionPolicy: which decision types an agent may take (an allowlist; `ActionPolicy.allowAll()`
  *   for no restriction).
  * - ResourceLimits: what the agent's host offers (`cpu` cores, `memory_mb`); a task or decision
@@ -42,7 +43,9 @@ export class ActionPolicy {
     if (this.allows(type)) return { ok: true };
     return {
       ok: false,
-      reason: `decision type ${type} is not allowed by the action policy (allowed: ${[...this.#allowed!].sort().join(", ") || "none"})`,
+      reason:
+        `decision type ${type} is not allowed by the action policy ` +
+        `(allowed: ${[...this.#allowed!].sort().join(", ") || "none"})`,
     };
   }
 

@@ -251,7 +251,8 @@ export class MessageGate {
       if (at >= oldest) {
         this.stats.replayEvictions++;
         this.#evictions.write(
-          `the replay window is full (${this.#maxIds} ids): ids are now remembered for only ${Math.round((now - at) / 1000)} s of the ${this.#windowMs / 1000} s configured`,
+          `the replay window is full (${this.#maxIds} ids): ids are now remembered for only ` +
+            `${Math.round((now - at) / 1000)} s of the ${this.#windowMs / 1000} s configured`,
         );
       }
     }

@@ -23,11 +23,17 @@ export interface AgentSpec {
 const HOOKS = ["decide", "onTask", "onMessage", "onStart", "onStop"] as const;
 const FIELDS = new Set<string>(["capabilities", "topics", ...HOOKS]);
 
+function kindOf(v: unknown): string {
+  return Array.isArray(v) ? "an array" : v === null ? "null" : `a ${typeof v}`;
+}
+
 /** Checks an agent module's export; throws ConfigError naming what is wrong. */
 export function checkAgentSpec(spec: unknown, source: string): AgentSpec {
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
     throw new ConfigError(
-      `agent module ${source} must export an object { capabilities?, topics?, decide?, onTask?, onMessage?, onStart?, onStop? } (or a function returning one, or an Agent subclass); got ${Array.isArray(spec) ? "an array" : spec === null ? "null" : `a ${typeof spec}`}`,
+      `agent module ${source} must export an object ` +
+        "{ capabilities?, topics?, decide?, onTask?, onMessage?, onStart?, onStop? } " +
+        `(or a function returning one, or an Agent subclass); got ${kindOf(spec)}`,
     );
   }
   const s = spec as Record<string, unknown>;

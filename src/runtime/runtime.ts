@@ -7,19 +7,19 @@
  * start in reverse.
  */
 import { Agent, type MessageContext, type Verification } from "../core/agent.ts";
-import { Message, type MessageInit } from "../core/message.ts";
+import type { Message, MessageInit } from "../core/message.ts";
 import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
 import { TASKS_CHANNEL, type TaskManager } from "../coordination/task-manager.ts";
 import type { AgentDescriptor, DiscoveryService } from "../network/discovery.ts";
-import { logger, type Logger } from "../observability/log.ts";
+import { sendSigned } from "../network/network.ts";
+import { type Logger, logger, RateLimitedLog } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import type { KeyLookup, Transport } from "../transport/transport.ts";
 import { Executor, type DecisionGuard, type DecisionHandler, type DecisionResult } from "./executor.ts";
 import { Inbox } from "./inbox.ts";
 import { LeaseRegistry } from "./leases.ts";
 import { Memberships } from "./memberships.ts";
-import { RepeatLog } from "../observability/repeat-log.ts";
 import { MessageGate, verificationOf, type VerifyMode } from "./message-gate.ts";
 import { protocolHandlers, protocolManagers, type ProtocolManagers } from "./protocols.ts";
 import { Scheduler } from "./scheduler.ts";
@@ -68,14 +68,17 @@ export interface RuntimeOptions {
   onReady?: () => void;
   /** For agents with `onTask`: tasks run at once (default 1). */
   concurrency?: number;
-  /** For agents with `onTask`: how long running handlers may finish on stop before they are aborted and their tasks handed back (ms, default 10 000). */
+  /**
+   * For agents with `onTask`: how long running handlers may finish on stop before they are aborted
+   * and their tasks handed back (ms, default 10 000).
+   */
   shutdownGraceMs?: number;
   onResults?: (results: DecisionResult[]) => void;
   /**
    * Where failing decide passes are logged (one line, then at most one per 10 s with a count).
    * Give every runtime of a process the same one, so a store outage is one line, not one per agent.
    */
-  passFailures?: RepeatLog;
+  passFailures?: RateLimitedLog;
 }
 
 export class AgentRuntime {
@@ -91,7 +94,7 @@ export class AgentRuntime {
   /** The leases this agent holds (its worker's and its decisions'). */
   readonly leases = new LeaseRegistry();
   readonly #scheduler = new Scheduler();
-  readonly #passFailures: RepeatLog;
+  readonly #passFailures: RateLimitedLog;
   #reaping = false;
   readonly #log: Logger;
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
@@ -112,7 +115,7 @@ export class AgentRuntime {
     this.inbox = new Inbox(options.inboxSize ?? 1000);
     this.#log = logger("runtime").child({ agent: agent.id.slice(0, 12) });
     this.memberships = new Memberships(agent.id, options.poolManager);
-    this.#passFailures = options.passFailures ?? new RepeatLog(logger("runtime"), 10_000);
+    this.#passFailures = options.passFailures ?? new RateLimitedLog(logger("runtime"), { level: "error" });
     this.gate = new MessageGate({
       mode: options.verifyMessages ?? (options.identityRegistry ? "strict" : "known"),
       keys: options.keys ?? chainKeys(options.identityRegistry, options.discovery?.keys()),
@@ -161,8 +164,7 @@ export class AgentRuntime {
   async send(message: Message | MessageInit): Promise<void> {
     const transport = this.options.transport;
     if (!transport) throw new Error(`agent ${this.id.slice(0, 12)} has no transport to send with`);
-    const m = message instanceof Message ? message : new Message(message);
-    await transport.send(m.sign(this.agent.identity));
+    await sendSigned(transport, this.agent.identity, message);
     this.messagesSent++;
   }
 
@@ -255,7 +257,7 @@ export class AgentRuntime {
       try {
         await this.pass();
       } catch (err) {
-        this.#passFailures.report("decide pass failed", { err });
+        this.#passFailures.write("decide pass failed", { err });
         await Bun.sleep(Math.min(poll, 250));
       }
     }

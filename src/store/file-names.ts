@@ -70,7 +70,10 @@ export function parseFileName(name: string): Parsed | undefined {
   return { key: decode(stem), hashed: false };
 }
 
-/** Whether a hashed file whose encoded key starts with `head` may hold a key starting with the prefix encoded as `encPrefix`. */
+/**
+ * Whether a hashed file whose encoded key starts with `head` may hold a key starting with the
+ * prefix encoded as `encPrefix`.
+ */
 export function headMayMatch(head: string, encPrefix: string): boolean {
   return head.startsWith(encPrefix) || encPrefix.startsWith(head);
 }

@@ -32,6 +32,7 @@ import { FileLock } from "./file-lock.ts";
 import { encode, fileNameOf, headMayMatch, parseFileName } from "./file-names.ts";
 import { StoreFront } from "./front.ts";
 import { parseRecord } from "./json.ts";
+import { PolledChannels } from "./polled-channels.ts";
 
 const log = logger("store.file");
 
@@ -208,22 +209,13 @@ class Files {
 export function fileDriver(dir: string, options: FileStoreOptions = {}): Driver<string> & { dir: string } {
   const files = new Files(resolve(dir), options.fsync ?? true, options.lockTimeoutMs ?? 5000);
   const pollMs = options.pollMs ?? 20;
-  const watched = new Map<string, { token: string; heard: (channel: string) => void }>();
-  let timer: ReturnType<typeof setInterval> | undefined;
   const locked = <T>(what: string, fn: () => T) => files.lock.with(what, fn);
-
-  const poll = () => {
-    for (const [channel, w] of watched) {
-      try {
-        const token = files.token(channel);
-        if (token === w.token) continue;
-        w.token = token;
-        w.heard(channel);
-      } catch (err) {
-        log.error("cannot read a notification file", { dir: files.dir, channel, err });
-      }
-    }
-  };
+  const channels: PolledChannels<string> = new PolledChannels(pollMs, () =>
+    channels.check(
+      (channel) => files.token(channel),
+      (channel, err) => log.error("cannot read a notification file", { dir: files.dir, channel, err }),
+    ),
+  );
 
   return {
     codec: "json",
@@ -267,26 +259,12 @@ export function fileDriver(dir: string, options: FileStoreOptions = {}): Driver<
     publish(channel) {
       const token = randomUUID();
       files.write(join(files.notifyDir, fileNameOf(channel).name), token, false, `channel ${quoted(channel)}`);
-      const w = watched.get(channel);
-      if (w) w.token = token; // the front wakes this process's listeners itself
+      channels.mark(channel, token); // the front wakes this process's listeners itself
     },
-    watch(channel, heard) {
-      watched.set(channel, { token: files.token(channel), heard });
-      timer ??= setInterval(poll, pollMs);
-    },
-    unwatch(channel) {
-      watched.delete(channel);
-      if (watched.size === 0 && timer) {
-        clearInterval(timer);
-        timer = undefined;
-      }
-    },
+    watch: (channel, heard) => channels.watch(channel, files.token(channel), heard),
+    unwatch: (channel) => channels.unwatch(channel),
     now: () => Date.now(),
-    close() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      watched.clear();
-    },
+    close: () => channels.close(),
   };
 }
 

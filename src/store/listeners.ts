@@ -8,7 +8,10 @@ export class Listeners {
   /** Channels whose listeners are already due to run: more fires before then are the same wake-up. */
   readonly #due = new Set<string>();
 
-  /** Adds a listener; returns its unsubscribe function (idempotent). `onEmpty` runs when a channel loses its last listener. */
+  /**
+   * Adds a listener; returns its unsubscribe function (idempotent). `onEmpty` runs when a channel
+   * loses its last listener.
+   */
   add(channel: string, listener: () => void, onEmpty?: (channel: string) => void): () => void {
     let set = this.#byChannel.get(channel);
     if (!set) this.#byChannel.set(channel, (set = new Set()));

@@ -159,7 +159,8 @@ export class MemoryTaskQueue implements TaskQueue {
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
     const queues = this.#visible(visibility);
     for (const q of queues) this.#promote(q, now);
-    const key = `${[...visibility.pools].sort().join("\u0000")}\u0001${[...visibility.capabilities].sort().join("\u0000")}\u0001${limit}`;
+    const pools = [...visibility.pools].sort().join("\u0000");
+    const key = `${pools}\u0001${[...visibility.capabilities].sort().join("\u0000")}\u0001${limit}`;
     const cached = this.#pendingCache;
     // Cached while nothing was written and no delayed task can have come due (promotion writes nothing).
     if (cached && cached.version === this.#version && cached.key === key) return cached.tasks;

@@ -93,17 +93,14 @@ export class RedisConnection {
     if (err instanceof StoreError) return err;
     const e = err as Error;
     const at = this.target.address;
-    if (e.name === "ReplyError") {
-      if (/DB index is out of range/i.test(e.message)) {
-        return new StoreError(
-          `Redis at ${at} has no database ${this.target.db} (the number after the port in store_path)`,
-          {
+    // A reply of the server's own: a database that does not exist, or a refusal in its words.
+    const refused = (reply: Error, what: string) =>
+      /DB index is out of range/i.test(reply.message)
+        ? new StoreError(`Redis at ${at} has no database ${this.target.db} (the number after the port in store_path)`, {
             cause: err,
-          },
-        );
-      }
-      return new StoreError(`Redis at ${at} refused a command: ${e.message}`, { cause: err });
-    }
+          })
+        : new StoreError(`Redis at ${at} refused ${what}: ${reply.message}`, { cause: err });
+    if (e.name === "ReplyError") return refused(e, "a command");
     let cause = e;
     let reason = e.message;
     if (/timed out|no answer within/i.test(reason)) reason = `no reply within ${this.timeoutMs} ms`;
@@ -114,17 +111,7 @@ export class RedisConnection {
         ? `not connected (${this.errors.last.message})`
         : "the connection was lost; reconnecting";
     }
-    if (cause.name === "ReplyError") {
-      if (/DB index is out of range/i.test(cause.message)) {
-        return new StoreError(
-          `Redis at ${at} has no database ${this.target.db} (the number after the port in store_path)`,
-          {
-            cause: err,
-          },
-        );
-      }
-      return new StoreError(`Redis at ${at} refused the connection: ${cause.message}`, { cause: err });
-    }
+    if (cause.name === "ReplyError") return refused(cause, "the connection");
     if (/Unknown RESP type|Protocol error/i.test(cause.message))
       reason = "the server there does not speak the Redis protocol";
     if (

@@ -377,7 +377,8 @@ function ttlArg(ms: number | null | undefined): string {
 function checkAgent(agentId: string): void {
   if (!SAFE_AGENT.test(agentId)) {
     throw new StoreError(
-      `agent id ${JSON.stringify(agentId).slice(0, 80)} cannot claim on Redis: quotes, commas, backslashes and control characters are not allowed`,
+      `agent id ${JSON.stringify(agentId).slice(0, 80)} cannot claim on Redis: ` +
+        "quotes, commas, backslashes and control characters are not allowed",
     );
   }
 }

@@ -22,9 +22,9 @@
 
 const COMMON = `
 local NS = ARGV[1]
-local PREFIX = '^{"state":([^,]*),"assignedTo":([^,]*),"claimedAt":([^,]*),"attempts":([^,]*),"leaseToken":([^,]*),' ..
-  '"leaseExpiresAt":([^,]*),"notBefore":([^,]*),"updatedAt":([^,]*),"priority":([^,]*),"seq":([^,]*),"queue":([^,]*),' ..
-  '"claimTtlMs":([^,]*),()'
+local PREFIX = '^{"state":([^,]*),"assignedTo":([^,]*),"claimedAt":([^,]*),"attempts":([^,]*),' ..
+  '"leaseToken":([^,]*),"leaseExpiresAt":([^,]*),"notBefore":([^,]*),"updatedAt":([^,]*),' ..
+  '"priority":([^,]*),"seq":([^,]*),"queue":([^,]*),"claimTtlMs":([^,]*),()'
 local LAYOUT = '{"state":%s,"assignedTo":%s,"claimedAt":%s,"attempts":%s,"leaseToken":%s,"leaseExpiresAt":%s,' ..
   '"notBefore":%s,"updatedAt":%s,"priority":%s,"seq":%s,"queue":%s,"claimTtlMs":%s,'
 local function rkey(id) return NS .. 'k:task:' .. id end
@@ -202,7 +202,9 @@ for i = 2, #ARGV, 8 do
   if redis.call('SET', rkey(id), rec, 'NX') then
     if nb ~= '' and tonumber(nb) > now then redis.call('ZADD', delayed(q), nb, id)
     else redis.call('ZADD', ready(q), score, m) end
-    if route ~= '' and redis.call('HSETNX', NS .. 't:queues', q, route) == 1 then redis.call('INCR', NS .. 't:queues:v') end
+    if route ~= '' and redis.call('HSETNX', NS .. 't:queues', q, route) == 1 then
+      redis.call('INCR', NS .. 't:queues:v')
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -210,7 +212,10 @@ for i = 2, #ARGV, 8 do
 end
 return out`;
 
-/** ARGV: ns, id, agent, token, now, defaultTtl, ttl. Replies {1, record} when claimed, {0, record|false} when not, {-1, record} when the record needs the current layout. */
+/**
+ * ARGV: ns, id, agent, token, now, defaultTtl, ttl. Replies {1, record} when claimed,
+ * {0, record|false} when not, {-1, record} when the record needs the current layout.
+ */
 export const CLAIM = `${COMMON}
 local id, agent, token, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local rec = redis.call('GET', rkey(id))
@@ -290,7 +295,10 @@ for i = 1, math.min(limit, #all) do
 end
 return out`;
 
-/** ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit. Replies the records, lowest score first. */
+/**
+ * ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit.
+ * Replies the records, lowest score first.
+ */
 export const RANGE = `${COMMON}
 local ids = redis.call('ZRANGEBYSCORE', NS .. 't:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}

@@ -27,6 +27,7 @@ import { logger } from "../observability/log.ts";
 import type { Driver } from "./driver.ts";
 import { StoreFront } from "./front.ts";
 import { prefixUpperBound } from "./keys.ts";
+import { PolledChannels } from "./polled-channels.ts";
 import { SqliteTaskQueue, TASK_SCHEMA } from "./sqlite-queue.ts";
 
 const log = logger("store.sqlite");
@@ -40,7 +41,8 @@ export interface SqliteStoreOptions {
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS store (key TEXT PRIMARY KEY, value TEXT);
-  CREATE TABLE IF NOT EXISTS store_index (name TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (name, member)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS store_index
+    (name TEXT NOT NULL, member TEXT NOT NULL, PRIMARY KEY (name, member)) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS store_notify (channel TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
   ${TASK_SCHEMA}
 `;
@@ -58,7 +60,8 @@ export const SQL = {
   indexRemove: "DELETE FROM store_index WHERE name = ? AND member = ?",
   indexMembers: "SELECT member FROM store_index WHERE name = ?",
   notify:
-    "INSERT INTO store_notify (channel, seq) VALUES (?, 1) ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
+    "INSERT INTO store_notify (channel, seq) VALUES (?, 1) " +
+    "ON CONFLICT (channel) DO UPDATE SET seq = seq + 1 RETURNING seq",
   seq: "SELECT seq FROM store_notify WHERE channel = ?",
   dataVersion: "PRAGMA data_version",
 } as const;
@@ -185,9 +188,7 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
   const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000);
   const { db, q } = file;
   const pollMs = options.pollMs ?? 5;
-  const watched = new Map<string, { seq: number; heard: (channel: string) => void }>();
   let dataVersion = 0;
-  let timer: ReturnType<typeof setInterval> | undefined;
 
   const decode = (row: { value: unknown } | null) => (row === null ? undefined : (row.value as string));
   const tasks = new SqliteTaskQueue(file);
@@ -219,21 +220,17 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     for (const m of members) q.indexRemove.run(name, m);
   }).immediate;
 
-  const poll = () => {
+  const seqOf = (channel: string) => q.seq.get(channel)?.seq ?? 0;
+  const channels: PolledChannels<number> = new PolledChannels(pollMs, () => {
     try {
       const version = q.dataVersion.get()!.data_version;
       if (version === dataVersion) return;
       dataVersion = version;
-      for (const [channel, w] of watched) {
-        const seq = q.seq.get(channel)?.seq ?? 0;
-        if (seq === w.seq) continue;
-        w.seq = seq;
-        w.heard(channel);
-      }
+      channels.check(seqOf);
     } catch (err) {
       log.error("cannot poll for notifications", { path: file.path, err });
     }
-  };
+  });
 
   return {
     codec: "json",
@@ -272,30 +269,20 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     publish(channel) {
       const seq = file.run(`notify ${quoted(channel)}`, () => q.notify.get(channel)!.seq);
       // Our own commits do not change our data_version: remember the seq so the next poll does not echo it.
-      const w = watched.get(channel);
-      if (w) w.seq = seq;
+      channels.mark(channel, seq);
     },
     watch(channel, heard) {
       file.run(`subscribe to ${quoted(channel)}`, () => {
-        if (watched.size === 0) dataVersion = q.dataVersion.get()!.data_version;
-        watched.set(channel, { seq: q.seq.get(channel)?.seq ?? 0, heard });
+        if (channels.size === 0) dataVersion = q.dataVersion.get()!.data_version;
+        channels.watch(channel, seqOf(channel), heard);
       });
-      timer ??= setInterval(poll, pollMs);
     },
-    unwatch(channel) {
-      watched.delete(channel);
-      if (watched.size === 0 && timer) {
-        clearInterval(timer);
-        timer = undefined;
-      }
-    },
+    unwatch: (channel) => channels.unwatch(channel),
     now: () => Date.now(),
     check: () => file.run("check the file", () => file.check()),
     tasks,
     close() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      watched.clear();
+      channels.close();
       try {
         db.close(true); // finalizes our statements and really closes now, not at garbage collection
       } catch (err) {

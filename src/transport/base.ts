@@ -42,7 +42,7 @@ export abstract class TransportBase implements Transport {
         } catch (err) {
           this.log.error("a message listener threw; the message was still delivered to the others", {
             id: message.id,
-            error: err,
+            err,
           });
         }
       }

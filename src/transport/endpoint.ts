@@ -80,7 +80,8 @@ export async function routeOf(
   }
   if (!options.resolve) {
     throw new TransportError(
-      `cannot route message ${message.id} to ${message.recipient}: it has no ${topicHint}, and this transport has no endpoint resolver (discovery)`,
+      `cannot route message ${message.id} to ${message.recipient}: it has no ${topicHint}, ` +
+        "and this transport has no endpoint resolver (discovery)",
     );
   }
   let found: string | null | undefined;
@@ -93,12 +94,14 @@ export async function routeOf(
   }
   if (!found)
     throw new TransportError(
-      `cannot route message ${message.id}: recipient ${message.recipient} has no known endpoint (not registered in discovery, or not listening)`,
+      `cannot route message ${message.id}: recipient ${message.recipient} has no known endpoint ` +
+        "(not registered in discovery, or not listening)",
     );
   const ep = parseEndpoint(found);
   if (!options.schemes.includes(ep.scheme)) {
     throw new TransportError(
-      `cannot route message ${message.id}: recipient ${message.recipient} listens on ${found}, which this ${scheme}:// transport cannot reach`,
+      `cannot route message ${message.id}: recipient ${message.recipient} listens on ${found}, ` +
+        `which this ${scheme}:// transport cannot reach`,
     );
   }
   return ep;

@@ -70,7 +70,10 @@ function oversizeWhy(len: number): string | undefined {
   const b1 = (len >>> 16) & 0xff;
   // A TLS record: 0x16 handshake (a client's hello), 0x15 alert (a TLS listener refusing a plain client).
   if ((b0 === 0x16 || b0 === 0x15) && b1 === 0x03)
-    return "these bytes are TLS, not converge frames: one side speaks TLS and the other plain TCP (use tls:// on both sides, or neither)";
+    return (
+      "these bytes are TLS, not converge frames: one side speaks TLS and the other plain TCP " +
+      "(use tls:// on both sides, or neither)"
+    );
   const text = String.fromCharCode(b0, b1, (len >>> 8) & 0xff, len & 0xff);
   if (/^(GET |POST|PUT |HEAD|PRI )$/.test(text)) return "the peer sent an HTTP request, not converge frames";
   return undefined;
@@ -230,7 +233,10 @@ export class FrameDecoder {
     this.#onMessage(message);
   }
 
-  /** Adds `chunk[from…]` to the unfinished frame (checking its prefix and first byte as they arrive); returns where it stopped. */
+  /**
+   * Adds `chunk[from…]` to the unfinished frame (checking its prefix and first byte as they
+   * arrive); returns where it stopped.
+   */
   #continue(chunk: Uint8Array, from: number): number {
     let at = from;
     if (this.#filled < HEADER) {
@@ -249,7 +255,8 @@ export class FrameDecoder {
       // A frame that will not fit the decode budget is refused on its first piece, not after 10 MiB.
       if (this.#filled === HEADER + n && announcesMoreThan(piece, 0, n, this.#maxElements))
         throw new FrameError(
-          `undecodable frame body: msgpack value holds more than ${this.#maxElements} elements (array items and map entries), the decode limit`,
+          `undecodable frame body: msgpack value holds more than ${this.#maxElements} elements ` +
+            "(array items and map entries), the decode limit",
         );
       this.#keep(piece);
       return at + n;
@@ -295,7 +302,8 @@ export class FrameDecoder {
   #reserve(n: number): void {
     if (this.#budget && !this.#budget.reserve(n))
       throw new FrameError(
-        `unfinished frames would hold more than ${this.#budget.limit} bytes across this listener's connections (its buffer limit)`,
+        `unfinished frames would hold more than ${this.#budget.limit} bytes ` +
+          "across this listener's connections (its buffer limit)",
       );
     this.#reserved += n;
   }

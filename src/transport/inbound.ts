@@ -207,7 +207,8 @@ export class InboundGuard {
         this.reject(
           c,
           "frameDeadline",
-          `a frame did not complete within ${seconds(frameDeadlineMs)} of its first byte (${c.parser.buffered} bytes arrived)`,
+          `a frame did not complete within ${seconds(frameDeadlineMs)} of its first byte ` +
+            `(${c.parser.buffered} bytes arrived)`,
           this.#listener,
         );
       } else if (now - c.lastActive > idleTimeoutMs) {

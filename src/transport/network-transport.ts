@@ -1,17 +1,20 @@
 /**
  * What the TCP and WebSocket transports share: each listens on a host and port for peers to dial
  * in, and sends on pooled outbound connections of its own, one per peer address (peer.ts). This
- * holds their options, the started/port/address state, the pool, routing (a transport topic, else
- * the recipient's endpoint through the resolver: endpoint.ts) and the stop sequence; a concrete
- * transport brings its listener and its kind of pooled connection.
+ * holds their options, the started/port/address state, the listener's socket (admitted against the
+ * limits of inbound.ts: listenSockets), the pool, routing (a transport topic, else the recipient's
+ * endpoint through the resolver: endpoint.ts) and the stop sequence; a concrete transport brings
+ * what it does with an accepted socket and its kind of pooled connection.
  */
+import type { Socket, TCPSocketListener } from "bun";
 import { TransportError } from "../core/errors.ts";
 import type { Message } from "../core/message.ts";
+import { printable } from "../core/text.ts";
 import type { Logger } from "../observability/log.ts";
 import { TransportBase } from "./base.ts";
 import { formatAddress, normaliseHost, routeOf, topicRoute, type Endpoint } from "./endpoint.ts";
 import { MAX_FRAME, encodeFrame } from "./framing.ts";
-import { InboundGuard, type ListenerLimits } from "./inbound.ts";
+import { type Inbound, InboundGuard, type ListenerLimits } from "./inbound.ts";
 import type { PeerOptions, PooledPeer } from "./peer.ts";
 import { dialTls, listenerTls, type TlsOptions } from "./tls.ts";
 import type { EndpointResolver } from "./transport.ts";
@@ -55,9 +58,19 @@ export interface NetworkKind {
   log: Logger;
 }
 
-/** A bound listener, as Bun.listen and Bun.serve return it. */
+/** A bound listener, as Bun.listen returns it. */
 export interface Listener {
   readonly port: number | undefined;
+}
+
+/** What a transport does with the sockets its listener accepts (listenSockets). */
+export interface InboundHandlers<C extends Inbound> {
+  /** The connection of a socket just admitted; `now` is performance.now() when it was accepted. */
+  accept(s: Socket<C>, remote: string, now: number): C;
+  handshake(s: Socket<C>, ok: boolean, err: Error | null): void;
+  data(s: Socket<C>, chunk: Uint8Array): void;
+  drain?(s: Socket<C>): void;
+  close(s: Socket<C>): void;
 }
 
 export abstract class NetworkTransport<L extends Listener> extends TransportBase {
@@ -124,6 +137,42 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
   protected abstract unlisten(listener: L): void | Promise<void>;
   /** The pooled connection for `to`; it dials on its first send. */
   protected abstract newPeer(to: Endpoint, options: PeerOptions): PooledPeer;
+
+  /** Open inbound connections (for tests and health). */
+  get inboundConnections(): number {
+    return this.inbound.size;
+  }
+
+  /**
+   * A Bun.listen listener on `host` (TLS when this transport listens with it) whose sockets are held
+   * to the listener's limits: each is admitted or terminated at once, and an admitted one carries
+   * the connection `on.accept` makes for it.
+   */
+  protected listenSockets<C extends Inbound>(port: number, on: InboundHandlers<C>): TCPSocketListener<C> {
+    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
+    return Bun.listen<C>({
+      hostname: this.host,
+      port,
+      ...(tls ? { tls } : {}),
+      socket: {
+        binaryType: "uint8array",
+        open: (s) => {
+          const remote = `${s.remoteAddress}:${s.remotePort}`;
+          if (!this.started || !this.inbound.admit(remote, this.address)) {
+            s.terminate();
+            return;
+          }
+          s.data = on.accept(s, remote, performance.now());
+          this.inbound.add(s.data);
+        },
+        handshake: (s, ok, err) => on.handshake(s, ok, err),
+        data: (s, chunk) => on.data(s, chunk as Uint8Array),
+        ...(on.drain ? { drain: (s: Socket<C>) => on.drain!(s) } : {}),
+        close: (s) => on.close(s),
+        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
+      },
+    });
+  }
 
   get started(): boolean {
     return this.#started;

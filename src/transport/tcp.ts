@@ -6,7 +6,6 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { TransportError } from "../core/errors.ts";
-import { printable } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { FrameDecoder, FrameError } from "./framing.ts";
@@ -14,7 +13,7 @@ import type { Inbound } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
 import { TcpPeer, type TcpStats } from "./tcp-peer.ts";
-import { listenHandshakeFailure, listenerTls } from "./tls.ts";
+import { listenHandshakeFailure } from "./tls.ts";
 
 export const TCP_TOPIC = "transport.tcp";
 
@@ -37,25 +36,12 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
     return this.listening ? { host: this.host, port: this.port } : null;
   }
 
-  /** Open inbound connections (for tests and health). */
-  get inboundConnections(): number {
-    return this.inbound.size;
-  }
-
   protected listen(port: number): TCPSocketListener<Conn> {
-    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
-    return Bun.listen<Conn>({
-      hostname: this.host,
-      port,
-      ...(tls ? { tls } : {}),
-      socket: {
-        binaryType: "uint8array",
-        open: (s) => this.#accept(s),
-        handshake: (s, ok, err) => this.#handshake(s, ok, err),
-        data: (s, chunk) => this.#received(s, chunk as Uint8Array),
-        close: (s) => this.#closed(s),
-        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
-      },
+    return this.listenSockets<Conn>(port, {
+      accept: (s, remote, now) => this.#accept(s, remote, now),
+      handshake: (s, ok, err) => this.#handshake(s, ok, err),
+      data: (s, chunk) => this.#received(s, chunk),
+      close: (s) => this.#closed(s),
     });
   }
 
@@ -68,14 +54,8 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
     return super.listenFailed(err, port);
   }
 
-  #accept(s: Socket<Conn>): void {
-    const remote = `${s.remoteAddress}:${s.remotePort}`;
-    if (!this.started || !this.inbound.admit(remote, this.address)) {
-      s.terminate();
-      return;
-    }
-    const now = performance.now();
-    const conn: Conn = {
+  #accept(s: Socket<Conn>, remote: string, now: number): Conn {
+    return {
       remote,
       parser: new FrameDecoder((m) => this.deliver(m), {
         maxFrame: this.maxFrame,
@@ -92,8 +72,6 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
       framesSeen: 0,
       lastActive: now,
     };
-    s.data = conn;
-    this.inbound.add(conn);
   }
 
   #handshake(s: Socket<Conn>, ok: boolean, err: Error | null): void {

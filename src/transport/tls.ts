@@ -50,9 +50,15 @@ export function dialHandshakeFailure(err: { code?: string; message?: string } | 
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
     return `TLS handshake failed: the peer's certificate is not for this host (${text})`;
   if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|CERT_SIGNATURE_FAILURE/.test(code))
-    return `TLS handshake failed: the peer's certificate is not signed by a trusted CA (${code}; give its CA bundle: tls_ca, or --tls-ca)`;
+    return (
+      `TLS handshake failed: the peer's certificate is not signed by a trusted CA ` +
+      `(${code}; give its CA bundle: tls_ca, or --tls-ca)`
+    );
   if (/CERTIFICATE_REQUIRED/.test(text))
-    return "TLS handshake failed: the peer requires a client certificate (give one: tls_cert and tls_key, or --tls-cert and --tls-key)";
+    return (
+      "TLS handshake failed: the peer requires a client certificate " +
+      "(give one: tls_cert and tls_key, or --tls-cert and --tls-key)"
+    );
   if (/BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN/.test(text))
     return "TLS handshake failed: the peer refused our client certificate";
   if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG|RECORD_LAYER/.test(text) || code === "ECONNRESET" || !code)
@@ -72,8 +78,12 @@ export function listenHandshakeFailure(
 ): string | null {
   if (ok && !(requireClientCert && authorizationError)) return null;
   if (ok)
-    return `TLS handshake failed: the peer's client certificate is not signed by our CA (${authorizationError?.code ?? "not authorized"})`;
+    return (
+      "TLS handshake failed: the peer's client certificate is not signed by our CA " +
+      `(${authorizationError?.code ?? "not authorized"})`
+    );
   return requireClientCert
-    ? "TLS handshake failed: the peer is not speaking TLS, or presented no client certificate, or refused our certificate"
+    ? "TLS handshake failed: the peer is not speaking TLS, or presented no client certificate, " +
+        "or refused our certificate"
     : "TLS handshake failed: the peer is not speaking TLS (a plaintext client?) or refused our certificate";
 }

@@ -24,7 +24,10 @@ export interface KeyLookup {
 export type EndpointResolver = (agentId: string) => string | null | undefined | Promise<string | null | undefined>;
 
 export interface Transport {
-  /** e.g. "tcp://127.0.0.1:9000", "ws://127.0.0.1:9000", "local://<agentId>"; null when it does not listen (or before start with port 0). */
+  /**
+   * e.g. "tcp://127.0.0.1:9000", "ws://127.0.0.1:9000", "local://<agentId>"; null when it does not
+   * listen (or before start with port 0).
+   */
   readonly address: string | null;
   readonly started: boolean;
   /** Starts listening; throws TransportError when it cannot (e.g. the port is in use). */

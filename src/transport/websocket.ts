@@ -8,14 +8,13 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { InvalidMessageError, type Message } from "../core/message.ts";
-import { printable } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { decodeFrame } from "./framing.ts";
 import type { Inbound } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
-import { listenHandshakeFailure, listenerTls } from "./tls.ts";
+import { listenHandshakeFailure } from "./tls.ts";
 import { BufferBudgetError, WsConnection, WsProtocolError } from "./ws-server.ts";
 import { WsPeer } from "./ws-peer.ts";
 
@@ -35,41 +34,22 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
     );
   }
 
-  /** Open inbound connections (for tests and health). */
-  get inboundConnections(): number {
-    return this.inbound.size;
-  }
-
   protected listen(port: number): TCPSocketListener<Conn> {
-    const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
-    return Bun.listen<Conn>({
-      hostname: this.host,
-      port,
-      ...(tls ? { tls } : {}),
-      socket: {
-        binaryType: "uint8array",
-        open: (s) => this.#accept(s),
-        handshake: (s, ok, err) => {
-          const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
-          if (s.data && why !== null) this.inbound.reject(s.data, "tlsFailures", why, this.address);
-        },
-        data: (s, chunk) => this.#received(s, chunk as Uint8Array),
-        drain: (s) => s.data?.parser.flushed(),
-        close: (s) => {
-          if (s.data) this.inbound.remove(s.data);
-        },
-        error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
+    return this.listenSockets<Conn>(port, {
+      accept: (s, remote, now) => this.#accept(s, remote, now),
+      handshake: (s, ok, err) => {
+        const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+        if (s.data && why !== null) this.inbound.reject(s.data, "tlsFailures", why, this.address);
+      },
+      data: (s, chunk) => this.#received(s, chunk),
+      drain: (s) => s.data?.parser.flushed(),
+      close: (s) => {
+        if (s.data) this.inbound.remove(s.data);
       },
     });
   }
 
-  #accept(s: Socket<Conn>): void {
-    const remote = `${s.remoteAddress}:${s.remotePort}`;
-    if (!this.started || !this.inbound.admit(remote, this.address)) {
-      s.terminate();
-      return;
-    }
-    const now = performance.now();
+  #accept(s: Socket<Conn>, remote: string, now: number): Conn {
     const ws = new WsConnection(s as Socket<unknown>, this.maxFrame + 4, this.inbound.budget, {
       open: () => {},
       message: (data) => this.#message(conn, data),
@@ -84,8 +64,7 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
       framesSeen: 0,
       lastActive: now,
     };
-    s.data = conn;
-    this.inbound.add(conn);
+    return conn;
   }
 
   #received(s: Socket<Conn>, chunk: Uint8Array): void {

@@ -1,5 +1,5 @@
 /**
- * One pooled outbound WebSocket connection (the WebSocket client) to a peer's Bun.serve listener.
+ * One pooled outbound WebSocket connection (the WebSocket client) to a peer's listener (ws-server.ts).
  * Each message is one binary WebSocket message carrying exactly the TCP frame's bytes.
  *
  * The client buffers what it cannot write yet (`bufferedAmount`); past HIGH_WATER bytes buffered,

@@ -25,7 +25,10 @@ const OP_CLOSE = 0x8;
 const OP_PING = 0x9;
 const OP_PONG = 0xa;
 
-/** A protocol violation: the connection is closed with `code` (1002 protocol, 1003 data type, 1009 too big, 1007 bad data). */
+/**
+ * A protocol violation: the connection is closed with `code` (1002 protocol, 1003 data type,
+ * 1009 too big, 1007 bad data).
+ */
 export class WsProtocolError extends TransportError {
   constructor(
     readonly code: number,
@@ -183,7 +186,8 @@ export class WsConnection {
       .digest("base64");
     this.#write(
       new TextEncoder().encode(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
       ),
     );
     this.#state = "open";
@@ -196,7 +200,8 @@ export class WsConnection {
     const extra = headers.map((h) => `${h}\r\n`).join("");
     this.#write(
       new TextEncoder().encode(
-        `HTTP/1.1 ${status} ${text}\r\n${extra}Content-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${text}\r\n${extra}Content-Type: text/plain\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       ),
     );
     this.#state = "closing";
@@ -358,7 +363,10 @@ export class BufferBudgetError extends TransportError {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** XORs `data[at, at + len)` with the 4-byte mask, in place; a word at a time where aligned (a 10 MiB message stays cheap). */
+/**
+ * XORs `data[at, at + len)` with the 4-byte mask, in place; a word at a time where aligned (a 10 MiB
+ * message stays cheap).
+ */
 function unmask(data: Uint8Array, at: number, len: number, mask: Uint8Array): void {
   let i = 0;
   const base = data.byteOffset + at;

@@ -44,6 +44,16 @@ describe("AgentNetwork", () => {
     expect(got.verify(alice.identity.publicKey)).toBe(true);
   });
 
+  test("when send is given the fields of a message, it builds, signs and sends it", async () => {
+    const hub = new LocalHub();
+    const [alice, bob] = [await network(hub), await network(hub)];
+    const sent = await alice.send({ recipient: bob.id, payload: { n: 2 }, taskId: "t2" });
+    const got = await bob.receive(1000);
+    expect(got.id).toBe(sent.id);
+    expect([got.sender, got.payload, got.taskId]).toEqual([alice.id, { n: 2 }, "t2"]);
+    expect(got.verify(alice.identity.publicKey)).toBe(true);
+  });
+
   test("broadcast reaches the subscribers of its topics and never comes back to the sender", async () => {
     const hub = new LocalHub();
     const [alice, bob, carol] = [
