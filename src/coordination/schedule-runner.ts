@@ -78,7 +78,7 @@ export class ScheduleRunner {
       this.#again = false;
       try {
         const { submitted, nextDueAt, failed } = await this.parts.tick();
-        for (const t of submitted) this.parts.log.debug("scheduled task submitted", { task: t.id });
+        for (const t of submitted) this.parts.log.info("scheduled task submitted", { task: t.id });
         sleep = nextDueAt === null ? MAX_SLEEP_MS : nextDueAt - (await this.parts.clock());
         for (const f of failed) {
           this.#failures.report("a schedule's pass failed; it stays due", { schedule: f.scheduleId, err: f.err });
