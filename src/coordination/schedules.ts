@@ -18,17 +18,21 @@
  * schedule (`nextRunAt`, `lastRunAt`, `lastTaskId`) with the store's atomic `update`, a compare
  * and set against the record it read (one Lua script on Redis, one BEGIN IMMEDIATE transaction on
  * SQLite). Never zero: a schedule is advanced past T only after the task for T exists, so a crash
- * between the writes, or a store error on either, leaves the schedule due, and the next pass (this
- * process's or any other's) submits T again. Never twice: T's task can only ever have one id, and
- * the store creates a task id at most once (`submitMany` reports `created: false` for the others),
- * so runners racing on T, a retried pass and a pass after a crash all land on the one task; of
- * their advances exactly one compare and set wins, and a runner that reads the record after it no
- * longer sees T as due. The other order would not do: advance first, then a crash before the
- * submit, and T is lost. What this leans on is that T's task still exists while a runner may
- * still submit it: removing it (retention cleaning, an operator) in the instant between some
- * runner's read and its submit, or while a crashed schedule is still unadvanced, lets T be
- * created again. Retention cleans finished tasks older than an age, so that takes a process
- * stalled between two store calls for longer than the task took to run and age.
+ * between the writes, or a store error on either, leaves the schedule due and the next pass (this
+ * process's or any other's) submits T again; only if no pass could run before a later due time
+ * does T count as missed, as after any downtime (below). Never twice: T's task can only ever have
+ * one id, and the store creates a task id at most once (`submitMany` reports `created: false` for
+ * the others), so runners racing on T, a retried pass and a pass after a crash all land on the one
+ * task; of their advances exactly one compare and set wins, and a runner that reads the record
+ * after it no longer sees T as due. The other order would not do: advance first, then a crash
+ * before the submit, and T is lost.
+ *
+ * What this leans on: T's task is not removed while some runner may still submit T. Removing it
+ * (retention cleaning, an operator) lets T be created again by a runner that read the schedule
+ * before the advance and stalled before its submit, or by the next pass over a schedule that a
+ * crash left unadvanced right after its submit. Retention removes only tasks finished longer ago
+ * than its age, so either takes a stall or an outage longer than the task's run plus that age,
+ * starting in the milliseconds between the two writes.
  *
  * Missed runs: the latest due time always runs, however late a runner gets to it; earlier ones a
  * runner could not submit in time (the fleet was down) are missed, and only the `catchUp` most

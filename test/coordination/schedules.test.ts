@@ -9,8 +9,11 @@ import {
   scheduledTaskId,
 } from "../../src/coordination/schedules.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
+import { join } from "node:path";
 import { MemoryStore } from "../../src/store/memory.ts";
+import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/store.ts";
+import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 import { RacyStore } from "./racy-store.ts";
 
@@ -256,35 +259,56 @@ describe("passes with a fake clock", () => {
 });
 
 describe("exactly once per due time", () => {
-  test("runners in many processes racing on a racy store submit every due time exactly once", async () => {
-    const store = new RacyStore();
+  /**
+   * Five runners, one per store handle (a "process" each), pass 40 times half a second apart, each
+   * seeing a slightly different time; returns the ids in the store and how many tasks passes created.
+   */
+  async function race(handles: Store[]): Promise<{ ids: string[]; created: number; last: number }> {
     const clock = { now: T0 - 1 };
-    // Five "processes": each its own task and schedule managers over the one store.
-    const runners = Array.from(
-      { length: 5 },
-      () => new ScheduleManager(new TaskManager(store, { clock: () => clock.now })),
-    );
+    const runners = handles.map((h) => new ScheduleManager(new TaskManager(h, { clock: () => clock.now })));
     await runners[0]!.add({ id: "fast", everyMs: 1000 });
     await runners[1]!.add({ id: "cron", cron: "*/2 * * * * *", timezone: "UTC", catchUp: 1 });
     let created = 0;
     for (let step = 0; step < 40; step++) {
       clock.now = T0 + step * 500;
-      // Each runner sees a slightly different time (its pass started a little earlier or later).
       const results = await Promise.all(runners.map((r, i) => r.tick(clock.now + i * 120)));
       for (const r of results) {
         expect(r.failed).toEqual([]);
         created += r.submitted.length;
       }
     }
-    const ids = (await new TaskManager(store).list()).map((t) => t.id);
-    const last = T0 + 39 * 500 + 4 * 120;
+    const last = T0 + 39 * 500 + (handles.length - 1) * 120;
+    for (const s of await runners[0]!.list()) expect(s.nextRunAt).toBeGreaterThan(last);
+    return { ids: (await runners[0]!.tasks.list()).map((t) => t.id).sort(), created, last };
+  }
+
+  /** Every due time of both schedules from T0 to `last`. */
+  function grid(last: number): string[] {
     const fast = Array.from({ length: Math.floor((last - T0) / 1000) + 1 }, (_, i) => `fast@${iso(T0 + i * 1000)}`);
     const cron = Array.from({ length: Math.floor((last - T0) / 2000) + 1 }, (_, i) => `cron@${iso(T0 + i * 2000)}`);
-    expect(ids.sort()).toEqual([...cron, ...fast].sort());
+    return [...cron, ...fast].sort();
+  }
+
+  test("runners in many processes racing on a racy store submit every due time exactly once", async () => {
+    const store = new RacyStore();
+    const { ids, created, last } = await race(Array.from({ length: 5 }, () => store));
+    expect(ids).toEqual(grid(last));
     // Each was created by exactly one pass; the others found it there.
     expect(created).toBe(ids.length);
     expect(store.retries).toBeGreaterThan(0); // the race was real
-    for (const s of await runners[0]!.list()) expect(s.nextRunAt).toBeGreaterThan(last);
+  });
+
+  test("runners on five connections to one SQLite file submit every due time exactly once", async () => {
+    const dir = tempDir();
+    const handles = Array.from({ length: 5 }, () => new SqliteStore(join(dir.path, "race.db")));
+    try {
+      const { ids, created, last } = await race(handles);
+      expect(ids).toEqual(grid(last));
+      expect(created).toBe(ids.length);
+    } finally {
+      await Promise.all(handles.map((h) => h.close()));
+      dir.cleanup();
+    }
   });
 
   test("a pass that submitted but failed to advance leaves the schedule due, and the next pass adds no second task", async () => {
