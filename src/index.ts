@@ -110,6 +110,17 @@ export {
   type SubmitResult,
 } from "./coordination/task-manager.ts";
 export {
+  ScheduleManager,
+  SCHEDULES_CHANNEL,
+  scheduledTaskId,
+  MAX_CATCH_UP,
+  type Schedule,
+  type ScheduleInit,
+  type ScheduleManagerOptions,
+  type ScheduleTemplate,
+  type TickResult,
+} from "./coordination/schedules.ts";
+export {
   NegotiationManager,
   NegotiationError,
   type NegotiationSession,

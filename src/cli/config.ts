@@ -47,6 +47,8 @@ export interface Config {
   tls_key?: string;
   tls_ca?: string;
   tls_require_client_cert: boolean;
+  /** Run due schedules (coordination/schedules.ts) when a shared store is configured. */
+  schedules: boolean;
   /** Where the file was, for resolving relative paths in it; undefined without a file. */
   configDir?: string;
 }
@@ -125,6 +127,10 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
     kind: "boolean",
     doc: "mutual TLS: refuse peers without a client certificate signed by tls_ca (default false)",
   },
+  schedules: {
+    kind: "boolean",
+    doc: "submit the tasks of due schedules from a shared store (default true; each due run is submitted once)",
+  },
 };
 /** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
@@ -149,6 +155,7 @@ const DEFAULTS = {
   idle_timeout_sec: 300,
   max_message_elements: 100_000,
   tls_require_client_cert: false,
+  schedules: true,
 } as const;
 
 export interface LoadResult {

@@ -36,7 +36,7 @@ export const EXIT_CODES = [
   "  0         success (for converge run: a clean stop)",
   "  1         a failure at run time: a store or peer unreachable, a port in use, a task in the wrong state",
   "  2         bad configuration or arguments (one line on stderr names the key or option)",
-  "  3         not found: the task asked for does not exist",
+  "  3         not found: the task or schedule asked for does not exist",
   "  130, 143  converge run: a second SIGINT or SIGTERM, a second or more after the first, ended it at once",
   "",
 ].join("\n");

@@ -11,6 +11,7 @@ import { ConvergeError } from "../core/errors.ts";
 import { Identity } from "../core/identity.ts";
 import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
+import { ScheduleManager } from "../coordination/schedules.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
 import { IdentityRegistry } from "../network/identity-registry.ts";
@@ -44,6 +45,8 @@ export interface Fleet {
   readonly llm: string | undefined;
   /** http://host:port of /healthz, /readyz and /metrics when http_port is set. */
   readonly httpUrl: string | undefined;
+  /** The schedule runner, on whenever a shared store is configured (config key `schedules`). */
+  readonly schedules: ScheduleManager | undefined;
   stop(): Promise<void>;
 }
 
@@ -133,6 +136,11 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const discovery = configured ? new DiscoveryService(configured) : undefined;
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
+  // Every process on a shared store may run the schedules: each due run is submitted once anyway.
+  const schedules =
+    configured && configured.description !== "memory" && config.schedules
+      ? new ScheduleManager(tasks ?? new TaskManager(configured, { defaultClaimTtlSec: config.claim_ttl_sec }))
+      : undefined;
 
   // The reverse of start: runtimes (drain, unregister, transport), pool membership, store.
   let stopping: Promise<void> | undefined;
@@ -140,6 +148,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     (stopping ??= (async () => {
       notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
+      await schedules?.stop().catch(step("stopping the schedule runner"));
       // First, so that no beat mistakes the agents unregistering below for a store that lost them.
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
@@ -231,6 +240,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
             registerAgain(runtimes, discovery, joined ? { pools: pools!, poolId: config.pool_id! } : undefined),
         },
       );
+    schedules?.start();
   } catch (err) {
     await stop();
     if (err instanceof ConvergeError) throw err;
@@ -247,6 +257,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     agentModule,
     llm: llm?.description,
     httpUrl: http?.url,
+    schedules,
     stop,
   };
 }

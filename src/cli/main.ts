@@ -20,6 +20,7 @@ export const root = defineCommand({
   subCommands: {
     run: () => import("./run.ts").then((m) => m.runAgentsCommand),
     tasks: () => import("./tasks.ts").then((m) => m.tasksCommand),
+    schedules: () => import("./schedules.ts").then((m) => m.schedulesCommand),
     pools: () => import("./pools.ts").then((m) => m.poolsCommand),
     agents: () => import("./agents.ts").then((m) => m.agentsCommand),
     send: () => import("./send.ts").then((m) => m.sendCommand),
@@ -29,6 +30,7 @@ export const root = defineCommand({
 const summaries = {
   run: "Start agents from the config and run until Ctrl+C or SIGTERM",
   tasks: "Submit, list, inspect, cancel and retry tasks in the shared store",
+  schedules: "Add, list and remove repeating tasks (cron or interval) in the shared store",
   pools: "List pools in the shared store",
   agents: "List agents registered in discovery",
   send: "Send one signed message to an agent over TCP",

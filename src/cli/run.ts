@@ -65,6 +65,7 @@ function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
     out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`);
   }
   out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
+  if (fleet.schedules) out("schedules: this process submits the tasks of due schedules");
   if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
   if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);
   if (fleet.llm) out(`llm: ${fleet.llm}`);

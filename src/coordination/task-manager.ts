@@ -137,7 +137,7 @@ export class TaskManager {
     const now = typeof t0 === "number" ? t0 : await t0;
     const tasks = inits.map((init) => newTask(init, now, this.#nextSeq(now)));
     const created = await this.queue.submit(tasks, now);
-    await this.#notify();
+    if (created.some(Boolean)) await this.#notify();
     return tasks.map((task, i) => ({ task, created: created[i]! }));
   }
 

@@ -45,3 +45,35 @@ describe("stable identities", () => {
     }
   });
 });
+
+describe("the schedule runner of converge run", () => {
+  test("a fleet on a shared store runs the schedules; with schedules: false or the memory store it does not", async () => {
+    const { startFleet } = await import("../../src/cli/fleet.ts");
+    const { loadConfig } = await import("../../src/cli/config.ts");
+    const { tempDir } = await import("../support/tmp.ts");
+    const { SqliteStore } = await import("../../src/store/sqlite.ts");
+    const { TaskManager } = await import("../../src/coordination/task-manager.ts");
+    const { ScheduleManager, scheduledTaskId } = await import("../../src/coordination/schedules.ts");
+    const { until } = await import("../support/wait.ts");
+    const { join } = await import("node:path");
+    const dir = tempDir();
+    const sqlite = ["store_backend=sqlite", `store_path=${join(dir.path, "s.db")}`];
+    const fleets = await Promise.all(
+      [sqlite, [...sqlite, "schedules=false"], ["store_backend=memory"]].map((sets) =>
+        startFleet(loadConfig(undefined, {}, sets).config),
+      ),
+    );
+    const operator = new SqliteStore(join(dir.path, "s.db"));
+    try {
+      expect(fleets.map((f) => f.schedules !== undefined)).toEqual([true, false, false]);
+      // Added by an operator, as `converge schedules add` would: the fleet's runner submits it.
+      const s = await new ScheduleManager(new TaskManager(operator)).add({ id: "ping", everyMs: 1000 });
+      const tasks = new TaskManager(operator);
+      await until(async () => (await tasks.get(scheduledTaskId("ping", s.nextRunAt!))) !== undefined, "the task", 4000);
+    } finally {
+      await operator.close();
+      await Promise.all(fleets.map((f) => f.stop()));
+      dir.cleanup();
+    }
+  });
+});

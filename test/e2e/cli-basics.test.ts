@@ -43,7 +43,7 @@ describe.concurrent("help, version and unknown input", () => {
       const r = await runCli(args);
       expect(r.code).toBe(0);
       expect(r.stderr).toBe("");
-      for (const cmd of ["run", "tasks", "pools", "agents", "send"])
+      for (const cmd of ["run", "tasks", "schedules", "pools", "agents", "send"])
         expect(r.stdout).toMatch(new RegExp(`^  ${cmd}\\s+\\S`, "m"));
       expect(r.stdout).toContain("--version");
     }
@@ -67,6 +67,7 @@ describe.concurrent("help, version and unknown input", () => {
         ["pools", "list", "--help"],
         ["agents", "list", "--help"],
         ["send", "--help"],
+        ["schedules", "add", "--help"],
       ].map((a) => runCli(a)),
     );
     for (const r of results) {
@@ -75,6 +76,8 @@ describe.concurrent("help, version and unknown input", () => {
     }
     expect(results[1]!.stdout).toContain("--inputs");
     expect(results[4]!.stdout).toContain("--payload");
+    for (const opt of ["--cron=<EXPR>", "--timezone=<TZ>", "--every=<DURATION>", "--catch-up=<N>", "--inputs"])
+      expect(results[5]!.stdout).toContain(opt);
   });
 
   test("when any --help is asked for, it lists every exit code", async () => {
