@@ -31,7 +31,10 @@ export const commonArgs = {
   "log-format": {
     type: "string",
     valueHint: "text|json",
-    description: "Log lines for people (text, the default) or JSON lines for machines",
+    description:
+      "Log lines for people (text, the default) or JSON lines for machines; json also turns converge run's " +
+      "status lines on stdout and error lines into JSON objects (command output such as tables stays as it is; " +
+      "use --json for lists)",
   },
 } as const;
 
