@@ -56,7 +56,7 @@ export const runAgentsCommand = defineCommand({
       startup_ms: startupMs,
     });
     const signal = await signalled;
-    log.info(`${signal} received, stopping`, { signal });
+    log.info(`${signal} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
     await fleet.stop();
     printSummary(fleet, ranFor);
