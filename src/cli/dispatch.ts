@@ -7,7 +7,7 @@
 import { renderUsage, type CommandDef } from "citty";
 import { ConfigError, ConvergeError } from "../core/errors.ts";
 import { printable } from "../core/text.ts";
-import { logFormat, logger } from "../observability/log.ts";
+import { configureLogging, logFormat, logger } from "../observability/log.ts";
 import { readArgs } from "./args.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ in their args types
@@ -109,6 +109,9 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     process.stdout.write(`${opts.versionLine?.() ?? opts.version}\n`);
     return 0;
   }
+  // So that an error in the arguments themselves is already a JSON line when JSON was asked for.
+  const at = rest.indexOf("--log-format");
+  if ((at >= 0 && rest[at + 1] === "json") || rest.includes("--log-format=json")) configureLogging({ format: "json" });
   const args = readArgs(rest, (await resolve(cmd.args)) ?? {}, path.join(" "));
   if (!cmd.run) {
     const subs = Object.keys((await resolve(cmd.subCommands)) ?? {});

@@ -101,3 +101,11 @@ test("with --log-format json, a bad value is one JSON error line on stderr, and 
     }),
   );
 });
+
+test("with --log-format json, even an unknown option is one JSON error line", async () => {
+  const r = await runCli(["run", "--log-format=json", "--bogus"]);
+  expect(r.code).toBe(2);
+  expect(records(r.stderr)).toEqual([
+    expect.objectContaining({ level: "error", msg: expect.stringContaining("unknown option --bogus"), exit_code: 2 }),
+  ]);
+});
