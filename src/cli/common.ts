@@ -1,7 +1,7 @@
 /** What every command shares: the config, --set, verbose and log-format options, and opening the store. */
 import { statSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
-import { printable } from "../core/text.ts";
+import { printable, quoted } from "../core/text.ts";
 import { configureLogging, logger } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { repeatable } from "./args.ts";
@@ -26,12 +26,17 @@ export const commonArgs = {
   verbose: {
     type: "boolean",
     alias: "v",
-    description: "Debug logging: every message received and every decision executed",
+    description:
+      "Debug logging: every message received and every decision executed (CONVERGE_LOG_LEVEL=debug, info, warn " +
+      "or error sets the level without it; default info)",
   },
   "log-format": {
     type: "string",
     valueHint: "text|json",
-    description: "Log lines for people (text, the default) or JSON lines for machines",
+    description:
+      "Log lines for people (text, the default) or JSON lines for machines; json also turns converge run's " +
+      "status lines on stdout and error lines into JSON objects (command output such as tables stays as it is; " +
+      "use --json for lists)",
   },
 } as const;
 
@@ -47,8 +52,14 @@ export function setup(args: CommonArgs): Config {
   const format = args["log-format"] ?? "text";
   if (format !== "text" && format !== "json")
     throw new ConfigError(`--log-format must be text or json, got "${format}"`);
-  configureLogging({ level: args.verbose ? "debug" : "info", format });
+  const envLevel = process.env.CONVERGE_LOG_LEVEL;
+  const known = envLevel === "debug" || envLevel === "info" || envLevel === "warn" || envLevel === "error";
+  configureLogging({ level: args.verbose ? "debug" : known ? envLevel : "info", format });
   const { config, warnings } = loadConfig(args.config, process.env, args.set ?? []);
+  if (envLevel && !known)
+    warnings.push(
+      `CONVERGE_LOG_LEVEL must be debug, info, warn or error, got ${quoted(envLevel, 40)}; logging at info`,
+    );
   // With --log-format json every line on stderr must parse, warnings included.
   for (const w of warnings)
     format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);

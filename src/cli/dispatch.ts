@@ -7,6 +7,7 @@
 import { renderUsage, type CommandDef } from "citty";
 import { ConfigError, ConvergeError } from "../core/errors.ts";
 import { printable } from "../core/text.ts";
+import { configureLogging, logFormat, logger } from "../observability/log.ts";
 import { readArgs } from "./args.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ in their args types
@@ -108,6 +109,9 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     process.stdout.write(`${opts.versionLine?.() ?? opts.version}\n`);
     return 0;
   }
+  // So that an error in the arguments themselves is already a JSON line when JSON was asked for.
+  const at = rest.indexOf("--log-format");
+  if ((at >= 0 && rest[at + 1] === "json") || rest.includes("--log-format=json")) configureLogging({ format: "json" });
   const args = readArgs(rest, (await resolve(cmd.args)) ?? {}, path.join(" "));
   if (!cmd.run) {
     const subs = Object.keys((await resolve(cmd.subCommands)) ?? {});
@@ -118,8 +122,21 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
   return typeof result === "number" ? result : 0;
 }
 
-/** The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. */
+/**
+ * The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. With
+ * --log-format json (once a command has read it) that line is a JSON log line like the others.
+ */
 export function reportError(err: unknown, name: string): number {
+  if (logFormat() === "json") {
+    const known = err instanceof ConvergeError;
+    const message = known ? err.message : `unexpected error: ${(err as Error)?.message ?? String(err)}`;
+    const code = known ? err.exitCode : 1;
+    logger(name).error(message, {
+      exit_code: code,
+      ...(process.env.CONVERGE_DEBUG ? { stack: (err as Error)?.stack } : {}),
+    });
+    return code;
+  }
   if (err instanceof ConvergeError) {
     process.stderr.write(`${name}: ${err.message}\n`);
     if (process.env.CONVERGE_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);

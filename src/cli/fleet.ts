@@ -15,9 +15,11 @@ import { ScheduleManager } from "../coordination/schedules.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
 import { IdentityRegistry } from "../network/identity-registry.ts";
+import { HealthWatch } from "../observability/health-watch.ts";
 import { type HealthServer, startHealthServer } from "../observability/http.ts";
 import { logger, RateLimitedLog } from "../observability/log.ts";
-import { collectMetrics } from "../runtime/metrics.ts";
+import { ProcessMetrics } from "../observability/process-metrics.ts";
+import { collectMetrics, StoreTaskCounts } from "../runtime/metrics.ts";
 import { AgentRuntime } from "../runtime/runtime.ts";
 import { MemoryStore } from "../store/memory.ts";
 import { openStore } from "./store-config.ts";
@@ -141,6 +143,10 @@ export async function startFleet(config: Config): Promise<Fleet> {
     configured && configured.description !== "memory" && config.schedules
       ? new ScheduleManager(tasks ?? new TaskManager(configured, { defaultClaimTtlSec: config.claim_ttl_sec }))
       : undefined;
+  // Said in the log when the store turns unhealthy or recovers, with or without http_port.
+  const health = store?.health ? new HealthWatch({ check: () => store.health!(), log: logger("health") }) : undefined;
+  const processMetrics = config.http_port !== undefined ? new ProcessMetrics() : undefined;
+  const taskCounts = tasks ? new StoreTaskCounts(tasks) : undefined;
 
   // The reverse of start: runtimes (drain, unregister, transport), pool membership, store.
   let stopping: Promise<void> | undefined;
@@ -149,6 +155,9 @@ export async function startFleet(config: Config): Promise<Fleet> {
       notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
       await schedules?.stop().catch(step("stopping the schedule runner"));
+      processMetrics?.stop();
+      // Before anything closes: a store closing is not a store turning unhealthy.
+      await health?.stop();
       // First, so that no beat mistakes the agents unregistering below for a store that lost them.
       await heartbeat?.stop().catch(step("removing this process's heartbeat"));
       await Promise.all(runtimes.map((r) => r.stop().catch(step("stopping an agent"))));
@@ -174,12 +183,16 @@ export async function startFleet(config: Config): Promise<Fleet> {
         // The store says whether real writes succeed and what its backend alone can see (store/front.ts).
         health: store?.health ? () => store.health!() : undefined,
         ready: () => notReady,
-        metrics: () => {
+        metrics: async () => {
           const m = collectMetrics(runtimes);
+          await taskCounts?.addTo(m);
+          health?.addTo(m);
+          processMetrics?.addTo(m);
           llm?.addMetrics(m);
           return m.render();
         },
       });
+      processMetrics?.start();
     }
     if (config.pool_id) await pools!.create({ id: config.pool_id });
     await llm?.bind(store!);
@@ -247,6 +260,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     throw new ConvergeError(`could not start: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
   notReady = null;
+  health?.start();
   return {
     runtimes,
     store,

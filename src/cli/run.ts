@@ -2,9 +2,13 @@
  * `converge run`: starts the agents the config describes and runs until SIGINT or SIGTERM, then
  * stops everything cleanly and exits 0. A second signal during shutdown exits at once, unless it
  * comes within a second of the first: that is the same press delivered twice (signals.ts).
+ *
+ * Its status lines on stdout ("agent 1/2 …", "running, press Ctrl+C to stop …", "stopped …") are
+ * text, or with --log-format json one JSON object each, with a fixed `msg` per kind of line and
+ * its data in fields (statusLine in observability/log.ts).
  */
 import { defineCommand } from "citty";
-import { logger } from "../observability/log.ts";
+import { logger, statusLine } from "../observability/log.ts";
 import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
 import { setHelpFooter } from "./dispatch.ts";
@@ -43,36 +47,52 @@ export const runAgentsCommand = defineCommand({
     // Loaded here, not at the top: `converge run --help` then never evaluates the runtime.
     const { startFleet } = await import("./fleet.ts");
     const fleet = await startFleet(config);
-    const out = (line: string) => process.stdout.write(`${line}\n`);
-    printStarted(fleet, config.agents, out);
+    printStarted(fleet, config.agents);
     // The embedded default: nothing outside this process can give these agents anything to do.
     if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
-      out(IDLE_HINT);
-    out(`running, press Ctrl+C to stop (started in ${Math.round(performance.now() - t0)} ms)`);
+      out(IDLE_HINT, "hint", { hint: IDLE_HINT.slice("hint: ".length) });
+    const startupMs = Math.round(performance.now() - t0);
+    out(`running, press Ctrl+C to stop (started in ${startupMs} ms)`, "running, press Ctrl+C to stop", {
+      startup_ms: startupMs,
+    });
     const signal = await signalled;
     log.info(`${signal} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
     await fleet.stop();
-    out(summary(fleet, ranFor));
+    printSummary(fleet, ranFor);
     return 0;
   },
 });
 
+const out = (text: string, msg: string, fields?: Record<string, unknown>) => statusLine("run", text, msg, fields);
+
 setHelpFooter(runAgentsCommand, footer);
 
-function printStarted(fleet: Fleet, n: number, out: (s: string) => void): void {
+function printStarted(fleet: Fleet, n: number): void {
   for (const [i, r] of fleet.runtimes.entries()) {
-    out(`agent ${i + 1}/${n} ${r.id} ${r.options.transport?.address ?? "(no transport)"}`);
+    const address = r.options.transport?.address ?? null;
+    out(`agent ${i + 1}/${n} ${r.id} ${address ?? "(no transport)"}`, "agent started", {
+      agent: i + 1,
+      agents: n,
+      id: r.id,
+      address,
+    });
   }
-  out(`store: ${fleet.store?.description ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`);
-  if (fleet.schedules) out("schedules: this process submits the tasks of due schedules");
-  if (fleet.poolId) out(`pool: ${fleet.poolId} (${n} agent${n === 1 ? "" : "s"} joined)`);
-  if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`);
-  if (fleet.llm) out(`llm: ${fleet.llm}`);
-  if (fleet.httpUrl) out(`health and metrics: ${fleet.httpUrl}/healthz /readyz /metrics`);
+  const store = fleet.store?.description ?? null;
+  out(`store: ${store ?? "none"}${fleet.discovery ? " (discovery on)" : ""}`, "store", {
+    store,
+    discovery: fleet.discovery !== undefined,
+  });
+  if (fleet.schedules) out("schedules: this process submits the tasks of due schedules", "schedules", {});
+  if (fleet.poolId)
+    out(`pool: ${fleet.poolId} (${count(n, "agent")} joined)`, "pool joined", { pool: fleet.poolId, agents: n });
+  if (fleet.agentModule) out(`agent module: ${fleet.agentModule}`, "agent module", { module: fleet.agentModule });
+  if (fleet.llm) out(`llm: ${fleet.llm}`, "llm", { llm: fleet.llm });
+  if (fleet.httpUrl)
+    out(`health and metrics: ${fleet.httpUrl}/healthz /readyz /metrics`, "health and metrics", { url: fleet.httpUrl });
 }
 
-function summary(fleet: Fleet, seconds: number): string {
+function printSummary(fleet: Fleet, seconds: number): void {
   let received = 0;
   let sent = 0;
   let completed = 0;
@@ -83,9 +103,16 @@ function summary(fleet: Fleet, seconds: number): string {
     completed += r.worker?.stats.completed ?? 0;
     failed += r.worker?.stats.failed ?? 0;
   }
-  const tasks = fleet.agentModule || fleet.llm ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
+  const worker = Boolean(fleet.agentModule || fleet.llm);
+  const tasks = worker ? `, ${count(completed, "task")} completed, ${failed} failed` : "";
   const [agents, messages] = [count(fleet.runtimes.length, "agent"), count(received, "message")];
-  return `stopped ${agents} after ${seconds.toFixed(1)} s: ${messages} received, ${sent} sent${tasks}`;
+  out(`stopped ${agents} after ${seconds.toFixed(1)} s: ${messages} received, ${sent} sent${tasks}`, "stopped", {
+    agents: fleet.runtimes.length,
+    seconds: Math.round(seconds * 10) / 10,
+    received,
+    sent,
+    ...(worker ? { completed, failed } : {}),
+  });
 }
 
 function count(n: number, noun: string): string {

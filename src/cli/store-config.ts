@@ -71,10 +71,21 @@ export async function openChoice(choice: StoreChoice): Promise<Store> {
     case "file":
       return new (await import("../store/file.ts")).FileStore(choice.location);
     case "sqlite":
-      return new (await import("../store/sqlite.ts")).SqliteStore(choice.location);
+      return new (await import("../store/sqlite.ts")).SqliteStore(choice.location, sqliteTestOptions());
     case "redis":
       return openRedis(choice.location);
   }
+}
+
+/**
+ * Test-only, undocumented on purpose: CONVERGE_TEST_SQLITE_MAX_PAGE_COUNT caps the pages this
+ * process's connection may grow the file to (PRAGMA max_page_count), so that end-to-end tests can
+ * make real writes fail with SQLite's own "database or disk is full" while small in-place writes
+ * (the health probe) still succeed, as on a disk that is full.
+ */
+function sqliteTestOptions(): { maxPageCount?: number } {
+  const pages = Number(process.env.CONVERGE_TEST_SQLITE_MAX_PAGE_COUNT);
+  return Number.isSafeInteger(pages) && pages > 0 ? { maxPageCount: pages } : {};
 }
 
 async function openRedis(url: string): Promise<Store> {

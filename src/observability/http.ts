@@ -15,7 +15,8 @@ export interface HealthServerOptions {
   health?: () => Promise<string | null>;
   /** Why the process is not ready ("starting", "draining"), or null when it is. */
   ready(): string | null;
-  metrics(): string;
+  /** Prometheus text (may wait for the store, e.g. for task counts). */
+  metrics(): string | Promise<string>;
 }
 
 export interface HealthServer {
@@ -41,7 +42,7 @@ export function startHealthServer(options: HealthServerOptions): HealthServer {
           return why === null ? new Response("ready\n") : new Response(`${why}\n`, { status: 503 });
         }
         if (path === "/metrics")
-          return new Response(options.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
+          return new Response(await options.metrics(), { headers: { "content-type": PROMETHEUS_CONTENT_TYPE } });
         return new Response("not found: try /healthz, /readyz or /metrics\n", { status: 404 });
       },
     });

@@ -1,10 +1,15 @@
 /**
  * One small logger for the whole runtime: levels, text for people or JSON lines for machines,
- * always to stderr (stdout belongs to command output).
+ * always to stderr (stdout belongs to command output). `statusLine` is the one way a command
+ * prints status on stdout ("running, press Ctrl+C to stop"): as text, or in the log line's JSON
+ * shape with `--log-format json`, so that every line a command prints parses.
  *
  * Whatever a line carries may come from the wire: in the text format the message and every field
  * value go through printable() (control characters and newlines escaped, long values cut), so no
  * value can forge a second line; the JSON format escapes by construction and cuts long strings too.
+ *
+ * A worker logs a line per finished task at info, so a line is kept cheap: the timestamp is
+ * formatted once per millisecond, numbers and plain keys skip escaping, no object is spread.
  */
 import { printable } from "../core/text.ts";
 
@@ -23,12 +28,15 @@ interface LogConfig {
   level: Level;
   format: "text" | "json";
   sink: LogSink;
+  /** Where status lines go (stdout). */
+  out: LogSink;
 }
 
 const config: LogConfig = {
   level: (process.env.CONVERGE_LOG_LEVEL as Level) in ORDER ? (process.env.CONVERGE_LOG_LEVEL as Level) : "info",
   format: "text",
   sink: { write: (line) => process.stderr.write(line) },
+  out: { write: (line) => process.stdout.write(line) },
 };
 
 export function configureLogging(options: Partial<LogConfig>): void {
@@ -37,6 +45,32 @@ export function configureLogging(options: Partial<LogConfig>): void {
 
 export function logLevel(): Level {
   return config.level;
+}
+
+export function logFormat(): "text" | "json" {
+  return config.format;
+}
+
+/**
+ * A status line on stdout: `text` for people; with the JSON format, `{ts, level: "info", logger,
+ * msg, ...fields}` instead, where `msg` is fixed for each kind of line and `fields` carry its data.
+ */
+export function statusLine(name: string, text: string, msg: string, fields?: Record<string, unknown>): void {
+  if (config.format !== "json") return void config.out.write(`${text}\n`);
+  config.out.write(`${JSON.stringify({ ts: timestamp(), level: "info", logger: name, msg, ...fields }, jsonSafe)}\n`);
+}
+
+let lastMs = 0;
+let lastIso = "";
+
+/** The time as ISO 8601, formatted at most once per millisecond. */
+function timestamp(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }
 
 export class Logger {
@@ -67,22 +101,28 @@ export class Logger {
   }
 
   #emit(level: Level, msg: string, extra?: Record<string, unknown>): void {
-    const all = { ...this.fields, ...extra };
     if (config.format === "json") {
-      const line = { ts: new Date().toISOString(), level, logger: this.name, msg: cut(msg, MAX_MESSAGE), ...all };
+      const line = { ts: timestamp(), level, logger: this.name, msg: cut(msg, MAX_MESSAGE), ...this.fields, ...extra };
       config.sink.write(`${JSON.stringify(line, jsonSafe)}\n`);
       return;
     }
     let kv = "";
-    for (const [k, v] of Object.entries(all)) {
-      const text = typeof v === "string" ? v : (JSON.stringify(v, jsonSafe) ?? String(v));
-      kv += ` ${printable(k, 100)}=${printable(text, MAX_VALUE)}`;
-    }
-    config.sink.write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${this.name}: ` +
-        `${printable(msg, MAX_MESSAGE)}${kv}\n`,
-    );
+    for (const k in this.fields) if (!extra || !Object.hasOwn(extra, k)) kv += pair(k, this.fields[k]);
+    if (extra) for (const k in extra) kv += pair(k, extra[k]);
+    config.sink.write(`${timestamp()} ${LABEL[level]} ${this.name}: ${printable(msg, MAX_MESSAGE)}${kv}\n`);
   }
+}
+
+const LABEL: Record<Level, string> = { debug: "DEBUG", info: "INFO ", warn: "WARN ", error: "ERROR" };
+/** Keys that need no escaping (every key the code itself writes). */
+const PLAIN_KEY = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/** ` key=value` for the text format. */
+function pair(k: string, v: unknown): string {
+  const key = PLAIN_KEY.test(k) ? k : printable(k, 100);
+  if (typeof v === "number" || typeof v === "boolean") return ` ${key}=${v}`;
+  const text = typeof v === "string" ? v : (JSON.stringify(v, jsonSafe) ?? String(v));
+  return ` ${key}=${printable(text, MAX_VALUE)}`;
 }
 
 function cut(text: string, max: number): string {
@@ -146,7 +186,14 @@ export class RateLimitedLog {
     this.#last = { msg, fields };
     // The count goes out when the window ends, even if nothing else happens by then.
     if (!this.#timer) {
-      this.#timer = setTimeout(() => this.flush(), Math.max(1, this.#windowEnds - now));
+      // Timers may fire a little before performance.now() reaches windowEnds: the window ends here.
+      this.#timer = setTimeout(
+        () => {
+          this.flush();
+          this.#windowEnds = 0;
+        },
+        Math.max(1, this.#windowEnds - now),
+      );
       this.#timer.unref?.();
     }
   }

@@ -1,7 +1,17 @@
-/** The runtime's counters and gauges, gathered from every runtime in the process on demand. */
+/**
+ * The runtime's counters, gauges and histograms, gathered from every runtime in the process on
+ * demand; and the store's task counts by state (`StoreTaskCounts`), cached so that a storm of
+ * scrapes costs the store one query a second.
+ */
+import type { TaskManager } from "../coordination/task-manager.ts";
+import { TASK_STATES, type TaskState } from "../core/task.ts";
 import { Metrics } from "../observability/metrics.ts";
 import type { InboundGuard } from "../transport/inbound.ts";
 import type { AgentRuntime } from "./runtime.ts";
+import { MAX_CAPABILITY_SETS, OTHER_SET, type Outcome } from "./task-timings.ts";
+
+const TASK_DURATION = "converge_task_duration_seconds";
+const TASK_QUEUE_WAIT = "converge_task_queue_wait_seconds";
 
 export function collectMetrics(runtimes: readonly AgentRuntime[]): Metrics {
   const m = new Metrics()
@@ -29,12 +39,15 @@ export function collectMetrics(runtimes: readonly AgentRuntime[]): Metrics {
     .counter("converge_replay_window_evictions_total", "Ids forgotten early because the replay window was full")
     .gauge("converge_inbound_connections", "Open connections to the agents' listeners")
     .gauge("converge_inbound_buffered_bytes", "Bytes held by unfinished inbound frames")
-    .counter("converge_connections_closed_total", "Inbound connections closed or refused by the listener, by reason");
+    .counter("converge_connections_closed_total", "Inbound connections closed or refused by the listener, by reason")
+    .histogram(TASK_DURATION, "Claim to recorded outcome of task attempts run here, by capability set and outcome")
+    .histogram(TASK_QUEUE_WAIT, "Submit to first claim of tasks claimed here, by capability set");
   m.set("converge_agents", runtimes.filter((r) => r.running).length);
   let depth = 0;
   let running = 0;
   let connections = 0;
   let buffered = 0;
+  const sets = new Set<string>();
   for (const r of runtimes) {
     const g = r.gate.stats;
     m.increment("converge_messages_verified_total", undefined, g.verified);
@@ -69,6 +82,16 @@ export function collectMetrics(runtimes: readonly AgentRuntime[]): Metrics {
       m.increment("converge_tasks_released_total", undefined, w.released);
       m.increment("converge_leases_renewed_total", undefined, w.leasesRenewed);
       m.increment("converge_leases_lost_total", undefined, w.leasesLost);
+      for (const t of r.worker!.timings.all) {
+        // The process names at most MAX_CAPABILITY_SETS sets too, whatever each worker saw.
+        const named = t.capabilities !== OTHER_SET && (sets.has(t.capabilities) || sets.size < MAX_CAPABILITY_SETS);
+        if (named) sets.add(t.capabilities);
+        const capabilities = named ? t.capabilities : OTHER_SET;
+        if (t.wait.count > 0) m.addHistogram(TASK_QUEUE_WAIT, t.wait, { capabilities });
+        for (const outcome of OUTCOMES)
+          if (t.duration[outcome].count > 0)
+            m.addHistogram(TASK_DURATION, t.duration[outcome], { capabilities, outcome });
+      }
     }
     depth += r.inbox.size;
     running += r.worker?.running.size ?? 0;
@@ -78,4 +101,52 @@ export function collectMetrics(runtimes: readonly AgentRuntime[]): Metrics {
   m.set("converge_inbound_buffered_bytes", buffered);
   m.set("converge_tasks_running", running);
   return m;
+}
+
+const OUTCOMES: readonly Outcome[] = ["completed", "failed", "retried"];
+
+/** How long a count of the store's tasks is reused, and how long a scrape waits for one (ms). */
+const COUNTS_TTL_MS = 1000;
+const COUNTS_TIMEOUT_MS = 1000;
+
+/**
+ * `converge_store_tasks{state}`: the tasks in the store by state, the whole fleet's (one HGETALL
+ * on Redis, one indexed query on SQLite). Concurrent scrapes share one query, and its answer
+ * serves every scrape for a second. When the store does not answer in time the gauge is left out
+ * of that scrape (a stale count would look current).
+ */
+export class StoreTaskCounts {
+  #at = -Infinity;
+  #pending: Promise<Record<TaskState, number> | undefined> | undefined;
+  #last: Record<TaskState, number> | undefined;
+
+  constructor(private readonly tasks: TaskManager) {}
+
+  async addTo(m: Metrics): Promise<void> {
+    m.gauge("converge_store_tasks", "Tasks in the store by state: the whole fleet's, not only this process's");
+    const counts = await this.#counts();
+    if (!counts) return;
+    for (const state of TASK_STATES) m.set("converge_store_tasks", counts[state] ?? 0, { state });
+  }
+
+  #counts(): Promise<Record<TaskState, number> | undefined> {
+    if (performance.now() - this.#at < COUNTS_TTL_MS) return Promise.resolve(this.#last);
+    this.#pending ??= (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), COUNTS_TIMEOUT_MS);
+      });
+      try {
+        this.#last = await Promise.race([this.tasks.counts(), late]);
+      } catch {
+        this.#last = undefined; // the store's trouble shows in converge_store_healthy and /healthz
+      } finally {
+        clearTimeout(timer);
+        this.#at = performance.now();
+        this.#pending = undefined;
+      }
+      return this.#last;
+    })();
+    return this.#pending;
+  }
 }

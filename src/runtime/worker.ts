@@ -18,6 +18,7 @@ import { Message, type MessageInit } from "../core/message.ts";
 import type { Holder, Lease, Scope, TaskManager } from "../coordination/task-manager.ts";
 import { type Logger, logger } from "../observability/log.ts";
 import type { LeaseRegistry } from "./leases.ts";
+import { TaskTimings } from "./task-timings.ts";
 
 export interface WorkerOptions {
   /** Tasks run at once (default 1). */
@@ -73,6 +74,8 @@ export class TaskWorker {
     leasesLost: 0,
     released: 0,
   };
+  /** Queue waits and durations by capability set, for /metrics (runtime/metrics.ts). */
+  readonly timings = new TaskTimings();
   readonly concurrency: number;
   #draining = false;
   /** Set when drain is over: outcomes still unrecorded are left to lease expiry. */
@@ -119,7 +122,9 @@ export class TaskWorker {
         continue;
       }
       this.stats.claimed++;
-      this.#log.debug("claimed task", { task: lease.taskId, attempt: lease.task.attempts });
+      this.timings.claimed(lease.task);
+      if (this.#log.enabled("debug"))
+        this.#log.debug("claimed task", { task: lease.taskId, attempt: lease.task.attempts });
       this.#start(lease);
     }
   }
@@ -228,14 +233,18 @@ export class TaskWorker {
           });
           next = done.next;
           this.stats.completed++;
-          this.#log.debug("completed task", { task: lease.taskId });
+          const ms = this.timings.finished(lease.task, done.task, "completed");
+          this.#log.info("task completed", { task: lease.taskId, attempt: lease.task.attempts, duration_ms: ms });
         } else {
           const message = (outcome.error as Error)?.message ?? String(outcome.error);
           const after = await this.tasks.fail(lease.taskId, message, holder);
-          after.state === "pending" ? this.stats.retried++ : this.stats.failed++;
-          this.#log.info(after.state === "pending" ? "task attempt failed; will retry" : "task failed", {
+          const retry = after.state === "pending";
+          retry ? this.stats.retried++ : this.stats.failed++;
+          const ms = this.timings.finished(lease.task, after, retry ? "retried" : "failed");
+          this.#log.info(retry ? "task attempt failed; will retry" : "task failed", {
             task: lease.taskId,
-            attempt: after.attempts,
+            attempt: lease.task.attempts,
+            duration_ms: ms,
             err: message,
           });
         }

@@ -4,8 +4,9 @@
  * from here, so a driver keeps only raw storage and its native fast paths.
  *
  * Health (`health()`): a write probe is not enough (a disk that is full may still take a tiny
- * record), so the front also remembers whether the last real write failed; the driver may add what
- * it alone can see (a database file replaced or corrupt).
+ * record), so the front also remembers whether the last real write failed, the task queue's
+ * included (submits, claims, reports); the driver may add what it alone can see (a database file
+ * replaced or corrupt).
  */
 import { randomUUID } from "node:crypto";
 import { StoreError } from "../core/errors.ts";
@@ -29,6 +30,7 @@ export class StoreFront implements Store {
   readonly #probeKey = `health:${randomUUID()}`;
   #closed = false;
   #probed = false;
+  #tasks: TaskQueue | undefined;
   #lastWriteOk = -Infinity;
   #lastWriteFailed: { at: number; reason: string } | undefined;
 
@@ -41,10 +43,23 @@ export class StoreFront implements Store {
     return this.#driver.description;
   }
 
-  /** The backend's native task queue, when it has one (TaskManager uses it). */
+  /** The backend's native task queue, when it has one (TaskManager uses it); its writes count for health. */
   get tasks(): TaskQueue | undefined {
-    return this.#driver.tasks;
+    const queue = this.#driver.tasks;
+    if (!queue) return undefined;
+    this.#tasks ??= trackWrites(queue, this.#wrote, this.#writeFailed);
+    return this.#tasks;
   }
+
+  readonly #wrote = (): void => {
+    this.#lastWriteOk = performance.now();
+  };
+
+  readonly #writeFailed = (err: unknown): void => {
+    if (err instanceof StoreError && !this.#closed) {
+      this.#lastWriteFailed = { at: performance.now(), reason: err.message };
+    }
+  };
 
   #open(): void {
     if (this.#closed) throw new StoreError(`the store ${this.description} is closed`);
@@ -64,12 +79,10 @@ export class StoreFront implements Store {
   async #write<T>(work: () => T | Promise<T>): Promise<T> {
     try {
       const out = await work();
-      this.#lastWriteOk = performance.now();
+      this.#wrote();
       return out;
     } catch (err) {
-      if (err instanceof StoreError && !this.#closed) {
-        this.#lastWriteFailed = { at: performance.now(), reason: err.message };
-      }
+      this.#writeFailed(err);
       throw err;
     }
   }
@@ -258,4 +271,32 @@ export class StoreFront implements Store {
     this.#listeners.clear();
     await this.#driver.close();
   }
+}
+
+/**
+ * The queue with its writes watched: the caller gets the queue's own promise (no extra step on the
+ * task path); a handler beside it notes success or failure.
+ */
+function trackWrites(queue: TaskQueue, ok: () => void, failed: (err: unknown) => void): TaskQueue {
+  const watch = <T>(p: Promise<T>): Promise<T> => {
+    p.then(ok, failed);
+    return p;
+  };
+  return {
+    // What costs nothing stays as it is (TaskManager reads these without a promise).
+    clock: queue.clock,
+    peek: queue.peek?.bind(queue),
+    submit: (tasks, now) => watch(queue.submit(tasks, now)),
+    claim: (id, claim, token) => watch(queue.claim(id, claim, token)),
+    claimNext: (claim) => watch(queue.claimNext(claim)),
+    transition: (id, expect, next, now, then) => watch(queue.transition(id, expect, next, now, then)),
+    remove: (ids) => watch(queue.remove(ids)),
+    get: (id) => queue.get(id),
+    getMany: (ids) => queue.getMany(ids),
+    pending: (visibility, now, limit) => queue.pending(visibility, now, limit),
+    expired: (now, limit) => queue.expired(now, limit),
+    open: () => queue.open(),
+    finished: (state, before, limit) => queue.finished(state, before, limit),
+    counts: () => queue.counts(),
+  };
 }

@@ -15,7 +15,9 @@
  *   not a task converge made stays in `store`, like any other key).
  * - `check()` (health) notices what writes cannot: the file deleted or replaced under a running
  *   process (which would go on writing to the old inode unseen), a damaged header or a file shorter
- *   than its pages, and, for files up to 64 MiB, `PRAGMA quick_check` at most once a minute.
+ *   than the pages its header declares (truncated), and, for files up to 64 MiB, `PRAGMA
+ *   quick_check` at most once a minute. A checkpoint writes the header before the pages after it,
+ *   so a short file is said only if it is still short, under the same header, 50 ms later.
  * bun:sqlite is synchronous: a busy wait blocks the event loop, so transactions stay tiny.
  */
 import { Database, SQLiteError, type Statement } from "bun:sqlite";
@@ -37,6 +39,11 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** How often subscribers look for commits by other connections (default 5 ms). */
   pollMs?: number;
+  /**
+   * The most pages this connection lets the file grow to (`PRAGMA max_page_count`); a write that
+   * needs more fails with "database or disk is full", as on a full disk. Default: SQLite's.
+   */
+  maxPageCount?: number;
 }
 
 const SCHEMA = `
@@ -89,6 +96,9 @@ function prepare(db: Database) {
 
 const QUICK_CHECK_EVERY_MS = 60_000;
 const QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024;
+/** The database header (file format, section 1.3), and how long before a short file is looked at again. */
+const HEADER_BYTES = 100;
+const SHORT_RECHECK_MS = 50;
 
 /** An open SQLite file: the connection, its statements, and errors that name the file. */
 export class SqliteFile {
@@ -99,7 +109,7 @@ export class SqliteFile {
   readonly #identity: { dev: number; ino: number } | undefined;
   #quickCheck: { at: number; problem: string | null } | undefined;
 
-  constructor(path: string, busyMs: number) {
+  constructor(path: string, busyMs: number, maxPageCount?: number) {
     this.path = path === ":memory:" ? path : resolve(path);
     this.busyMs = busyMs;
     let db: Database | undefined;
@@ -112,6 +122,7 @@ export class SqliteFile {
         log.warn("SQLite refused WAL mode; concurrent readers will wait for writers", { path: this.path, mode });
       }
       db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
+      if (maxPageCount !== undefined) db.run(`PRAGMA max_page_count = ${Math.max(1, Math.floor(maxPageCount))}`);
       db.transaction(() => db!.run(SCHEMA)).immediate();
     } catch (err) {
       db?.close(false);
@@ -142,50 +153,76 @@ export class SqliteFile {
   }
 
   /** What is wrong with the file that writes would not show, or null. */
-  check(): string | null {
+  check(): string | null | Promise<string | null> {
     if (!this.#identity) return null;
+    const first = this.#look();
+    if (typeof first === "string") return first;
+    if (first.size >= first.declared) return this.#quick(first.size);
+    // Short: a checkpoint may be writing the header before the pages after it. Look again shortly.
+    return Bun.sleep(SHORT_RECHECK_MS).then(() => {
+      const again = this.#look();
+      if (typeof again === "string") return again;
+      if (again.size < again.declared && again.header.equals(first.header)) {
+        return (
+          `the database file ${this.path} is truncated: ${again.size} bytes, but its header declares ` +
+          `${again.declared} (restore it from a backup)`
+        );
+      }
+      return this.#quick(again.size);
+    });
+  }
+
+  /** The file's identity, header and size: a problem, or what the header declares. */
+  #look(): string | { size: number; declared: number; header: Buffer } {
     let st: ReturnType<typeof statSync>;
     try {
       st = statSync(this.path);
     } catch {
       return `the database file ${this.path} was deleted; this process still writes to the deleted file, so restart it`;
     }
-    if (st.dev !== this.#identity.dev || st.ino !== this.#identity.ino) {
+    if (st.dev !== this.#identity!.dev || st.ino !== this.#identity!.ino) {
       return `the database file ${this.path} was replaced by another file; restart this process to use it`;
     }
-    const header = Buffer.alloc(16);
+    const header = Buffer.alloc(HEADER_BYTES);
+    let read: number;
     try {
       const fd = openSync(this.path, "r");
       try {
-        readSync(fd, header, 0, 16, 0);
+        read = readSync(fd, header, 0, HEADER_BYTES, 0);
       } finally {
         closeSync(fd);
       }
     } catch (err) {
       return `the database file ${this.path} cannot be read: ${(err as Error).message}`;
     }
-    if (header.toString("latin1") !== "SQLite format 3\u0000")
+    if (read < HEADER_BYTES || header.toString("latin1", 0, 16) !== "SQLite format 3\u0000")
       return `the database file ${this.path} has a damaged header`;
-    if (st.size <= QUICK_CHECK_MAX_BYTES) {
-      const now = performance.now();
-      if (!this.#quickCheck || now - this.#quickCheck.at > QUICK_CHECK_EVERY_MS) {
-        const rows = this.db
-          .query<{ quick_check: string }, []>("PRAGMA quick_check(5)")
-          .all()
-          .map((r) => r.quick_check);
-        this.#quickCheck = {
-          at: now,
-          problem: rows.join("; ") === "ok" ? null : `the database file ${this.path} is corrupt: ${rows.join("; ")}`,
-        };
-      }
-      return this.#quickCheck.problem;
+    // The header's page count is valid when its change counter matches "version-valid-for" (file format, 1.3).
+    const pageSize = header.readUInt16BE(16) === 1 ? 65536 : header.readUInt16BE(16);
+    const pages = header.readUInt32BE(28);
+    const valid = pages > 0 && header.readUInt32BE(24) === header.readUInt32BE(92);
+    return { size: st.size, declared: valid ? pages * pageSize : 0, header };
+  }
+
+  #quick(size: number): string | null {
+    if (size > QUICK_CHECK_MAX_BYTES) return null;
+    const now = performance.now();
+    if (!this.#quickCheck || now - this.#quickCheck.at > QUICK_CHECK_EVERY_MS) {
+      const rows = this.db
+        .query<{ quick_check: string }, []>("PRAGMA quick_check(5)")
+        .all()
+        .map((r) => r.quick_check);
+      this.#quickCheck = {
+        at: now,
+        problem: rows.join("; ") === "ok" ? null : `the database file ${this.path} is corrupt: ${rows.join("; ")}`,
+      };
     }
-    return null;
+    return this.#quickCheck.problem;
   }
 }
 
 export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Driver<string> & { file: SqliteFile } {
-  const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000);
+  const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000, options.maxPageCount);
   const { db, q } = file;
   const pollMs = options.pollMs ?? 5;
   let dataVersion = 0;

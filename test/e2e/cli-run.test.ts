@@ -327,7 +327,7 @@ describe.concurrent("signals and failures at start", () => {
     expect(r.stdout).not.toContain("running");
   });
 
-  test("--log-format json: every log line on stderr is a JSON object", async () => {
+  test("--log-format json: every log line on stderr, and every status line on stdout, is a JSON object", async () => {
     const port = freePort();
     const cfg = file("json-logs.yaml", "agnets: 1\n"); // a typo: its warning must be JSON too
     const r = await started(["-v", "--log-format", "json", "-c", cfg], {
@@ -338,7 +338,18 @@ describe.concurrent("signals and failures at start", () => {
     expect(sent.code).toBe(0);
     const messageId = sent.stdout.split("\n")[0]!;
     await r.waitFor(messageId, 5000, "stderr");
-    await stopCleanly(r, 1);
+    expect(await r.stop()).toBe(0);
+    const stdout = r.stdout
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(stdout.map((rec) => rec.msg)).toEqual([
+      "agent started",
+      "store",
+      "running, press Ctrl+C to stop",
+      "stopped",
+    ]);
+    expect(stdout.at(-1)).toEqual(expect.objectContaining({ level: "info", agents: 1, received: 1, sent: 0 }));
     const lines = r.stderr.split("\n").filter((l) => l !== "");
     expect(lines.length).toBeGreaterThanOrEqual(3);
     const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -1,5 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { Metrics, MetricsError, PROMETHEUS_CONTENT_TYPE, escapeLabelValue } from "../../src/observability/metrics.ts";
+import {
+  Histogram,
+  Metrics,
+  MetricsError,
+  PROMETHEUS_CONTENT_TYPE,
+  escapeLabelValue,
+} from "../../src/observability/metrics.ts";
 
 describe("Metrics", () => {
   test("counters count per label set and get reads each series", () => {
@@ -106,5 +112,85 @@ describe("Metrics", () => {
 
   test("the content type is the Prometheus text format 0.0.4", () => {
     expect(PROMETHEUS_CONTENT_TYPE).toBe("text/plain; version=0.0.4; charset=utf-8");
+  });
+});
+
+describe("histograms", () => {
+  test("a histogram renders cumulative _bucket series with le last and +Inf at the end, then _sum and _count", () => {
+    const m = new Metrics().histogram("d_seconds", "Durations", [0.1, 1, 10]);
+    for (const v of [0.05, 0.1, 0.5, 3, 42]) m.observe("d_seconds", v, { cap: "x" });
+    m.observe("d_seconds", 2);
+    expect(m.render()).toBe(
+      [
+        "# HELP d_seconds Durations",
+        "# TYPE d_seconds histogram",
+        'd_seconds_bucket{cap="x",le="0.1"} 2',
+        'd_seconds_bucket{cap="x",le="1"} 3',
+        'd_seconds_bucket{cap="x",le="10"} 4',
+        'd_seconds_bucket{cap="x",le="+Inf"} 5',
+        'd_seconds_sum{cap="x"} 45.65',
+        'd_seconds_count{cap="x"} 5',
+        'd_seconds_bucket{le="0.1"} 0',
+        'd_seconds_bucket{le="1"} 0',
+        'd_seconds_bucket{le="10"} 1',
+        'd_seconds_bucket{le="+Inf"} 1',
+        "d_seconds_sum 2",
+        "d_seconds_count 1",
+        "",
+      ].join("\n"),
+    );
+    expect(m.get("d_seconds", { cap: "x" })).toBe(5);
+  });
+
+  test("a Histogram kept elsewhere adds into a registry's series, and two of them add up", () => {
+    const a = new Histogram([1, 2]);
+    const b = new Histogram([1, 2]);
+    a.observe(0.5);
+    b.observe(1.5);
+    b.observe(9);
+    const m = new Metrics().histogram("h", "H", [1, 2]);
+    m.addHistogram("h", a, { w: "1" });
+    m.addHistogram("h", b, { w: "1" });
+    expect(m.snapshot()).toEqual([
+      {
+        name: "h",
+        type: "histogram",
+        help: "H",
+        series: [
+          {
+            labels: { w: "1" },
+            value: 3,
+            sum: 11,
+            buckets: [
+              { le: 1, count: 1 },
+              { le: 2, count: 2 },
+              { le: Infinity, count: 3 },
+            ],
+          },
+        ],
+      },
+    ]);
+    expect(() => m.addHistogram("h", new Histogram([1, 3]))).toThrow(/bounds differ/);
+  });
+
+  test("histograms refuse NaN, the le label, undeclared names, bad bounds and other metric operations", () => {
+    const m = new Metrics().histogram("h", "H", [1]);
+    expect(() => m.observe("h", Number.NaN)).toThrow(MetricsError);
+    expect(() => m.observe("h", 1, { le: "2" })).toThrow(/reserved/);
+    expect(() => m.observe("nope", 1)).toThrow(/not declared/);
+    expect(() => new Histogram([2, 1])).toThrow(/increasing/);
+    expect(() => new Histogram([])).toThrow(/at least one/);
+    expect(() => m.histogram("h", "H", [5])).toThrow(/other bucket bounds/);
+    expect(() => m.increment("h")).toThrow(/histogram/);
+    expect(() => m.set("h", 1)).toThrow(/only gauges/);
+    expect(m.render()).toBe("# HELP h H\n# TYPE h histogram\n");
+  });
+
+  test("a value equal to a bound counts in that bound's bucket (le means less than or equal)", () => {
+    const h = new Histogram([1, 2]);
+    h.observe(1);
+    h.observe(2);
+    h.observe(2.0001);
+    expect(h.counts).toEqual([1, 1, 1]);
   });
 });
