@@ -40,13 +40,14 @@ test("with --log-format json, a worker's every stdout and stderr line is a JSON 
   expect(out.map((r) => r.msg)).toEqual([
     "agent started",
     "store",
+    "schedules",
     "pool joined",
     "agent module",
     "health and metrics",
     "running, press Ctrl+C to stop",
     "stopped",
   ]);
-  const [agent, store, pool, module, http, running, stopped] = out;
+  const [agent, store, , pool, module, http, running, stopped] = out;
   expect(agent).toEqual(
     expect.objectContaining({
       agent: 1,
