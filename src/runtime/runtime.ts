@@ -23,7 +23,7 @@ import { Memberships } from "./memberships.ts";
 import { MessageGate, verificationOf, type VerifyMode } from "./message-gate.ts";
 import { protocolHandlers, protocolManagers, type ProtocolManagers } from "./protocols.ts";
 import { Scheduler } from "./scheduler.ts";
-import { TaskWorker } from "./worker.ts";
+import { type Timers, TaskWorker } from "./worker.ts";
 
 export interface RuntimeOptions {
   transport?: Transport;
@@ -66,6 +66,8 @@ export interface RuntimeOptions {
   protocols?: ProtocolManagers;
   /** Called once the runtime has started; and with every decide pass's results. */
   onReady?: () => void;
+  /** For agents with `onTask`: where lease renewals, timeouts and the drain are timed (tests: a fake clock). */
+  timers?: Timers;
   /** For agents with `onTask`: tasks run at once (default 1). */
   concurrency?: number;
   /**
@@ -148,7 +150,7 @@ export class AgentRuntime {
               scope: () => ({ pools: this.memberships.ids, capabilities: this.agent.capabilities }),
               leases: this.leases,
             },
-            { concurrency: options.concurrency },
+            { concurrency: options.concurrency, timers: options.timers },
           )
         : undefined;
   }

@@ -23,7 +23,27 @@ import { TaskTimings } from "./task-timings.ts";
 export interface WorkerOptions {
   /** Tasks run at once (default 1). */
   concurrency?: number;
+  /**
+   * Where lease renewals, timeouts and the drain's grace period are timed (default: the global
+   * timers; tests pass a fake clock's).
+   */
+  timers?: Timers;
 }
+
+/** The timer functions the worker uses, so that a test can move time by hand. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const GLOBAL_TIMERS: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as ReturnType<typeof setInterval>),
+};
 
 export interface WorkerStats {
   claimed: number;
@@ -77,6 +97,7 @@ export class TaskWorker {
   /** Queue waits and durations by capability set, for /metrics (runtime/metrics.ts). */
   readonly timings = new TaskTimings();
   readonly concurrency: number;
+  readonly #timers: Timers;
   #draining = false;
   /** Set when drain is over: outcomes still unrecorded are left to lease expiry. */
   #stopped = false;
@@ -91,6 +112,7 @@ export class TaskWorker {
     options: WorkerOptions = {},
   ) {
     this.concurrency = Math.max(1, options.concurrency ?? 1);
+    this.#timers = options.timers ?? GLOBAL_TIMERS;
     this.#log = logger("worker").child({ agent: agent.id.slice(0, 12) });
   }
 
@@ -157,12 +179,13 @@ export class TaskWorker {
         abort.abort(err);
       }
     };
-    const renewTimer = ttl !== undefined ? setInterval(renew, Math.max(50, ttl / 2)) : undefined;
+    const timers = this.#timers;
+    const renewTimer = ttl !== undefined ? timers.setInterval(renew, Math.max(50, ttl / 2)) : undefined;
     const timeoutSec = task.constraints.timeout_sec;
     let timedOut = false;
     const timeoutTimer =
       typeof timeoutSec === "number"
-        ? setTimeout(() => {
+        ? timers.setTimeout(() => {
             timedOut = true;
             abort.abort(new Error(`timed out after ${timeoutSec} s`));
           }, timeoutSec * 1000)
@@ -180,8 +203,8 @@ export class TaskWorker {
       send,
     };
     const done = () => {
-      clearInterval(renewTimer);
-      clearTimeout(timeoutTimer);
+      if (renewTimer !== undefined) timers.clearInterval(renewTimer);
+      if (timeoutTimer !== undefined) timers.clearTimeout(timeoutTimer);
       if (this.running.get(lease.taskId) !== r) return;
       this.running.delete(lease.taskId);
       this.io.leases.delete(lease.taskId);
@@ -288,12 +311,14 @@ export class TaskWorker {
       this.#stopped = true;
       return { finished: 0, released: 0 };
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: unknown;
     await Promise.race([
       Promise.allSettled([...this.running.values()].map((r) => r.done)),
-      new Promise((r) => (timer = setTimeout(r, graceMs))),
+      new Promise<void>((r) => {
+        timer = this.#timers.setTimeout(r, graceMs);
+      }),
     ]);
-    clearTimeout(timer);
+    this.#timers.clearTimeout(timer);
     this.#stopped = true;
     const left = [...this.running.values()].filter((r) => !r.settled);
     await Promise.all(

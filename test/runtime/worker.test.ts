@@ -4,6 +4,7 @@ import type { Task } from "../../src/core/task.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
+import { FakeClock } from "../support/fake-clock.ts";
 import { until } from "../support/wait.ts";
 
 class Worker extends Agent {
@@ -38,19 +39,26 @@ describe("task workers", () => {
   });
 
   test("no more than `concurrency` handlers run at once", async () => {
-    const tm = new TaskManager(new MemoryStore());
+    const clock = new FakeClock();
+    const tm = new TaskManager(new MemoryStore(), { clock: clock.now });
     let now = 0;
     let peak = 0;
     const w = new Worker(async () => {
       peak = Math.max(peak, ++now);
-      await Bun.sleep(10);
+      await new Promise<void>((done) => clock.timers.setTimeout(() => done(), 10)); // 10 ms of the test's time
       now--;
     });
-    const r = new AgentRuntime(w, { taskManager: tm, concurrency: 3 });
+    const r = new AgentRuntime(w, { taskManager: tm, concurrency: 3, timers: clock.timers });
     await r.start();
     try {
       for (let i = 0; i < 20; i++) await tm.submit({});
-      await until(async () => (await finalStates(tm)).every((s) => s === "completed"), "all tasks completed");
+      await until(() => r.worker!.running.size === 3, "three handlers running");
+      for (let step = 0; step < 200 && (await finalStates(tm)).some((s) => s !== "completed"); step++) {
+        await clock.advance(10);
+        const refilled = async () => r.worker!.running.size === 3 || (await tm.counts()).pending === 0;
+        await until(refilled, "the freed slots filled");
+      }
+      expect(await finalStates(tm)).toEqual(Array.from({ length: 20 }, () => "completed"));
       expect(peak).toBe(3);
     } finally {
       await r.stop();
@@ -58,20 +66,27 @@ describe("task workers", () => {
   });
 
   test("long tasks are renewed at half their lease and never taken over", async () => {
-    const tm = new TaskManager(new MemoryStore());
+    const clock = new FakeClock();
+    const tm = new TaskManager(new MemoryStore(), { clock: clock.now });
     const w = new Worker(async () => {
-      await Bun.sleep(700);
+      await new Promise<void>((done) => clock.timers.setTimeout(() => done(), 700)); // over three leases of 200 ms
       return "done";
     });
-    const r = new AgentRuntime(w, { taskManager: tm, releaseIntervalMs: 20 });
+    const r = new AgentRuntime(w, { taskManager: tm, timers: clock.timers });
     await r.start();
     try {
       await tm.submit({ id: "long", constraints: { claim_ttl_sec: 0.2 } });
-      await until(async () => (await tm.get("long"))!.state === "completed", "the long task", 5000);
+      await until(() => r.worker!.running.size === 1, "the claim");
+      for (let elapsed = 0; elapsed < 700; elapsed += 50) {
+        await clock.advance(50);
+        // The reaper, at this moment: a lease not renewed in time would go back to pending here.
+        expect(await tm.releaseExpiredClaims(clock.now())).toEqual([]);
+      }
+      await until(async () => (await tm.get("long"))!.state === "completed", "the long task");
       const t = (await tm.get("long"))!;
       expect(t.attempts).toBe(1);
       expect(w.handled).toEqual(["long"]);
-      expect(r.worker!.stats.leasesRenewed).toBeGreaterThanOrEqual(4);
+      expect(r.worker!.stats.leasesRenewed).toBeGreaterThanOrEqual(6); // every 100 ms of the 700
     } finally {
       await r.stop();
     }
