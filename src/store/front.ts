@@ -47,6 +47,8 @@ export class StoreFront implements Store {
   get tasks(): TaskQueue | undefined {
     const queue = this.#driver.tasks;
     if (!queue) return undefined;
+    // In memory a write cannot fail for want of a disk: nothing to watch, and nothing added per task.
+    if (!this.#json) return queue;
     this.#tasks ??= trackWrites(queue, this.#wrote, this.#writeFailed);
     return this.#tasks;
   }

@@ -216,7 +216,7 @@ export class MemoryTaskQueue implements TaskQueue {
       if (!t || !isFinished(t)) continue;
       this.data.tasks.delete(id);
       this.#leftFinished(t.state as FinalState);
-      this.#counts[t.state]--;
+      bump(this.#counts, t.state, -1);
       this.#version++;
       n++;
     }
@@ -231,27 +231,28 @@ export class MemoryTaskQueue implements TaskQueue {
   #write(prev: Task | undefined, next: Task, now: number): void {
     this.data.tasks.set(next.id, next);
     this.#version++;
-    const wasOpen = prev !== undefined && !isFinished(prev);
+    const wasOpen = prev !== undefined && !finalState(prev.state);
     if (prev) {
-      this.#counts[prev.state]--;
+      bump(this.#counts, prev.state, -1);
       if (!wasOpen) this.#leftFinished(prev.state as FinalState);
     }
-    this.#counts[next.state]++;
-    const place = placementOf(next, now);
-    if (place.at === "finished") {
+    bump(this.#counts, next.state, 1);
+    // placementOf, unrolled: this runs for every claim and report.
+    const state = next.state;
+    if (state === "completed" || state === "failed" || state === "cancelled") {
       if (wasOpen) this.#open.delete(next.id);
-      const f = this.#finished[place.state];
+      const f = this.#finished[state];
       f.ids.push(next.id);
-      f.since.push(place.since);
+      f.since.push(next.updatedAt);
       return;
     }
     if (!wasOpen) this.#open.add(next.id);
-    if (place.at === "held") {
-      if (place.until !== null) this.#held.push({ id: next.id, until: place.until });
-    } else if (place.at === "ready") {
+    if (state === "assigned" || state === "running") {
+      if (next.leaseExpiresAt !== null) this.#held.push({ id: next.id, until: next.leaseExpiresAt });
+    } else if ((next.notBefore ?? 0) <= now) {
       this.#placeReady(next);
     } else {
-      this.#placeDelayed(next, place.until);
+      this.#placeDelayed(next, next.notBefore!);
     }
   }
 
@@ -355,18 +356,60 @@ const VALUE_FIELDS = [
  */
 function freezeRecord(t: Task, prev: Task | undefined): Task {
   if (Object.isFrozen(t)) return t;
+  // The common case, a holder's change: only the result (and progress) are new.
+  const carried =
+    prev !== undefined &&
+    t.inputs === prev.inputs &&
+    t.outputs === prev.outputs &&
+    t.constraints === prev.constraints &&
+    t.topic === prev.topic &&
+    t.requiredCapabilities === prev.requiredCapabilities;
+  if (carried) {
+    if (t.result !== prev.result) t.result = storable(t, "result", t.result);
+    if (t.progress !== prev.progress) t.progress = storable(t, "progress", t.progress);
+    return Object.freeze(t);
+  }
   const r = t as unknown as Record<string, unknown>;
-  const p = prev as unknown as Record<string, unknown> | undefined;
   for (const k of VALUE_FIELDS) {
-    const v = r[k];
-    if (p !== undefined && v === p[k]) continue;
-    if (typeof v === "object" && v !== null) {
-      if (!Object.isFrozen(v)) r[k] = frozenCopy(`${taskKey(t.id)} ${k}`, v);
-    } else if (typeof v === "number" && !Number.isFinite(v)) {
-      r[k] = null; // as JSON writes it
-    } else if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {
-      throw new StoreError(`value for "${taskKey(t.id)}" is not JSON-serialisable: ${k} is a ${typeof v}`);
-    }
+    if (prev === undefined || r[k] !== (prev as unknown as Record<string, unknown>)[k]) r[k] = storable(t, k, r[k]);
   }
   return Object.freeze(t);
+}
+
+/** A user's value as the JSON backends would store it: frozen plain data (objects copied once). */
+function storable(t: Task, field: string, v: unknown): unknown {
+  if (typeof v === "object" && v !== null) return Object.isFrozen(v) ? v : frozenCopy(`${taskKey(t.id)} ${field}`, v);
+  if (typeof v === "number" && !Number.isFinite(v)) return null; // as JSON writes it
+  if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {
+    throw new StoreError(`value for "${taskKey(t.id)}" is not JSON-serialisable: ${field} is a ${typeof v}`);
+  }
+  return v;
+}
+
+function finalState(s: TaskState): boolean {
+  return s === "completed" || s === "failed" || s === "cancelled";
+}
+
+/** Counts by state, changed by a switch (a string-keyed property write costs more on this path). */
+function bump(c: Record<TaskState, number>, state: TaskState, by: number): void {
+  switch (state) {
+    case "pending":
+      c.pending += by;
+      break;
+    case "assigned":
+      c.assigned += by;
+      break;
+    case "running":
+      c.running += by;
+      break;
+    case "completed":
+      c.completed += by;
+      break;
+    case "failed":
+      c.failed += by;
+      break;
+    case "cancelled":
+      c.cancelled += by;
+      break;
+  }
 }
