@@ -13,6 +13,7 @@ import { Heap } from "./heap.ts";
 import { deepFreeze, frozenCopy } from "./json.ts";
 import type { MemoryData } from "./memory.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canSee,
@@ -21,6 +22,7 @@ import {
   emptyCounts,
   type Expect,
   expectHolds,
+  type FinishedEntry,
   isFinished,
   placementOf,
   runsBefore,
@@ -47,6 +49,55 @@ interface Queue {
 }
 
 const sooner = (a: TimedEntry, b: TimedEntry) => a.until < b.until;
+const FINAL = ["completed", "failed", "cancelled"] as const;
+
+interface FinishedMark {
+  id: string;
+  since: number;
+}
+
+/**
+ * The finished tasks of one state in order of (since, id): a sorted array (tasks finish in about
+ * clock order, so an insert is nearly always an append), with removals lazy: an entry counts only
+ * while it is the one `live` holds for its id, and the array is compacted once most are stale.
+ */
+class FinishedLog {
+  readonly #live = new Map<string, FinishedMark>();
+  #marks: FinishedMark[] = [];
+
+  add(id: string, since: number): void {
+    this.delete(id);
+    const mark = { id, since };
+    this.#live.set(id, mark);
+    const a = this.#marks;
+    const last = a[a.length - 1];
+    if (!last || last.since < since || (last.since === since && last.id <= id)) a.push(mark);
+    else a.splice(this.#lowerBound(since, id), 0, mark);
+  }
+
+  delete(id: string): void {
+    if (!this.#live.delete(id)) return;
+    if (this.#marks.length > 1024 && this.#marks.length > 2 * this.#live.size)
+      this.#marks = this.#marks.filter((m) => this.#live.get(m.id) === m);
+  }
+
+  /** Live marks with since ≥ `since`, in order. */
+  *from(since: number): Generator<FinishedMark> {
+    const a = this.#marks;
+    for (let i = this.#lowerBound(since, ""); i < a.length; i++) if (this.#live.get(a[i]!.id) === a[i]) yield a[i]!;
+  }
+
+  #lowerBound(since: number, id: string): number {
+    let [lo, hi] = [0, this.#marks.length];
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const m = this.#marks[mid]!;
+      if (m.since < since || (m.since === since && m.id < id)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
 
 export class MemoryTaskQueue implements TaskQueue {
   readonly #queues = new Map<string, Queue>();
@@ -56,10 +107,10 @@ export class MemoryTaskQueue implements TaskQueue {
   readonly #delayedUntil = new Map<string, number>();
   readonly #held = new Heap<TimedEntry>(sooner);
   readonly #open = new Set<string>();
-  readonly #finished: Record<FinalState, Map<string, number>> = {
-    completed: new Map(),
-    failed: new Map(),
-    cancelled: new Map(),
+  readonly #finished: Record<FinalState, FinishedLog> = {
+    completed: new FinishedLog(),
+    failed: new FinishedLog(),
+    cancelled: new FinishedLog(),
   };
   readonly #counts = emptyCounts();
   /** Bumped by every write: `pending` answers from its last result while nothing changed. */
@@ -183,8 +234,24 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const out: Task[] = [];
-    for (const [id, since] of this.#finished[state]) if (since < before) out.push(this.#record(id)!);
-    return out.sort((a, b) => a.updatedAt - b.updatedAt).slice(0, limit);
+    for (const e of this.#finished[state].from(-Infinity)) {
+      if (e.since >= before || out.length >= limit) break;
+      out.push(this.#record(e.id)!);
+    }
+    return out;
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    // The first `limit` of each state hold the first `limit` of all.
+    const out: FinishedEntry[] = [];
+    for (const state of FINAL) {
+      let n = 0;
+      for (const e of this.#finished[state].from(since)) {
+        if (n++ >= limit) break;
+        out.push({ id: e.id, state, updatedAt: e.since });
+      }
+    }
+    return out.sort(byFinish).slice(0, limit);
   }
 
   async remove(ids: readonly string[]): Promise<number> {
@@ -217,7 +284,7 @@ export class MemoryTaskQueue implements TaskQueue {
     const place = placementOf(next, now);
     if (place.at === "finished") {
       this.#open.delete(next.id);
-      this.#finished[place.state].set(next.id, place.since);
+      this.#finished[place.state].add(next.id, place.since);
       return;
     }
     this.#open.add(next.id);

@@ -300,6 +300,22 @@ for _, id in ipairs(ids) do
 end
 return out`;
 
+/**
+ * ARGV: ns, since, limit. Replies, for each final state, up to `limit` entries of its finished
+ * set scored at or after `since`, lowest first, as a flat list: state, id, score, state, id, ...
+ */
+export const FINISHED_SINCE = `${COMMON}
+local out = {}
+for _, s in ipairs({'completed', 'failed', 'cancelled'}) do
+  local got = redis.call('ZRANGEBYSCORE', done(s), ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+  for i = 1, #got, 2 do
+    out[#out + 1] = s
+    out[#out + 1] = got[i]
+    out[#out + 1] = got[i + 1]
+  end
+end
+return out`;
+
 /** ARGV: ns, ids... Deletes each task that is finished. Replies how many were. */
 export const REMOVE = `${COMMON}
 local n = 0

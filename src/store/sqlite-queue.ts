@@ -8,7 +8,8 @@
  *   over pending rows), merged here: no scan of the backlog, however large.
  * - Claim, report-and-claim-next, fail, renew: one short transaction each; a holder's change is
  *   checked against the row's state and token without parsing the record.
- * - Expired leases, finished tasks by age and counts by state: indexed queries on (state, until).
+ * - Expired leases, finished tasks by age (and since a time) and counts by state: indexed queries
+ *   on (state, until).
  *
  * Files written by converge 0.1 (records only, open ids in the index set `tasks:open`) are
  * adopted once, on first open: each task record gets the current layout and its place row.
@@ -18,6 +19,7 @@ import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { parseRecord, serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canonical,
@@ -27,6 +29,7 @@ import {
   emptyCounts,
   type Expect,
   expectHolds,
+  type FinishedEntry,
   isCanonical,
   runsBefore,
   type TaskQueue,
@@ -61,6 +64,7 @@ export const QUEUE_SQL = {
     "ORDER BY priority DESC, seq LIMIT ?",
   expired: "SELECT id FROM task_place WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
   finished: "SELECT id FROM task_place WHERE state = ? AND until < ? ORDER BY until LIMIT ?",
+  finishedSince: "SELECT id, until FROM task_place WHERE state = ? AND until >= ? ORDER BY until, id LIMIT ?",
   open: "SELECT id FROM task_place WHERE state IN ('pending', 'assigned', 'running')",
   counts: "SELECT state, count(*) AS n FROM task_place GROUP BY state",
   unplace: "DELETE FROM task_place WHERE id = ?",
@@ -149,6 +153,18 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run(`list ${state} tasks`, () =>
       this.#records(this.#s.finished.values(state, until, sqlLimit(limit))),
     );
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    return this.#f.run("list finished tasks", () => {
+      // The first `limit` of each state hold the first `limit` of all.
+      const out: FinishedEntry[] = [];
+      for (const state of ["completed", "failed", "cancelled"] as const) {
+        for (const [id, until] of this.#s.finishedSince.values(state, since, sqlLimit(limit)) as [string, number][])
+          out.push({ id, state, updatedAt: until });
+      }
+      return out.sort(byFinish).slice(0, limit);
+    });
   }
 
   async remove(ids: readonly string[]): Promise<number> {

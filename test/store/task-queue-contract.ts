@@ -268,6 +268,42 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       expect((await q.counts()).completed).toBe(1);
     });
 
+    test("finishedSince lists every final state at or after a time, by time then id, at most the limit", async () => {
+      const { q } = await fresh();
+      const ids = ["a", "b", "c", "d", "e", "open"];
+      await q.submit(
+        ids.map((id) => task({ id })),
+        NOW,
+      );
+      const finish = async (id: string, state: "completed" | "failed" | "cancelled", at: number) => {
+        const current = (await q.get(id))!;
+        const r = await q.transition(id, { record: current }, { ...current, state, updatedAt: at }, at);
+        expect(r.ok).toBe(true);
+      };
+      await finish("c", "completed", NOW + 30);
+      await finish("a", "failed", NOW + 10);
+      await finish("b", "cancelled", NOW + 20);
+      await finish("e", "completed", NOW + 20);
+      await finish("d", "completed", NOW + 5);
+      const entries = await q.finishedSince(NOW + 10, 10);
+      expect(entries).toEqual([
+        { id: "a", state: "failed", updatedAt: NOW + 10 },
+        { id: "b", state: "cancelled", updatedAt: NOW + 20 },
+        { id: "e", state: "completed", updatedAt: NOW + 20 },
+        { id: "c", state: "completed", updatedAt: NOW + 30 },
+      ]);
+      expect((await q.finishedSince(NOW + 10, 2)).map((e) => e.id)).toEqual(["a", "b"]);
+      expect((await q.finishedSince(NOW + 31, 10)).length).toBe(0);
+      // A task put back to pending (an operator's retry) leaves the index; a removed one too.
+      const b = (await q.get("b"))!;
+      await q.transition("b", { record: b }, { ...b, state: "pending", updatedAt: NOW + 40 }, NOW + 40);
+      expect(await q.remove(["e"])).toBe(1);
+      expect((await q.finishedSince(-Infinity, 10)).map((e) => e.id)).toEqual(["d", "a", "c"]);
+      // Finishing again at a later time moves its entry there.
+      await finish("d", "completed", NOW + 50);
+      expect(await q.finishedSince(NOW + 45, 10)).toEqual([{ id: "d", state: "completed", updatedAt: NOW + 50 }]);
+    });
+
     test("pending lists the best visible due tasks, at most the limit", async () => {
       const { q } = await fresh();
       await q.submit(
