@@ -110,6 +110,19 @@ export {
   type SubmitResult,
 } from "./coordination/task-manager.ts";
 export {
+  FINISHED_CHANNEL,
+  TASK_EVENTS,
+  type TaskEvent,
+  type TaskListener,
+  type WaitOptions,
+} from "./coordination/task-events.ts";
+export {
+  KNOWN_CONSTRAINTS,
+  capabilityWarnings,
+  constraintWarnings,
+  type SubmitWarning,
+} from "./coordination/task-warnings.ts";
+export {
   NegotiationManager,
   NegotiationError,
   type NegotiationSession,
