@@ -90,7 +90,9 @@ describe("waitFor and events in one process (memory)", () => {
   });
 
   test("listeners hear each task that reaches their state once, and nothing after unsubscribing", async () => {
-    const tm = new TaskManager(new MemoryStore());
+    // Events start at the moment of subscribing, to the millisecond: the clock moves on between phases.
+    let now = 1_800_000_000_000;
+    const tm = new TaskManager(new MemoryStore(), { clock: () => now });
     const heard: string[] = [];
     const offs: (() => void)[] = [];
     const all = new Promise<void>((resolve) => {
@@ -107,6 +109,7 @@ describe("waitFor and events in one process (memory)", () => {
     await all;
     expect(heard.sort()).toEqual(["cancelled c", "completed a", "failed b"]);
     for (const off of offs) off();
+    now += 1000;
     // A throwing listener is logged and the others still hear.
     const later: string[] = [];
     const off = tm.on("completed", () => {
