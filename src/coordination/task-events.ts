@@ -52,6 +52,8 @@ interface Waiter {
   reject(err: unknown): void;
   /** The state last read, for the timeout's message. */
   state?: string;
+  /** Until the first read of its task answered (which may find that there is no such task). */
+  fresh: boolean;
 }
 
 const keyOf = (e: FinishedEntry) => `${e.updatedAt}:${e.id}`;
@@ -65,6 +67,8 @@ export class TaskWatcher {
   readonly #waiters = new Map<string, Set<Waiter>>();
   /** Entries delivered, by key, with their time (kept while within LATE_MS of the cursor). */
   readonly #seen = new Map<string, number>();
+  /** Tasks whose new waiters await their first read (see #readSoon). */
+  readonly #firstReads = new Set<string>();
   readonly #failures: RepeatLog;
   /** The time up to which the index was read; undefined until the clock answered after a start. */
   #cursor: number | undefined;
@@ -116,6 +120,7 @@ export class TaskWatcher {
       };
       let done = false;
       const w: Waiter = {
+        fresh: true,
         resolve: (t) => {
           if (done) return;
           done = true;
@@ -151,7 +156,25 @@ export class TaskWatcher {
         }, timeoutMs);
       }
       // Registered first, read second: a finish between the two is seen by one or the other.
-      this.queue.get(id).then((t) => this.#settle(id, t, true), w.reject);
+      this.#readSoon(id);
+    });
+  }
+
+  /** The first read for new waiters: those begun in the same tick share one getMany (e.g. `tasks wait`). */
+  #readSoon(id: string): void {
+    this.#firstReads.add(id);
+    if (this.#firstReads.size > 1) return;
+    queueMicrotask(() => {
+      const ids = [...this.#firstReads];
+      this.#firstReads.clear();
+      this.queue.getMany(ids).then(
+        (records) => {
+          for (const [i, id] of ids.entries()) this.#settle(id, records[i], true);
+        },
+        (err) => {
+          for (const id of ids) for (const w of [...(this.#waiters.get(id) ?? [])]) if (w.fresh) w.reject(err);
+        },
+      );
     });
   }
 
@@ -256,19 +279,17 @@ export class TaskWatcher {
     }
   }
 
-  /** Ends the waits for `id` when the record read is final; `first`: the read right after waiting began. */
+  /** Ends the waits for `id` when the record read is final; `first`: the first read for new waiters. */
   #settle(id: string, t: Task | undefined, first: boolean): void {
     const waiters = this.#waiters.get(id);
     if (!waiters) return;
     for (const w of [...waiters]) {
-      if (!t) {
-        w.reject(
-          new NotFoundError(
-            first ? `task ${quoted(id, 80)} does not exist` : `task ${quoted(id, 80)} was removed while awaited`,
-          ),
-        );
-      } else if (FINAL_STATES.has(t.state)) w.resolve(t);
-      else w.state = t.state;
+      const fresh = w.fresh;
+      if (first) w.fresh = false;
+      if (t && FINAL_STATES.has(t.state)) w.resolve(t);
+      else if (t) w.state = t.state;
+      else if (first && fresh) w.reject(new NotFoundError(`task ${quoted(id, 80)} does not exist`));
+      else if (!first) w.reject(new NotFoundError(`task ${quoted(id, 80)} was removed while awaited`));
     }
   }
 }
