@@ -105,7 +105,7 @@ for (const [name, specOf] of backends) {
     });
 
     test("waitFor and completion events in this process hear what the worker process finishes", async () => {
-      const ids = ["ev-1", "ev-2", "ev-3"].map((id) => `${id}-${name}`);
+      const ids = ["ev-1", "ev-2", "ev-3"].map((id) => `${id}-${name}`) as [string, string, string];
       const heard: Task[] = [];
       const completed = new Promise<void>((resolve) => {
         const off = tm.on("completed", (t) => {
