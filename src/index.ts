@@ -117,6 +117,13 @@ export {
   type WaitOptions,
 } from "./coordination/task-events.ts";
 export {
+  cleanFinished,
+  RetentionLoop,
+  type RetentionConfig,
+  type RetentionRule,
+} from "./coordination/retention.ts";
+export { parseDuration, formatDuration } from "./core/duration.ts";
+export {
   KNOWN_CONSTRAINTS,
   capabilityWarnings,
   constraintWarnings,

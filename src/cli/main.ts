@@ -28,7 +28,7 @@ export const root = defineCommand({
 
 const summaries = {
   run: "Start agents from the config and run until Ctrl+C or SIGTERM",
-  tasks: "Submit, list, inspect, cancel and retry tasks in the shared store",
+  tasks: "Submit, list, inspect, cancel, retry, wait for and clean up tasks in the shared store",
   pools: "List pools in the shared store",
   agents: "List agents registered in discovery",
   send: "Send one signed message to an agent over TCP",
