@@ -234,7 +234,7 @@ export function loadConfig(
   const retention = parseRetention(mappingValue("retention", raw.retention), (k) => {
     const near = nearest(k, RETENTION_KEYS);
     warnings.push(
-      `unknown config key ${quoted(`retention.${k}`)} in ${printable(file ?? "--set")}${near ? `; did you mean "retention.${near}"?` : ""} (ignored)`,
+      `unknown config key ${quoted(`retention.${k}`)} in ${printable(file ?? "CONVERGE_RETENTION or --set")}${near ? `; did you mean "retention.${near}"?` : ""} (ignored)`,
     );
   });
   // validate() copied the raw mapping; the parsed rules replace it (none: no retention).

@@ -75,7 +75,11 @@ export const runAgentsCommand = defineCommand({
     if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
       out(IDLE_HINT);
     // One process of the fleet at a time cleans (a lease in the store); every process may try.
-    const retention = config.retention && fleet.tasks ? new RetentionLoop(fleet.tasks, config.retention) : undefined;
+    // (A fleet without a task manager of its own, e.g. one plain agent, still cleans the shared store.)
+    let cleaner = fleet.tasks;
+    if (config.retention && !cleaner && fleet.store)
+      cleaner = new (await import("../coordination/task-manager.ts")).TaskManager(fleet.store);
+    const retention = config.retention && cleaner ? new RetentionLoop(cleaner, config.retention) : undefined;
     if (retention) {
       const rules = config.retention!.rules.map(describeRule).join(", ");
       out(`retention: ${rules}, every ${formatDuration(config.retention!.intervalMs)} (one process at a time)`);

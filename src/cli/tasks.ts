@@ -166,10 +166,11 @@ const submit = defineCommand({
     const defaults = await optionSpec(a);
     const timeoutMs = timeoutOf(a.timeout);
     // A file is read and checked whole before the store is opened: a bad line submits nothing.
-    const lines =
-      a.file !== undefined
-        ? await readTaskFile(a.file, defaults, (m) => process.stderr.write(`converge: ${m}\n`))
-        : undefined;
+    const badLine =
+      a["log-format"] === "json"
+        ? (m: string) => logger("tasks").error(m)
+        : (m: string) => process.stderr.write(`converge: ${m}\n`);
+    const lines = a.file !== undefined ? await readTaskFile(a.file, defaults, badLine) : undefined;
     const single: TaskSpec | undefined = lines
       ? undefined
       : { objective: a.objective, id: a.id, inputs: await jsonObjectArg("inputs", a.inputs, '{"x": 1}') };

@@ -161,6 +161,32 @@ for (const [name, specOf] of backends) {
       expect((await cli("tasks", "wait", "--id", "no-such-task")).code).toBe(3);
     });
 
+    test("submit --file --wait prints the ids, then the summary of them all, and exits as tasks wait does", async () => {
+      const file = join(tmp.path, `wait-file-${name}.jsonl`);
+      const ids = [`fw1-${name}`, `fw2-${name}`, `fw3-${name}`];
+      writeFileSync(
+        file,
+        [
+          JSON.stringify({ id: ids[0], inputs: { x: 1 } }),
+          JSON.stringify({ id: ids[1], inputs: { fail: "file" } }),
+          JSON.stringify({ id: ids[2], inputs: { x: 3 }, priority: 9 }),
+        ].join("\n"),
+      );
+      const r = await cli("tasks", "submit", "--file", file, "--capabilities", "work", "--wait", "--timeout", "30");
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: "" });
+      expect(r.stdout).toBe(
+        `${ids.join("\n")}\nfailed  ${ids[1]}  failed on purpose: file\n3 tasks: 2 completed, 1 failed, 0 cancelled\n`,
+      );
+      // Submitting the same file again leaves every task as it is, and says so (exit 1).
+      const again = await cli("tasks", "submit", "--file", file, "--capabilities", "work");
+      expect(again.code).toBe(1);
+      expect(again.stdout).toBe(`${ids.join("\n")}\n`);
+      expect(again.stderr).toContain(`converge: warning: line 2: task "${ids[1]}" already exists; left as it is\n`);
+      expect(again.stderr).toEndWith(
+        "converge: 3 lines named a task that already existed; left as it was (see above)\n",
+      );
+    });
+
     test("a 10,000-line JSON Lines file is submitted in batches: every id once, in line order, as the lines say", async () => {
       const N = 10_000;
       const lines = Array.from({ length: N }, (_, i) =>
@@ -237,3 +263,34 @@ for (const [name, specOf] of backends) {
     });
   });
 }
+
+describe("argument checks", () => {
+  test("options that need another are refused before any store is opened", async () => {
+    for (const [args, error] of [
+      [["tasks", "submit", "--timeout", "5"], "converge: --timeout needs --wait (how long to wait)\n"],
+      [
+        ["tasks", "submit", "--delay", "5", "--not-before", "2030-01-01"],
+        "converge: give --delay or --not-before, not both\n",
+      ],
+      [
+        ["tasks", "submit", "--file", "x.jsonl", "--id", "a"],
+        "converge: --file takes each task's id from its line; --id cannot be combined with it\n",
+      ],
+      [
+        ["tasks", "submit", "--priority", "high"],
+        'converge: --priority must be an integer (higher runs first), got "high"\n',
+      ],
+      [
+        ["run", "--idle-sec", "3"],
+        "converge: --idle-sec needs --until-idle (it is how long the agents must be idle)\n",
+      ],
+      [
+        ["tasks", "wait", "--timeout", "soon"],
+        'converge: --timeout must be a duration such as 30s, 15m, 2h or 7d (or a number of seconds), got "soon"\n',
+      ],
+    ] as const) {
+      const r = await runCli([...args]);
+      expect({ args, code: r.code, stderr: r.stderr }).toEqual({ args, code: 2, stderr: error });
+    }
+  });
+});
