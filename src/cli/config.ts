@@ -233,9 +233,9 @@ export function loadConfig(
   if (llm) config.llm = llm;
   const retention = parseRetention(mappingValue("retention", raw.retention), (k) => {
     const near = nearest(k, RETENTION_KEYS);
-    warnings.push(
-      `unknown config key ${quoted(`retention.${k}`)} in ${printable(file ?? "CONVERGE_RETENTION or --set")}${near ? `; did you mean "retention.${near}"?` : ""} (ignored)`,
-    );
+    const where = printable(file ?? "CONVERGE_RETENTION or --set");
+    const hint = near ? `; did you mean "retention.${near}"?` : "";
+    warnings.push(`unknown config key ${quoted(`retention.${k}`)} in ${where}${hint} (ignored)`);
   });
   // validate() copied the raw mapping; the parsed rules replace it (none: no retention).
   if (retention) config.retention = retention;

@@ -44,12 +44,15 @@ export const runAgentsCommand = defineCommand({
       type: "boolean",
       description:
         "Stop cleanly once idle for the quiet period (--idle-sec): no task running here and no open task " +
-        "(pending, delayed or held by anyone) visible to these agents; exit 0, or 1 if a task handled here ended failed",
+        "(pending, delayed or held by anyone) visible to these agents; exit 0, or 1 if a task handled here " +
+        "ended failed",
     },
     "idle-sec": {
       type: "string",
       valueHint: "SEC",
-      description: `With --until-idle: the quiet period, seconds or a duration such as 30s (default ${DEFAULT_IDLE_MS / 1000})`,
+      description:
+        "With --until-idle: the quiet period, seconds or a duration such as 30s " +
+        `(default ${DEFAULT_IDLE_MS / 1000})`,
     },
   },
   async run({ args }) {

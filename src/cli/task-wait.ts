@@ -107,7 +107,8 @@ export function summarise(result: WaitResult, print: (line: string) => void, tim
   print(`${n} task${n === 1 ? "" : "s"}: ${parts.join(", ")}`);
   if (result.timedOut && counts.open > 0)
     throw new WaitTimeoutError(
-      `${counts.open} of ${n} task${n === 1 ? "" : "s"} did not finish within ${formatDuration(timeoutMs ?? 0)} (--timeout)`,
+      `${counts.open} of ${n} task${n === 1 ? "" : "s"} did not finish within ` +
+        `${formatDuration(timeoutMs ?? 0)} (--timeout)`,
     );
   return counts.completed === n ? 0 : 1;
 }

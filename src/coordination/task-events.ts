@@ -72,6 +72,8 @@ export class TaskWatcher {
   readonly #failures: RepeatLog;
   /** The time up to which the index was read; undefined until the clock answered after a start. */
   #cursor: number | undefined;
+  /** Where the cursor started: re-reads never go back before it. */
+  #floor = 0;
   /** performance.now() when following started (the cursor starts at that moment on the store's clock). */
   #startedAt = 0;
   /** Bumped by every start and stop, so that a pass begun before does not move a newer cursor. */
@@ -185,7 +187,9 @@ export class TaskWatcher {
     this.#cursor = undefined;
     this.#startedAt = performance.now();
     this.#sweeps = 0;
+    // Unref'd: what keeps a waiting process alive is the store's subscription (or a timeout), not the sweep.
     this.#timer = setInterval(() => this.#schedule(true), SWEEP_MS);
+    this.#timer.unref();
     this.#schedule(false); // reads the clock for the cursor
   }
 
@@ -230,8 +234,10 @@ export class TaskWatcher {
       const now = await this.now();
       if (generation !== this.#generation) return;
       this.#cursor = now - (performance.now() - this.#startedAt);
+      this.#floor = this.#cursor;
     }
-    let since = full ? this.#cursor - LATE_MS : this.#cursor;
+    // Never from before following began: those finishes are not events for these listeners.
+    let since = full ? Math.max(this.#floor, this.#cursor - LATE_MS) : this.#cursor;
     let limit = PAGE;
     for (;;) {
       const entries = await this.queue.finishedSince(since, limit);
