@@ -121,6 +121,26 @@ export {
   type TickResult,
 } from "./coordination/schedules.ts";
 export {
+  FINISHED_CHANNEL,
+  TASK_EVENTS,
+  type TaskEvent,
+  type TaskListener,
+  type WaitOptions,
+} from "./coordination/task-events.ts";
+export {
+  cleanFinished,
+  RetentionLoop,
+  type RetentionConfig,
+  type RetentionRule,
+} from "./coordination/retention.ts";
+export { parseDuration, formatDuration } from "./core/duration.ts";
+export {
+  KNOWN_CONSTRAINTS,
+  capabilityWarnings,
+  constraintWarnings,
+  type SubmitWarning,
+} from "./coordination/task-warnings.ts";
+export {
   NegotiationManager,
   NegotiationError,
   type NegotiationSession,

@@ -13,6 +13,7 @@ import { parseTOML, parseYAML } from "confbox";
 import { ConfigError } from "../core/errors.ts";
 import { PRINTABLE_MAX, printable, quoted } from "../core/text.ts";
 import { LLM_DOCS, LLM_KEYS, type LlmConfig, parseLlmConfig } from "../llm/config.ts";
+import { parseRetention, RETENTION_DOCS, RETENTION_KEYS, type RetentionConfig } from "../coordination/retention.ts";
 
 export interface Config {
   transport: "local" | "tcp";
@@ -49,6 +50,8 @@ export interface Config {
   tls_require_client_cert: boolean;
   /** Run due schedules (coordination/schedules.ts) when a shared store is configured. */
   schedules: boolean;
+  /** Removing finished tasks inside `converge run` (coordination/retention.ts). */
+  retention?: RetentionConfig;
   /** Where the file was, for resolving relative paths in it; undefined without a file. */
   configDir?: string;
 }
@@ -131,10 +134,16 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
     kind: "boolean",
     doc: "submit the tasks of due schedules from a shared store (default true; each due run is submitted once)",
   },
+  retention: {
+    kind: "mapping",
+    doc: "remove finished tasks while running: the retention.* keys below (default: keep them all)",
+  },
 };
 /** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
-export const CONFIG_DOCS: Record<string, { doc: string }> = { ...KEYS, ...LLM_DOCS };
+export const CONFIG_DOCS: Record<string, { doc: string }> = { ...KEYS, ...LLM_DOCS, ...RETENTION_DOCS };
+/** Mappings whose keys --set may name one by one (`--set retention.completed=7d`), besides llm. */
+const NESTED: Record<string, readonly string[]> = { retention: RETENTION_KEYS };
 
 const DEFAULTS = {
   transport: "local",
@@ -198,6 +207,16 @@ export function loadConfig(
   }
   for (const item of sets) {
     const [key, value] = parseSet(item);
+    const dot = key.indexOf(".");
+    if (dot > 0 && key.slice(0, dot) in NESTED) {
+      const top = key.slice(0, dot);
+      const current = raw[top];
+      const mapping = typeof current === "object" && current !== null ? { ...current } : {};
+      if (value === undefined) delete (mapping as Record<string, unknown>)[key.slice(dot + 1)];
+      else (mapping as Record<string, unknown>)[key.slice(dot + 1)] = value;
+      raw[top] = mapping;
+      continue;
+    }
     if (key === "llm") llmFromFile = value;
     else if (key.startsWith("llm.")) {
       const mapping = typeof llmFromFile === "object" && llmFromFile !== null ? { ...llmFromFile } : {};
@@ -220,6 +239,15 @@ export function loadConfig(
     },
   });
   if (llm) config.llm = llm;
+  const retention = parseRetention(mappingValue("retention", raw.retention), (k) => {
+    const near = nearest(k, RETENTION_KEYS);
+    const where = printable(file ?? "CONVERGE_RETENTION or --set");
+    const hint = near ? `; did you mean "retention.${near}"?` : "";
+    warnings.push(`unknown config key ${quoted(`retention.${k}`)} in ${where}${hint} (ignored)`);
+  });
+  // validate() copied the raw mapping; the parsed rules replace it (none: no retention).
+  if (retention) config.retention = retention;
+  else delete config.retention;
   return { config, warnings, file };
 }
 
@@ -234,7 +262,9 @@ function parseSet(item: string): [string, unknown] {
   const key = item.slice(0, eq).trim();
   const text = item.slice(eq + 1);
   const llmKey = key.startsWith("llm.") && (LLM_KEYS as readonly string[]).includes(key.slice(4));
-  if (!(key in KEYS) && !llmKey) {
+  const dot = key.indexOf(".");
+  const nestedKey = dot > 0 && NESTED[key.slice(0, dot)]?.includes(key.slice(dot + 1));
+  if (!(key in KEYS) && !llmKey && !nestedKey) {
     const near = nearest(key, CONFIG_KEYS);
     throw new ConfigError(
       `--set ${quoted(key)}: no such config key${near ? `; did you mean "${near}"?` : ""} (see converge run --help)`,
@@ -418,6 +448,22 @@ function coerce(key: string, value: unknown): unknown {
     case "mapping":
       return value;
   }
+}
+
+/**
+ * A mapping key's value: as given in the file or --set, or from its environment variable
+ * (CONVERGE_RETENTION), where it is text: a YAML mapping such as `{completed: 7d}`.
+ */
+function mappingValue(key: string, value: unknown): unknown {
+  if (typeof value !== "string") return value;
+  let parsed: unknown;
+  try {
+    parsed = parseYAML(value);
+  } catch (err) {
+    throw new ConfigError(`${key} is not a valid YAML mapping: ${printable((err as Error).message.split("\n")[0]!)}`);
+  }
+  checkExpansion(parsed, key);
+  return parsed;
 }
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point

@@ -35,9 +35,11 @@ export const EXIT_CODES = [
   "EXIT CODES",
   "",
   "  0         success (for converge run: a clean stop)",
-  "  1         a failure at run time: a store or peer unreachable, a port in use, a task in the wrong state",
+  "  1         a failure at run time: a store or peer unreachable, a port in use, a task in the wrong state;",
+  "            a task waited for failed or was cancelled; run --until-idle: a task it handled ended failed",
   "  2         bad configuration or arguments (one line on stderr names the key or option)",
   "  3         not found: the task or schedule asked for does not exist",
+  "  124       tasks wait, tasks submit --wait: the tasks did not finish within --timeout",
   "  130, 143  converge run: a second SIGINT or SIGTERM, a second or more after the first, ended it at once",
   "",
 ].join("\n");

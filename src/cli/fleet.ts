@@ -167,6 +167,8 @@ export async function startFleet(config: Config): Promise<Fleet> {
       if (joined)
         await Promise.all(runtimes.map((r) => pools!.leave(config.pool_id!, r.id).catch(step("leaving the pool"))));
       await http?.stop().catch(step("stopping the health server"));
+      // The last reports' wake-up of waiters elsewhere (held back at most 10 ms) goes out first.
+      await tasks?.settle().catch(step("announcing the last finished tasks"));
       await store?.close().catch(step("closing the store"));
     })());
 

@@ -29,7 +29,7 @@ export const root = defineCommand({
 
 const summaries = {
   run: "Start agents from the config and run until Ctrl+C or SIGTERM",
-  tasks: "Submit, list, inspect, cancel and retry tasks in the shared store",
+  tasks: "Submit, list, inspect, cancel, retry, wait for and clean up tasks in the shared store",
   schedules: "Add, list and remove repeating tasks (cron or interval) in the shared store",
   pools: "List pools in the shared store",
   agents: "List agents registered in discovery",

@@ -1,19 +1,25 @@
 /**
  * `converge run`: starts the agents the config describes and runs until SIGINT or SIGTERM, then
  * stops everything cleanly and exits 0. A second signal during shutdown exits at once, unless it
- * comes within a second of the first: that is the same press delivered twice (signals.ts).
+ * comes within a second of the first: that is the same press delivered twice (signals.ts). With
+ * --until-idle it also stops on its own once idle (until-idle.ts), and exits 1 if a task it
+ * handled ended failed. With a `retention` config it cleans finished tasks (coordination/retention.ts).
  *
  * Its status lines on stdout ("agent 1/2 …", "running, press Ctrl+C to stop …", "stopped …") are
  * text, or with --log-format json one JSON object each, with a fixed `msg` per kind of line and
  * its data in fields (statusLine in observability/log.ts).
  */
 import { defineCommand } from "citty";
+import { formatDuration, parseDuration } from "../core/duration.ts";
+import { ConfigError } from "../core/errors.ts";
+import { describeRule, RetentionLoop } from "../coordination/retention.ts";
 import { logger, statusLine } from "../observability/log.ts";
 import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
 import { setHelpFooter } from "./dispatch.ts";
 import type { Fleet } from "./fleet.ts";
 import { SAME_PRESS_MS, stopSignal } from "./signals.ts";
+import { DEFAULT_IDLE_MS, untilIdle } from "./until-idle.ts";
 
 const width = Math.max(...Object.keys(CONFIG_DOCS).map((k) => k.length));
 const footer = [
@@ -36,9 +42,32 @@ export const runAgentsCommand = defineCommand({
     name: "run",
     description: "Start one or more agents and run until Ctrl+C or SIGTERM",
   },
-  args: commonArgs,
+  args: {
+    ...commonArgs,
+    "until-idle": {
+      type: "boolean",
+      description:
+        "Stop cleanly once idle for the quiet period (--idle-sec): no task running here and no open task " +
+        "(pending, delayed or held by anyone) visible to these agents; exit 0, or 1 if a task handled here " +
+        "ended failed",
+    },
+    "idle-sec": {
+      type: "string",
+      valueHint: "SEC",
+      description:
+        "With --until-idle: the quiet period, seconds or a duration such as 30s " +
+        `(default ${DEFAULT_IDLE_MS / 1000})`,
+    },
+  },
   async run({ args }) {
     const config = setup(args as CommonArgs);
+    const untilIdleSet = args["until-idle"] === true;
+    if (args["idle-sec"] !== undefined && !untilIdleSet)
+      throw new ConfigError("--idle-sec needs --until-idle (it is how long the agents must be idle)");
+    const quietMs =
+      args["idle-sec"] !== undefined
+        ? parseDuration(args["idle-sec"], "--idle-sec", { bareSeconds: true })
+        : DEFAULT_IDLE_MS;
     const log = logger("run");
     const t0 = performance.now();
     // Handlers go in before anything starts; the first signal stops (after start completes, if it
@@ -51,20 +80,46 @@ export const runAgentsCommand = defineCommand({
     // The embedded default: nothing outside this process can give these agents anything to do.
     if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
       out(IDLE_HINT, "hint", { hint: IDLE_HINT.slice("hint: ".length) });
+    // One process of the fleet at a time cleans (a lease in the store); every process may try.
+    // (A fleet without a task manager of its own, e.g. one plain agent, still cleans the shared store.)
+    let cleaner = fleet.tasks;
+    if (config.retention && !cleaner && fleet.store)
+      cleaner = new (await import("../coordination/task-manager.ts")).TaskManager(fleet.store);
+    const retention = config.retention && cleaner ? new RetentionLoop(cleaner, config.retention) : undefined;
+    if (retention) {
+      const rules = config.retention!.rules.map(describeRule).join(", ");
+      const every = formatDuration(config.retention!.intervalMs);
+      out(`retention: ${rules}, every ${every} (one process at a time)`, "retention", { rules, every });
+      retention.start();
+    }
     const startupMs = Math.round(performance.now() - t0);
     out(`running, press Ctrl+C to stop (started in ${startupMs} ms)`, "running, press Ctrl+C to stop", {
       startup_ms: startupMs,
     });
-    const signal = await signalled;
-    log.info(`${signal} received, stopping`);
+    const idle = untilIdleSet ? untilIdle(fleet, quietMs) : undefined;
+    if (idle) log.info(`stopping once idle for ${formatDuration(quietMs)} (--until-idle)`);
+    const why = await Promise.race([
+      signalled,
+      idle ? idle.idle.then(() => "idle" as const) : new Promise<never>(() => {}),
+    ]);
+    idle?.cancel();
+    if (why === "idle")
+      log.info(`idle for ${formatDuration(quietMs)}: no open task is visible to these agents; stopping`);
+    else log.info(`${why} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
+    await retention?.stop();
     await fleet.stop();
     printSummary(fleet, ranFor);
-    return 0;
+    // --until-idle is how a CI job runs its workers: a task that ended failed fails the job.
+    return untilIdleSet && failedTasks(fleet) > 0 ? 1 : 0;
   },
 });
 
 const out = (text: string, msg: string, fields?: Record<string, unknown>) => statusLine("run", text, msg, fields);
+
+function failedTasks(fleet: Fleet): number {
+  return fleet.runtimes.reduce((n, r) => n + (r.worker?.stats.failed ?? 0), 0);
+}
 
 setHelpFooter(runAgentsCommand, footer);
 

@@ -5,7 +5,7 @@ import { quoted } from "../core/text.ts";
 import { type Schedule, ScheduleManager } from "../coordination/schedules.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { formatDuration, parseDuration } from "../core/duration.ts";
 import { table } from "./table.ts";
 
 const print = (s: string) => process.stdout.write(`${s}\n`);

@@ -14,6 +14,10 @@
  *
  * Time comes from one clock (the store's own by default, e.g. Redis TIME), so hosts with skewed
  * clocks agree on leases and retry times; tests give a fake one.
+ *
+ * Producers wait for results with `waitFor` and `on` (task-events.ts): every final transition
+ * wakes FINISHED_CHANNEL, at most once per ANNOUNCE_MS per manager and without waiting for it, so
+ * that a worker's report costs no extra round trip (`settle()` sends what is due before a close).
  */
 import { randomUUID } from "node:crypto";
 import { LeaseLostError, NotFoundError, TaskStateError } from "../core/errors.ts";
@@ -28,10 +32,13 @@ import {
   type TaskInit,
   type TaskState,
 } from "../core/task.ts";
+import { logger } from "../observability/log.ts";
 import type { Clock } from "../store/clock.ts";
 import { GenericTaskQueue } from "../store/generic-queue.ts";
 import type { Store } from "../store/store.ts";
 import type { ClaimNext, Expect, TaskQueue, Visibility } from "../store/task-queue.ts";
+import { FINISHED_CHANNEL, type TaskEvent, type TaskListener, TaskWatcher, type WaitOptions } from "./task-events.ts";
+import { constraintWarnings, type SubmitWarning } from "./task-warnings.ts";
 
 /** Channel notified when work may have become claimable (submit, release, retry). */
 export const TASKS_CHANNEL = "tasks";
@@ -42,6 +49,9 @@ const REAP_BATCH = 1000;
 /** How often a system transition re-reads and tries again when the record keeps changing under it. */
 const CAS_ATTEMPTS = 20;
 const MAX_BACKOFF_MS = 60_000;
+/** At most one wake-up of FINISHED_CHANNEL per this many ms per manager (the first at once, then the rest together). */
+const ANNOUNCE_MS = 10;
+const log = logger("tasks");
 
 export interface Lease {
   taskId: string;
@@ -70,6 +80,16 @@ export interface TaskManagerOptions {
   retryBackoffMs?: number;
   /** Where time comes from (default: the store's clock). */
   clock?: Clock;
+  /**
+   * Told of tasks accepted with a likely mistake (task-warnings.ts: an unknown constraint key), one
+   * call per problem per submit; default: a warning log line.
+   */
+  onWarning?: (warning: SubmitWarning) => void;
+  /**
+   * Wake FINISHED_CHANNEL on final transitions (default true), so that waitFor and listeners in
+   * other processes hear at once; without it they notice within about a second, by their sweeps.
+   */
+  announceFinished?: boolean;
 }
 
 export interface SubmitResult {
@@ -92,6 +112,10 @@ export class TaskManager {
   readonly #keepHeld: boolean;
   #seq = 0;
   #reaper: { refs: number; timer: ReturnType<typeof setInterval> } | undefined;
+  #watcher: TaskWatcher | undefined;
+  #announced = -Infinity;
+  #announceTimer: ReturnType<typeof setTimeout> | undefined;
+  #announcing: Promise<void> | undefined;
 
   constructor(
     readonly store: Store,
@@ -138,7 +162,67 @@ export class TaskManager {
     const tasks = inits.map((init) => newTask(init, now, this.#nextSeq(now)));
     const created = await this.queue.submit(tasks, now);
     if (created.some(Boolean)) await this.#notify();
+    for (const w of constraintWarnings(tasks.filter((_, i) => created[i]))) {
+      if (this.options.onWarning) this.options.onWarning(w);
+      else log.warn(w.message);
+    }
     return tasks.map((task, i) => ({ task, created: created[i]! }));
+  }
+
+  /**
+   * The task once it is finished: completed, failed or cancelled (whoever finished it, in whatever
+   * process). Rejects with NotFoundError when there is no such task (or it is removed meanwhile),
+   * WaitTimeoutError after `timeoutMs`, or the signal's reason when `signal` aborts.
+   */
+  waitFor(taskId: string, options: WaitOptions = {}): Promise<Task> {
+    return this.#events().wait(taskId, options);
+  }
+
+  /**
+   * Calls `listener` with every task that reaches `event` (completed, failed or cancelled) from
+   * now on, in any process sharing the store; returns the function that unsubscribes it.
+   */
+  on(event: TaskEvent, listener: TaskListener): () => void {
+    return this.#events().on(event, listener);
+  }
+
+  #events(): TaskWatcher {
+    return (this.#watcher ??= new TaskWatcher(this.queue, this.store, async () => this.#now(), log));
+  }
+
+  /** Sends a wake-up of FINISHED_CHANNEL still held back, and waits for it: call it before closing the store. */
+  async settle(): Promise<void> {
+    if (this.#announceTimer) {
+      clearTimeout(this.#announceTimer);
+      this.#announceTimer = undefined;
+      this.#announce();
+    }
+    await this.#announcing;
+  }
+
+  /** A task reached a final state: wake FINISHED_CHANNEL now, or with the others due within ANNOUNCE_MS. */
+  #finished(): void {
+    if (this.options.announceFinished === false || this.#announceTimer) return;
+    const wait = this.#announced + ANNOUNCE_MS - performance.now();
+    if (wait <= 0) return this.#announce();
+    this.#announceTimer = setTimeout(() => {
+      this.#announceTimer = undefined;
+      this.#announce();
+    }, wait);
+  }
+
+  #announce(): void {
+    this.#announced = performance.now();
+    const sent: Promise<void> = this.store.notify(FINISHED_CHANNEL).then(
+      () => {
+        if (this.#announcing === sent) this.#announcing = undefined;
+      },
+      (err) => {
+        if (this.#announcing === sent) this.#announcing = undefined;
+        log.debug("could not announce finished tasks; waiters notice by their sweeps", { err });
+      },
+    );
+    this.#announcing = sent;
   }
 
   async get(taskId: string): Promise<Task | undefined> {
@@ -211,7 +295,9 @@ export class TaskManager {
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
     const t0 = this.#time();
     const now = typeof t0 === "number" ? t0 : await t0;
-    return (await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now))).task;
+    const { task } = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now));
+    this.#finished();
+    return task;
   }
 
   /**
@@ -228,6 +314,7 @@ export class TaskManager {
     const now = typeof t0 === "number" ? t0 : await t0;
     const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
     const r = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then);
+    this.#finished();
     return { task: r.task, next: r.next.map((t) => this.#lease(t)) };
   }
 
@@ -253,6 +340,10 @@ export class TaskManager {
         ? await this.#bySystem(taskId, now, (t) => openProblem(t, taskId), next)
         : (await this.#byHolder(taskId, holder, now, next)).task;
     if (after.state === "pending") await this.#notify();
+    else if (after.state === "failed") {
+      this.#finished();
+      if (holder === "system") await this.settle();
+    }
     return after;
   }
 
@@ -282,6 +373,8 @@ export class TaskManager {
       (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }),
     );
     this.#held.delete(taskId);
+    this.#finished();
+    await this.settle();
     return after;
   }
 

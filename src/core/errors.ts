@@ -52,3 +52,19 @@ export class LeaseLostError extends TaskStateError {}
 
 /** A pool operation refused by admission or trust. */
 export class PoolError extends ConvergeError {}
+
+/**
+ * Waiting for tasks to finish ran out of time (`TaskManager.waitFor`, `converge tasks wait`). The
+ * CLI exits 124 for it, as timeout(1) does, so that a CI script can tell it from a failed task (1).
+ */
+export class WaitTimeoutError extends ConvergeError {
+  override readonly exitCode = 124;
+  /** The task waited for, and its state when time ran out (undefined: several, or never read). */
+  readonly taskId: string | undefined;
+  readonly state: string | undefined;
+  constructor(message: string, options: { taskId?: string; state?: string; cause?: unknown } = {}) {
+    super(message, options);
+    this.taskId = options.taskId;
+    this.state = options.state;
+  }
+}

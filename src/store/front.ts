@@ -299,6 +299,7 @@ function trackWrites(queue: TaskQueue, ok: () => void, failed: (err: unknown) =>
     expired: (now, limit) => queue.expired(now, limit),
     open: () => queue.open(),
     finished: (state, before, limit) => queue.finished(state, before, limit),
+    finishedSince: (since, limit) => queue.finishedSince(since, limit),
     counts: () => queue.counts(),
   };
 }

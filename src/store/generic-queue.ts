@@ -6,13 +6,15 @@
  * Claims are exact because the update takes a task only while its record says it is pending.
  *
  * Slower than the native queues by design: each claim pass reads every open record (concurrent
- * callers in this process share one read), and listing finished tasks reads every record. One
+ * callers in this process share one read), and listing finished tasks (by age, or since a time)
+ * reads every record. One
  * weakness the Store contract cannot close: `remove` re-reads a finished record and then deletes
  * it, so an operator's `retry` of that very task in the same instant could be deleted with it.
  */
 import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "./store.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canSee,
@@ -21,6 +23,7 @@ import {
   emptyCounts,
   type Expect,
   expectHolds,
+  type FinishedEntry,
   isFinished,
   runsBefore,
   type TaskQueue,
@@ -137,6 +140,14 @@ export class GenericTaskQueue implements TaskQueue {
     return (await this.#all())
       .filter((t) => t.state === state && t.updatedAt < before)
       .sort((a, b) => a.updatedAt - b.updatedAt)
+      .slice(0, limit);
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    return (await this.#all())
+      .filter((t) => isFinished(t) && t.updatedAt >= since)
+      .map((t) => ({ id: t.id, state: t.state as FinalState, updatedAt: t.updatedAt }))
+      .sort(byFinish)
       .slice(0, limit);
   }
 

@@ -14,6 +14,7 @@ import { Heap } from "./heap.ts";
 import { frozenCopy } from "./json.ts";
 import type { MemoryData } from "./memory.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canSee,
@@ -22,6 +23,7 @@ import {
   emptyCounts,
   type Expect,
   expectHolds,
+  type FinishedEntry,
   isFinished,
   placementOf,
   runsBefore,
@@ -53,6 +55,7 @@ interface Queue {
 }
 
 const sooner = (a: TimedEntry, b: TimedEntry) => a.until < b.until;
+const FINAL = ["completed", "failed", "cancelled"] as const;
 
 export class MemoryTaskQueue implements TaskQueue {
   readonly #queues = new Map<string, Queue>();
@@ -201,12 +204,27 @@ export class MemoryTaskQueue implements TaskQueue {
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const out: Task[] = [];
     const f = this.#finished[state];
-    for (let i = 0; i < f.ids.length; i++) {
-      if (f.since[i]! >= before) continue;
+    for (let i = 0; i < f.ids.length && out.length < limit; i++) {
+      if (f.since[i]! >= before) break; // in order of since
       const t = this.#record(f.ids[i]!);
       if (t?.state === state && t.updatedAt === f.since[i]) out.push(t);
     }
-    return out.sort((a, b) => a.updatedAt - b.updatedAt).slice(0, limit);
+    return out;
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    // The first `limit` of each state hold the first `limit` of all.
+    const out: FinishedEntry[] = [];
+    for (const state of FINAL) {
+      const f = this.#finished[state];
+      for (let i = lowerBound(f.since, since), n = 0; i < f.ids.length && n < limit; i++) {
+        const t = this.#record(f.ids[i]!);
+        if (t?.state !== state || t.updatedAt !== f.since[i]) continue;
+        out.push({ id: t.id, state, updatedAt: t.updatedAt });
+        n++;
+      }
+    }
+    return out.sort(byFinish).slice(0, limit);
   }
 
   async remove(ids: readonly string[]): Promise<number> {
@@ -242,8 +260,7 @@ export class MemoryTaskQueue implements TaskQueue {
     if (state === "completed" || state === "failed" || state === "cancelled") {
       if (wasOpen) this.#open.delete(next.id);
       const f = this.#finished[state];
-      f.ids.push(next.id);
-      f.since.push(next.updatedAt);
+      appendSorted(f, next.id, next.updatedAt);
       return;
     }
     if (!wasOpen) this.#open.add(next.id);
@@ -412,4 +429,32 @@ function bump(c: Record<TaskState, number>, state: TaskState, by: number): void 
       c.cancelled += by;
       break;
   }
+}
+
+/**
+ * Appends to a finished log, kept in order of `since`: a report's time is normally the latest, so
+ * this is a push; a time that went back (another clock, a tie) is inserted in place.
+ */
+function appendSorted(f: Finished, id: string, since: number): void {
+  const n = f.since.length;
+  if (n === 0 || f.since[n - 1]! <= since) {
+    f.ids.push(id);
+    f.since.push(since);
+    return;
+  }
+  const at = lowerBound(f.since, since + 1);
+  f.ids.splice(at, 0, id);
+  f.since.splice(at, 0, since);
+}
+
+/** The first index whose value is at least `value` (the array is in order). */
+function lowerBound(a: readonly number[], value: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid]! < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

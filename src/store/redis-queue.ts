@@ -18,6 +18,7 @@ import { serialise } from "./json.ts";
 import { type RedisConnection, type Script, script } from "./redis-connection.ts";
 import * as lua from "./redis-scripts.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canonical,
@@ -25,6 +26,7 @@ import {
   claimable,
   emptyCounts,
   type Expect,
+  type FinishedEntry,
   isCanonical,
   type TaskQueue,
   type Transition,
@@ -42,6 +44,7 @@ const S = {
   pending: script(lua.PENDING),
   range: script(lua.RANGE),
   remove: script(lua.REMOVE),
+  finishedSince: script(lua.FINISHED_SINCE),
 };
 /** Tasks per SUBMIT script, so that one huge batch does not hold Redis for long. */
 const SUBMIT_BATCH = 500;
@@ -89,7 +92,8 @@ export class RedisTaskQueue implements TaskQueue {
         const rec = isCanonical(t) ? t : canonical(t);
         // Registered queues are known here once a claim reply or a refresh said so: no HSETNX per task.
         const route = this.#routes.has(t.queue) ? "" : JSON.stringify([t.poolId, t.requiredCapabilities]);
-        const member = `${String(t.seq).padStart(16, "0")}:${t.id}`;
+        // An empty member: not a plain pending task (an import of held or finished records), placed by its record.
+        const member = t.state === "pending" ? `${String(t.seq).padStart(16, "0")}:${t.id}` : "";
         args.push(t.id, serialise(taskKey(t.id), rec), t.queue, -t.priority, member, t.notBefore ?? "", now, route);
       }
       const reply = (await this.#run(S.submit, args)) as number[];
@@ -208,6 +212,16 @@ export class RedisTaskQueue implements TaskQueue {
     const max = Number.isFinite(before) ? `(${before}` : "+inf";
     const recs = (await this.#run(S.range, [`done:${state}`, max, Number.isFinite(limit) ? limit : -1])) as string[];
     return recs.map((r) => parse("?", r));
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    const n = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : -1;
+    const flat = (await this.#run(S.finishedSince, [Number.isFinite(since) ? since : "-inf", n])) as string[];
+    const out: FinishedEntry[] = [];
+    for (let i = 0; i < flat.length; i += 3)
+      out.push({ state: flat[i] as FinalState, id: flat[i + 1]!, updatedAt: Number(flat[i + 2]) });
+    // The first `limit` of each state hold the first `limit` of all.
+    return out.sort(byFinish).slice(0, n < 0 ? undefined : n);
   }
 
   async remove(ids: readonly string[]): Promise<number> {

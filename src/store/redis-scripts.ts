@@ -191,8 +191,8 @@ end
  * ARGV: ns, then per task: id, record, queue, -priority, the ready member, notBefore ('' for none),
  * now, route ('' when this process knows the queue is registered). Creates each absent task (SET NX)
  * and places it (a new task is pending; JavaScript made its record, in the layout, and says where
- * it goes, so nothing is parsed here), registering its queue. Replies 1 (created) or 0 (the id
- * existed) per task.
+ * it goes, so nothing is parsed here; an empty member means a held or finished record, placed by
+ * parsing it), registering its queue. Replies 1 (created) or 0 (the id existed) per task.
  */
 export const SUBMIT = `${COMMON}
 local out = {}
@@ -200,7 +200,8 @@ for i = 2, #ARGV, 8 do
   local id, rec, q, score, m, nb, now, route = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
     ARGV[i + 5], tonumber(ARGV[i + 6]), ARGV[i + 7]
   if redis.call('SET', rkey(id), rec, 'NX') then
-    if nb ~= '' and tonumber(nb) > now then redis.call('ZADD', delayed(q), nb, id)
+    if m == '' then place(id, parse(rec), now)
+    elseif nb ~= '' and tonumber(nb) > now then redis.call('ZADD', delayed(q), nb, id)
     else redis.call('ZADD', ready(q), score, m) end
     if route ~= '' and redis.call('HSETNX', NS .. 't:queues', q, route) == 1 then
       redis.call('INCR', NS .. 't:queues:v')
@@ -305,6 +306,22 @@ local out = {}
 for _, id in ipairs(ids) do
   local rec = redis.call('GET', rkey(id))
   if rec then out[#out + 1] = rec end
+end
+return out`;
+
+/**
+ * ARGV: ns, since, limit. Replies, for each final state, up to `limit` entries of its finished
+ * set scored at or after `since`, lowest first, as a flat list: state, id, score, state, id, ...
+ */
+export const FINISHED_SINCE = `${COMMON}
+local out = {}
+for _, s in ipairs({'completed', 'failed', 'cancelled'}) do
+  local got = redis.call('ZRANGEBYSCORE', done(s), ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+  for i = 1, #got, 2 do
+    out[#out + 1] = s
+    out[#out + 1] = got[i]
+    out[#out + 1] = got[i + 1]
+  end
 end
 return out`;
 

@@ -10,7 +10,7 @@
  *   over pending rows), merged here: no scan of the backlog, however large.
  * - Claim, report-and-claim-next, fail, renew: one short BEGIN IMMEDIATE transaction each; a
  *   holder's change is checked on the row's state and token, without parsing the record.
- * - Expired leases, finished tasks by age and counts by state: indexed queries on (state, until).
+ * - Expired leases, finished tasks by age (and since a time) and counts by state: indexed queries on (state, until).
  *
  * The key-value view (`task:<id>` through the Store contract) reads and writes the same rows
  * (sqlite.ts routes those keys here): a record written that way keeps its columns in step. A
@@ -22,6 +22,7 @@ import { FINAL_STATES, type FinalState, HELD_STATES, isTaskState, type Task, typ
 import { parseRecord, serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
+  byFinish,
   type Claim,
   type ClaimNext,
   canonical,
@@ -31,6 +32,7 @@ import {
   emptyCounts,
   type Expect,
   expectHolds,
+  type FinishedEntry,
   isCanonical,
   runsBefore,
   type TaskQueue,
@@ -73,6 +75,7 @@ export const QUEUE_SQL = {
     "ORDER BY priority DESC, seq LIMIT ?",
   expired: "SELECT value FROM tasks WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
   finished: "SELECT value FROM tasks WHERE state = ? AND until < ? ORDER BY until LIMIT ?",
+  finishedSince: "SELECT id, until FROM tasks WHERE state = ? AND until >= ? ORDER BY until, id LIMIT ?",
   open: "SELECT value FROM tasks WHERE state IN ('pending', 'assigned', 'running')",
   counts: "SELECT state, count(*) AS n FROM tasks GROUP BY state",
   state: "SELECT state FROM tasks WHERE id = ?",
@@ -188,6 +191,18 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run(`list ${state} tasks`, () =>
       this.#values(this.#s.finished.values(state, until, sqlLimit(limit))),
     );
+  }
+
+  async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
+    return this.#f.run("list finished tasks", () => {
+      // The first `limit` of each state hold the first `limit` of all.
+      const out: FinishedEntry[] = [];
+      for (const state of ["completed", "failed", "cancelled"] as const) {
+        for (const [id, until] of this.#s.finishedSince.values(state, since, sqlLimit(limit)) as [string, number][])
+          out.push({ id, state, updatedAt: until });
+      }
+      return out.sort(byFinish).slice(0, limit);
+    });
   }
 
   async remove(ids: readonly string[]): Promise<number> {

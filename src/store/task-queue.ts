@@ -61,6 +61,13 @@ export type Expect =
 
 export type Transition = { ok: true; task: Task; next: Task[] } | { ok: false; current: Task | undefined };
 
+/** A task's entry in the finished index: enough to follow what finishes without reading records. */
+export interface FinishedEntry {
+  id: string;
+  state: FinalState;
+  updatedAt: number;
+}
+
 export interface TaskQueue {
   /** Optional: the backend's clock when reading it costs nothing (epoch ms); else TaskManager asks the store. */
   readonly clock?: () => number;
@@ -88,6 +95,11 @@ export interface TaskQueue {
   open(): Promise<Task[]>;
   /** Tasks finished in `state` and last updated before `before`, oldest first, at most `limit`. */
   finished(state: FinalState, before: number, limit: number): Promise<Task[]>;
+  /**
+   * Entries of tasks finished in any state and last updated at or after `since`, by updatedAt then
+   * id, at most `limit`: the index alone, no records (coordination/task-events.ts follows it).
+   */
+  finishedSince(since: number, limit: number): Promise<FinishedEntry[]>;
   /** Deletes these tasks where each is still finished; returns how many were deleted. */
   remove(ids: readonly string[]): Promise<number>;
   /** How many tasks are in each state. */
@@ -154,6 +166,11 @@ export function expectHolds(
   if (!HELD_STATES.has(current.state)) return false;
   if ("lease" in expect) return current.leaseToken === expect.lease;
   return current.assignedTo === expect.assignee && !current.leaseToken;
+}
+
+/** The order of `finishedSince`: updatedAt, then id. */
+export function byFinish(a: FinishedEntry, b: FinishedEntry): number {
+  return a.updatedAt - b.updatedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 export function isFinished(t: Task): boolean {

@@ -217,3 +217,52 @@ describe("when paths and values come from the configuration", () => {
     expect(() => loadConfig(p, {})).toThrow(/is \d+ bytes; a config file may be at most 1 MiB$/);
   });
 });
+
+describe("the retention key", () => {
+  test("per final state, a duration removes older tasks and a whole number keeps the newest; interval defaults to 1m", () => {
+    const p = file(".yaml", "retention:\n  completed: 7d\n  failed: 100\n  cancelled: 1h30m\n");
+    expect(loadConfig(p, {}).config.retention).toEqual({
+      rules: [
+        { state: "completed", olderThanMs: 7 * 86_400_000 },
+        { state: "failed", keep: 100 },
+        { state: "cancelled", olderThanMs: 5_400_000 },
+      ],
+      intervalMs: 60_000,
+    });
+    expect(loadConfig(undefined, {}).config.retention).toBeUndefined();
+  });
+
+  test("--set sets one key of it, the environment all of it as a YAML mapping, and the file wins over the environment", () => {
+    const sets = ["retention.completed=2d", "retention.interval=30"];
+    expect(loadConfig(undefined, {}, sets).config.retention).toEqual({
+      rules: [{ state: "completed", olderThanMs: 2 * 86_400_000 }],
+      intervalMs: 30_000,
+    });
+    const env = { CONVERGE_RETENTION: "{failed: 10}" };
+    expect(loadConfig(undefined, env).config.retention!.rules).toEqual([{ state: "failed", keep: 10 }]);
+    const p = file(".yaml", "retention:\n  completed: 1d\n");
+    expect(loadConfig(p, env).config.retention!.rules).toEqual([{ state: "completed", olderThanMs: 86_400_000 }]);
+    expect(loadConfig(undefined, {}, ["retention.completed="]).config.retention).toBeUndefined();
+  });
+
+  test("an unknown key inside it is a warning with the nearest one; a bad value is one clear error", () => {
+    const p = file(".yaml", "retention:\n  complted: 7d\n  failed: 3d\n");
+    const { config, warnings } = loadConfig(p, {});
+    expect(warnings).toEqual([
+      `unknown config key "retention.complted" in ${p}; did you mean "retention.completed"? (ignored)`,
+    ]);
+    expect(config.retention!.rules).toEqual([{ state: "failed", olderThanMs: 3 * 86_400_000 }]);
+    expect(() => loadConfig(file(".yaml", "retention: 7d\n"), {})).toThrow(
+      "retention must be a mapping of final states to a duration or a count, e.g. {completed: 7d, failed: 1000}",
+    );
+    expect(() => loadConfig(undefined, {}, ["retention.completed=7 days"])).toThrow(
+      'retention.completed must be a duration such as 30s, 15m, 2h or 7d, got "7 days"',
+    );
+    expect(() => loadConfig(undefined, {}, ["retention.interval=500ms"])).toThrow(
+      "retention.interval must be at least 1s",
+    );
+    expect(() => loadConfig(undefined, {}, ["retention.pending=1d"])).toThrow(
+      '--set "retention.pending": no such config key',
+    );
+  });
+});

@@ -122,20 +122,26 @@ describe("operator commands against a running converge run (SQLite)", () => {
       ),
     ).trim();
     expect(flaky).toBe("flaky-1");
-    unclaimable = ok(
-      await cli(
-        "tasks",
-        "submit",
-        "--id",
-        "nobody-1",
-        "--objective",
-        "nobody can do this",
-        "--capabilities",
-        "juggling",
-        "--constraints",
-        '{"claim_ttl_sec": 5}',
-      ),
-    ).trim();
+    // No agent has the capability: accepted, with a warning saying so.
+    const juggling = await cli(
+      "tasks",
+      "submit",
+      "--id",
+      "nobody-1",
+      "--objective",
+      "nobody can do this",
+      "--capabilities",
+      "juggling",
+      "--constraints",
+      '{"claim_ttl_sec": 5}',
+    );
+    expect({ code: juggling.code, stderr: juggling.stderr }).toEqual({
+      code: 0,
+      stderr:
+        'converge: warning: no registered agent has the capability "juggling" that task "nobody-1" needs; ' +
+        "accepted, it waits until such an agent registers\n",
+    });
+    unclaimable = juggling.stdout.trim();
     expect(unclaimable).toBe("nobody-1");
     const again = await cli("tasks", "submit", "--id", "nobody-1");
     expect(again.code).not.toBe(0);
@@ -185,11 +191,11 @@ describe("operator commands against a running converge run (SQLite)", () => {
     const table = ok(await cli("tasks", "list"))
       .trimEnd()
       .split("\n");
-    expect(table[0]).toMatch(/^ID\s+STATE\s+ATTEMPTS\s+HOLDER\s+LEASE LEFT\s+OBJECTIVE/);
+    expect(table[0]).toMatch(/^ID\s+STATE\s+PRIORITY\s+ATTEMPTS\s+HOLDER\s+LEASE LEFT\s+DUE IN\s+OBJECTIVE/);
     expect(table.at(-1)).toBe("3 tasks");
-    expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${doubled}\\s+completed\\s+1\\s+double 21$`)));
-    expect(table).toContainEqual(expect.stringMatching(/^flaky-1\s+failed\s+1\s+.*flaky: the first attempt fails/));
-    expect(table).toContainEqual(expect.stringMatching(/^nobody-1\s+pending\s+0\s+nobody can do this$/));
+    expect(table).toContainEqual(expect.stringMatching(new RegExp(`^${doubled}\\s+completed\\s+0\\s+1\\s+double 21$`)));
+    expect(table).toContainEqual(expect.stringMatching(/^flaky-1\s+failed\s+0\s+1\s+.*flaky: the first attempt fails/));
+    expect(table).toContainEqual(expect.stringMatching(/^nobody-1\s+pending\s+0\s+0\s+nobody can do this$/));
 
     const failedOnly = ok(await cli("tasks", "list", "--state", "failed"))
       .trimEnd()

@@ -123,7 +123,7 @@ describe("converge schedules on the command line", () => {
       [["add", "--id", "s", "--cron", "* * * * *", "--every", "1m"], 2, /cannot both be given/],
       [["add", "--id", "s", "--cron", "0 25 * * *"], 2, /bad cron expression "0 25 \* \* \*"/],
       [["add", "--id", "s", "--cron", "0 9 * * *", "--timezone", "Moon/Base"], 2, /unknown time zone "Moon\/Base"/],
-      [["add", "--id", "s", "--every", "60"], 2, /--every takes a duration such as 30s/],
+      [["add", "--id", "s", "--every", "60"], 2, /--every must be a duration such as 30s/],
       [["add", "--id", "s", "--every", "500ms"], 2, /at least 1000/],
       [["add", "--id", "s", "--every", "1m", "--catch-up", "many"], 2, /--catch-up must be a whole number/],
       [["add", "--id", "s", "--every", "1m", "--priority", "high"], 2, /--priority must be a whole number/],

@@ -59,7 +59,7 @@ test.concurrent("a SIGKILLed worker's leased tasks are completed by the others, 
     const heldRows = listed.stdout.split("\n").filter((l) => / assigned /.test(l));
     expect(heldRows.length).toBeGreaterThan(0);
     for (const row of heldRows) {
-      expect(row).toMatch(/ assigned\s+\d+\s+[0-9a-f]{12}\s+\ds\b/); // holder prefix, then the lease left (at most 2 s)
+      expect(row).toMatch(/ assigned\s+\d+\s+\d+\s+[0-9a-f]{12}\s+\ds\b/); // priority, attempts, holder prefix, then the lease left (at most 2 s)
       expect(row).not.toContain("(gone)");
     }
 
@@ -130,8 +130,8 @@ test.concurrent("tasks list marks the holder (gone) once its process was killed,
     const before = await rows();
     expect(before.length).toBe(3);
     for (const row of before) {
-      expect(prefixes).toContain(row.split(/\s+/)[3]!);
-      expect(row).toMatch(/ assigned\s+1\s+[0-9a-f]{12}\s+[3-6]s$/);
+      expect(prefixes).toContain(row.split(/\s+/)[4]!);
+      expect(row).toMatch(/ assigned\s+0\s+1\s+[0-9a-f]{12}\s+[3-6]s$/);
     }
 
     holder.proc.kill("SIGKILL");

@@ -65,6 +65,17 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       expect((await q.getMany(["c", "nope", "b"])).map((t) => t?.id)).toEqual(["c", undefined, "b"]);
     });
 
+    test("when a record submitted is already held or finished, it is placed where its state says", async () => {
+      const { q } = await fresh();
+      const done = { ...task({ id: "done" }), state: "completed" as const, result: 1, updatedAt: NOW - 5 };
+      const held = { ...task({ id: "held" }), state: "running" as const, leaseToken: "t", leaseExpiresAt: NOW - 1 };
+      expect(await q.submit([done, held, task({ id: "open" })], NOW)).toEqual([true, true, true]);
+      expect((await q.finished("completed", NOW, 10)).map((t) => t.id)).toEqual(["done"]);
+      expect((await q.expired(NOW, 10)).map((t) => t.id)).toEqual(["held"]);
+      expect((await q.claimNext(next(5))).map((t) => t.id)).toEqual(["open"]);
+      expect(await q.counts()).toEqual({ pending: 0, assigned: 1, running: 1, completed: 1, failed: 0, cancelled: 0 });
+    });
+
     test("records keep the layout the claim scripts rely on: the hot fields first, in order", async () => {
       const { q } = await fresh();
       await q.submit([task({ id: "t", inputs: { big: 2 ** 53 - 1, f: 0.1, s: "x\n" } })], NOW);
@@ -266,6 +277,42 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       expect(await q.get("open")).toBeDefined();
       expect((await q.finished("completed", Infinity, 10)).map((t) => t.id)).toEqual(["x"]);
       expect((await q.counts()).completed).toBe(1);
+    });
+
+    test("finishedSince lists every final state at or after a time, by time then id, at most the limit", async () => {
+      const { q } = await fresh();
+      const ids = ["a", "b", "c", "d", "e", "open"];
+      await q.submit(
+        ids.map((id) => task({ id })),
+        NOW,
+      );
+      const finish = async (id: string, state: "completed" | "failed" | "cancelled", at: number) => {
+        const current = (await q.get(id))!;
+        const r = await q.transition(id, { record: current }, { ...current, state, updatedAt: at }, at);
+        expect(r.ok).toBe(true);
+      };
+      await finish("c", "completed", NOW + 30);
+      await finish("a", "failed", NOW + 10);
+      await finish("b", "cancelled", NOW + 20);
+      await finish("e", "completed", NOW + 20);
+      await finish("d", "completed", NOW + 5);
+      const entries = await q.finishedSince(NOW + 10, 10);
+      expect(entries).toEqual([
+        { id: "a", state: "failed", updatedAt: NOW + 10 },
+        { id: "b", state: "cancelled", updatedAt: NOW + 20 },
+        { id: "e", state: "completed", updatedAt: NOW + 20 },
+        { id: "c", state: "completed", updatedAt: NOW + 30 },
+      ]);
+      expect((await q.finishedSince(NOW + 10, 2)).map((e) => e.id)).toEqual(["a", "b"]);
+      expect((await q.finishedSince(NOW + 31, 10)).length).toBe(0);
+      // A task put back to pending (an operator's retry) leaves the index; a removed one too.
+      const b = (await q.get("b"))!;
+      await q.transition("b", { record: b }, { ...b, state: "pending", updatedAt: NOW + 40 }, NOW + 40);
+      expect(await q.remove(["e"])).toBe(1);
+      expect((await q.finishedSince(-Infinity, 10)).map((e) => e.id)).toEqual(["d", "a", "c"]);
+      // Finishing again at a later time moves its entry there.
+      await finish("d", "completed", NOW + 50);
+      expect(await q.finishedSince(NOW + 45, 10)).toEqual([{ id: "d", state: "completed", updatedAt: NOW + 50 }]);
     });
 
     test("pending lists the best visible due tasks, at most the limit", async () => {

@@ -38,3 +38,8 @@ export function readmeCommandBlocks(title: string): string[][] {
   }
   return blocks;
 }
+
+/** The section's fenced blocks, each with its language (```yaml → "yaml") and its text. */
+export function readmeFences(title: string): { lang: string; body: string }[] {
+  return [...readmeSection(title).matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({ lang: m[1]!, body: m[2]! }));
+}
