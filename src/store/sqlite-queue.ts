@@ -70,8 +70,10 @@ export const QUEUE_SQL = {
     "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue = excluded.queue, priority = excluded.priority, " +
     "seq = excluded.seq, until = excluded.until, token = excluded.token, value = excluded.value",
+  // INDEXED BY: left to itself the planner takes task_timed (state, until) and sorts every pending
+  // task for each claim, O(n log n) in the backlog; task_ready reads them in order and stops at LIMIT.
   ready:
-    "SELECT id, priority, seq FROM tasks WHERE queue = ? AND state = 'pending' AND until <= ? " +
+    "SELECT id, priority, seq FROM tasks INDEXED BY task_ready WHERE queue = ? AND state = 'pending' AND until <= ? " +
     "ORDER BY priority DESC, seq LIMIT ?",
   expired: "SELECT value FROM tasks WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
   finished: "SELECT value FROM tasks WHERE state = ? AND until < ? ORDER BY until LIMIT ?",

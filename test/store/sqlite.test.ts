@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { StoreError } from "../../src/core/errors.ts";
 import { SQL, SqliteStore } from "../../src/store/sqlite.ts";
+import { QUEUE_SQL } from "../../src/store/sqlite-queue.ts";
 import { tempDir } from "../support/tmp.ts";
 import { storeContract } from "./contract.ts";
 
@@ -57,6 +58,32 @@ test("a prefix listing is a range search on the primary key, not a scan", async 
     .map((r) => r.detail)
     .join("; ");
   expect(plan).toMatch(/SEARCH store USING .*INDEX.*\(key>\? AND key<\?\)/);
+  db.close(true);
+  await store.close();
+});
+
+test("when the backlog is large, finding the next task walks the ready index in order and sorts nothing", async () => {
+  const path = join(tmp.path, "ready-plan.db");
+  const store = new SqliteStore(path);
+  const tasks = store.tasks!;
+  const { newTask } = await import("../../src/core/task.ts");
+  await tasks.submit(
+    Array.from({ length: 2000 }, (_, i) => newTask({ id: `t${i}`, priority: i % 3 }, 1, i)),
+    1,
+  );
+  const db = new Database(path);
+  const planOf = () =>
+    db
+      .query<{ detail: string }, [string, number, number]>(`EXPLAIN QUERY PLAN ${QUEUE_SQL.ready}`)
+      .all("q", 1, 10)
+      .map((r) => r.detail)
+      .join("; ");
+  // Before and after the planner has statistics, which once made it sort every pending task per claim.
+  for (const analyse of [false, true]) {
+    if (analyse) db.exec("ANALYZE");
+    expect(planOf()).toMatch(/USING INDEX task_ready/);
+    expect(planOf()).not.toMatch(/TEMP B-TREE/);
+  }
   db.close(true);
   await store.close();
 });
