@@ -27,6 +27,7 @@ import {
   type TaskSpec,
 } from "./task-spec.ts";
 import { summarise, waitForTasks } from "./task-wait.ts";
+import { fairTurn } from "../core/fair-turn.ts";
 
 const print = (s: string) => process.stdout.write(`${s}\n`);
 /** Tasks per submitMany of a file (one batch of the store each). */
@@ -217,6 +218,8 @@ async function submitLines(
 ): Promise<number> {
   let existed = 0;
   for (let i = 0; i < inits.length; i += FILE_BATCH) {
+    const turn = fairTurn(); // a second Ctrl+C must still be heard during a long file
+    if (turn) await turn;
     let results: Awaited<ReturnType<TaskManager["submitMany"]>>;
     try {
       results = await tm.submitMany(inits.slice(i, i + FILE_BATCH));

@@ -20,6 +20,7 @@ import { quoted } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import { DECLINE } from "../store/store.ts";
 import type { TaskManager } from "./task-manager.ts";
+import { fairTurn } from "../core/fair-turn.ts";
 
 /** Remove tasks finished in `state` more than `olderThanMs` ago, or all but the newest `keep`. */
 export type RetentionRule = { state: FinalState } & ({ olderThanMs: number } | { keep: number });
@@ -63,6 +64,8 @@ export async function cleanFinished(
   let excess = "keep" in rule ? (await q.counts())[rule.state] - rule.keep : Infinity;
   const cutoff = "olderThanMs" in rule ? (await tasks.now()) - rule.olderThanMs : Infinity;
   while (excess > 0) {
+    const turn = fairTurn(); // on SQLite each batch is synchronous: let the workers' timers run between them
+    if (turn) await turn;
     if (options.beforeBatch && !(await options.beforeBatch())) break;
     const found = await q.finished(rule.state, cutoff, Math.min(batch, excess));
     if (found.length === 0) break;

@@ -7,6 +7,7 @@
  * start in reverse.
  */
 import { Agent, type MessageContext, type Verification } from "../core/agent.ts";
+import { fairTurn } from "../core/fair-turn.ts";
 import type { Message, MessageInit } from "../core/message.ts";
 import type { ToolRegistry } from "../core/tools.ts";
 import type { PoolManager } from "../coordination/pool-manager.ts";
@@ -255,6 +256,8 @@ export class AgentRuntime {
     const poll = this.options.pollIntervalMs ?? 1000;
     while (this.#state === "running") {
       await this.#scheduler.wait(poll);
+      const turn = fairTurn(); // a wake-up may come from this chain itself (a worker's free slot)
+      if (turn) await turn;
       if (this.#state !== "running") break;
       try {
         await this.pass();

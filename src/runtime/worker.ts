@@ -14,6 +14,7 @@
  */
 import type { Agent, TaskContext } from "../core/agent.ts";
 import { LeaseLostError, StoreError } from "../core/errors.ts";
+import { fairTurn } from "../core/fair-turn.ts";
 import { Message, type MessageInit } from "../core/message.ts";
 import type { Holder, Lease, Scope, TaskManager } from "../coordination/task-manager.ts";
 import { type Logger, logger } from "../observability/log.ts";
@@ -212,6 +213,9 @@ export class TaskWorker {
     };
     this.io.leases.set(lease);
     r.done = (async () => {
+      // On a synchronous store this chain never leaves the microtask queue: let timers run first.
+      const turn = fairTurn();
+      if (turn) await turn;
       const handled = (async (): Promise<Outcome> => {
         try {
           return { ok: true, value: await this.agent.onTask(task, ctx) };
