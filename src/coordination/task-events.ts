@@ -16,7 +16,7 @@
  * LATE_MS of its timestamp. Waiters do not rely even on that: every CHECK_EVERY sweeps, the
  * records of every task waited for are read, which also notices a task removed while awaited.
  */
-import { NotFoundError, WaitTimeoutError } from "../core/errors.ts";
+import { NotFoundError, StoreClosedError, WaitTimeoutError } from "../core/errors.ts";
 import { FINAL_STATES, type FinalState, type Task } from "../core/task.ts";
 import { quoted } from "../core/text.ts";
 import { type Logger, RateLimitedLog } from "../observability/log.ts";
@@ -202,6 +202,15 @@ export class TaskWatcher {
     this.#generation++;
   }
 
+  /** The store was closed under us: waiters learn it, listeners hear no more, and following stops. */
+  #storeClosed(err: StoreClosedError): void {
+    this.#passing = false;
+    this.#again = undefined;
+    for (const set of [...this.#waiters.values()]) for (const w of [...set]) w.reject(err);
+    for (const e of TASK_EVENTS) this.#listeners[e].clear();
+    this.#stopIfUnused();
+  }
+
   /** Runs a pass, or one more after the one under way (wake-ups during a pass become one pass). */
   #schedule(full: boolean): void {
     if (this.#passing) {
@@ -214,6 +223,7 @@ export class TaskWatcher {
         try {
           await this.#pass(f);
         } catch (err) {
+          if (err instanceof StoreClosedError) return this.#storeClosed(err);
           this.#failures.write("cannot follow finished tasks; trying again", { err });
         }
         if (!this.#again) {

@@ -27,6 +27,9 @@ export class IdentityError extends ConvergeError {}
 /** A store that failed: unreachable, corrupt record, closed. */
 export class StoreError extends ConvergeError {}
 
+/** A store used after `close()`: what was asked cannot happen, and nothing will change that. */
+export class StoreClosedError extends StoreError {}
+
 /** A transport that failed: unreachable peer, not started, oversized frame. */
 export class TransportError extends ConvergeError {}
 

@@ -9,7 +9,7 @@
  * replaced or corrupt).
  */
 import { randomUUID } from "node:crypto";
-import { StoreError } from "../core/errors.ts";
+import { StoreClosedError, StoreError } from "../core/errors.ts";
 import type { Driver, IndexChange, Write } from "./driver.ts";
 import { frozenCopy, parseRecord, serialise, thaw } from "./json.ts";
 import { checkIndexUpdate, checkKey, sortKeys } from "./keys.ts";
@@ -49,7 +49,7 @@ export class StoreFront implements Store {
     if (!queue) return undefined;
     // In memory a write cannot fail for want of a disk: nothing to watch, and nothing added per task.
     if (!this.#json) return queue;
-    this.#tasks ??= trackWrites(queue, this.#wrote, this.#writeFailed);
+    this.#tasks ??= trackWrites(queue, () => this.#open(), this.#wrote, this.#writeFailed);
     return this.#tasks;
   }
 
@@ -64,7 +64,7 @@ export class StoreFront implements Store {
   };
 
   #open(): void {
-    if (this.#closed) throw new StoreError(`the store ${this.description} is closed`);
+    if (this.#closed) throw new StoreClosedError(`the store ${this.description} is closed`);
   }
 
   /** The stored form of a value: JSON text, or a frozen copy. */
@@ -277,29 +277,44 @@ export class StoreFront implements Store {
 
 /**
  * The queue with its writes watched: the caller gets the queue's own promise (no extra step on the
- * task path); a handler beside it notes success or failure.
+ * task path); a handler beside it notes success or failure. Every call first checks the store is
+ * open, so a closed store says so (StoreClosedError) rather than with the backend's own words.
  */
-function trackWrites(queue: TaskQueue, ok: () => void, failed: (err: unknown) => void): TaskQueue {
-  const watch = <T>(p: Promise<T>): Promise<T> => {
-    p.then(ok, failed);
-    return p;
+function trackWrites(queue: TaskQueue, open: () => void, ok: () => void, failed: (err: unknown) => void): TaskQueue {
+  const watch = <T>(p: () => Promise<T>): Promise<T> => {
+    try {
+      open();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const out = p();
+    out.then(ok, failed);
+    return out;
+  };
+  const read = <T>(p: () => Promise<T>): Promise<T> => {
+    try {
+      open();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return p();
   };
   return {
     // What costs nothing stays as it is (TaskManager reads these without a promise).
     clock: queue.clock,
     peek: queue.peek?.bind(queue),
-    submit: (tasks, now) => watch(queue.submit(tasks, now)),
-    claim: (id, claim, token) => watch(queue.claim(id, claim, token)),
-    claimNext: (claim) => watch(queue.claimNext(claim)),
-    transition: (id, expect, next, now, then) => watch(queue.transition(id, expect, next, now, then)),
-    remove: (ids) => watch(queue.remove(ids)),
-    get: (id) => queue.get(id),
-    getMany: (ids) => queue.getMany(ids),
-    pending: (visibility, now, limit) => queue.pending(visibility, now, limit),
-    expired: (now, limit) => queue.expired(now, limit),
-    open: () => queue.open(),
-    finished: (state, before, limit) => queue.finished(state, before, limit),
-    finishedSince: (since, limit) => queue.finishedSince(since, limit),
-    counts: () => queue.counts(),
+    submit: (tasks, now) => watch(() => queue.submit(tasks, now)),
+    claim: (id, claim, token) => watch(() => queue.claim(id, claim, token)),
+    claimNext: (claim) => watch(() => queue.claimNext(claim)),
+    transition: (id, expect, next, now, then) => watch(() => queue.transition(id, expect, next, now, then)),
+    remove: (ids) => watch(() => queue.remove(ids)),
+    get: (id) => read(() => queue.get(id)),
+    getMany: (ids) => read(() => queue.getMany(ids)),
+    pending: (visibility, now, limit) => read(() => queue.pending(visibility, now, limit)),
+    expired: (now, limit) => read(() => queue.expired(now, limit)),
+    open: () => read(() => queue.open()),
+    finished: (state, before, limit) => read(() => queue.finished(state, before, limit)),
+    finishedSince: (since, limit) => read(() => queue.finishedSince(since, limit)),
+    counts: () => read(() => queue.counts()),
   };
 }

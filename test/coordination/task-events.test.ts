@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { NotFoundError, WaitTimeoutError } from "../../src/core/errors.ts";
+import { NotFoundError, StoreClosedError, WaitTimeoutError } from "../../src/core/errors.ts";
 import type { Task } from "../../src/core/task.ts";
 import { FINISHED_CHANNEL } from "../../src/coordination/task-events.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
@@ -14,6 +14,7 @@ import { RedisStore } from "../../src/store/redis.ts";
 import { SqliteStore } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
+import { captureLogs } from "../support/transport-util.ts";
 import { tempDir } from "../support/tmp.ts";
 
 const tmp = tempDir("converge-task-events-");
@@ -192,6 +193,27 @@ for (const [name, open] of shared) {
         expect([...heard].sort()).toEqual(ids.slice(1).sort());
       } finally {
         await a.close();
+        await b.close();
+      }
+    });
+
+    test("when the store is closed under a waiter, it rejects with StoreClosedError and nothing is logged", async () => {
+      const [a, b] = await open();
+      const logs = captureLogs("warn");
+      try {
+        const producer = new TaskManager(a);
+        await producer.submit({ id: "c" });
+        producer.on("completed", () => {});
+        const outcome = producer.waitFor("c").then(
+          () => "resolved",
+          (err: unknown) => err,
+        );
+        await a.close();
+        expect(await outcome).toBeInstanceOf(StoreClosedError);
+        await Bun.sleep(1200); // past the sweep, which would have read the closed store again
+        expect(logs.lines).toEqual([]);
+      } finally {
+        logs.restore();
         await b.close();
       }
     });
