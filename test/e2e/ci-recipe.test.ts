@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { MAIN, stopAll } from "../support/cli.ts";
+import { MAIN, outputOf, stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { readmeFences } from "../support/readme.ts";
 
@@ -24,8 +24,6 @@ function recipe(): Map<string, string> {
   return files;
 }
 
-const live = new Set<Bun.Subprocess>();
-
 /** Runs ci.sh in `dir` as a CI job would: `sh ci.sh`, with converge on the PATH. */
 async function runRecipe(dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const bin = join(dir, "bin");
@@ -40,19 +38,7 @@ async function runRecipe(dir: string): Promise<{ code: number; stdout: string; s
     stdout: "pipe",
     stderr: "pipe",
   });
-  live.add(p);
-  const timer = setTimeout(() => p.kill("SIGKILL"), 50_000);
-  try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-      p.exited,
-    ]);
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-    live.delete(p);
-  }
+  return outputOf(p, 50_000);
 }
 
 function writeRecipe(dir: string, change: (name: string, text: string) => string): void {
@@ -106,7 +92,3 @@ for (const [name, storeOf] of backends) {
     }, 60_000);
   });
 }
-
-process.on("exit", () => {
-  for (const p of live) p.kill("SIGKILL");
-});

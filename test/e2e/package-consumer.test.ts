@@ -14,6 +14,7 @@ import { copyFileSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from
 import { dirname, join, relative } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import lock from "../../package-lock.json" with { type: "json" };
+import { outputOf, type RunResult, stopAll } from "../support/cli.ts";
 import { readmePrograms } from "../support/readme.ts";
 import { tempDir } from "../support/tmp.ts";
 
@@ -22,17 +23,10 @@ const tmp = tempDir("converge-package-");
 const app = join(tmp.path, "app");
 const tarball = `converge-${pkg.version}.tgz`;
 const programs = readmePrograms("The library");
-const live = new Set<Bun.Subprocess>();
 /** Each test spawns tsc, bun or the launcher; under load on 2 cores that can take seconds. */
 const SLOW = 30_000;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(cmd: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Ran> {
+async function run(cmd: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env))
     if (v !== undefined && !/^(CONVERGE_|NODE_PATH$)/.test(k)) env[k] = v;
@@ -43,22 +37,10 @@ async function run(cmd: string[], options: { cwd?: string; env?: Record<string, 
     stdout: "pipe",
     stderr: "pipe",
   });
-  live.add(p);
-  const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
-  try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-      p.exited,
-    ]);
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-    live.delete(p);
-  }
+  return outputOf(p, 60_000);
 }
 
-function ok(r: Ran, what: string): Ran {
+function ok(r: RunResult, what: string): RunResult {
   if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.stdout}${r.stderr}`);
   return r;
 }
@@ -157,8 +139,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const p of live) p.kill("SIGKILL");
-  await Promise.all([...live].map((p) => p.exited));
+  await stopAll();
   tmp.cleanup();
 });
 
@@ -330,18 +311,19 @@ describe("the npm package in a consumer project", () => {
     async () => {
       const bin = join(app, "node_modules", ".bin", "converge");
       const p = Bun.spawn([bin, "run"], { cwd: app, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-      live.add(p);
-      const decoder = new TextDecoder();
-      let out = "";
-      for await (const chunk of p.stdout) {
-        const running = out.includes("running, press Ctrl+C to stop");
-        out += decoder.decode(chunk, { stream: true });
-        if (!running && out.includes("running, press Ctrl+C to stop")) p.kill("SIGINT");
+      try {
+        const decoder = new TextDecoder();
+        let out = "";
+        for await (const chunk of p.stdout) {
+          const running = out.includes("running, press Ctrl+C to stop");
+          out += decoder.decode(chunk, { stream: true });
+          if (!running && out.includes("running, press Ctrl+C to stop")) p.kill("SIGINT");
+        }
+        expect(await p.exited).toBe(0);
+        expect(out).toMatch(/^stopped 1 agent after \d+\.\d s: /m);
+      } finally {
+        p.kill("SIGKILL"); // a no-op once it has exited
       }
-      const code = await p.exited;
-      live.delete(p);
-      expect(code).toBe(0);
-      expect(out).toMatch(/^stopped 1 agent after \d+\.\d s: /m);
     },
     SLOW,
   );

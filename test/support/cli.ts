@@ -27,9 +27,19 @@ const leaders = new WeakSet<Subprocess>();
 
 /** Runs a command to completion (with a deadline) and returns its exit code and output. */
 export async function runCli(args: string[], options: SpawnOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
-  const p = spawnCli(args, options);
+  return outputOf(spawnCli(args, options), options.timeoutMs ?? 20_000);
+}
+
+/**
+ * The exit code and output of a process started with piped stdout and stderr, once it ends; it is
+ * killed after `timeoutMs`, and by stopAll() meanwhile.
+ */
+export async function outputOf(
+  p: Subprocess<Bun.SpawnOptions.Writable, "pipe", "pipe">,
+  timeoutMs: number,
+): Promise<RunResult> {
   live.add(p);
-  const timer = setTimeout(() => kill(p, "SIGKILL"), options.timeoutMs ?? 20_000);
+  const timer = setTimeout(() => kill(p, "SIGKILL"), timeoutMs);
   try {
     const [stdout, stderr, code] = await Promise.all([
       new Response(p.stdout).text(),
