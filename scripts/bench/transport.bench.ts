@@ -664,10 +664,8 @@ async function hostile(): Promise<void> {
 }
 
 const [role, a1, a2] = process.argv.slice(2);
-if (role === "--section" && a1 === "hostile") {
-  await hostile();
-  process.exit(0);
-} else if (role === "--wide-sender") await wideSender(Number(a1));
+if (role === "--section" && a1 === "hostile") await hostile();
+else if (role === "--wide-sender") await wideSender(Number(a1));
 else if (role === "--peer") await ourPeer(a1 as Kind, Number(a2));
 else if (role === "--bare") console.log(barePeer(a1 as "sink" | "echo", Number(a2)).port);
 else {
