@@ -49,7 +49,7 @@ export class StoreFront implements Store {
     if (!queue) return undefined;
     // In memory a write cannot fail for want of a disk: nothing to watch, and nothing added per task.
     if (!this.#json) return queue;
-    this.#tasks ??= trackWrites(queue, () => this.#open(), this.#wrote, this.#writeFailed);
+    this.#tasks ??= trackWrites(queue, this.#refused, this.#wrote, this.#writeFailed);
     return this.#tasks;
   }
 
@@ -64,8 +64,16 @@ export class StoreFront implements Store {
   };
 
   #open(): void {
-    if (this.#closed) throw new StoreClosedError(`the store ${this.description} is closed`);
+    if (this.#closed) throw this.#closedError();
   }
+
+  #closedError(): StoreClosedError {
+    return new StoreClosedError(`the store ${this.description} is closed`);
+  }
+
+  /** For promise-returning paths: a rejection once closed, else undefined. */
+  readonly #refused = (): Promise<never> | undefined =>
+    this.#closed ? Promise.reject(this.#closedError()) : undefined;
 
   /** The stored form of a value: JSON text, or a frozen copy. */
   #encode(key: string, value: unknown): unknown {
@@ -278,43 +286,35 @@ export class StoreFront implements Store {
 /**
  * The queue with its writes watched: the caller gets the queue's own promise (no extra step on the
  * task path); a handler beside it notes success or failure. Every call first checks the store is
- * open, so a closed store says so (StoreClosedError) rather than with the backend's own words.
+ * open (`refused` is a rejection once it is closed), so a closed store says so with
+ * StoreClosedError rather than in the backend's own words.
  */
-function trackWrites(queue: TaskQueue, open: () => void, ok: () => void, failed: (err: unknown) => void): TaskQueue {
-  const watch = <T>(p: () => Promise<T>): Promise<T> => {
-    try {
-      open();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const out = p();
-    out.then(ok, failed);
-    return out;
-  };
-  const read = <T>(p: () => Promise<T>): Promise<T> => {
-    try {
-      open();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return p();
+function trackWrites(
+  queue: TaskQueue,
+  refused: () => Promise<never> | undefined,
+  ok: () => void,
+  failed: (err: unknown) => void,
+): TaskQueue {
+  const watch = <T>(p: Promise<T>): Promise<T> => {
+    p.then(ok, failed);
+    return p;
   };
   return {
     // What costs nothing stays as it is (TaskManager reads these without a promise).
     clock: queue.clock,
     peek: queue.peek?.bind(queue),
-    submit: (tasks, now) => watch(() => queue.submit(tasks, now)),
-    claim: (id, claim, token) => watch(() => queue.claim(id, claim, token)),
-    claimNext: (claim) => watch(() => queue.claimNext(claim)),
-    transition: (id, expect, next, now, then) => watch(() => queue.transition(id, expect, next, now, then)),
-    remove: (ids) => watch(() => queue.remove(ids)),
-    get: (id) => read(() => queue.get(id)),
-    getMany: (ids) => read(() => queue.getMany(ids)),
-    pending: (visibility, now, limit) => read(() => queue.pending(visibility, now, limit)),
-    expired: (now, limit) => read(() => queue.expired(now, limit)),
-    open: () => read(() => queue.open()),
-    finished: (state, before, limit) => read(() => queue.finished(state, before, limit)),
-    finishedSince: (since, limit) => read(() => queue.finishedSince(since, limit)),
-    counts: () => read(() => queue.counts()),
+    submit: (tasks, now) => refused() ?? watch(queue.submit(tasks, now)),
+    claim: (id, claim, token) => refused() ?? watch(queue.claim(id, claim, token)),
+    claimNext: (claim) => refused() ?? watch(queue.claimNext(claim)),
+    transition: (id, expect, next, now, then) => refused() ?? watch(queue.transition(id, expect, next, now, then)),
+    remove: (ids) => refused() ?? watch(queue.remove(ids)),
+    get: (id) => refused() ?? queue.get(id),
+    getMany: (ids) => refused() ?? queue.getMany(ids),
+    pending: (visibility, now, limit) => refused() ?? queue.pending(visibility, now, limit),
+    expired: (now, limit) => refused() ?? queue.expired(now, limit),
+    open: () => refused() ?? queue.open(),
+    finished: (state, before, limit) => refused() ?? queue.finished(state, before, limit),
+    finishedSince: (since, limit) => refused() ?? queue.finishedSince(since, limit),
+    counts: () => refused() ?? queue.counts(),
   };
 }
