@@ -25,6 +25,7 @@ import { TcpTransport } from "../../src/transport/tcp.ts";
 import type { Transport } from "../../src/transport/transport.ts";
 import { WebSocketTransport } from "../../src/transport/websocket.ts";
 import { fmt, percentile, report } from "./harness.ts";
+import { watchLoopGaps } from "../../test/support/loop-gaps.ts";
 
 const N = 100_000;
 const RTT_N = 5_000;
@@ -580,37 +581,31 @@ async function stall(maxMessageElements: number | undefined): Promise<{ maxGapMs
     stdout: "pipe",
     stderr: "inherit",
   });
-  let last = performance.now();
-  let maxGap = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
-    last = now;
-  }, 1);
+  const gaps = watchLoopGaps(1);
   const t0 = performance.now();
   await sender.exited;
   // Until every frame was refused (connections closed) or, without the budget, delivered.
   const refused = () => t.inbound.stats.badFrames;
   while (refused() + delivered < 6) await Bun.sleep(1);
   const totalMs = performance.now() - t0;
-  clearInterval(ticker);
+  gaps.stop();
   await t.stop();
-  return { maxGapMs: maxGap, totalMs };
+  return { maxGapMs: gaps.maxGapMs, totalMs };
 }
 
 async function hostile(): Promise<void> {
   console.log("\n# hostile input: a listener's event loop while it reads six 7 MB frames of 600,000 payload keys");
   // The same timer with nothing to do: what the machine's scheduling alone costs (high under load).
-  let last = performance.now();
-  let idleGap = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    idleGap = Math.max(idleGap, now - last);
-    last = now;
-  }, 1);
+  const idle = watchLoopGaps(1);
   await Bun.sleep(1000);
-  clearInterval(ticker);
-  figure("stall.idle", "longest event-loop gap, idle (the floor)", idleGap, "ms", "1 ms timer for 1 s, no traffic");
+  idle.stop();
+  figure(
+    "stall.idle",
+    "longest event-loop gap, idle (the floor)",
+    idle.maxGapMs,
+    "ms",
+    "1 ms timer for 1 s, no traffic",
+  );
   const refused = await stall(undefined);
   figure(
     "stall.budget",
