@@ -203,13 +203,13 @@ export class TaskWorker {
       progress: async (value) => void (await this.tasks.progress(lease.taskId, value, holder)),
       send,
     };
-    const done = () => {
+    const done = (wake = true) => {
       if (renewTimer !== undefined) timers.clearInterval(renewTimer);
       if (timeoutTimer !== undefined) timers.clearTimeout(timeoutTimer);
       if (this.running.get(lease.taskId) !== r) return;
       this.running.delete(lease.taskId);
       this.io.leases.delete(lease.taskId);
-      this.io.wake();
+      if (wake) this.io.wake();
     };
     this.io.leases.set(lease);
     r.done = (async () => {
@@ -224,20 +224,27 @@ export class TaskWorker {
         }
       })();
       // A timeout settles the attempt even if the handler ignores its signal and keeps running.
-      const aborted = new Promise<Outcome>((resolve) => {
-        abort.signal.addEventListener("abort", () => {
-          if (timedOut) resolve({ ok: false, error: abort.signal.reason });
-        });
-      });
-      const outcome = await Promise.race([handled, aborted]);
+      const outcome =
+        timeoutTimer === undefined
+          ? await handled
+          : await Promise.race([
+              handled,
+              new Promise<Outcome>((resolve) => {
+                abort.signal.addEventListener("abort", () => {
+                  if (timedOut) resolve({ ok: false, error: abort.signal.reason });
+                });
+              }),
+            ]);
       if (r.settled) return;
       r.settled = true;
       if (timedOut) this.stats.timedOut++;
       // The renew timer keeps running while the outcome is recorded: the lease stays ours while the store is down.
       const next = await this.#record(lease, holder, outcome);
-      done();
+      // The decide loop is woken only for a slot the report did not refill (WorkerIo.wake).
+      done(false);
       this.#startAll(next);
-    })().finally(done);
+      if (this.capacity > 0) this.io.wake();
+    })().finally(() => done());
     this.running.set(lease.taskId, r);
   }
 
