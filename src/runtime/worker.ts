@@ -216,6 +216,7 @@ export class TaskWorker {
       // On a synchronous store this chain never leaves the microtask queue: let timers run first.
       const turn = fairTurn();
       if (turn) await turn;
+      if (r.settled) return; // drained or lost meanwhile: the drain (or the new holder) has it
       const handled = (async (): Promise<Outcome> => {
         try {
           return { ok: true, value: await this.agent.onTask(task, ctx) };

@@ -52,10 +52,11 @@ describe("task workers", () => {
     await r.start();
     try {
       for (let i = 0; i < 20; i++) await tm.submit({});
-      await until(() => r.worker!.running.size === 3, "three handlers running");
+      // Handlers, not claims: a claimed task's handler starts once the event loop has had its turn.
+      await until(() => now === 3, "three handlers running");
       for (let step = 0; step < 200 && (await finalStates(tm)).some((s) => s !== "completed"); step++) {
         await clock.advance(10);
-        const refilled = async () => r.worker!.running.size === 3 || (await tm.counts()).pending === 0;
+        const refilled = async () => now === 3 || (await tm.counts()).pending === 0;
         await until(refilled, "the freed slots filled");
       }
       expect(await finalStates(tm)).toEqual(Array.from({ length: 20 }, () => "completed"));
@@ -68,7 +69,9 @@ describe("task workers", () => {
   test("long tasks are renewed at half their lease and never taken over", async () => {
     const clock = new FakeClock();
     const tm = new TaskManager(new MemoryStore(), { clock: clock.now });
+    let started = false;
     const w = new Worker(async () => {
+      started = true;
       await new Promise<void>((done) => clock.timers.setTimeout(() => done(), 700)); // over three leases of 200 ms
       return "done";
     });
@@ -76,7 +79,7 @@ describe("task workers", () => {
     await r.start();
     try {
       await tm.submit({ id: "long", constraints: { claim_ttl_sec: 0.2 } });
-      await until(() => r.worker!.running.size === 1, "the claim");
+      await until(() => started, "the handler");
       for (let elapsed = 0; elapsed < 700; elapsed += 50) {
         await clock.advance(50);
         // The reaper, at this moment: a lease not renewed in time would go back to pending here.
