@@ -5,7 +5,7 @@
  */
 import { NotFoundError, WaitTimeoutError } from "../core/errors.ts";
 import { formatDuration } from "../core/duration.ts";
-import type { Task } from "../core/task.ts";
+import { isFinalState, type Task } from "../core/task.ts";
 import { printable, quoted } from "../core/text.ts";
 import type { TaskManager } from "../coordination/task-manager.ts";
 
@@ -49,7 +49,7 @@ export async function waitForTasks(
       round = ids || abort.signal.aborted ? [] : await tm.openTasks();
     }
     if (abort.signal.aborted) {
-      const open = [...tasks].filter(([, t]) => t !== undefined && !isFinal(t)).map(([id]) => id);
+      const open = [...tasks].filter(([, t]) => t !== undefined && !isFinalState(t.state)).map(([id]) => id);
       for (const [i, t] of (await tm.queue.getMany(open)).entries()) tasks.set(open[i]!, t);
     }
     return { tasks, timedOut: abort.signal.aborted };
@@ -75,10 +75,6 @@ async function named(tm: TaskManager, ids: string[]): Promise<Task[]> {
   return records as Task[];
 }
 
-function isFinal(t: Task): boolean {
-  return t.state === "completed" || t.state === "failed" || t.state === "cancelled";
-}
-
 /**
  * The summary: one line per task that did not complete (state, id, error; the first SHOWN_ROWS,
  * failures first), then the counts. Exit
@@ -88,10 +84,11 @@ export function summarise(result: WaitResult, print: (line: string) => void, tim
   const counts = { completed: 0, failed: 0, cancelled: 0, removed: 0, open: 0 };
   const rows: string[][] = [];
   for (const [id, t] of result.tasks) {
-    const state = t === undefined ? "removed" : isFinal(t) ? t.state : "open";
+    const state = t === undefined ? "removed" : isFinalState(t.state) ? t.state : "open";
     counts[state as keyof typeof counts]++;
     if (state === "completed") continue;
-    const what = t === undefined ? "removed while waited for" : isFinal(t) ? (t.error ?? "") : `still ${t.state}`;
+    const what =
+      t === undefined ? "removed while waited for" : isFinalState(t.state) ? (t.error ?? "") : `still ${t.state}`;
     rows.push([state === "open" ? "unfinished" : state, printable(id), printable(what)]);
   }
   // Failures first; a long list is cut (the counts below, and `converge tasks list`, have the rest).

@@ -4,7 +4,7 @@ import { defineCommand } from "citty";
 import { ConfigError, ConvergeError, NotFoundError } from "../core/errors.ts";
 import { parseDuration } from "../core/duration.ts";
 import { printable, quoted } from "../core/text.ts";
-import { isTaskState, type Task, type TaskInit } from "../core/task.ts";
+import { FINAL_STATE_LIST, type FinalState, isTaskState, type Task, type TaskInit } from "../core/task.ts";
 import { cleanFinished, describeRule, type RetentionRule } from "../coordination/retention.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { capabilityWarnings } from "../coordination/task-warnings.ts";
@@ -362,8 +362,6 @@ const wait = defineCommand({
   },
 });
 
-const FINAL_NAMES = ["completed", "failed", "cancelled"] as const;
-
 const clean = defineCommand({
   meta: {
     name: "clean",
@@ -388,7 +386,7 @@ const clean = defineCommand({
     const config = setup(args as CommonArgs);
     const states = commaList(args.state as string);
     for (const s of states)
-      if (!(FINAL_NAMES as readonly string[]).includes(s))
+      if (!(FINAL_STATE_LIST as readonly string[]).includes(s))
         throw new ConfigError(`--state must be completed, failed or cancelled (comma-separated), got ${quoted(s)}`);
     if (states.length === 0) throw new ConfigError("--state needs at least one of completed, failed, cancelled");
     const older = args["older-than"] as string | undefined;
@@ -400,7 +398,7 @@ const clean = defineCommand({
     const limit = older !== undefined ? { olderThanMs: parseDuration(older, "--older-than") } : { keep: Number(keep) };
     await withStore(config, async (store) => {
       const tm = new TaskManager(store);
-      for (const state of [...new Set(states)] as (typeof FINAL_NAMES)[number][]) {
+      for (const state of [...new Set(states)] as FinalState[]) {
         const rule = { state, ...limit } as RetentionRule;
         const n = await cleanFinished(tm, rule);
         print(`removed ${n} ${describeRule(rule).replace(/^(\w+) tasks/, n === 1 ? "$1 task" : "$1 tasks")}`);

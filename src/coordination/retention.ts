@@ -15,7 +15,7 @@ import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
-import type { FinalState } from "../core/task.ts";
+import { FINAL_STATE_LIST, type FinalState } from "../core/task.ts";
 import { quoted } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 import { DECLINE } from "../store/store.ts";
@@ -32,10 +32,9 @@ export interface RetentionConfig {
 }
 
 /** Tasks removed per batch (one read of the finished index, one remove). */
-export const CLEAN_BATCH = 500;
-export const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
-export const LEASE_KEY = "retention:lease";
-const FINAL = ["completed", "failed", "cancelled"] as const;
+const CLEAN_BATCH = 500;
+const DEFAULT_RETENTION_INTERVAL_MS = 60_000;
+const LEASE_KEY = "retention:lease";
 
 interface LeaseRecord {
   holder: string | null;
@@ -93,7 +92,7 @@ export function parseRetention(value: unknown, warn: (key: string) => void): Ret
       if (intervalMs < 1000) throw new ConfigError(`retention.interval must be at least 1s, got ${quoted(String(v))}`);
       continue;
     }
-    if (!(FINAL as readonly string[]).includes(key)) {
+    if (!(FINAL_STATE_LIST as readonly string[]).includes(key)) {
       warn(key);
       continue;
     }
@@ -118,7 +117,7 @@ export const RETENTION_DOCS: Record<string, { doc: string }> = {
   "retention.cancelled": { doc: "the same for cancelled tasks" },
   "retention.interval": { doc: "how often converge run cleans (default 1m); one process of the fleet at a time" },
 };
-export const RETENTION_KEYS = [...FINAL, "interval"];
+export const RETENTION_KEYS = [...FINAL_STATE_LIST, "interval"];
 
 /** Runs the rules every interval while this process holds the retention lease (see the header). */
 export class RetentionLoop {

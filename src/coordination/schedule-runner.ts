@@ -10,7 +10,7 @@ import { type Logger, RateLimitedLog } from "../observability/log.ts";
 import type { Clock } from "../store/clock.ts";
 
 /** The longest sleep between passes. */
-export const MAX_SLEEP_MS = 60_000;
+const MAX_SLEEP_MS = 60_000;
 /** The pause after a failed pass (the store down, a corrupt record) before trying again. */
 const RETRY_MS = 1000;
 

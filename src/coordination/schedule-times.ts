@@ -17,9 +17,9 @@ import { printable, quoted } from "../core/text.ts";
 export type Timing = { cron: string; timezone: string } | { everyMs: number };
 
 /** The shortest interval: below that, a schedule would mostly measure the store's round trips. */
-export const MIN_EVERY_MS = 1000;
+const MIN_EVERY_MS = 1000;
 /** The longest cron expression accepted (a real one is a few dozen characters). */
-export const MAX_CRON_LENGTH = 256;
+const MAX_CRON_LENGTH = 256;
 
 const crons = new Map<string, Cron>();
 /** Parsed patterns kept for reuse; a fleet has a handful, and the cap keeps hostile input bounded. */
@@ -43,7 +43,7 @@ export function localTimeZone(): string {
 }
 
 /** Throws ConfigError unless `zone` is an IANA time zone name this runtime knows (or UTC). */
-export function checkTimeZone(zone: string): void {
+function checkTimeZone(zone: string): void {
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: zone });
   } catch {

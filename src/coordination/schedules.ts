@@ -48,7 +48,7 @@ import { checkTiming, localTimeZone, nextAfter, planAt, type Timing } from "./sc
 import { ScheduleRunner } from "./schedule-runner.ts";
 import type { TaskManager } from "./task-manager.ts";
 
-export const SCHEDULE_PREFIX = "schedule:";
+const SCHEDULE_PREFIX = "schedule:";
 export const SCHEDULE_INDEX = "schedules";
 /** Notified when a schedule is added or removed. */
 export const SCHEDULES_CHANNEL = "schedules";
@@ -127,11 +127,11 @@ export function scheduledTaskId(scheduleId: string, dueAt: number): string {
   return `${scheduleId}@${new Date(dueAt).toISOString()}`;
 }
 
-export function timingOf(s: Pick<Schedule, "cron" | "timezone" | "everyMs">): Timing {
+function timingOf(s: Pick<Schedule, "cron" | "timezone" | "everyMs">): Timing {
   return s.everyMs !== null ? { everyMs: s.everyMs } : { cron: s.cron!, timezone: s.timezone! };
 }
 
-export function checkScheduleId(id: unknown): asserts id is string {
+function checkScheduleId(id: unknown): asserts id is string {
   if (typeof id !== "string" || !ID.test(id))
     throw new ConfigError(
       `a schedule id is 1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit; got ${
@@ -289,7 +289,7 @@ export class ScheduleManager {
 }
 
 /** The record for `init` at `now`, or ConfigError naming what is wrong. */
-export function buildSchedule(init: ScheduleInit, now: number): Schedule {
+function buildSchedule(init: ScheduleInit, now: number): Schedule {
   checkScheduleId(init.id);
   const hasCron = init.cron !== undefined;
   const hasEvery = init.everyMs !== undefined;

@@ -17,9 +17,10 @@
  * records of every task waited for are read, which also notices a task removed while awaited.
  */
 import { NotFoundError, StoreClosedError, WaitTimeoutError } from "../core/errors.ts";
-import { FINAL_STATES, type FinalState, type Task } from "../core/task.ts";
+import { FINAL_STATE_LIST, FINAL_STATES, type FinalState, type Task } from "../core/task.ts";
 import { quoted } from "../core/text.ts";
 import { type Logger, RateLimitedLog } from "../observability/log.ts";
+import type { Clock } from "../store/clock.ts";
 import type { Store } from "../store/store.ts";
 import type { FinishedEntry, TaskQueue } from "../store/task-queue.ts";
 
@@ -27,7 +28,7 @@ import type { FinishedEntry, TaskQueue } from "../store/task-queue.ts";
 export const FINISHED_CHANNEL = "tasks:finished";
 /** The events a listener may subscribe to: a task reaching that final state. */
 export type TaskEvent = FinalState;
-export const TASK_EVENTS: readonly TaskEvent[] = ["completed", "failed", "cancelled"];
+export const TASK_EVENTS: readonly TaskEvent[] = FINAL_STATE_LIST;
 /** Called with the finished record; a throw or a rejected promise is logged, and others still hear. */
 export type TaskListener = (task: Task) => void | Promise<void>;
 
@@ -86,7 +87,7 @@ export class TaskWatcher {
   constructor(
     private readonly queue: TaskQueue,
     private readonly store: Store,
-    private readonly now: () => Promise<number>,
+    private readonly now: Clock,
     private readonly log: Logger,
   ) {
     this.#failures = new RateLimitedLog(log, { level: "warn" });

@@ -24,6 +24,7 @@ import { LeaseLostError, NotFoundError, TaskStateError } from "../core/errors.ts
 import {
   claimTtlMs,
   FINAL_STATES,
+  FINAL_STATE_LIST,
   type FinalState,
   HELD_STATES,
   isTaskState,
@@ -33,7 +34,7 @@ import {
   type TaskState,
 } from "../core/task.ts";
 import { logger } from "../observability/log.ts";
-import type { Clock } from "../store/clock.ts";
+import { type Clock, clockFor } from "../store/clock.ts";
 import { GenericTaskQueue } from "../store/generic-queue.ts";
 import type { Store } from "../store/store.ts";
 import type { ClaimNext, Expect, TaskQueue, Visibility } from "../store/task-queue.ts";
@@ -43,7 +44,7 @@ import { constraintWarnings, type SubmitWarning } from "./task-warnings.ts";
 /** Channel notified when work may have become claimable (submit, release, retry). */
 export const TASKS_CHANNEL = "tasks";
 /** The most tasks `pendingFor` returns (the best). */
-export const PENDING_LIMIT = 1000;
+const PENDING_LIMIT = 1000;
 /** How many expired leases one reaper pass hands back at most. */
 const REAP_BATCH = 1000;
 /** How often a system transition re-reads and tries again when the record keeps changing under it. */
@@ -122,7 +123,7 @@ export class TaskManager {
     private readonly options: TaskManagerOptions = {},
   ) {
     this.queue = store.tasks ?? new GenericTaskQueue(store);
-    this.#now = options.clock ?? this.queue.clock ?? (() => store.now());
+    this.#now = options.clock ?? this.queue.clock ?? clockFor(store);
     this.#keepHeld = this.queue.peek === undefined;
     const ttl = options.defaultClaimTtlSec;
     this.#defaultTtlMs = ttl !== undefined && ttl > 0 ? Math.round(ttl * 1000) : null;
@@ -130,11 +131,6 @@ export class TaskManager {
 
   /** The time on the manager's clock (epoch ms). */
   async now(): Promise<number> {
-    return this.#now();
-  }
-
-  /** The clock's time without a promise when it has one to give (the memory and SQLite stores'). */
-  #time(): number | Promise<number> {
     return this.#now();
   }
 
@@ -157,7 +153,7 @@ export class TaskManager {
    */
   async submitMany(inits: readonly TaskInit[]): Promise<SubmitResult[]> {
     if (inits.length === 0) return [];
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const tasks = inits.map((init) => newTask(init, now, this.#nextSeq(now)));
     const created = await this.queue.submit(tasks, now);
@@ -187,7 +183,7 @@ export class TaskManager {
   }
 
   #events(): TaskWatcher {
-    return (this.#watcher ??= new TaskWatcher(this.queue, this.store, async () => this.#now(), log));
+    return (this.#watcher ??= new TaskWatcher(this.queue, this.store, this.#now, log));
   }
 
   /** Sends a wake-up of FINISHED_CHANNEL still held back, and waits for it: call it before closing the store. */
@@ -243,7 +239,7 @@ export class TaskManager {
    * others get null (the task was not pending, is not due yet, or someone else won).
    */
   async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const { task } = await this.queue.claim(taskId, this.#claim(agentId, now, options.ttlMs), token());
     return task ? this.#lease(task) : null;
@@ -252,7 +248,7 @@ export class TaskManager {
   /** Claims up to `max` of the best due tasks the agent may take (priority, then submit order). */
   async claimNext(agentId: string, scope: Scope, max = 1): Promise<Lease[]> {
     if (max <= 0) return [];
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const tasks = await this.queue.claimNext(this.#claimNext(agentId, scope, max, now));
     return tasks.map((t) => this.#lease(t));
@@ -260,7 +256,9 @@ export class TaskManager {
 
   #claimNext(agentId: string, scope: Scope, max: number, now: number): ClaimNext {
     return {
-      ...this.#claim(agentId, now),
+      agentId,
+      now,
+      defaultTtlMs: this.#defaultTtlMs,
       visibility: visibility(scope),
       tokens: Array.from({ length: max }, token),
     };
@@ -268,7 +266,7 @@ export class TaskManager {
 
   /** Extends a lease while work goes on; LeaseLostError when the token is no longer current. */
   async renew(taskId: string, leaseToken: string, ttlMs?: number): Promise<Lease> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#byHolder(taskId, { agentId: "", token: leaseToken }, now, (t) => {
       const ttl = ttlMs ?? claimTtlMs(t, this.options.defaultClaimTtlSec);
@@ -279,7 +277,7 @@ export class TaskManager {
 
   /** Records the holder's progress on the task record (field `progress`); the task is then `running`. */
   async progress(taskId: string, value: unknown, holder: Holder): Promise<Task> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     return (
       await this.#byHolder(taskId, holder, now, (t) => ({
@@ -293,11 +291,7 @@ export class TaskManager {
 
   /** Completes a task. Only the holder: `token` must be the current lease (or, lease-less, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
-    const t0 = this.#time();
-    const now = typeof t0 === "number" ? t0 : await t0;
-    const { task } = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now));
-    this.#finished();
-    return task;
+    return (await this.reportAndClaim(taskId, result, holder)).task;
   }
 
   /**
@@ -310,7 +304,7 @@ export class TaskManager {
     holder: Holder,
     next?: { scope: Scope; max: number },
   ): Promise<{ task: Task; next: Lease[] }> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
     const r = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then);
@@ -324,7 +318,7 @@ export class TaskManager {
    * `holder` is the assignee's lease, or "system" for the runtime's own decisions.
    */
   async fail(taskId: string, error: string, holder: Holder | "system"): Promise<Task> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const next = (t: Task): Task => {
       const maxRetries = Number(t.constraints.max_retries ?? 0);
@@ -349,7 +343,7 @@ export class TaskManager {
 
   /** Gives a claimed task back to pending without counting the attempt (graceful shutdown). */
   async release(taskId: string, holder: Holder): Promise<Task> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const { task } = await this.#byHolder(taskId, holder, now, (t) => ({
       ...t,
@@ -364,7 +358,7 @@ export class TaskManager {
 
   /** Cancels a task that is not finished yet. */
   async cancel(taskId: string): Promise<Task> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#bySystem(
       taskId,
@@ -372,7 +366,6 @@ export class TaskManager {
       (t) => openProblem(t, taskId),
       (t) => ({ ...t, ...unassigned, state: "cancelled", updatedAt: now }),
     );
-    this.#held.delete(taskId);
     this.#finished();
     await this.settle();
     return after;
@@ -380,7 +373,7 @@ export class TaskManager {
 
   /** Puts a failed or cancelled task back to pending with a fresh attempt count (operator retry). */
   async retry(taskId: string): Promise<Task> {
-    const t0 = this.#time();
+    const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
     const after = await this.#bySystem(
       taskId,
@@ -464,9 +457,7 @@ export class TaskManager {
       return byAge(await this.queue.finished(state as FinalState, Infinity, Infinity));
     const open = await this.queue.open();
     if (state !== undefined) return byAge(open.filter((t) => t.state === state));
-    const done = await Promise.all(
-      (["completed", "failed", "cancelled"] as const).map((s) => this.queue.finished(s, Infinity, Infinity)),
-    );
+    const done = await Promise.all(FINAL_STATE_LIST.map((s) => this.queue.finished(s, Infinity, Infinity)));
     return byAge([...open, ...done.flat()]);
   }
 
@@ -556,8 +547,13 @@ function completed(t: Task, result: unknown, now: number): Task {
   };
 }
 
+/** A live Set (a runtime's memberships) is read as it is: the queues only read a Visibility. */
 function visibility(scope: Scope): Visibility {
-  return { pools: new Set(scope.pools ?? []), capabilities: new Set(scope.capabilities ?? []) };
+  const { pools, capabilities } = scope;
+  return {
+    pools: pools instanceof Set ? pools : new Set(pools ?? []),
+    capabilities: capabilities instanceof Set ? capabilities : new Set(capabilities ?? []),
+  };
 }
 
 function byAge(tasks: Task[]): Task[] {

@@ -8,6 +8,7 @@
  * The constraint check needs nothing but the tasks; the capability check needs discovery, so it
  * runs where discovery is at hand (the CLI reads it once per command), never per task in submit.
  */
+import { hasAllCapabilities } from "../core/capability.ts";
 import { quoted } from "../core/text.ts";
 
 /** The constraint keys converge, its LLM agents and its safety policy act on. */
@@ -73,7 +74,7 @@ export function capabilityWarnings(
     if (caps.length === 0) continue;
     const key = JSON.stringify(caps);
     let ok = served.get(key);
-    if (ok === undefined) served.set(key, (ok = sets.some((s) => caps.every((c) => s.has(c)))));
+    if (ok === undefined) served.set(key, (ok = sets.some((s) => hasAllCapabilities(s, caps))));
     if (ok) continue;
     const entry = bySet.get(key) ?? { caps, ids: [] };
     if (entry.ids.length === 0) bySet.set(key, entry);

@@ -15,9 +15,16 @@ import type { Topic } from "./topic.ts";
 
 export const TASK_STATES = ["pending", "assigned", "running", "completed", "failed", "cancelled"] as const;
 export type TaskState = (typeof TASK_STATES)[number];
-export type FinalState = "completed" | "failed" | "cancelled";
+/** The states a task ends in, in the order they are listed everywhere. */
+export const FINAL_STATE_LIST = ["completed", "failed", "cancelled"] as const;
+export type FinalState = (typeof FINAL_STATE_LIST)[number];
 
-export const FINAL_STATES: ReadonlySet<TaskState> = new Set(["completed", "failed", "cancelled"]);
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set(FINAL_STATE_LIST);
+
+/** Whether `s` is a final state (three comparisons: this runs for every claim and report). */
+export function isFinalState(s: TaskState): s is FinalState {
+  return s === "completed" || s === "failed" || s === "cancelled";
+}
 /** States in which someone holds the task under a lease. */
 export const HELD_STATES: ReadonlySet<TaskState> = new Set(["assigned", "running"]);
 

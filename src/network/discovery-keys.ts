@@ -17,10 +17,6 @@ import { TransportError } from "../core/errors.ts";
 import type { KeyLookup } from "../transport/transport.ts";
 
 export interface DiscoveryKeysOptions {
-  /** How long an id found absent stays absent without a new read (ms). Default 1000. */
-  negativeTtlMs?: number;
-  /** Ids remembered as absent at most. Default 10 000. */
-  maxNegative?: number;
   /** Store reads for unknown ids per second at most (burst the same). Default 100. */
   lookupsPerSec?: number;
   /** Lookups waiting for a read at most; past it a lookup fails at once. Default 1000. */

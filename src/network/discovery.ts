@@ -175,11 +175,7 @@ export class DiscoveryService {
    * rate-limited (discovery-keys.ts), so made-up sender ids cannot hammer the store.
    */
   keys(registry = new IdentityRegistry(), options: DiscoveryKeysOptions = {}): DiscoveryKeys {
-    const absent =
-      options.negativeTtlMs !== undefined || options.maxNegative !== undefined
-        ? new NegativeCache(options.negativeTtlMs ?? 1000, options.maxNegative ?? 10_000)
-        : this.#absent;
-    return new DiscoveryKeys((id) => this.#keyOf(id), absent, options, registry);
+    return new DiscoveryKeys((id) => this.#keyOf(id), this.#absent, options, registry);
   }
 
   /** The registered key of `id`; throws IdentityError when its record carries another agent's key. */

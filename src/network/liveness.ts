@@ -21,7 +21,7 @@ import { logger } from "../observability/log.ts";
 import { getMany, type Store } from "../store/store.ts";
 import { DISCOVERY_PREFIX } from "./discovery.ts";
 
-export const PROCESS_PREFIX = "discovery:process:";
+const PROCESS_PREFIX = "discovery:process:";
 export const PROCESS_INDEX = "discovery:processes";
 const STALE_BEATS = 3;
 /** Records of processes dead for this long are deleted by the next process that starts. */
@@ -42,13 +42,17 @@ export function heartbeatMsFor(claimTtlSec: number): number {
   return Math.min(5000, Math.max(100, Math.round((claimTtlSec * 1000) / 6)));
 }
 
-export function isStale(r: ProcessRecord, now: number): boolean {
+function isStale(r: ProcessRecord, now: number): boolean {
   return now - r.heartbeatAt > STALE_BEATS * r.heartbeatMs;
 }
 
 async function records(store: Store): Promise<{ id: string; record: ProcessRecord | undefined }[]> {
   const ids = await store.indexMembers(PROCESS_INDEX);
-  return Promise.all(ids.map(async (id) => ({ id, record: await store.get<ProcessRecord>(PROCESS_PREFIX + id) })));
+  const recs = await getMany<ProcessRecord>(
+    store,
+    ids.map((id) => PROCESS_PREFIX + id),
+  );
+  return ids.map((id, i) => ({ id, record: recs[i] }));
 }
 
 export interface HeartbeatOptions {

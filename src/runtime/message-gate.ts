@@ -29,7 +29,7 @@ import { RateLimitedLog, logger, type Logger } from "../observability/log.ts";
 import type { KeyLookup } from "../transport/transport.ts";
 
 export type VerifyMode = "known" | "strict" | "off";
-export const VERIFY_MODES: readonly VerifyMode[] = ["known", "strict", "off"];
+const VERIFY_MODES: readonly VerifyMode[] = ["known", "strict", "off"];
 
 export type RefusalReason =
   | "unsigned"
@@ -148,16 +148,18 @@ export class MessageGate {
       queue.push({ message, deliver });
       return;
     }
-    const key = this.#keyFor(message);
-    if (!isPromise(key)) return this.#settle(message, this.#judge(message, key), deliver);
+    const seen = seenKey(message); // the replay window's key, built once per message
+    const key = this.#keyFor(message, seen);
+    if (!isPromise(key)) return this.#settle(message, seen, this.#judge(message, seen, key), deliver);
     const waiting = [{ message, deliver }];
     this.#waiting.set(message.sender, waiting);
     key
       .then(
-        (k) => this.#settle(message, this.#judge(message, k), deliver),
+        (k) => this.#settle(message, seen, this.#judge(message, seen, k), deliver),
         (err) =>
           this.#settle(
             message,
+            seen,
             { refused: "lookup_failed", why: `its sender's key could not be looked up: ${(err as Error).message}` },
             deliver,
           ),
@@ -182,10 +184,10 @@ export class MessageGate {
   }
 
   /** The sender's key, undefined, or a promise of one; the "no key" marker when nothing needs looking up. */
-  #keyFor(m: Message): KeyResult | Promise<KeyResult> {
+  #keyFor(m: Message, seen: string): KeyResult | Promise<KeyResult> {
     if (this.mode === "off" || !this.keys || !isAgentId(m.sender)) return NO_LOOKUP;
     // A known replay needs no lookup (it is refused anyway).
-    if (this.#windowMs > 0 && this.#seen.has(seenKey(m))) return NO_LOOKUP;
+    if (this.#windowMs > 0 && this.#seen.has(seen)) return NO_LOOKUP;
     try {
       return this.keys.get(m.sender) as KeyResult | Promise<KeyResult>;
     } catch (err) {
@@ -193,8 +195,8 @@ export class MessageGate {
     }
   }
 
-  #judge(m: Message, key: KeyResult): Verdict {
-    if (this.#windowMs > 0 && this.#seen.has(seenKey(m)))
+  #judge(m: Message, seen: string, key: KeyResult): Verdict {
+    if (this.#windowMs > 0 && this.#seen.has(seen))
       return { refused: "replayed", why: "its id was already delivered within the replay window" };
     const skew = m.timestamp - Date.now();
     const skewed = Math.abs(skew) > this.#skewMs ? skew : null;
@@ -218,10 +220,10 @@ export class MessageGate {
     return { verified: true, status: "verified", clockSkewMs: skewed };
   }
 
-  #settle(m: Message, v: Verdict, deliver: Deliver): void {
+  #settle(m: Message, seen: string, v: Verdict, deliver: Deliver): void {
     if ("refused" in v) return this.#refuse(m, v.refused, v.why);
     // A replay of a message whose first copy was still being looked up is caught here.
-    if (this.#windowMs > 0 && !this.#remember(m))
+    if (this.#windowMs > 0 && !this.#remember(seen))
       return this.#refuse(m, "replayed", "its id was already delivered within the replay window");
     if (v.verified) this.stats.verified++;
     else this.stats.unverified++;
@@ -239,8 +241,7 @@ export class MessageGate {
   }
 
   /** Records a delivered message; false when it was already there (a replay). */
-  #remember(m: Message): boolean {
-    const key = seenKey(m);
+  #remember(key: string): boolean {
     if (this.#seen.has(key)) return false;
     const now = performance.now();
     this.#seen.set(key, now);
