@@ -10,7 +10,7 @@
 import { DecodeError, TransportError } from "../core/errors.ts";
 import { announcesMoreThan } from "../core/codec.ts";
 import { InvalidMessageError, MAX_MESSAGE_ELEMENTS, Message, checkWireIds } from "../core/message.ts";
-import type { BufferBudget } from "./budget.ts";
+import { type BufferBudget, BufferBudgetError } from "./budget.ts";
 
 export const MAX_FRAME = 10 * 1024 * 1024;
 const HEADER = 4;
@@ -134,8 +134,9 @@ const SMALL_BUFFER = 64 * 1024;
 
 /**
  * Feed it chunks; it calls `onMessage` for every complete frame, in order. On the first framing
- * error `push` throws a FrameError and the decoder refuses everything after (the stream position
- * is lost, so the connection must be closed). Messages decoded before the error were delivered.
+ * error `push` throws a FrameError (a BufferBudgetError when the shared budget is exhausted) and
+ * the decoder refuses everything after (the stream position is lost, so the connection must be
+ * closed). Messages decoded before the error were delivered.
  *
  * An unfinished frame is held as the pieces it arrived in: a large piece is kept as it came (no
  * copy: the decoder may keep a reference to a chunk, so do not change a chunk after pushing it),
@@ -156,7 +157,7 @@ export class FrameDecoder {
   #smallFilled = 0;
   /** Budget bytes held for the pieces and the small buffer. */
   #reserved = 0;
-  #failed: FrameError | null = null;
+  #failed: FrameError | BufferBudgetError | null = null;
   readonly #onMessage: (message: Message) => void;
   readonly #maxFrame: number;
   readonly #maxElements: number;
@@ -184,8 +185,9 @@ export class FrameDecoder {
     try {
       this.#push(chunk);
     } catch (err) {
+      // The budget's own error passes unwrapped, so that a transport counts it by its type.
       this.#failed =
-        err instanceof FrameError
+        err instanceof FrameError || err instanceof BufferBudgetError
           ? err
           : new FrameError(`frame decoding failed: ${(err as Error).message}`, { cause: err });
       this.dispose();
@@ -300,11 +302,7 @@ export class FrameDecoder {
   }
 
   #reserve(n: number): void {
-    if (this.#budget && !this.#budget.reserve(n))
-      throw new FrameError(
-        `unfinished frames would hold more than ${this.#budget.limit} bytes ` +
-          "across this listener's connections (its buffer limit)",
-      );
+    this.#budget?.take(n);
     this.#reserved += n;
   }
 

@@ -51,8 +51,11 @@ export interface StreamParser {
 export interface Inbound {
   readonly remote: string;
   readonly parser: StreamParser;
-  /** Closes the connection (the transport's way: terminate a socket, send a WebSocket close). */
-  readonly close: (why: string) => void;
+  /**
+   * Closes the connection (the transport's way: terminate a socket, send a WebSocket close).
+   * `goingAway` is set when the listener stops (closeAll) rather than for something the peer did.
+   */
+  readonly close: (why: string, goingAway?: boolean) => void;
   /** performance.now() of the first byte of the unfinished frame; 0 when there is none. */
   frameStart: number;
   framesSeen: number;
@@ -163,19 +166,34 @@ export class InboundGuard {
     c.framesSeen = p.frames;
   }
 
-  /** Closes `c` for `why` (counted under `kind`), with a rate-limited warning. */
-  reject(c: Inbound, kind: keyof InboundStats, why: string, listener: string | null): void {
+  /**
+   * Closes `c` for `why` (counted under `kind`), with a rate-limited warning. `close` is for a
+   * transport that says more than `c.close` can from `why` alone (a WebSocket close code).
+   */
+  reject(
+    c: Inbound,
+    kind: keyof InboundStats,
+    why: string,
+    listener: string | null,
+    close: () => void = () => c.close(why),
+  ): void {
     this.stats[kind]++;
     this.warnings.write(`closed the connection from ${printable(c.remote)}: ${why}`, { listener });
     this.remove(c);
-    c.close(why);
+    close();
   }
 
-  /** Closes every connection (on stop), and writes the count of warnings held back. */
+  /** A whole message refused for its ids: counted and warned about; the connection stays open. */
+  refused(remote: string, why: string, listener: string | null): void {
+    this.stats.refusedMessages++;
+    this.warnings.write(`refused a message from ${remote}: ${why}`, { listener });
+  }
+
+  /** Closes every connection (on stop: going away), and writes the count of warnings held back. */
   closeAll(why: string): void {
     for (const c of [...this.#connections]) {
       this.remove(c);
-      c.close(why);
+      c.close(why, true);
     }
     this.warnings.flush();
   }

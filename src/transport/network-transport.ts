@@ -16,7 +16,7 @@ import { formatAddress, normaliseHost, routeOf, topicRoute, type Endpoint } from
 import { MAX_FRAME, encodeFrame } from "./framing.ts";
 import { type Inbound, InboundGuard, type ListenerLimits } from "./inbound.ts";
 import type { PeerOptions, PooledPeer } from "./peer.ts";
-import { dialTls, listenerTls, type TlsOptions } from "./tls.ts";
+import { dialTls, listenHandshakeFailure, listenerTls, type TlsOptions } from "./tls.ts";
 import type { EndpointResolver } from "./transport.ts";
 
 export interface NetworkTransportOptions {
@@ -67,7 +67,8 @@ export interface Listener {
 export interface InboundHandlers<C extends Inbound> {
   /** The connection of a socket just admitted; `now` is performance.now() when it was accepted. */
   accept(s: Socket<C>, remote: string, now: number): C;
-  handshake(s: Socket<C>, ok: boolean, err: Error | null): void;
+  /** The TLS handshake of an accepted connection succeeded (a failed one is rejected by listenSockets). */
+  handshake?(c: C): void;
   data(s: Socket<C>, chunk: Uint8Array): void;
   drain?(s: Socket<C>): void;
   close(s: Socket<C>): void;
@@ -111,7 +112,7 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
     this.#port = options.port ?? 0;
     if (!Number.isInteger(this.#port) || this.#port < 0 || this.#port > 65535)
       throw new TransportError(`invalid ${kind.name} port ${options.port} (expected 0-65535)`);
-    this.#listen = options.listen ?? true;
+    this.#listen = listens;
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#stopGraceMs = options.stopGraceMs ?? 1000;
     this.maxFrame = options.maxFrame ?? MAX_FRAME;
@@ -146,7 +147,8 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
   /**
    * A Bun.listen listener on `host` (TLS when this transport listens with it) whose sockets are held
    * to the listener's limits: each is admitted or terminated at once, and an admitted one carries
-   * the connection `on.accept` makes for it.
+   * the connection `on.accept` makes for it. A failed TLS handshake closes the connection here, the
+   * same way for every transport (counted as a TLS failure).
    */
   protected listenSockets<C extends Inbound>(port: number, on: InboundHandlers<C>): TCPSocketListener<C> {
     const tls = this.listensTls ? listenerTls(this.tls!) : undefined;
@@ -165,13 +167,20 @@ export abstract class NetworkTransport<L extends Listener> extends TransportBase
           s.data = on.accept(s, remote, performance.now());
           this.inbound.add(s.data);
         },
-        handshake: (s, ok, err) => on.handshake(s, ok, err),
+        handshake: (s, ok, err) => this.#handshake(s.data, ok, err, on),
         data: (s, chunk) => on.data(s, chunk as Uint8Array),
         ...(on.drain ? { drain: (s: Socket<C>) => on.drain!(s) } : {}),
         close: (s) => on.close(s),
         error: (s, err) => this.log.debug(`inbound socket error from ${s.data?.remote}: ${printable(err.message)}`),
       },
     });
+  }
+
+  #handshake<C extends Inbound>(c: C | undefined, ok: boolean, err: Error | null, on: InboundHandlers<C>): void {
+    if (!c) return; // not admitted: already terminated
+    const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
+    if (why === null) on.handshake?.(c);
+    else this.inbound.reject(c, "tlsFailures", why, this.address);
   }
 
   get started(): boolean {

@@ -9,8 +9,8 @@
  */
 import type { Socket } from "bun";
 import { TransportError } from "../core/errors.ts";
+import { dial } from "./dial.ts";
 import type { Endpoint } from "./endpoint.ts";
-import { dialFailure } from "./peer.ts";
 import { dialHandshakeFailure, dialTls, type TlsOptions } from "./tls.ts";
 
 export interface SendOnceOptions {
@@ -37,48 +37,30 @@ export async function sendFrameOnce(to: Endpoint, frame: Uint8Array, options: Se
     drained: undefined,
     error: null,
   };
-  state.handshake.promise.catch(() => {});
+  state.handshake.promise.catch(() => {}); // rejected by every close, awaited only with TLS
   const fail = (why: string, cause?: unknown) => new TransportError(`cannot send to ${to.address}: ${why}`, { cause });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeoutMs = options.connectTimeoutMs ?? 5000;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(fail(`no connection after ${timeoutMs} ms`)), timeoutMs);
-  });
-  let socket: Socket<State>;
-  try {
-    socket = await Promise.race([
-      Bun.connect<State>({
-        hostname: to.host,
-        port: to.port,
-        allowHalfOpen: true,
-        data: state,
-        ...(tls ? { tls } : {}),
-        socket: {
-          data() {},
-          drain: (s) => s.data.drained?.(),
-          handshake: (s, ok, err) => (ok ? s.data.handshake.resolve() : s.data.handshake.reject(err)),
-          error: (s, err) => void (s.data.error = err),
-          close: (s, err) => {
-            s.data.handshake.reject(err ?? s.data.error);
-            s.data.closed.resolve(err ?? s.data.error ?? null);
-          },
+  const socket = await dial<State>({
+    connect: {
+      hostname: to.host,
+      port: to.port,
+      allowHalfOpen: true,
+      data: state,
+      ...(tls ? { tls } : {}),
+      socket: {
+        data() {},
+        drain: (s) => s.data.drained?.(),
+        handshake: (s, ok, err) => (ok ? s.data.handshake.resolve() : s.data.handshake.reject(err)),
+        error: (s, err) => void (s.data.error = err),
+        close: (s, err) => {
+          s.data.handshake.reject(err ?? s.data.error);
+          s.data.closed.resolve(err ?? s.data.error ?? null);
         },
-      }).catch((err) => {
-        throw fail(dialFailure((err as { code?: string }).code, (err as Error).message), err);
-      }),
-      timeout,
-    ]);
-    if (tls) {
-      await Promise.race([
-        state.handshake.promise.catch((err) => {
-          throw fail(dialHandshakeFailure(err as { code?: string; message?: string } | null), err);
-        }),
-        timeout,
-      ]);
-    }
-  } finally {
-    clearTimeout(timer);
-  }
+      },
+    },
+    handshake: tls ? state.handshake.promise : undefined,
+    timeoutMs: options.connectTimeoutMs ?? 5000,
+    fail,
+  });
 
   try {
     await writeAll(socket, frame, state);

@@ -19,10 +19,10 @@
  */
 import type { Socket } from "bun";
 import { TransportError } from "../core/errors.ts";
+import { dial } from "./dial.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { FrameDecoder } from "./framing.ts";
-import { PooledPeer, dialFailure, type PeerOptions } from "./peer.ts";
-import { dialHandshakeFailure } from "./tls.ts";
+import { PooledPeer, type PeerOptions } from "./peer.ts";
 
 const BATCH = 256 * 1024;
 
@@ -157,47 +157,21 @@ export class TcpPeer extends PooledPeer {
     this.#connecting = true;
     const { host, port, address } = this.endpoint;
     const tls = this.options.tls;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     this.#lastError = undefined;
     const handshake = tls ? Promise.withResolvers<void>() : undefined;
     this.#handshake = handshake;
-    const connecting = Bun.connect<TcpPeer>({
-      hostname: host,
-      port,
-      data: this,
-      socket: handlers,
-      ...(tls ? { tls } : {}),
-    });
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no connection after ${this.options.connectTimeoutMs} ms`)),
-        this.options.connectTimeoutMs,
-      );
-    });
     let socket: Socket<TcpPeer>;
     try {
-      socket = await Promise.race([connecting, timeout]);
-      if (handshake) {
-        try {
-          await Promise.race([handshake.promise, timeout]);
-        } catch (err) {
-          socket.terminate();
-          throw err;
-        }
-      }
+      socket = await dial<TcpPeer>({
+        connect: { hostname: host, port, data: this, socket: handlers, ...(tls ? { tls } : {}) },
+        handshake: handshake?.promise,
+        timeoutMs: this.options.connectTimeoutMs,
+        fail: (why, cause) => new TransportError(`cannot reach ${address}: ${why}`, { cause }),
+      });
     } catch (err) {
-      // A connection that completes after the timeout is closed rather than leaked.
-      connecting.then(
-        (late) => late.end(),
-        () => {},
-      );
-      const why = (err as { tls?: boolean }).tls
-        ? (err as Error).message
-        : dialFailure((err as { code?: string }).code, (err as Error).message);
-      this.rejectAll(new TransportError(`cannot reach ${address}: ${why}`, { cause: err }));
+      this.rejectAll(err as TransportError);
       return;
     } finally {
-      clearTimeout(timer);
       this.#connecting = false;
       this.#handshake = undefined;
     }
@@ -214,7 +188,7 @@ export class TcpPeer extends PooledPeer {
   /** @internal TLS handshake handler. */
   onHandshake(ok: boolean, error: Error | null): void {
     if (ok) this.#handshake?.resolve();
-    else this.#handshake?.reject(tlsError(error));
+    else this.#handshake?.reject(error); // dial.ts says why
   }
 
   /** @internal drain handler: the kernel has room again. */
@@ -242,7 +216,7 @@ export class TcpPeer extends PooledPeer {
   /** @internal close handler. */
   onClose(socket: Socket<TcpPeer>, error?: Error): void {
     // Closed during the TLS handshake: the peer refused it (or does not speak TLS).
-    this.#handshake?.reject(tlsError(error ?? this.#lastError ?? null));
+    this.#handshake?.reject(error ?? this.#lastError ?? null);
     if (this.#socket !== socket) return;
     const why = error ?? this.#lastError;
     this.#lost(socket, why ? why.message : "the peer closed the connection");
@@ -288,10 +262,3 @@ const handlers = {
     socket.data.onHandshake(ok, error);
   },
 };
-
-function tlsError(error: Error | null): Error & { tls: true } {
-  return Object.assign(new Error(dialHandshakeFailure(error as { code?: string; message?: string } | null)), {
-    tls: true as const,
-    cause: error,
-  });
-}

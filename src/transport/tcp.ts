@@ -7,13 +7,13 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { TransportError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
+import { BufferBudgetError } from "./budget.ts";
 import type { Endpoint } from "./endpoint.ts";
-import { FrameDecoder, FrameError } from "./framing.ts";
+import { FrameDecoder } from "./framing.ts";
 import type { Inbound } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
 import { TcpPeer, type TcpStats } from "./tcp-peer.ts";
-import { listenHandshakeFailure } from "./tls.ts";
 
 export const TCP_TOPIC = "transport.tcp";
 
@@ -39,7 +39,10 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
   protected listen(port: number): TCPSocketListener<Conn> {
     return this.listenSockets<Conn>(port, {
       accept: (s, remote, now) => this.#accept(s, remote, now),
-      handshake: (s, ok, err) => this.#handshake(s, ok, err),
+      // The handshake is over: the frame deadline now waits for a frame's first byte.
+      handshake: (c) => {
+        c.frameStart = 0;
+      },
       data: (s, chunk) => this.#received(s, chunk),
       close: (s) => this.#closed(s),
     });
@@ -61,10 +64,7 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
         maxFrame: this.maxFrame,
         maxElements: this.inbound.limits.maxMessageElements,
         budget: this.inbound.budget,
-        onRefused: (err) => {
-          this.inbound.stats.refusedMessages++;
-          this.inbound.warnings.write(`refused a message from ${remote}: ${err.message}`, { listener: this.address });
-        },
+        onRefused: (err) => this.inbound.refused(remote, err.message, this.address),
       }),
       close: () => s.terminate(),
       // A TLS handshake is held to the frame deadline too: it ends when the first data can flow.
@@ -74,22 +74,14 @@ export class TcpTransport extends NetworkTransport<TCPSocketListener<Conn>> {
     };
   }
 
-  #handshake(s: Socket<Conn>, ok: boolean, err: Error | null): void {
-    const c = s.data;
-    if (!c) return;
-    const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
-    if (why === null) c.frameStart = 0;
-    else this.inbound.reject(c, "tlsFailures", why, this.address);
-  }
-
   #received(s: Socket<Conn>, chunk: Uint8Array): void {
     const c = s.data;
     if (!c) return;
     try {
       c.parser.push(chunk);
     } catch (err) {
-      const overBudget = err instanceof FrameError && /buffer limit/.test(err.message);
-      this.inbound.reject(c, overBudget ? "overBudget" : "badFrames", (err as Error).message, this.address);
+      const kind = err instanceof BufferBudgetError ? "overBudget" : "badFrames";
+      this.inbound.reject(c, kind, (err as Error).message, this.address);
       return;
     }
     this.inbound.touched(c);

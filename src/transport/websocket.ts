@@ -9,13 +9,13 @@
 import type { Socket, TCPSocketListener } from "bun";
 import { InvalidMessageError, type Message } from "../core/message.ts";
 import { logger } from "../observability/log.ts";
+import { BufferBudgetError } from "./budget.ts";
 import type { Endpoint } from "./endpoint.ts";
 import { decodeFrame } from "./framing.ts";
-import type { Inbound } from "./inbound.ts";
+import type { Inbound, InboundStats } from "./inbound.ts";
 import { NetworkTransport, type NetworkTransportOptions } from "./network-transport.ts";
 import type { PeerOptions } from "./peer.ts";
-import { listenHandshakeFailure } from "./tls.ts";
-import { BufferBudgetError, WsConnection, WsProtocolError } from "./ws-server.ts";
+import { WsConnection, WsProtocolError } from "./ws-server.ts";
 import { WsPeer } from "./ws-peer.ts";
 
 export const WS_TOPICS = ["transport.websocket", "transport.ws"] as const;
@@ -37,10 +37,6 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
   protected listen(port: number): TCPSocketListener<Conn> {
     return this.listenSockets<Conn>(port, {
       accept: (s, remote, now) => this.#accept(s, remote, now),
-      handshake: (s, ok, err) => {
-        const why = listenHandshakeFailure(ok, err as { code?: string } | null, !!this.tls?.requireClientCert);
-        if (s.data && why !== null) this.inbound.reject(s.data, "tlsFailures", why, this.address);
-      },
       data: (s, chunk) => this.#received(s, chunk),
       drain: (s) => s.data?.parser.flushed(),
       close: (s) => {
@@ -51,7 +47,6 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
 
   #accept(s: Socket<Conn>, remote: string, now: number): Conn {
     const ws = new WsConnection(s as Socket<unknown>, this.maxFrame + 4, this.inbound.budget, {
-      open: () => {},
       message: (data) => this.#message(conn, data),
       closing: (code, reason) => this.log.debug("connection closed", { remote, code, reason }),
     });
@@ -59,7 +54,7 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
       remote,
       parser: ws,
       // The upgrade request (and a TLS handshake) is held to the frame deadline too.
-      close: (why) => (ws.open ? ws.close(why === "the transport stopped" ? 1001 : 1008, "") : s.terminate()),
+      close: (_why, goingAway) => (ws.open ? ws.close(goingAway ? 1001 : 1008, "") : s.terminate()),
       frameStart: now,
       framesSeen: 0,
       lastActive: now,
@@ -73,26 +68,18 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
     try {
       c.parser.push(chunk);
     } catch (err) {
-      if (err instanceof WsProtocolError) {
-        this.inbound.stats.badFrames++;
-        this.#refuse(c, err.code, err.message);
-      } else if (err instanceof BufferBudgetError) {
-        this.inbound.stats.overBudget++;
-        this.#refuse(c, 1008, err.message);
-      } else {
-        this.inbound.stats.badFrames++;
-        this.#refuse(c, 1011, `frame handling failed: ${(err as Error).message}`);
-      }
+      if (err instanceof WsProtocolError) this.#refuse(c, "badFrames", err.code, err.message);
+      else if (err instanceof BufferBudgetError) this.#refuse(c, "overBudget", 1008, err.message);
+      else this.#refuse(c, "badFrames", 1011, `frame handling failed: ${(err as Error).message}`);
       return;
     }
     this.inbound.touched(c);
   }
 
-  /** Closes with a WebSocket close code and a rate-limited warning. */
-  #refuse(c: Conn, code: number, why: string): void {
-    this.inbound.warnings.write(`closed the connection from ${c.remote}: ${why}`, { listener: this.address });
-    this.inbound.remove(c);
-    c.parser.close(code, code === 1007 ? "bad frame" : code === 1003 ? "binary frames only" : "");
+  /** The guard's reject, closing with a WebSocket close code (which `why` alone does not give). */
+  #refuse(c: Conn, kind: keyof InboundStats, code: number, why: string): void {
+    const reason = code === 1007 ? "bad frame" : code === 1003 ? "binary frames only" : "";
+    this.inbound.reject(c, kind, why, this.address, () => c.parser.close(code, reason));
   }
 
   #message(c: Conn, data: Uint8Array): void {
@@ -100,13 +87,7 @@ export class WebSocketTransport extends NetworkTransport<TCPSocketListener<Conn>
     try {
       message = decodeFrame(data, this.maxFrame, this.inbound.limits.maxMessageElements);
     } catch (err) {
-      if (err instanceof InvalidMessageError) {
-        this.inbound.stats.refusedMessages++;
-        this.inbound.warnings.write(`refused a message from ${c.remote}: ${err.message}`, {
-          listener: this.address,
-        });
-        return;
-      }
+      if (err instanceof InvalidMessageError) return this.inbound.refused(c.remote, err.message, this.address);
       throw new WsProtocolError(1007, (err as Error).message);
     }
     this.deliver(message);

@@ -67,7 +67,8 @@ export class WsPeer extends PooledPeer {
     const { address, scheme } = this.endpoint;
     const tls = this.options.tls;
     const url = `${address}/`;
-    const ws = tls && scheme === "wss" ? new WebSocket(url, { tls: tls === true ? {} : tls }) : new WebSocket(url);
+    // `tls` is given exactly for wss:// endpoints (network-transport.ts).
+    const ws = tls ? new WebSocket(url, { tls: tls === true ? {} : tls }) : new WebSocket(url);
     ws.binaryType = "arraybuffer";
     this.#ws = ws;
     this.#open = false;

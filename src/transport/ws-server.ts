@@ -15,6 +15,9 @@ import type { Socket } from "bun";
 import { TransportError } from "../core/errors.ts";
 import type { BufferBudget } from "./budget.ts";
 
+// Where it has always been importable from (src/index.ts); it lives with the budget that throws it.
+export { BufferBudgetError } from "./budget.ts";
+
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** The HTTP upgrade request may be at most this long. */
 const MAX_REQUEST = 8 * 1024;
@@ -41,8 +44,6 @@ export class WsProtocolError extends TransportError {
 export interface WsConnectionEvents {
   /** A complete binary message. */
   message(data: Uint8Array): void;
-  /** The upgrade succeeded. */
-  open(): void;
   /** The peer sent a close frame (we answer it and end). */
   closing(code: number, reason: string): void;
 }
@@ -80,7 +81,7 @@ export class WsConnection {
     return this.#filled + this.#fragmentBytes;
   }
 
-  /** Feeds received bytes; throws WsProtocolError (close with its code) or, from the budget, Error. */
+  /** Feeds received bytes; throws WsProtocolError (close with its code) or, from the budget, BufferBudgetError. */
   push(chunk: Uint8Array): void {
     if (this.#state === "closing") return;
     let data = chunk;
@@ -192,7 +193,6 @@ export class WsConnection {
     );
     this.#state = "open";
     this.frames++;
-    this.events.open();
     return at + 4;
   }
 
@@ -273,7 +273,7 @@ export class WsConnection {
     }
     if (!fin) {
       // Kept (a copy: the chunk's bytes are not ours past this call), counted in the budget.
-      if (!this.budget.reserve(payload.length)) throw new BufferBudgetError(this.budget.limit);
+      this.budget.take(payload.length);
       this.#fragments.push(payload.slice());
       this.#fragmentBytes += payload.length;
       return;
@@ -310,7 +310,7 @@ export class WsConnection {
 
   #resize(size: number): void {
     const old = this.#buf;
-    if (size > old.length && !this.budget.reserve(size - old.length)) throw new BufferBudgetError(this.budget.limit);
+    if (size > old.length) this.budget.take(size - old.length);
     if (size < old.length) this.budget.release(old.length - size);
     const next = new Uint8Array(size);
     if (this.#filled > 0 && size > 0) next.set(old.subarray(0, Math.min(this.#filled, size)));
@@ -349,15 +349,6 @@ export class WsConnection {
       this.#out.shift();
     }
     if (this.#endAfterWrite) this.socket.end();
-  }
-}
-
-/** The shared buffer budget would be exceeded: the connection is closed (1009). */
-export class BufferBudgetError extends TransportError {
-  constructor(limit: number) {
-    super(
-      `unfinished frames would hold more than ${limit} bytes across this listener's connections (its buffer limit)`,
-    );
   }
 }
 
