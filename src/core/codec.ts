@@ -589,45 +589,8 @@ function cachedKey(buf: Uint8Array, start: number, len: number): string | undefi
  * type. For cache lookups: decode the value with MsgpackReader to get it, or its exact error.
  */
 export function valueEnd(buf: Uint8Array, pos: number, end: number): number {
-  let pending = 1; // values still to pass, container elements included
-  while (pending > 0) {
-    if (pos >= end) return -1;
-    const b = buf[pos++]!;
-    pending--;
-    if (b < 0x80 || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
-    if ((b & 0xe0) === 0xa0) {
-      pos += b & 0x1f;
-      continue;
-    }
-    if ((b & 0xf0) === 0x90) {
-      pending += b & 0x0f;
-      continue;
-    }
-    if ((b & 0xf0) === 0x80) {
-      pending += 2 * (b & 0x0f);
-      continue;
-    }
-    const size = FIXED_SIZE[b - 0xc0] ?? 0;
-    if (size > 0) {
-      pos += size;
-      continue;
-    }
-    const lenSize = LENGTH_SIZE[b - 0xc0] ?? 0;
-    if (lenSize === 0 || pos + lenSize > end) return -1;
-    const len =
-      lenSize === 1
-        ? buf[pos]!
-        : lenSize === 2
-          ? (buf[pos]! << 8) | buf[pos + 1]!
-          : buf[pos]! * 0x100_0000 + ((buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!);
-    pos += lenSize;
-    if (b >= 0xdc && b <= 0xdd)
-      pending += len; // array
-    else if (b >= 0xde)
-      pending += 2 * len; // map
-    else pos += len; // bin, str
-  }
-  return pos <= end ? pos : -1;
+  const at = walk(buf, pos, end, Infinity);
+  return at === OVER ? -1 : at;
 }
 
 /**
@@ -637,9 +600,21 @@ export function valueEnd(buf: Uint8Array, pos: number, end: number): number {
  * what is there is read; a value cut short is judged on its headers so far.
  */
 export function announcesMoreThan(buf: Uint8Array, pos: number, end: number, max: number): boolean {
-  let pending = 1;
+  return walk(buf, pos, end, max) === OVER;
+}
+
+const OVER = -2;
+
+/**
+ * The one walk over msgpack headers behind valueEnd and announcesMoreThan: the end of the value at
+ * `pos`; -1 when it is cut short before `end` or holds an unsupported type; OVER as soon as its
+ * containers announce more than `max` elements in all.
+ */
+function walk(buf: Uint8Array, pos: number, end: number, max: number): number {
+  let pending = 1; // values still to pass, container elements included
   let announced = 0;
-  while (pending > 0 && pos < end) {
+  while (pending > 0) {
+    if (pos >= end) return -1;
     const b = buf[pos++]!;
     pending--;
     if (b < 0x80 || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) continue;
@@ -659,7 +634,7 @@ export function announcesMoreThan(buf: Uint8Array, pos: number, end: number, max
         continue;
       }
       const lenSize = LENGTH_SIZE[b - 0xc0] ?? 0;
-      if (lenSize === 0 || pos + lenSize > end) return false;
+      if (lenSize === 0 || pos + lenSize > end) return -1;
       len =
         lenSize === 1
           ? buf[pos]!
@@ -674,10 +649,10 @@ export function announcesMoreThan(buf: Uint8Array, pos: number, end: number, max
       map = b >= 0xde;
     }
     announced += len;
-    if (announced > max) return true;
+    if (announced > max) return OVER;
     pending += map ? 2 * len : len;
   }
-  return false;
+  return pos <= end ? pos : -1;
 }
 
 // Indexed by type byte - 0xc0: bytes after the type byte of fixed-size values, and the length

@@ -13,7 +13,7 @@ import { MsgpackReader, type MsgpackWriter, describe, encodeWith, valueEnd, type
 import { DecodeError } from "./errors.ts";
 import { Identity } from "./identity.ts";
 import { pyJsonDumps } from "./pystr.ts";
-import { quoted } from "./text.ts";
+import { hasUnsafe, quoted } from "./text.ts";
 import { topicToString, type Topic } from "./topic.ts";
 
 export type Payload = Readonly<Record<string, unknown>>;
@@ -373,8 +373,6 @@ export function checkWireIds(m: Message): void {
 // Unanchored searches for one bad character: JSC runs these much faster than a loop over charCodeAt
 // or an anchored pattern, and they run for every message that arrives.
 const NOT_HEX = /[^0-9a-f]/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 /** Senders seen valid recently: a lookup costs less than scanning 64 characters again. Bounded. */
 const validSenders = new Set<string>();
@@ -388,17 +386,12 @@ export function isAgentId(s: string): boolean {
   return true;
 }
 
-/** C0 and C1 controls, DEL, line and paragraph separators, bidi overrides (what text.ts escapes). */
-function hasControl(s: string): boolean {
-  return CONTROL.test(s);
-}
-
 /** `field` of message `id` ("" for the id itself); the name is built only for an error. */
 function checkId(value: string, id: string, field: string): void {
   const what = () => (field ? `message ${quoted(id, 64)} ${field}` : "message id");
   if (value.length > MAX_WIRE_ID)
     throw new InvalidMessageError(`${what()} is ${value.length} characters long (at most ${MAX_WIRE_ID})`);
-  if (hasControl(value)) throw new InvalidMessageError(`${what()} ${quoted(value, 80)} contains control characters`);
+  if (hasUnsafe(value)) throw new InvalidMessageError(`${what()} ${quoted(value, 80)} contains control characters`);
 }
 
 function nullableString(v: unknown, what: string): string | null {

@@ -6,7 +6,16 @@
 
 /** Characters escaped by `printable`: C0 and C1 controls, DEL, line and paragraph separators, bidi overrides. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_CHAR = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const UNSAFE = new RegExp(UNSAFE_CHAR.source, "g");
+
+/**
+ * Whether `text` holds a character `printable` would escape. An unanchored test for one character:
+ * JSC runs it much faster than a loop over charCodeAt, and the wire checks run it for every message.
+ */
+export function hasUnsafe(text: string): boolean {
+  return UNSAFE_CHAR.test(text);
+}
 
 /** How many characters of a value `printable` keeps by default. */
 export const PRINTABLE_MAX = 200;
