@@ -8,6 +8,7 @@
  */
 import { ConvergeError } from "../core/errors.ts";
 import { printable } from "../core/text.ts";
+import { parseDuration } from "../core/duration.ts";
 
 /** A model request that failed for good; its message says why, for the task's error. */
 export class LlmError extends ConvergeError {}
@@ -95,7 +96,7 @@ export function retryAfterMs(headers: Record<string, string>, now = Date.now()):
   }
   for (const name of ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]) {
     const d = h(name);
-    const v = d === undefined ? undefined : parseDuration(d);
+    const v = d === undefined ? undefined : headerDuration(d);
     if (v !== undefined) waits.push(v);
   }
   for (const name of [
@@ -113,17 +114,14 @@ export function retryAfterMs(headers: Record<string, string>, now = Date.now()):
   return Math.min(Math.max(...waits), HOUR_MS);
 }
 
-/** "1s", "6m0s", "20ms", "1h2m3.5s", "0.5" (seconds) → ms; undefined when it is none of these. */
-export function parseDuration(text: string): number | undefined {
-  const s = text.trim();
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/gy;
-  let total = 0;
-  let matched = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    const n = Number(m[1]);
-    total += m[2] === "h" ? n * HOUR_MS : m[2] === "m" ? n * 60_000 : m[2] === "s" ? n * 1000 : n;
-    matched = re.lastIndex;
+/**
+ * A provider's reset header as ms: "1s", "6m0s", "20ms", "1h2m3.5s", or bare seconds ("0.5");
+ * undefined when it is none of these (core/duration.ts reads it, as it reads every duration).
+ */
+export function headerDuration(text: string): number | undefined {
+  try {
+    return parseDuration(text, "a rate-limit header", { bareSeconds: true });
+  } catch {
+    return undefined;
   }
-  return matched === s.length && matched > 0 ? total : undefined;
 }

@@ -72,13 +72,6 @@ export class LlmStats {
     this.tools.set(name, c);
   }
 
-  /** Total requests with this outcome (every provider and model). */
-  count(outcome: RequestOutcome): number {
-    let n = 0;
-    for (const s of this.#series.values()) n += s.requests.get(outcome) ?? 0;
-    return n;
-  }
-
   /** Declares and fills the converge_llm_* metrics. */
   addTo(m: Metrics): Metrics {
     m.counter("converge_llm_requests_total", "Model requests, by provider, model and outcome")

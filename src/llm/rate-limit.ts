@@ -50,7 +50,6 @@ export class FleetLimiter {
   readonly key: string;
   readonly windowMs: number;
   readonly #bucketMs: number;
-  readonly #marginMs: number;
   #last: LimitRecord | undefined;
 
   constructor(
@@ -63,7 +62,6 @@ export class FleetLimiter {
     this.#bucketMs = Math.max(1, Math.floor(this.windowMs / 20));
     // Covers the provider's clock and the time from admission to arrival, which a loaded host can
     // stretch to hundreds of ms.
-    this.#marginMs = MARGIN_MS;
   }
 
   get limited(): boolean {
@@ -118,7 +116,7 @@ export class FleetLimiter {
       // the request goes out later than `now` says: count it where it really goes, so that it does
       // not leave the window before its time.
       const lag = performance.now() - asked;
-      if (admitted) return lag > this.#marginMs / 2 ? this.#shift(admitted, now + lag) : admitted;
+      if (admitted) return lag > MARGIN_MS / 2 ? this.#shift(admitted, now + lag) : admitted;
       if (wait <= 0) return undefined;
       const maxWait = this.options.maxWaitMs ?? 300_000;
       if (wait > maxWait)
@@ -193,7 +191,7 @@ export class FleetLimiter {
 
   /** The record without buckets that no longer reach into the window. */
   #prune(cur: LimitRecord | undefined, now: number): LimitRecord {
-    const from = now - this.windowMs - this.#marginMs;
+    const from = now - this.windowMs - MARGIN_MS;
     return {
       b: (cur?.b ?? []).filter((b) => b[0] + this.#bucketMs > from),
       ...(cur?.backoffUntil !== undefined && cur.backoffUntil > now ? { backoffUntil: cur.backoffUntil } : {}),
@@ -212,7 +210,7 @@ export class FleetLimiter {
     for (const [start, n, t] of rec.b) {
       [requests, used] = [requests - n, used - t];
       if (requests + 1 <= rpm && used + tokens <= tpm)
-        return Math.max(1, start + this.#bucketMs + this.windowMs + this.#marginMs - now);
+        return Math.max(1, start + this.#bucketMs + this.windowMs + MARGIN_MS - now);
     }
     return Math.max(1, this.windowMs);
   }

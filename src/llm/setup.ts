@@ -109,6 +109,16 @@ export function prepareLlm(config: LlmConfig, env: Record<string, string | undef
     let r: ModelRunner | undefined;
     return () => (r ??= new ModelRunner(base(o)));
   };
+  // runTask is called per task: one runner per options object (its toolset is built once, and an
+  // allowlist naming a missing tool is warned about once), not one per call.
+  const defaultRunner = lazyRunner();
+  const runners = new WeakMap<LlmSpecOptions, ModelRunner>();
+  const runnerFor = (o?: LlmSpecOptions): ModelRunner => {
+    if (o === undefined) return defaultRunner();
+    let r = runners.get(o);
+    if (!r) runners.set(o, (r = new ModelRunner(base(o))));
+    return r;
+  };
   const spec = (o: LlmSpecOptions | undefined, hooks: Pick<AgentSpec, "onTask" | "decide">): AgentSpec => ({
     ...(o?.capabilities ? { capabilities: o.capabilities } : {}),
     ...(o?.topics ? { topics: o.topics } : {}),
@@ -124,7 +134,7 @@ export function prepareLlm(config: LlmConfig, env: Record<string, string | undef
       return need();
     },
     generate: (options) => need().generate(options),
-    runTask: (task, ctx, options) => new ModelRunner(base(options)).runTask(task, ctx.signal),
+    runTask: (task, ctx, options) => runnerFor(options).runTask(task, ctx.signal),
     worker(o) {
       const runner = lazyRunner(o);
       return spec(o, { onTask: (task, ctx) => runner().runTask(task, ctx.signal) });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { APICallError } from "ai";
-import { classify, parseDuration, retryAfterMs } from "../../src/llm/errors.ts";
+import { classify, headerDuration, retryAfterMs } from "../../src/llm/errors.ts";
 
 const NOW = Date.parse("2026-01-01T00:00:00Z");
 
@@ -24,10 +24,10 @@ describe("retryAfterMs", () => {
   });
 
   test("parses Go-style durations", () => {
-    expect(parseDuration("20ms")).toBe(20);
-    expect(parseDuration("1h2m3.5s")).toBe(3_723_500);
-    expect(parseDuration("0.5")).toBe(500);
-    expect(parseDuration("5 minutes")).toBeUndefined();
+    expect(headerDuration("20ms")).toBe(20);
+    expect(headerDuration("1h2m3.5s")).toBe(3_723_500);
+    expect(headerDuration("0.5")).toBe(500);
+    expect(headerDuration("5 minutes")).toBeUndefined();
   });
 });
 
