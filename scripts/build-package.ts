@@ -8,7 +8,7 @@
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildInfo, ROOT } from "./build.ts";
+import { buildInfo, buildWithInfo, ROOT } from "./build.ts";
 
 export const PACKAGE_DIR = join(ROOT, "dist", "lib");
 /** Entry points, relative to src/. */
@@ -16,24 +16,20 @@ export const ENTRIES = ["index.ts", "sqlite.ts", "redis.ts", "stores.ts", "llm.t
 
 export async function buildPackage(): Promise<void> {
   rmSync(PACKAGE_DIR, { recursive: true, force: true });
-  const info = buildInfo();
-  const result = await Bun.build({
-    entrypoints: ENTRIES.map((e) => join(ROOT, "src", e)),
-    root: join(ROOT, "src"),
-    outdir: PACKAGE_DIR,
-    target: "bun",
-    format: "esm",
-    splitting: true,
-    // Dependencies are the consumer's to install (package.json "dependencies"), never bundled.
-    packages: "external",
-    define: {
-      CONVERGE_VERSION: JSON.stringify(info.version),
-      CONVERGE_COMMIT: JSON.stringify(info.commit),
-      CONVERGE_TARGET: JSON.stringify("package"),
+  await buildWithInfo(
+    {
+      entrypoints: ENTRIES.map((e) => join(ROOT, "src", e)),
+      root: join(ROOT, "src"),
+      outdir: PACKAGE_DIR,
+      target: "bun",
+      format: "esm",
+      splitting: true,
+      // Dependencies are the consumer's to install (package.json "dependencies"), never bundled.
+      packages: "external",
     },
-    throw: false,
-  });
-  if (!result.success) throw new Error(result.logs.map((l) => String(l.message ?? l)).join("; "));
+    buildInfo(),
+    "package",
+  );
   const tsc = Bun.spawnSync([join(ROOT, "node_modules", ".bin", "tsc"), "-p", join(ROOT, "tsconfig.build.json")], {
     cwd: ROOT,
     stdout: "pipe",

@@ -11,7 +11,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../../test/support/cli.ts";
 import { tempDir } from "../../test/support/tmp.ts";
-import { percentile, report } from "./harness.ts";
+import { percentile, report, rssMiB } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const BINARY = join(ROOT, "dist", "converge");
@@ -86,11 +86,6 @@ async function stop(proc: Bun.Subprocess): Promise<void> {
   const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
   await proc.exited;
   clearTimeout(timer);
-}
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) / 1024;
 }
 
 const load = () => `load ${loadavg()[0]!.toFixed(1)} on ${navigator.hardwareConcurrency} cores`;

@@ -1,4 +1,5 @@
-/** Shared helpers for benchmarks: timing loops and figures printed with unit, N and conditions. */
+/** Shared helpers for benchmarks: timing loops, a process's memory, and figures printed with unit, N and conditions. */
+import { readFileSync } from "node:fs";
 
 /** Runs `fn` n times (after a warm-up) and returns operations per second. */
 export async function opsPerSec(
@@ -29,6 +30,12 @@ export function fmt(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   if (n >= 100) return Math.round(n).toLocaleString("en-US");
   return n.toPrecision(3);
+}
+
+/** A process's resident memory in MiB (VmRSS in /proc/<pid>/status, Linux only); 0 when it has none (exited). */
+export function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
 }
 
 /** One line: `name: value unit (N=…, conditions)`. */

@@ -13,7 +13,7 @@
  *    completion (store clock), the most requests the stand-in (in this process) had in flight at
  *    once, and the converge process's peak RSS (VmRSS, sampled every 100 ms).
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createOpenAI } from "@ai-sdk/openai";
 import { generateText } from "ai";
@@ -28,7 +28,7 @@ import { SqliteStore } from "../../src/store/sqlite.ts";
 import { StandIn } from "../../test/fixtures/llm/stand-in.ts";
 import { startCli, stopAll } from "../../test/support/cli.ts";
 import { tempDir } from "../../test/support/tmp.ts";
-import { fmt, report } from "./harness.ts";
+import { fmt, report, rssMiB } from "./harness.ts";
 
 configureLogging({ level: "error" });
 const N_FAST = Number(process.env.LLM_BENCH_TASKS ?? 3000);
@@ -99,11 +99,6 @@ async function throughConverge(url: string, n: number, prefix: string, ahead = n
   return rate;
 }
 
-function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Number(m[1]) : 0;
-}
-
 async function slowProcess(url: string, n: number): Promise<{ rate: number; rssMiB: number }> {
   const dir = tempDir("converge-bench-llm-");
   try {
@@ -131,7 +126,7 @@ async function slowProcess(url: string, n: number): Promise<{ rate: number; rssM
     );
     const run = startCli(["run", "-c", config], { env: { OPENAI_API_KEY: "k", CONVERGE_LOG_LEVEL: "warn" } });
     let peak = 0;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(run.proc.pid))), 100);
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(run.proc.pid))), 100);
     await run.waitFor("running, press Ctrl+C", 60_000);
     while ((await tm.openTasks()).length > 0) await Bun.sleep(50);
     let first = Infinity;
@@ -145,7 +140,7 @@ async function slowProcess(url: string, n: number): Promise<{ rate: number; rssM
     clearInterval(sampler);
     await store.close();
     await run.stop("SIGTERM");
-    return { rate: n / ((last - first) / 1000), rssMiB: peak / 1024 };
+    return { rate: n / ((last - first) / 1000), rssMiB: peak };
   } finally {
     await stopAll();
     dir.cleanup();
@@ -178,7 +173,7 @@ try {
 const slow = StandIn.start("openai", () => ({ text: "done" }), { latencyMs: 200 });
 slow.onRequest = () => void slow.requests.pop();
 try {
-  const { rate, rssMiB } = await slowProcess(slow.url, N_SLOW);
+  const { rate, rssMiB: peakMiB } = await slowProcess(slow.url, N_SLOW);
   const cond = `N=${N_SLOW}, 1 converge run, ${AGENTS} agents x conc. ${CONCURRENCY}, SQLite, stand-in latency 200 ms`;
   report("converge run LLM workers, 200 ms model latency", rate, "tasks/s", `${cond}; aim >= 120, ceiling 160`);
   report(
@@ -187,7 +182,7 @@ try {
     "requests",
     `${cond}; agents x concurrency = ${IN_FLIGHT}`,
   );
-  report("its peak RSS while doing so", rssMiB, "MiB", cond);
+  report("its peak RSS while doing so", peakMiB, "MiB", cond);
 } finally {
   await slow.stop();
 }

@@ -11,7 +11,7 @@
  *
  * The same file is BullMQ's worker process: `worker.bench.ts --bullmq-worker <redisUrl> <queue> <n>`.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
@@ -21,7 +21,7 @@ import type { Store } from "../../src/store/store.ts";
 import { startCli, stopAll, type Running } from "../../test/support/cli.ts";
 import { startRedis } from "../../test/support/redis.ts";
 import { tempDir } from "../../test/support/tmp.ts";
-import { fmt, report } from "./harness.ts";
+import { fmt, report, rssMiB } from "./harness.ts";
 
 const N = Number(process.env.WORKER_BENCH_TASKS ?? 20_000);
 const PROCESSES = 2;
@@ -196,11 +196,6 @@ async function bullmq(url: string): Promise<number> {
     await queue.obliterate({ force: true }).catch(() => {});
     await queue.close();
   }
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return Number(m![1]) / 1024;
 }
 
 async function memory(dir: string): Promise<void> {

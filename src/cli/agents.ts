@@ -3,12 +3,7 @@ import { defineCommand } from "citty";
 import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, setup, withStore, type CommonArgs } from "./common.ts";
 import { table } from "./table.ts";
-
-const split = (s: string | undefined) =>
-  (s ?? "")
-    .split(",")
-    .map((x) => x.trim())
-    .filter(Boolean);
+import { commaList } from "./task-spec.ts";
 
 const list = defineCommand({
   meta: { name: "list", description: "List registered agents: id, endpoint, capabilities, topics" },
@@ -25,7 +20,7 @@ const list = defineCommand({
   async run({ args }) {
     const config = setup(args as CommonArgs);
     const agents = await withStore(config, (store) =>
-      new DiscoveryService(store).query({ topics: split(args.topic), capabilities: split(args.capability) }),
+      new DiscoveryService(store).query({ topics: commaList(args.topic), capabilities: commaList(args.capability) }),
     );
     if (args.json) {
       for (const a of agents) process.stdout.write(`${JSON.stringify(a)}\n`);

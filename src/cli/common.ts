@@ -2,7 +2,7 @@
 import { statSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
 import { printable, quoted } from "../core/text.ts";
-import { configureLogging, logger } from "../observability/log.ts";
+import { configureLogging, stderrLine } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { repeatable } from "./args.ts";
 import { loadConfig, type Config } from "./config.ts";
@@ -61,13 +61,12 @@ export function setup(args: CommonArgs): Config {
       `CONVERGE_LOG_LEVEL must be debug, info, warn or error, got ${quoted(envLevel, 40)}; logging at info`,
     );
   // With --log-format json every line on stderr must parse, warnings included.
-  for (const w of warnings)
-    format === "json" ? logger("config").warn(w) : process.stderr.write(`converge: warning: ${w}\n`);
+  for (const w of warnings) stderrLine("warn", "config", w);
   return config;
 }
 
 /** Opens the configured store for an operator command; a memory store would be empty, so it is refused. */
-export async function openSharedStore(config: Config): Promise<Store> {
+async function openSharedStore(config: Config): Promise<Store> {
   const { openStore } = await import("./store-config.ts"); // not needed for --help or a refused config
   const store = await openStore(config);
   if (!store || store.description === "memory") {
@@ -115,7 +114,8 @@ export async function jsonObjectArg(
   } else if (text.startsWith("@")) {
     const file = text.slice(1);
     from = ` (from ${printable(file)})`;
-    body = await readBounded(fileStream(name, file), name, printable(file));
+    const stream = boundedFileStream(file, `--${name} @${printable(file)}`, MAX_JSON_ARG_BYTES);
+    body = await readBounded(stream, name, printable(file));
   }
   let v: unknown;
   try {
@@ -128,21 +128,23 @@ export async function jsonObjectArg(
   return v as Record<string, unknown>;
 }
 
-function fileStream(name: string, file: string): ReadableStream<Uint8Array> {
+/**
+ * A stream of `file` once it is known to be a file of at most `maxBytes`; otherwise a ConfigError
+ * that starts with `what` (e.g. `--inputs @x.json`, `--file tasks.jsonl`): it is a directory, it does
+ * not exist, it cannot be read, or it is too large.
+ */
+export function boundedFileStream(file: string, what: string, maxBytes: number): ReadableStream<Uint8Array> {
   let size: number;
   try {
     const st = statSync(file);
-    if (st.isDirectory()) throw new ConfigError(`--${name} @${printable(file)}: that is a directory`);
+    if (st.isDirectory()) throw new ConfigError(`${what}: that is a directory`);
     size = st.size;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError(
-      `--${name} @${printable(file)}: ${code === "ENOENT" ? "no such file" : printable((err as Error).message)}`,
-    );
+    throw new ConfigError(`${what}: ${code === "ENOENT" ? "no such file" : printable((err as Error).message)}`);
   }
-  if (size > MAX_JSON_ARG_BYTES)
-    throw new ConfigError(`--${name} @${printable(file)} is ${size} bytes; at most ${MAX_JSON_ARG_BYTES} are read`);
+  if (size > maxBytes) throw new ConfigError(`${what} is ${size} bytes; at most ${maxBytes} are read`);
   return Bun.file(file).stream();
 }
 

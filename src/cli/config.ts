@@ -142,8 +142,8 @@ const KEYS: Record<string, { kind: Kind; doc: string }> = {
 /** Top-level keys (each also CONVERGE_<KEY>; `llm` is a mapping read by parseLlmConfig). */
 export const CONFIG_KEYS = Object.keys(KEYS);
 export const CONFIG_DOCS: Record<string, { doc: string }> = { ...KEYS, ...LLM_DOCS, ...RETENTION_DOCS };
-/** Mappings whose keys --set may name one by one (`--set retention.completed=7d`), besides llm. */
-const NESTED: Record<string, readonly string[]> = { retention: RETENTION_KEYS };
+/** Mappings whose keys --set may name one by one (`--set retention.completed=7d`, `--set llm.model=x`). */
+const NESTED: Record<string, readonly string[]> = { retention: RETENTION_KEYS, llm: LLM_KEYS };
 
 const DEFAULTS = {
   transport: "local",
@@ -170,8 +170,6 @@ const DEFAULTS = {
 export interface LoadResult {
   config: Config;
   warnings: string[];
-  /** The file that was read, if any. */
-  file?: string;
 }
 
 /** Loads env, then the optional file, then `sets` ("KEY=VALUE", from --set): later wins. Validates all. */
@@ -182,9 +180,8 @@ export function loadConfig(
 ): LoadResult {
   const warnings: string[] = [];
   const raw: Record<string, unknown> = {};
-  let llmFromFile: unknown;
   for (const key of CONFIG_KEYS) {
-    if (key === "llm") continue;
+    if (key === "llm") continue; // parseLlmConfig reads CONVERGE_LLM_<KEY> itself
     const v = env[`CONVERGE_${key.toUpperCase()}`];
     if (v !== undefined && v !== "") raw[key] = v;
   }
@@ -201,8 +198,7 @@ export function loadConfig(
         );
         continue;
       }
-      if (k === "llm") llmFromFile = v;
-      else raw[k] = v;
+      raw[k] = v;
     }
   }
   for (const item of sets) {
@@ -217,18 +213,11 @@ export function loadConfig(
       raw[top] = mapping;
       continue;
     }
-    if (key === "llm") llmFromFile = value;
-    else if (key.startsWith("llm.")) {
-      const mapping = typeof llmFromFile === "object" && llmFromFile !== null ? { ...llmFromFile } : {};
-      const k = key.slice(4);
-      if (value === undefined) delete (mapping as Record<string, unknown>)[k];
-      else (mapping as Record<string, unknown>)[k] = value;
-      llmFromFile = mapping;
-    } else if (value === undefined) delete raw[key];
+    if (value === undefined) delete raw[key];
     else raw[key] = value;
   }
   const config = validate(raw, configDir);
-  const llm = parseLlmConfig(llmFromFile, env, {
+  const llm = parseLlmConfig(raw.llm, env, {
     configDir,
     warn: (k) => {
       const near = nearest(k, LLM_KEYS);
@@ -238,17 +227,18 @@ export function loadConfig(
       );
     },
   });
+  // validate() copied the raw mappings; the parsed settings replace them (none: no llm, no retention).
   if (llm) config.llm = llm;
+  else delete config.llm;
   const retention = parseRetention(mappingValue("retention", raw.retention), (k) => {
     const near = nearest(k, RETENTION_KEYS);
     const where = printable(file ?? "CONVERGE_RETENTION or --set");
     const hint = near ? `; did you mean "retention.${near}"?` : "";
     warnings.push(`unknown config key ${quoted(`retention.${k}`)} in ${where}${hint} (ignored)`);
   });
-  // validate() copied the raw mapping; the parsed rules replace it (none: no retention).
   if (retention) config.retention = retention;
   else delete config.retention;
-  return { config, warnings, file };
+  return { config, warnings };
 }
 
 /**
@@ -261,10 +251,9 @@ function parseSet(item: string): [string, unknown] {
   if (eq <= 0) throw new ConfigError(`--set takes KEY=VALUE, got ${quoted(item)}`);
   const key = item.slice(0, eq).trim();
   const text = item.slice(eq + 1);
-  const llmKey = key.startsWith("llm.") && (LLM_KEYS as readonly string[]).includes(key.slice(4));
   const dot = key.indexOf(".");
   const nestedKey = dot > 0 && NESTED[key.slice(0, dot)]?.includes(key.slice(dot + 1));
-  if (!(key in KEYS) && !llmKey && !nestedKey) {
+  if (!(key in KEYS) && !nestedKey) {
     const near = nearest(key, CONFIG_KEYS);
     throw new ConfigError(
       `--set ${quoted(key)}: no such config key${near ? `; did you mean "${near}"?` : ""} (see converge run --help)`,
@@ -318,7 +307,8 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
   let text: string;
   try {
-    const size = statSync(file).isFile() ? statSync(file).size : 0;
+    const st = statSync(file);
+    const size = st.isFile() ? st.size : 0;
     if (size > MAX_FILE_BYTES)
       throw new ConfigError(`config file ${name} is ${size} bytes; a config file may be at most 1 MiB`);
     text = readFileSync(file, "utf8");
@@ -376,12 +366,7 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
   if (backend !== undefined && !["memory", "file", "sqlite", "redis"].includes(backend as string)) {
     throw new ConfigError(`store_backend must be memory, file, sqlite or redis, got ${shown(backend)}`);
   }
-  if ((backend === "file" || backend === "sqlite") && !v.store_path) {
-    throw new ConfigError(
-      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); ` +
-        "set it in the config file or CONVERGE_STORE_PATH",
-    );
-  }
+  checkStorePath(backend, v.store_path);
   if (!["known", "strict", "off"].includes(v.verify_messages as string))
     throw new ConfigError(`verify_messages must be known, strict or off, got "${v.verify_messages}"`);
   if (v.tls_cert !== undefined || v.tls_key !== undefined || v.tls_require_client_cert) {
@@ -401,6 +386,16 @@ function validate(raw: Record<string, unknown>, configDir: string | undefined): 
     );
   }
   return { ...(v as unknown as Config), configDir };
+}
+
+/** A file or SQLite store needs store_path; the library's openStore (store-config.ts) checks it here too. */
+export function checkStorePath(backend: unknown, path: unknown): void {
+  if ((backend === "file" || backend === "sqlite") && !path) {
+    throw new ConfigError(
+      `store_backend ${backend} needs store_path (a ${backend === "file" ? "directory" : "database file"}); ` +
+        "set it in the config file or CONVERGE_STORE_PATH",
+    );
+  }
 }
 
 function coerce(key: string, value: unknown): unknown {

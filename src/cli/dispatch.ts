@@ -31,7 +31,7 @@ function plain(text: string): string {
 }
 
 /** Every exit code the CLI uses, for every --help. */
-export const EXIT_CODES = [
+const EXIT_CODES = [
   "EXIT CODES",
   "",
   "  0         success (for converge run: a clean stop)",
@@ -47,8 +47,8 @@ export const EXIT_CODES = [
 export interface MainOptions {
   name: string;
   version: string;
-  /** What --version prints (version, commit, target); the bare version when omitted. */
-  versionLine?: () => string;
+  /** What --version prints (version, commit, target). */
+  versionLine: () => string;
   description: string;
   /** One line per subcommand, so the root help never has to load them. */
   summaries: Record<string, string>;
@@ -108,7 +108,7 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
     return 0;
   }
   if (cmd === root && (rest.includes("--version") || rest.includes("-V"))) {
-    process.stdout.write(`${opts.versionLine?.() ?? opts.version}\n`);
+    process.stdout.write(`${opts.versionLine()}\n`);
     return 0;
   }
   // So that an error in the arguments themselves is already a JSON line when JSON was asked for.

@@ -11,6 +11,7 @@ import { ConvergeError } from "../core/errors.ts";
 import { Identity } from "../core/identity.ts";
 import { topic } from "../core/topic.ts";
 import { PoolManager } from "../coordination/pool-manager.ts";
+import { RetentionLoop } from "../coordination/retention.ts";
 import { ScheduleManager } from "../coordination/schedules.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { DiscoveryService, descriptorFor, endpointResolver } from "../network/discovery.ts";
@@ -49,6 +50,8 @@ export interface Fleet {
   readonly httpUrl: string | undefined;
   /** The schedule runner, on whenever a shared store is configured (config key `schedules`). */
   readonly schedules: ScheduleManager | undefined;
+  /** Removing finished tasks (config key `retention`), on whenever it is configured and there is a store. */
+  readonly retention: RetentionLoop | undefined;
   stop(): Promise<void>;
 }
 
@@ -85,17 +88,12 @@ export function identityFor(config: Config, i: number): Identity {
   }
 }
 
-/** What start registered, registered again: each descriptor as its runtime did, and pool membership. */
+/** What start registered, registered again: each running agent's descriptor, and pool membership. */
 async function registerAgain(
   runtimes: AgentRuntime[],
-  discovery: DiscoveryService,
   pool: { pools: PoolManager; poolId: string } | undefined,
 ): Promise<void> {
-  for (const r of runtimes) {
-    const d = r.options.descriptor;
-    if (r.running && d)
-      await discovery.register({ ...d, endpoint: d.endpoint ?? r.options.transport?.address ?? null });
-  }
+  for (const r of runtimes) if (r.running) await r.register();
   if (!pool) return;
   await pool.pools.create({ id: pool.poolId });
   for (const r of runtimes) if (r.running) await r.memberships.join(pool.poolId);
@@ -139,10 +137,17 @@ export async function startFleet(config: Config): Promise<Fleet> {
   const tasks = needsManagers ? new TaskManager(store!, { defaultClaimTtlSec: config.claim_ttl_sec }) : undefined;
   const pools = needsManagers ? new PoolManager(store!) : undefined;
   // Every process on a shared store may run the schedules: each due run is submitted once anyway.
-  const schedules =
-    configured && configured.description !== "memory" && config.schedules
-      ? new ScheduleManager(tasks ?? new TaskManager(configured, { defaultClaimTtlSec: config.claim_ttl_sec }))
-      : undefined;
+  const runSchedules = configured !== undefined && configured.description !== "memory" && config.schedules;
+  // One task manager for the schedule runner and retention: the agents' own, or (for one plain
+  // agent, which needs none) one of their own on the configured store.
+  const storeTasks =
+    tasks ??
+    (configured && (runSchedules || config.retention)
+      ? new TaskManager(configured, { defaultClaimTtlSec: config.claim_ttl_sec })
+      : undefined);
+  const schedules = runSchedules ? new ScheduleManager(storeTasks!) : undefined;
+  // One process of the fleet at a time cleans (a lease in the store); every process may try.
+  const retention = config.retention && storeTasks ? new RetentionLoop(storeTasks, config.retention) : undefined;
   // Said in the log when the store turns unhealthy or recovers, with or without http_port.
   const health = store?.health ? new HealthWatch({ check: () => store.health!(), log: logger("health") }) : undefined;
   const processMetrics = config.http_port !== undefined ? new ProcessMetrics() : undefined;
@@ -154,6 +159,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     (stopping ??= (async () => {
       notReady = "draining";
       const step = (what: string) => (err: unknown) => log.warn(`${what} failed during shutdown`, { err });
+      await retention?.stop().catch(step("stopping retention"));
       await schedules?.stop().catch(step("stopping the schedule runner"));
       processMetrics?.stop();
       // Before anything closes: a store closing is not a store turning unhealthy.
@@ -214,7 +220,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
         // kernel's choice is known for the endpoint advertised in discovery.
         transports.push(listener);
         await listener.start();
-        endpoint = advertisedEndpoint(config.host, listener.port, tcp.tls?.cert ? "tls" : "tcp");
+        endpoint = advertisedEndpoint(config.host, listener.port, listener.scheme);
         transport = listener;
       } else {
         transport = new LocalTransport({ agentId: agent.id, subscriptions: agent.topics });
@@ -251,11 +257,11 @@ export async function startFleet(config: Config): Promise<Fleet> {
         runtimes.map((r) => r.id),
         heartbeatMsFor(config.claim_ttl_sec),
         {
-          restore: () =>
-            registerAgain(runtimes, discovery, joined ? { pools: pools!, poolId: config.pool_id! } : undefined),
+          restore: () => registerAgain(runtimes, joined ? { pools: pools!, poolId: config.pool_id! } : undefined),
         },
       );
     schedules?.start();
+    retention?.start();
   } catch (err) {
     await stop();
     if (err instanceof ConvergeError) throw err;
@@ -274,6 +280,7 @@ export async function startFleet(config: Config): Promise<Fleet> {
     llm: llm?.description,
     httpUrl: http?.url,
     schedules,
+    retention,
     stop,
   };
 }

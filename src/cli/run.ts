@@ -3,7 +3,7 @@
  * stops everything cleanly and exits 0. A second signal during shutdown exits at once, unless it
  * comes within a second of the first: that is the same press delivered twice (signals.ts). With
  * --until-idle it also stops on its own once idle (until-idle.ts), and exits 1 if a task it
- * handled ended failed. With a `retention` config it cleans finished tasks (coordination/retention.ts).
+ * handled ended failed. With a `retention` config the fleet cleans finished tasks (coordination/retention.ts).
  *
  * Its status lines on stdout ("agent 1/2 …", "running, press Ctrl+C to stop …", "stopped …") are
  * text, or with --log-format json one JSON object each, with a fixed `msg` per kind of line and
@@ -12,7 +12,7 @@
 import { defineCommand } from "citty";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import { ConfigError } from "../core/errors.ts";
-import { describeRule, RetentionLoop } from "../coordination/retention.ts";
+import { describeRule } from "../coordination/retention.ts";
 import { logger, statusLine } from "../observability/log.ts";
 import { CONFIG_DOCS } from "./config.ts";
 import { commonArgs, setup, type CommonArgs } from "./common.ts";
@@ -80,17 +80,11 @@ export const runAgentsCommand = defineCommand({
     // The embedded default: nothing outside this process can give these agents anything to do.
     if (config.transport === "local" && !config.agent && (fleet.store?.description ?? "memory") === "memory")
       out(IDLE_HINT, "hint", { hint: IDLE_HINT.slice("hint: ".length) });
-    // One process of the fleet at a time cleans (a lease in the store); every process may try.
-    // (A fleet without a task manager of its own, e.g. one plain agent, still cleans the shared store.)
-    let cleaner = fleet.tasks;
-    if (config.retention && !cleaner && fleet.store)
-      cleaner = new (await import("../coordination/task-manager.ts")).TaskManager(fleet.store);
-    const retention = config.retention && cleaner ? new RetentionLoop(cleaner, config.retention) : undefined;
-    if (retention) {
+    // The fleet cleans finished tasks (one process of it at a time), even with one plain agent.
+    if (fleet.retention) {
       const rules = config.retention!.rules.map(describeRule).join(", ");
       const every = formatDuration(config.retention!.intervalMs);
       out(`retention: ${rules}, every ${every} (one process at a time)`, "retention", { rules, every });
-      retention.start();
     }
     const startupMs = Math.round(performance.now() - t0);
     out(`running, press Ctrl+C to stop (started in ${startupMs} ms)`, "running, press Ctrl+C to stop", {
@@ -107,7 +101,6 @@ export const runAgentsCommand = defineCommand({
       log.info(`idle for ${formatDuration(quietMs)}: no open task is visible to these agents; stopping`);
     else log.info(`${why} received, stopping`);
     const ranFor = (performance.now() - t0) / 1000;
-    await retention?.stop();
     await fleet.stop();
     printSummary(fleet, ranFor);
     // --until-idle is how a CI job runs its workers: a task that ended failed fails the job.

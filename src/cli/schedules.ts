@@ -6,11 +6,13 @@ import { type Schedule, ScheduleManager } from "../coordination/schedules.ts";
 import { TaskManager } from "../coordination/task-manager.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
 import { formatDuration, parseDuration } from "../core/duration.ts";
+import type { Store } from "../store/store.ts";
 import { table } from "./table.ts";
+import { commaList } from "./task-spec.ts";
 
 const print = (s: string) => process.stdout.write(`${s}\n`);
 
-function managerOn(store: Parameters<Parameters<typeof withStore>[1]>[0]): ScheduleManager {
+function managerOn(store: Store): ScheduleManager {
   return new ScheduleManager(new TaskManager(store));
 }
 
@@ -21,16 +23,8 @@ function integer(name: string, text: string | undefined, min: number): number | 
   return Number(text);
 }
 
-function list(text: string | undefined): string[] | undefined {
-  if (text === undefined) return undefined;
-  return text
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
 /** Epoch ms as this machine's local time with its UTC offset: 2026-03-01 09:00:00 +01:00. */
-export function localTime(ms: number): string {
+function localTime(ms: number): string {
   const d = new Date(ms);
   const two = (n: number) => String(n).padStart(2, "0");
   const off = -d.getTimezoneOffset();
@@ -41,7 +35,7 @@ export function localTime(ms: number): string {
 }
 
 /** Epoch ms in UTC, without milliseconds when there are none: 2026-03-01T08:00:00Z. */
-export function utcTime(ms: number): string {
+function utcTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.000Z$/, "Z");
 }
 
@@ -130,7 +124,7 @@ const add = defineCommand({
           inputs,
           constraints,
           poolId: args.pool ?? null,
-          requiredCapabilities: list(args.capabilities) ?? [],
+          requiredCapabilities: commaList(args.capabilities),
           priority,
         },
       }),

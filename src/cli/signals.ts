@@ -5,7 +5,7 @@
  * reaches converge twice, a moment apart: a copy within SAME_PRESS_MS of the first is that same
  * press and is ignored.
  */
-import { logFormat, logger } from "../observability/log.ts";
+import { logger, stderrLine } from "../observability/log.ts";
 
 /** Signals closer together than this are one press. */
 export const SAME_PRESS_MS = 1000;
@@ -27,8 +27,7 @@ export function stopSignal(): Promise<NodeJS.Signals> {
       } else if (at - first.at < SAME_PRESS_MS) {
         log.debug(`${signal} again within ${SAME_PRESS_MS} ms of ${first.signal}: the same press, still stopping`);
       } else {
-        if (logFormat() === "json") log.warn("second signal, exiting now", { signal });
-        else process.stderr.write("converge: second signal, exiting now\n");
+        stderrLine("warn", "run", "second signal, exiting now", { fields: { signal }, bare: true });
         dieOf(signal);
       }
     };

@@ -10,7 +10,7 @@ import { ConfigError } from "../core/errors.ts";
 import { logger } from "../observability/log.ts";
 import { DEFAULT_REDIS_URL, parseRedisUrl } from "../store/redis-url.ts";
 import type { Store } from "../store/store.ts";
-import { expandPath, shown } from "./config.ts";
+import { checkStorePath, expandPath, shown } from "./config.ts";
 
 const log = logger("store");
 
@@ -113,13 +113,8 @@ function fromBackend(backend: string, path: string | undefined, warn: (message: 
       return { backend };
     case "file":
     case "sqlite":
-      if (path === undefined) {
-        const what = backend === "file" ? "a directory" : "a database file";
-        throw new ConfigError(
-          `store_backend ${backend} needs store_path (${what}); set it in the config file or CONVERGE_STORE_PATH`,
-        );
-      }
-      return { backend, location: expandPath(path) };
+      checkStorePath(backend, path);
+      return { backend, location: expandPath(path!) };
     case "redis": {
       const url = path ?? DEFAULT_REDIS_URL;
       parseRedisUrl(url); // ConfigError now, not a connection error later

@@ -6,11 +6,10 @@
  * typo in line 9,000. Blank lines are skipped. The size is bounded (MAX_TASK_FILE_BYTES), and so
  * is each line (MAX_JSON_ARG_BYTES, as for an option's JSON).
  */
-import { statSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
 import { newTask } from "../core/task.ts";
 import { printable, quoted } from "../core/text.ts";
-import { MAX_JSON_ARG_BYTES } from "./common.ts";
+import { boundedFileStream, MAX_JSON_ARG_BYTES } from "./common.ts";
 import { initOf, specOfLine, type TaskSpec } from "./task-spec.ts";
 
 /** The largest task file read (a million small tasks fit). */
@@ -80,25 +79,7 @@ export async function readTaskFile(
 
 /** Calls `take` with each line of the file or standard input (without its line break), refusing more than the limit. */
 async function readLines(source: string, name: string, take: (line: string) => void): Promise<void> {
-  let stream: ReadableStream<Uint8Array>;
-  if (source === "-") stream = Bun.stdin.stream();
-  else {
-    let size: number;
-    try {
-      const st = statSync(source);
-      if (st.isDirectory()) throw new ConfigError(`--file ${name}: that is a directory`);
-      size = st.size;
-    } catch (err) {
-      if (err instanceof ConfigError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new ConfigError(
-        `--file ${name}: ${code === "ENOENT" ? "no such file" : printable((err as Error).message)}`,
-      );
-    }
-    if (size > MAX_TASK_FILE_BYTES)
-      throw new ConfigError(`--file ${name} is ${size} bytes; at most ${MAX_TASK_FILE_BYTES} are read`);
-    stream = Bun.file(source).stream();
-  }
+  const stream = source === "-" ? Bun.stdin.stream() : boundedFileStream(source, `--file ${name}`, MAX_TASK_FILE_BYTES);
   const decoder = new TextDecoder();
   let total = 0;
   let rest = "";

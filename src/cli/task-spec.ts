@@ -42,9 +42,9 @@ const LINE_FIELDS = [
   "max_retries",
 ] as const;
 
-/** Comma-separated text as a list, blanks dropped. */
-export function commaList(text: string): string[] {
-  return text
+/** Comma-separated text as a list, each item trimmed and blanks dropped; none when there is no text. */
+export function commaList(text: string | undefined): string[] {
+  return (text ?? "")
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);

@@ -10,7 +10,7 @@ import { TaskManager } from "../coordination/task-manager.ts";
 import { capabilityWarnings } from "../coordination/task-warnings.ts";
 import { DiscoveryService } from "../network/discovery.ts";
 import { goneAgents } from "../network/liveness.ts";
-import { logger } from "../observability/log.ts";
+import { stderrLine } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { repeatable } from "./args.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
@@ -34,11 +34,9 @@ const print = (s: string) => process.stdout.write(`${s}\n`);
 const FILE_BATCH = 500;
 
 /** Warnings on stderr, as config warnings are (a log line with --log-format json). */
-function warner(args: CommonArgs): (message: string) => void {
-  return args["log-format"] === "json"
-    ? (m) => logger("tasks").warn(m)
-    : (m) => process.stderr.write(`converge: warning: ${m}\n`);
-}
+const warn = (message: string) => stderrLine("warn", "tasks", message);
+/** A bad line of a task file on stderr (a log line with --log-format json). */
+const badLine = (message: string) => stderrLine("error", "tasks", message);
 
 function timeoutOf(text: string | undefined): number | undefined {
   return text === undefined ? undefined : parseDuration(text, "--timeout", { bareSeconds: true });
@@ -163,14 +161,9 @@ const submit = defineCommand({
     const a = args as SubmitArgs;
     const config = setup(a);
     checkSubmitOptions(a);
-    const warn = warner(a);
     const defaults = await optionSpec(a);
     const timeoutMs = timeoutOf(a.timeout);
     // A file is read and checked whole before the store is opened: a bad line submits nothing.
-    const badLine =
-      a["log-format"] === "json"
-        ? (m: string) => logger("tasks").error(m)
-        : (m: string) => process.stderr.write(`converge: ${m}\n`);
     const lines = a.file !== undefined ? await readTaskFile(a.file, defaults, badLine) : undefined;
     const single: TaskSpec | undefined = lines
       ? undefined

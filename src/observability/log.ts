@@ -60,6 +60,21 @@ export function statusLine(name: string, text: string, msg: string, fields?: Rec
   config.out.write(`${JSON.stringify({ ts: timestamp(), level: "info", logger: name, msg, ...fields }, jsonSafe)}\n`);
 }
 
+/**
+ * A command's warning or error on stderr, outside the log: for people `converge: warning: <message>`
+ * (`converge: <message>` for an error, or for a warning with `bare`); with the JSON format a log line
+ * of `name` at that level instead (with `fields`), so that every line on stderr parses.
+ */
+export function stderrLine(
+  level: "warn" | "error",
+  name: string,
+  message: string,
+  options: { fields?: Record<string, unknown>; bare?: boolean } = {},
+): void {
+  if (logFormat() === "json") return logger(name)[level](message, options.fields);
+  process.stderr.write(`converge: ${level === "warn" && !options.bare ? "warning: " : ""}${message}\n`);
+}
+
 let lastMs = 0;
 let lastIso = "";
 

@@ -184,19 +184,27 @@ export class AgentRuntime {
     this.#scheduler.wake();
   }
 
+  /**
+   * Registers the descriptor in discovery, with the transport's address as endpoint when it has
+   * none (a no-op without discovery or a descriptor). start() does it; call it again to register
+   * anew, e.g. after the store lost its data.
+   */
+  async register(): Promise<void> {
+    const { discovery, descriptor, transport } = this.options;
+    if (!discovery || !descriptor) return;
+    await discovery.register({ ...descriptor, endpoint: descriptor.endpoint ?? transport?.address ?? null });
+  }
+
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error(`runtime for agent ${this.id.slice(0, 12)} was already started`);
     this.#state = "starting";
-    const { transport, discovery, taskManager, poolManager } = this.options;
+    const { transport, taskManager, poolManager } = this.options;
     const reaperLog = logger("runtime.reaper");
     await this.agent.onStart();
     try {
       if (transport) await transport.start();
       if (poolManager) await this.memberships.load();
-      if (discovery && this.options.descriptor) {
-        const d = this.options.descriptor;
-        await discovery.register({ ...d, endpoint: d.endpoint ?? transport?.address ?? null });
-      }
+      await this.register();
     } catch (err) {
       this.#state = "stopped";
       await transport?.stop().catch(() => {});
