@@ -206,7 +206,7 @@ class Files {
   }
 }
 
-export function fileDriver(dir: string, options: FileStoreOptions = {}): Driver<string> & { dir: string } {
+function fileDriver(dir: string, options: FileStoreOptions = {}): Driver<string> & { dir: string } {
   const files = new Files(resolve(dir), options.fsync ?? true, options.lockTimeoutMs ?? 5000);
   const pollMs = options.pollMs ?? 20;
   const locked = <T>(what: string, fn: () => T) => files.lock.with(what, fn);

@@ -15,6 +15,7 @@ import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "./store.ts";
 import {
   byFinish,
+  byRun,
   type Claim,
   type ClaimNext,
   canSee,
@@ -25,16 +26,13 @@ import {
   expectHolds,
   type FinishedEntry,
   isFinished,
-  runsBefore,
   type TaskQueue,
   type Transition,
   taskKey,
   type Visibility,
 } from "./task-queue.ts";
 
-export const OPEN_INDEX = "tasks:open";
-
-const sameRecord = (a: Task, b: Task) => JSON.stringify(a) === JSON.stringify(b);
+const OPEN_INDEX = "tasks:open";
 
 export class GenericTaskQueue implements TaskQueue {
   /** Tasks being claimed in this process, which other claimers here skip. */
@@ -85,10 +83,7 @@ export class GenericTaskQueue implements TaskQueue {
   async claimNext(claim: ClaimNext): Promise<Task[]> {
     const out: Task[] = [];
     if (claim.tokens.length === 0) return out;
-    const candidates = (await this.#openRecords())
-      .filter((t) => claimable(t, claim.now) && canSee(claim.visibility, t.poolId, t.requiredCapabilities))
-      .sort(order);
-    for (const t of candidates) {
+    for (const t of await this.#due(claim.visibility, claim.now)) {
       if (out.length >= claim.tokens.length) break;
       if (this.#claiming.has(t.id)) continue;
       this.#claiming.add(t.id);
@@ -107,7 +102,7 @@ export class GenericTaskQueue implements TaskQueue {
     const current = await this.store.update<Task>(
       taskKey(id),
       (t) => {
-        ok = expectHolds(t, expect, sameRecord);
+        ok = expectHolds(t, expect);
         return ok ? next : DECLINE;
       },
       { expected: "record" in expect ? expect.record : undefined, index: this.#index(id) },
@@ -118,10 +113,7 @@ export class GenericTaskQueue implements TaskQueue {
   }
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
-    return (await this.#openRecords())
-      .filter((t) => claimable(t, now) && canSee(visibility, t.poolId, t.requiredCapabilities))
-      .sort(order)
-      .slice(0, limit);
+    return (await this.#due(visibility, now)).slice(0, limit);
   }
 
   async expired(now: number, limit: number): Promise<Task[]> {
@@ -166,6 +158,13 @@ export class GenericTaskQueue implements TaskQueue {
     return counts;
   }
 
+  /** The due pending tasks the visibility allows, best first. */
+  async #due(visibility: Visibility, now: number): Promise<Task[]> {
+    return (await this.#openRecords())
+      .filter((t) => claimable(t, now) && canSee(visibility, t.poolId, t.requiredCapabilities))
+      .sort(byRun);
+  }
+
   /** The open records; concurrent callers share one read of the index and the records. */
   #openRecords(): Promise<Task[]> {
     if (!this.#reading) {
@@ -185,8 +184,4 @@ export class GenericTaskQueue implements TaskQueue {
     const keys = await this.store.list("task:");
     return (await getMany<Task>(this.store, keys)).filter((t): t is Task => t !== undefined);
   }
-}
-
-function order(a: Task, b: Task): number {
-  return runsBefore(a, b) ? -1 : runsBefore(b, a) ? 1 : 0;
 }

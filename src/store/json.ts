@@ -31,7 +31,7 @@ export function parseRecord(key: string, text: unknown): unknown {
 }
 
 /** Freezes a plain value and everything in it; returns it. */
-export function deepFreeze<T>(value: T): T {
+function deepFreeze<T>(value: T): T {
   if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);

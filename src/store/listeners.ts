@@ -30,14 +30,6 @@ export class Listeners {
     return this.#byChannel.has(channel);
   }
 
-  get size(): number {
-    return this.#byChannel.size;
-  }
-
-  channels(): string[] {
-    return [...this.#byChannel.keys()];
-  }
-
   /**
    * Calls the channel's listeners on a later microtask (fires before then coalesce into it); a
    * throwing listener is logged and does not stop the others.
@@ -56,10 +48,6 @@ export class Listeners {
         }
       }
     });
-  }
-
-  fireAll(): void {
-    for (const c of this.#byChannel.keys()) this.fire(c);
   }
 
   clear(): void {

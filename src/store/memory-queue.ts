@@ -4,17 +4,28 @@
  * parsed); the places of task-queue.ts are heaps per queue. Everything is synchronous, so each
  * operation is atomic.
  *
- * Heaps are pruned lazily: an entry stays until it reaches the top, and is acted on only if the
- * record still says the task is there (ready: pending and due; delayed: the earliest time known
- * for it; held: the same lease end). Open and finished sets, and the counts, are kept exact.
+ * Heaps are pruned lazily: an entry stays until it reaches the top, and is acted on only if it is
+ * the id's live entry and the record still says the task is there (ready: pending, due, and the
+ * entry's queue, priority and seq; delayed: the earliest time known for it, in its queue; held: the
+ * same lease end). A record placed anew (an id removed and submitted again elsewhere) gets a new
+ * live entry, and the old one is skipped when it surfaces. Open and finished sets, and the counts,
+ * are kept exact.
  */
 import { StoreError } from "../core/errors.ts";
-import type { FinalState, Task, TaskState } from "../core/task.ts";
+import {
+  FINAL_STATE_LIST,
+  type FinalState,
+  HELD_STATES,
+  isFinalState,
+  type Task,
+  type TaskState,
+} from "../core/task.ts";
 import { Heap } from "./heap.ts";
 import { frozenCopy } from "./json.ts";
 import type { MemoryData } from "./memory.ts";
 import {
   byFinish,
+  byRun,
   type Claim,
   type ClaimNext,
   canSee,
@@ -25,7 +36,6 @@ import {
   expectHolds,
   type FinishedEntry,
   isFinished,
-  placementOf,
   runsBefore,
   type TaskQueue,
   type Transition,
@@ -35,12 +45,16 @@ import {
 
 interface ReadyEntry {
   id: string;
+  queue: string;
   priority: number;
   seq: number;
 }
 interface TimedEntry {
   id: string;
   until: number;
+}
+interface DelayedEntry extends TimedEntry {
+  queue: string;
 }
 interface Finished {
   ids: string[];
@@ -51,18 +65,17 @@ interface Queue {
   poolId: string | null;
   capabilities: readonly string[];
   ready: Heap<ReadyEntry>;
-  delayed: Heap<TimedEntry>;
+  delayed: Heap<DelayedEntry>;
 }
 
 const sooner = (a: TimedEntry, b: TimedEntry) => a.until < b.until;
-const FINAL = ["completed", "failed", "cancelled"] as const;
 
 export class MemoryTaskQueue implements TaskQueue {
   readonly #queues = new Map<string, Queue>();
-  /** Ids with an entry in their queue's ready heap (perhaps stale). */
-  readonly #inReady = new Set<string>();
-  /** Per id, the earliest `until` of its live delayed entry. */
-  readonly #delayedUntil = new Map<string, number>();
+  /** Per id, its live entry in a ready heap (stale once the record moved on); any other entry of it there is stale. */
+  readonly #inReady = new Map<string, ReadyEntry>();
+  /** Per id, its live delayed entry: the earliest `until` known for it, in its queue. */
+  readonly #delayedLive = new Map<string, DelayedEntry>();
   readonly #held = new Heap<TimedEntry>(sooner);
   readonly #open = new Set<string>();
   /**
@@ -79,7 +92,7 @@ export class MemoryTaskQueue implements TaskQueue {
   #version = 0;
   /** The store's clock is this host's: no promise needed. */
   readonly clock = () => Date.now();
-  #pendingCache: { version: number; key: string; now: number; tasks: Task[] } | undefined;
+  #pendingCache: { version: number; key: string; tasks: Task[] } | undefined;
 
   constructor(private readonly data: MemoryData) {}
 
@@ -153,7 +166,7 @@ export class MemoryTaskQueue implements TaskQueue {
 
   async transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition> {
     const current = this.#record(id);
-    if (!expectHolds(current, expect, sameRecord)) return { ok: false, current };
+    if (!expectHolds(current, expect)) return { ok: false, current };
     const task = freezeRecord(next, current);
     this.#write(current, task, now);
     return { ok: true, task, next: then ? this.#claimNext(then) : [] };
@@ -170,14 +183,12 @@ export class MemoryTaskQueue implements TaskQueue {
     const found: Task[] = [];
     for (const q of queues) {
       for (const e of q.ready.items()) {
-        const t = this.#record(e.id);
-        if (claimable(t, now) && this.#inReady.has(e.id)) found.push(t);
+        const t = this.#readyRecord(e, now);
+        if (t) found.push(t); // one live entry per id: no task twice
       }
     }
-    const tasks = [...new Set(found)]
-      .sort((a, b) => (runsBefore(a, b) ? -1 : runsBefore(b, a) ? 1 : 0))
-      .slice(0, limit);
-    this.#pendingCache = { version: this.#version, key, now, tasks };
+    const tasks = found.sort(byRun).slice(0, limit);
+    this.#pendingCache = { version: this.#version, key, tasks };
     return tasks;
   }
 
@@ -189,7 +200,7 @@ export class MemoryTaskQueue implements TaskQueue {
       if (!e || e.until > now) break;
       this.#held.pop();
       const t = this.#record(e.id);
-      if (!t || placementOf(t, now).at !== "held" || t.leaseExpiresAt !== e.until) continue; // stale entry
+      if (!t || !HELD_STATES.has(t.state) || t.leaseExpiresAt !== e.until) continue; // stale entry
       out.push(t);
       keep.push(e); // it stays held until someone moves it
     }
@@ -215,7 +226,7 @@ export class MemoryTaskQueue implements TaskQueue {
   async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
     // The first `limit` of each state hold the first `limit` of all.
     const out: FinishedEntry[] = [];
-    for (const state of FINAL) {
+    for (const state of FINAL_STATE_LIST) {
       const f = this.#finished[state];
       for (let i = lowerBound(f.since, since), n = 0; i < f.ids.length && n < limit; i++) {
         const t = this.#record(f.ids[i]!);
@@ -249,7 +260,7 @@ export class MemoryTaskQueue implements TaskQueue {
   #write(prev: Task | undefined, next: Task, now: number): void {
     this.data.tasks.set(next.id, next);
     this.#version++;
-    const wasOpen = prev !== undefined && !finalState(prev.state);
+    const wasOpen = prev !== undefined && !isFinalState(prev.state);
     if (prev) {
       bump(this.#counts, prev.state, -1);
       if (!wasOpen) this.#leftFinished(prev.state as FinalState);
@@ -257,7 +268,7 @@ export class MemoryTaskQueue implements TaskQueue {
     bump(this.#counts, next.state, 1);
     // placementOf, unrolled: this runs for every claim and report.
     const state = next.state;
-    if (state === "completed" || state === "failed" || state === "cancelled") {
+    if (isFinalState(state)) {
       if (wasOpen) this.#open.delete(next.id);
       const f = this.#finished[state];
       appendSorted(f, next.id, next.updatedAt);
@@ -296,7 +307,7 @@ export class MemoryTaskQueue implements TaskQueue {
         poolId: t.poolId,
         capabilities: [...t.requiredCapabilities],
         ready: new Heap<ReadyEntry>(runsBefore),
-        delayed: new Heap<TimedEntry>(sooner),
+        delayed: new Heap<DelayedEntry>(sooner),
       };
       this.#queues.set(t.queue, q);
     }
@@ -311,24 +322,27 @@ export class MemoryTaskQueue implements TaskQueue {
 
   #placeReady(t: Task): void {
     this.#version++; // a promotion changes what `pending` finds without writing a record
-    if (this.#inReady.has(t.id)) return; // its entry is still in the heap: same priority and seq
-    this.#inReady.add(t.id);
-    this.#queue(t).ready.push({ id: t.id, priority: t.priority, seq: t.seq });
+    const live = this.#inReady.get(t.id);
+    if (live && matches(live, t)) return; // its entry is still in the heap: same queue, priority and seq
+    const entry = { id: t.id, queue: t.queue, priority: t.priority, seq: t.seq };
+    this.#inReady.set(t.id, entry);
+    this.#queue(t).ready.push(entry);
   }
 
   #placeDelayed(t: Task, until: number): void {
-    const known = this.#delayedUntil.get(t.id);
-    if (known !== undefined && known <= until) return; // an earlier entry will look again then
-    this.#delayedUntil.set(t.id, until);
-    this.#queue(t).delayed.push({ id: t.id, until });
+    const known = this.#delayedLive.get(t.id);
+    if (known && known.queue === t.queue && known.until <= until) return; // an earlier entry will look again then
+    const entry = { id: t.id, until, queue: t.queue };
+    this.#delayedLive.set(t.id, entry);
+    this.#queue(t).delayed.push(entry);
   }
 
   /** Moves the queue's delayed tasks that came due to ready. */
   #promote(q: Queue, now: number): void {
     for (let e = q.delayed.peek(); e && e.until <= now; e = q.delayed.peek()) {
       q.delayed.pop();
-      if (this.#delayedUntil.get(e.id) !== e.until) continue; // a stale duplicate
-      this.#delayedUntil.delete(e.id);
+      if (this.#delayedLive.get(e.id) !== e) continue; // a stale duplicate
+      this.#delayedLive.delete(e.id);
       const t = this.#record(e.id);
       if (t?.state !== "pending") continue;
       if ((t.notBefore ?? 0) <= now) this.#placeReady(t);
@@ -336,22 +350,33 @@ export class MemoryTaskQueue implements TaskQueue {
     }
   }
 
+  /** The record of a ready entry that may be acted on: its id's live entry, claimable, and where the record says. */
+  #readyRecord(e: ReadyEntry, now: number): Task | undefined {
+    const t = this.#record(e.id);
+    return this.#inReady.get(e.id) === e && claimable(t, now) && matches(e, t) ? t : undefined;
+  }
+
   /** The queue's best ready entry that is still claimable, dropping stale ones on the way. */
   #readyTop(q: Queue, now: number): ReadyEntry | undefined {
     for (let e = q.ready.peek(); e; e = q.ready.peek()) {
-      if (claimable(this.#record(e.id), now)) return e;
+      if (this.#readyRecord(e, now)) return e;
       q.ready.pop();
+      if (this.#inReady.get(e.id) !== e) continue; // superseded by a later entry, which stands for it
       this.#inReady.delete(e.id);
       const t = this.#record(e.id);
-      // Pending but not due: a retry's backoff started after the entry was made.
-      if (t?.state === "pending") this.#placeDelayed(t, t.notBefore!);
+      if (t?.state !== "pending") continue;
+      // Pending but not due (a retry's backoff started after the entry was made), or due under another
+      // queue, priority or seq than the entry's (the id was removed and submitted again): put it where it belongs.
+      if ((t.notBefore ?? 0) <= now) this.#placeReady(t);
+      else this.#placeDelayed(t, t.notBefore!);
     }
     return undefined;
   }
 }
 
-function sameRecord(a: Task, b: Task): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
+/** Whether a ready entry says what the record says: the same queue, priority and seq. */
+function matches(e: ReadyEntry, t: Task): boolean {
+  return e.queue === t.queue && e.priority === t.priority && e.seq === t.seq;
 }
 
 /** The fields that hold users' values; every other field is a scalar TaskManager set. */
@@ -401,10 +426,6 @@ function storable(t: Task, field: string, v: unknown): unknown {
     throw new StoreError(`value for "${taskKey(t.id)}" is not JSON-serialisable: ${field} is a ${typeof v}`);
   }
   return v;
-}
-
-function finalState(s: TaskState): boolean {
-  return s === "completed" || s === "failed" || s === "cancelled";
 }
 
 /** Counts by state, changed by a switch (a string-keyed property write costs more on this path). */

@@ -82,7 +82,7 @@ export class MemoryData {
 }
 
 /** The memory driver: every operation is synchronous, so an update is atomic by construction. */
-export function memoryDriver(): Driver<unknown> {
+function memoryDriver(): Driver<unknown> {
   const data = new MemoryData();
   return {
     codec: "frozen",

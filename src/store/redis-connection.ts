@@ -11,6 +11,9 @@ import { StoreError } from "../core/errors.ts";
 import { ErrorLog } from "./redis-errors.ts";
 import type { RedisTarget } from "./redis-url.ts";
 
+/** Keys per MGET (`mget`), so that one huge read does not stall Redis. */
+const MGET_CHUNK = 500;
+
 export interface ConnectionOptions {
   /** Upper bound on any one command, and on connecting (default 2000 ms). */
   commandTimeoutMs?: number;
@@ -79,14 +82,35 @@ export class RedisConnection {
 
   /** Runs a script by its SHA-1, loading it on first use (or after Redis restarted and forgot it). */
   eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return this.#eval(script, keys, args, false);
+  }
+
+  /** `eval` with string replies as Buffers: the raw bytes Redis holds (to hash them exactly, even if not UTF-8). */
+  evalBuffer(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    return this.#eval(script, keys, args, true);
+  }
+
+  #eval(script: Script, keys: readonly string[], args: readonly (string | number)[], raw: boolean): Promise<unknown> {
     return this.cmd(async (c) => {
+      const send = (command: "evalsha" | "eval", head: string) =>
+        raw
+          ? c.callBuffer(command, head, keys.length, ...keys, ...args)
+          : c.call(command, head, keys.length, ...keys, ...args);
       try {
-        return await c.evalsha(script.sha, keys.length, ...keys, ...args);
+        return await send("evalsha", script.sha);
       } catch (err) {
         if (!(err as Error).message?.startsWith("NOSCRIPT")) throw err;
-        return c.eval(script.source, keys.length, ...keys, ...args); // EVAL also caches it
+        return send("eval", script.source); // EVAL also caches it
       }
     });
+  }
+
+  /** MGET, in chunks of MGET_CHUNK keys sent together; null where a key is absent. */
+  async mget(keys: readonly string[]): Promise<(string | null)[]> {
+    const chunks: string[][] = [];
+    for (let j = 0; j < keys.length; j += MGET_CHUNK) chunks.push(keys.slice(j, j + MGET_CHUNK));
+    const replies = await Promise.all(chunks.map((chunk) => this.cmd((c) => c.mget(...chunk))));
+    return replies.flat();
   }
 
   fail(err: unknown): StoreError {
@@ -142,5 +166,10 @@ export interface Script {
 }
 
 export function script(source: string): Script {
-  return { source, sha: createHash("sha1").update(source).digest("hex") };
+  return { source, sha: sha1(source) };
+}
+
+/** The SHA-1 of a text or of raw bytes, in hex: as Redis's `redis.sha1hex` and script SHAs give it. */
+export function sha1(data: string | Buffer): string {
+  return createHash("sha1").update(data).digest("hex");
 }

@@ -10,12 +10,12 @@
  * Stores written by converge 0.1 are adopted on open (`init`): their task records are rewritten in
  * the current layout and placed, once, by whichever process gets there first.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { StoreError } from "../core/errors.ts";
-import type { FinalState, Task, TaskState } from "../core/task.ts";
+import { FINAL_STATE_LIST, type FinalState, isFinalState, type Task, type TaskState } from "../core/task.ts";
 import { logger } from "../observability/log.ts";
-import { serialise } from "./json.ts";
-import { type RedisConnection, type Script, script } from "./redis-connection.ts";
+import { parseRecord, serialise } from "./json.ts";
+import { type RedisConnection, type Script, script, sha1 } from "./redis-connection.ts";
 import * as lua from "./redis-scripts.ts";
 import {
   byFinish,
@@ -48,7 +48,6 @@ const S = {
 };
 /** Tasks per SUBMIT script, so that one huge batch does not hold Redis for long. */
 const SUBMIT_BATCH = 500;
-const MGET_CHUNK = 500;
 /** Agent ids go into records unescaped by the scripts: nothing JSON would escape, no commas. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const SAFE_AGENT = /^[^",\\\u0000-\u001f]{1,256}$/;
@@ -75,13 +74,8 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   async getMany(ids: readonly string[]): Promise<(Task | undefined)[]> {
-    const out: (Task | undefined)[] = [];
-    for (let i = 0; i < ids.length; i += MGET_CHUNK) {
-      const chunk = ids.slice(i, i + MGET_CHUNK);
-      const texts = await this.conn.cmd((c) => c.mget(...chunk.map((id) => `${this.ns}k:${taskKey(id)}`)));
-      for (const [j, t] of texts.entries()) out.push(t === null ? undefined : parse(chunk[j]!, t));
-    }
-    return out;
+    const texts = await this.conn.mget(ids.map((id) => `${this.ns}k:${taskKey(id)}`));
+    return texts.map((t, i) => (t === null ? undefined : parse(ids[i]!, t)));
   }
 
   async submit(tasks: readonly Task[], now: number): Promise<boolean[]> {
@@ -89,7 +83,7 @@ export class RedisTaskQueue implements TaskQueue {
     for (let i = 0; i < tasks.length; i += SUBMIT_BATCH) {
       const args: (string | number)[] = [];
       for (const t of tasks.slice(i, i + SUBMIT_BATCH)) {
-        const rec = isCanonical(t) ? t : canonical(t);
+        const rec = canonical(t); // SUBMIT does not parse pending records: each must be in the layout already
         // Registered queues are known here once a claim reply or a refresh said so: no HSETNX per task.
         const route = this.#routes.has(t.queue) ? "" : JSON.stringify([t.poolId, t.requiredCapabilities]);
         // An empty member: not a plain pending task (an import of held or finished records), placed by its record.
@@ -137,7 +131,7 @@ export class RedisTaskQueue implements TaskQueue {
       const queues = this.#visible(claim.visibility);
       if (queues.length === 0) break;
       const tokens = claim.tokens.slice(out.length);
-      const reply = (await this.#run(S.claimNext, [...claimArgs(claim, tokens, queues)])) as unknown[];
+      const reply = (await this.#run(S.claimNext, claimArgs(claim, tokens, queues))) as unknown[];
       const { claimed, newRoutes } = await this.#claimReply(reply);
       out.push(...claimed);
       // Only a new queue this agent may see is worth a second look.
@@ -148,7 +142,8 @@ export class RedisTaskQueue implements TaskQueue {
 
   async transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition> {
     if (then) checkAgent(then.agentId);
-    let rec = isCanonical(next) ? next : canonical(next);
+    // Sent as it is: the script answers -1 for a record not in the layout, and the retry below puts it there.
+    let rec = next;
     const [kind, arg] =
       "lease" in expect
         ? ["lease", expect.lease]
@@ -205,7 +200,7 @@ export class RedisTaskQueue implements TaskQueue {
     // Ready members are "<seq>:<id>" (16 digits and a colon before the id).
     const ids = [...held, ...ready.flat().map((m) => m.slice(17)), ...delayed.flat()];
     const unique = [...new Set(ids)];
-    return (await this.getMany(unique)).filter((t): t is Task => t !== undefined && !isFinal(t.state));
+    return (await this.getMany(unique)).filter((t): t is Task => t !== undefined && !isFinalState(t.state));
   }
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
@@ -240,7 +235,7 @@ export class RedisTaskQueue implements TaskQueue {
       const p = c.pipeline();
       for (const q of queues) p.zcard(`${ns}q:${q}:ready`).zcard(`${ns}q:${q}:delayed`);
       p.zcard(`${ns}t:held`).hget(`${ns}t:counts`, "running");
-      for (const s of ["completed", "failed", "cancelled"]) p.zcard(`${ns}t:done:${s}`);
+      for (const s of FINAL_STATE_LIST) p.zcard(`${ns}t:done:${s}`);
       return p.exec();
     });
     const n = (i: number) => {
@@ -279,7 +274,7 @@ export class RedisTaskQueue implements TaskQueue {
         const [next, keys] = await this.conn.cmd((c) => c.scan(cursor, "MATCH", match, "COUNT", 1000));
         cursor = next;
         if (keys.length === 0) continue;
-        const texts = await this.conn.cmd((c) => c.mget(...keys));
+        const texts = await this.conn.mget(keys);
         for (const [i, text] of texts.entries()) {
           if (text === null) continue;
           const id = keys[i]!.slice(`${this.ns}k:task:`.length);
@@ -398,19 +393,7 @@ function checkAgent(agentId: string): void {
 }
 
 function parse(id: string, text: string): Task {
-  try {
-    return JSON.parse(text) as Task;
-  } catch {
-    throw new StoreError(`the record "${taskKey(id)}" is corrupt (not valid JSON); repair or delete it`);
-  }
-}
-
-function isFinal(state: TaskState): boolean {
-  return state === "completed" || state === "failed" || state === "cancelled";
-}
-
-function sha1(text: string): string {
-  return createHash("sha1").update(text).digest("hex");
+  return parseRecord(taskKey(id), text) as Task;
 }
 
 /** Escapes Redis glob metacharacters so a prefix matches only itself. */

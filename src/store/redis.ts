@@ -19,7 +19,7 @@
  *
  * Connection failures: redis-connection.ts. Tasks: redis-queue.ts.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { StoreError } from "../core/errors.ts";
 import { quoted } from "../core/text.ts";
@@ -27,7 +27,7 @@ import { logger } from "../observability/log.ts";
 import type { Driver } from "./driver.ts";
 import { StoreFront } from "./front.ts";
 import { KeyedMutex } from "./mutex.ts";
-import { type ConnectionOptions, RedisConnection, script } from "./redis-connection.ts";
+import { type ConnectionOptions, RedisConnection, script, sha1 } from "./redis-connection.ts";
 import { globEscape, RedisTaskQueue } from "./redis-queue.ts";
 import { parseRedisUrl } from "./redis-url.ts";
 
@@ -40,7 +40,7 @@ export interface RedisStoreOptions extends ConnectionOptions {
   conflictTimeoutMs?: number;
 }
 
-export const DEFAULT_NAMESPACE = "{converge}:";
+const DEFAULT_NAMESPACE = "{converge}:";
 /** Where converge 0.1 kept its keys, when no namespace was given. */
 const LEGACY_NAMESPACE = "converge:";
 
@@ -66,10 +66,8 @@ end
 return 1`);
 const CLOCK_REFRESH_MS = 5_000;
 const CLOCK_MAX_AGE_MS = 60_000;
-/** Keys per MGET in getMany. */
-const MGET_CHUNK = 500;
 
-export async function redisDriver(url: string, options: RedisStoreOptions = {}): Promise<Driver<string>> {
+async function redisDriver(url: string, options: RedisStoreOptions = {}): Promise<Driver<string>> {
   const target = parseRedisUrl(url);
   const conn = new RedisConnection(target, options);
   await conn.connect();
@@ -181,7 +179,7 @@ export async function redisDriver(url: string, options: RedisStoreOptions = {}):
         const args = write.index
           ? [expected, write.value, write.index.member, write.index.add ? "1" : "0"]
           : [expected, write.value];
-        const reply = await cmd((c) => evalBuffer(c, keys, args));
+        const reply = await conn.evalBuffer(CAS, keys, args);
         if (reply === 1) return;
         // Lost to another writer, or the hint was wrong: the reply holds the value to decide on now.
         raw = (reply as Buffer[])[0] ?? null;
@@ -198,16 +196,13 @@ export async function redisDriver(url: string, options: RedisStoreOptions = {}):
     codec: "json",
     description: `redis ${target.address}/${target.db}`,
     get: (key) => cmd((c) => c.get(k(key))).then((t) => t ?? undefined),
-    // MGET, in chunks of MGET_CHUNK keys sent together (so one huge read does not stall Redis).
+    // MGET, in chunks sent together (so one huge read does not stall Redis).
     async getMany(keys) {
       if (keys.length === 0) {
         await cmd((c) => c.ping()); // still reject when unreachable
         return [];
       }
-      const chunks: string[][] = [];
-      for (let j = 0; j < keys.length; j += MGET_CHUNK) chunks.push(keys.slice(j, j + MGET_CHUNK).map(k));
-      const replies = await Promise.all(chunks.map((chunk) => cmd((c) => c.mget(...chunk))));
-      return replies.flat().map((t) => t ?? undefined);
+      return (await conn.mget(keys.map(k))).map((t) => t ?? undefined);
     },
     set: (key, text) => cmd((c) => c.set(k(key), text)).then(noop),
     setIfAbsent: (key, text) => cmd((c) => c.set(k(key), text, "NX")).then((r) => r === "OK"),
@@ -306,17 +301,4 @@ async function moveLegacyKeys(conn: RedisConnection): Promise<void> {
     log.info(`moved ${moved} keys written by converge 0.1 from "${LEGACY_NAMESPACE}" to "${DEFAULT_NAMESPACE}"`);
 }
 
-async function evalBuffer(c: Redis, keys: string[], args: string[]): Promise<unknown> {
-  try {
-    return await c.callBuffer("evalsha", CAS.sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err as Error).message?.startsWith("NOSCRIPT")) throw err;
-    return c.callBuffer("eval", CAS.source, keys.length, ...keys, ...args); // EVAL also caches it
-  }
-}
-
 function noop(): void {}
-
-function sha1(data: string | Buffer): string {
-  return createHash("sha1").update(data).digest("hex");
-}

@@ -18,11 +18,20 @@
  * Files written by converge 0.1 (task records in `store`) are adopted once, on first open.
  */
 import type { Statement } from "bun:sqlite";
-import { FINAL_STATES, type FinalState, HELD_STATES, isTaskState, type Task, type TaskState } from "../core/task.ts";
+import {
+  FINAL_STATE_LIST,
+  type FinalState,
+  HELD_STATES,
+  isFinalState,
+  isTaskState,
+  type Task,
+  type TaskState,
+} from "../core/task.ts";
 import { parseRecord, serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
   byFinish,
+  byRun,
   type Claim,
   type ClaimNext,
   canonical,
@@ -33,8 +42,6 @@ import {
   type Expect,
   expectHolds,
   type FinishedEntry,
-  isCanonical,
-  runsBefore,
   type TaskQueue,
   type Transition,
   taskKey,
@@ -65,7 +72,8 @@ export const QUEUE_SQL = {
   insert:
     "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
     "ON CONFLICT (id) DO NOTHING",
-  update: "UPDATE tasks SET state = ?, until = ?, token = ?, value = ? WHERE id = ?",
+  // Every column: a record written through the key-value view may move to another queue, priority or seq.
+  update: "UPDATE tasks SET state = ?, queue = ?, priority = ?, seq = ?, until = ?, token = ?, value = ? WHERE id = ?",
   upsert:
     "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue = excluded.queue, priority = excluded.priority, " +
@@ -85,6 +93,7 @@ export const QUEUE_SQL = {
   ids: "SELECT id FROM tasks",
   addQueue: "INSERT OR IGNORE INTO task_queues (queue, route) VALUES (?, ?)",
   queues: "SELECT queue, route FROM task_queues",
+  queueCount: "SELECT count(*) AS n FROM task_queues",
   meta: "SELECT value FROM task_meta WHERE key = ?",
   setMeta: "INSERT OR REPLACE INTO task_meta (key, value) VALUES (?, ?)",
   legacyKeys: "SELECT key, value FROM store WHERE key >= 'task:' AND key < 'task;'",
@@ -199,7 +208,7 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run("list finished tasks", () => {
       // The first `limit` of each state hold the first `limit` of all.
       const out: FinishedEntry[] = [];
-      for (const state of ["completed", "failed", "cancelled"] as const) {
+      for (const state of FINAL_STATE_LIST) {
         for (const [id, until] of this.#s.finishedSince.values(state, since, sqlLimit(limit)) as [string, number][])
           out.push({ id, state, updatedAt: until });
       }
@@ -230,8 +239,12 @@ export class SqliteTaskQueue implements TaskQueue {
   writeText(id: string, text: string): boolean {
     if (this.#s.state.get(id) === null) return false;
     const v = JSON.parse(text);
-    if (isTaskRecord(v, id)) this.#write(v, text);
-    else {
+    if (isTaskRecord(v, id)) {
+      // It may name a queue no task was submitted to: register it, so that claimers in every process see it.
+      // Not noted in #routes here (the caller's transaction may yet roll back): #visibleRoutes reads it in.
+      if (!this.#routes.has(v.queue)) this.#s.addQueue.run(v.queue, JSON.stringify([v.poolId, v.requiredCapabilities]));
+      this.#write(v, text);
+    } else {
       // No longer a task the queue can place: it becomes a plain record.
       this.#s.del.run(id);
       this.#f.q.put.run(taskKey(id), text);
@@ -258,11 +271,12 @@ export class SqliteTaskQueue implements TaskQueue {
     return rows.map((r) => JSON.parse(r[0] as string) as Task);
   }
 
-  /** Writes the record and its columns (the caller is inside a transaction; the row exists). */
+  /**
+   * Writes the record and its columns. The caller is inside a transaction and has found the row in
+   * it (every caller reads it first), so the row exists: an UPDATE is enough.
+   */
   #write(t: Task, text = serialise(taskKey(t.id), t)): void {
-    if (this.#s.update.run(t.state, untilOf(t), t.leaseToken ?? null, text, t.id).changes === 0) {
-      this.#s.upsert.run(t.id, t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text);
-    }
+    this.#s.update.run(t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text, t.id);
   }
 
   #submit(tasks: readonly Task[]): boolean[] {
@@ -310,7 +324,7 @@ export class SqliteTaskQueue implements TaskQueue {
         return { ok: false, current: this.#read(id) };
     } else {
       const current = this.#read(id);
-      if (!expectHolds(current, expect, sameRecord)) return { ok: false, current };
+      if (!expectHolds(current, expect)) return { ok: false, current };
     }
     this.#write(next);
     return { ok: true, task: next, next: then ? this.#claimNext(then) : [] };
@@ -320,7 +334,7 @@ export class SqliteTaskQueue implements TaskQueue {
     let n = 0;
     for (const id of ids) {
       const row = this.#s.state.get(id) as { state: TaskState } | null;
-      if (!row || !FINAL_STATES.has(row.state)) continue;
+      if (!row || !isFinalState(row.state)) continue;
       this.#s.del.run(id);
       n++;
     }
@@ -334,16 +348,19 @@ export class SqliteTaskQueue implements TaskQueue {
       if (!canSee(visibility, route.poolId, route.capabilities)) continue;
       all.push(...(this.#s.ready.all(queue, now, sqlLimit(limit)) as Candidate[]));
     }
-    all.sort((a, b) => (runsBefore(a, b) ? -1 : 1));
+    all.sort(byRun);
     if (all.length > limit) all.length = limit;
     return all;
   }
 
-  /** Every queue (routing key) any process has submitted to; new rows are read in as they appear. */
+  /**
+   * Every queue (routing key) any process has submitted to; new rows are read in as they appear.
+   * Rows are only ever inserted, so a count that differs from ours is how new ones show.
+   */
   #visibleRoutes(): Map<string, Route> {
-    const rows = this.#s.queues.all() as { queue: string; route: string }[];
-    if (rows.length !== this.#routes.size) {
-      for (const { queue, route } of rows) {
+    const { n } = this.#s.queueCount.get() as { n: number };
+    if (n !== this.#routes.size) {
+      for (const { queue, route } of this.#s.queues.all() as { queue: string; route: string }[]) {
         if (this.#routes.has(queue)) continue;
         const [poolId, capabilities] = JSON.parse(route) as [string | null, string[]];
         this.#routes.set(queue, { poolId, capabilities });
@@ -365,7 +382,7 @@ export class SqliteTaskQueue implements TaskQueue {
       }
       const id = key.slice("task:".length);
       if (typeof raw !== "object" || raw === null || (raw as Task).id !== id) continue;
-      const t = isCanonical(raw) ? (raw as Task) : canonical(raw as Task);
+      const t = canonical(raw as Task);
       if (!isTaskState(t.state)) continue;
       this.#s.upsert.run(
         t.id,
@@ -383,10 +400,6 @@ export class SqliteTaskQueue implements TaskQueue {
     this.#f.db.run("DELETE FROM store_index WHERE name = 'tasks:open'");
     this.#s.setMeta.run("layout", LAYOUT);
   }
-}
-
-function sameRecord(a: Task, b: Task): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** SQLite's LIMIT takes an integer; -1 means none. */

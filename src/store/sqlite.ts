@@ -221,7 +221,7 @@ export class SqliteFile {
   }
 }
 
-export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Driver<string> & { file: SqliteFile } {
+function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Driver<string> & { file: SqliteFile } {
   const file = new SqliteFile(path, options.busyTimeoutMs ?? 5000, options.maxPageCount);
   const { db, q } = file;
   const pollMs = options.pollMs ?? 5;
@@ -239,6 +239,7 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     const id = taskId(key);
     if (id === undefined || !tasks.writeText(id, text)) q.put.run(key, text);
   };
+  const set = db.transaction((key: string, text: string) => write(key, text)).immediate;
   const update = db.transaction((key: string, step: Parameters<Driver<string>["update"]>[1]) => {
     const w = step(read(key));
     if (!w) return;
@@ -276,7 +277,7 @@ export function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Dr
     get: (key) => file.run(`read ${quoted(key)}`, () => read(key)),
     // One prepared statement run per key, in one synchronous pass.
     getMany: (keys) => file.run(`read ${keys.length} records`, () => keys.map(read)),
-    set: (key, value) => file.run(`write ${quoted(key)}`, () => db.transaction(() => write(key, value)).immediate()),
+    set: (key, value) => file.run(`write ${quoted(key)}`, () => set(key, value)),
     setIfAbsent: (key, value) => file.run(`write ${quoted(key)}`, () => setIfAbsent(key, value)),
     delete: (key) =>
       file.run(`delete ${quoted(key)}`, () => {

@@ -19,10 +19,10 @@
  * The one contract suite in test/store/task-queue-contract.ts holds them all to the same behaviour.
  */
 import {
-  FINAL_STATES,
   type FinalState,
   HELD_STATES,
   HOT_FIELDS,
+  isFinalState,
   routeId,
   type Task,
   type TaskState,
@@ -127,6 +127,11 @@ export function runsBefore(a: Pick<Task, "priority" | "seq">, b: Pick<Task, "pri
   return a.priority !== b.priority ? a.priority > b.priority : a.seq < b.seq;
 }
 
+/** The "best first" order as a comparator (for sort): `runsBefore` first. */
+export function byRun(a: Pick<Task, "priority" | "seq">, b: Pick<Task, "priority" | "seq">): number {
+  return runsBefore(a, b) ? -1 : runsBefore(b, a) ? 1 : 0;
+}
+
 /** Whether an agent with this visibility may take tasks of the route (pool, capabilities). */
 export function canSee(v: Visibility, poolId: string | null, requiredCapabilities: readonly string[]): boolean {
   if (poolId !== null && !v.pools.has(poolId)) return false;
@@ -155,14 +160,16 @@ export function claimed(t: Task, claim: Claim, token: string): Task {
   };
 }
 
-/** Whether `expect` holds of the current record (`same`: how the backend compares whole records). */
-export function expectHolds(
-  current: Task | undefined,
-  expect: Expect,
-  same: (a: Task, b: Task) => boolean,
-): current is Task {
+/**
+ * Whether `expect` holds of the current record. A compare and set compares whole records as the
+ * JSON backends store them: the same object, or the same JSON text.
+ */
+export function expectHolds(current: Task | undefined, expect: Expect): current is Task {
   if (!current) return false;
-  if ("record" in expect) return same(current, expect.record);
+  if ("record" in expect) {
+    const r = expect.record;
+    return current === r || JSON.stringify(current) === JSON.stringify(r);
+  }
   if (!HELD_STATES.has(current.state)) return false;
   if ("lease" in expect) return current.leaseToken === expect.lease;
   return current.assignedTo === expect.assignee && !current.leaseToken;
@@ -174,7 +181,7 @@ export function byFinish(a: FinishedEntry, b: FinishedEntry): number {
 }
 
 export function isFinished(t: Task): boolean {
-  return FINAL_STATES.has(t.state);
+  return isFinalState(t.state);
 }
 
 export function emptyCounts(): Record<TaskState, number> {
@@ -187,8 +194,10 @@ export const taskKey = (id: string): string => `task:${id}`;
 /**
  * A record in the current layout (core/task.ts): the hot fields first, each present. Records
  * written by converge 0.1 lack some and are adopted through this when a store first meets them.
+ * A record already in the layout is returned as it is (no copy).
  */
 export function canonical(raw: Partial<Task> & { id: string }): Task {
+  if (isCanonical(raw)) return raw as Task;
   const constraints = (raw.constraints ?? {}) as Record<string, unknown>;
   const ttl = constraints.claim_ttl_sec;
   const createdAt = raw.createdAt ?? raw.updatedAt ?? Date.now();

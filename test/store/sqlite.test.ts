@@ -121,3 +121,37 @@ test("a write blocked by another process's transaction beyond the busy timeout i
   expect(await store.get("k")).toBe(2);
   await store.close();
 });
+
+test("when a task record written through the key-value API changes its queue and priority, claims follow it", async () => {
+  const { newTask, routeId } = await import("../../src/core/task.ts");
+  type Task = import("../../src/core/task.ts").Task;
+  const path = join(tmp.path, "kv-route.db");
+  const store = new SqliteStore(path);
+  const peer = new SqliteStore(path);
+  const now = 1_800_000_000_000;
+  const pool = (p: string) => ({ pools: new Set([p]), capabilities: new Set<string>() });
+  const claim = (p: string, n: number) => ({
+    agentId: `agent-${p}`,
+    now,
+    defaultTtlMs: null,
+    visibility: pool(p),
+    tokens: Array.from({ length: n }, (_, i) => `tok-${p}-${i}`),
+  });
+  try {
+    await store.tasks!.submit(
+      [newTask({ id: "moved", poolId: "p1" }, now, 1), newTask({ id: "stays", poolId: "p2", priority: 3 }, now, 2)],
+      now,
+    );
+    // Moved to pool p2, ahead of "stays": once by update, once by put (each a write of `task:moved`).
+    await store.update<Task>("task:moved", (t) => ({ ...t!, poolId: "p2", queue: routeId("p2", []), priority: 1 }));
+    await store.put("task:moved", { ...(await store.get<Task>("task:moved"))!, priority: 5 });
+    expect(await store.tasks!.pending(pool("p1"), now, 10)).toEqual([]);
+    expect((await store.tasks!.pending(pool("p2"), now, 10)).map((t) => t.id)).toEqual(["moved", "stays"]);
+    // Another handle on the file finds the new queue and takes it in the new order.
+    expect((await peer.tasks!.claimNext(claim("p1", 5))).map((t) => t.id)).toEqual([]);
+    expect((await peer.tasks!.claimNext(claim("p2", 1))).map((t) => t.id)).toEqual(["moved"]);
+  } finally {
+    await peer.close();
+    await store.close();
+  }
+});

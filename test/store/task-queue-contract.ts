@@ -315,6 +315,40 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       expect(await q.finishedSince(NOW + 45, 10)).toEqual([{ id: "d", state: "completed", updatedAt: NOW + 50 }]);
     });
 
+    test("when a task claimed by id is removed and its id submitted again elsewhere, only its new place offers it", async () => {
+      const { q } = await fresh();
+      const pool = (p: string): Visibility => ({ pools: new Set([p]), capabilities: new Set() });
+      await q.submit([task({ id: "t", poolId: "p1", priority: 9 }), task({ id: "u", poolId: "p1", priority: 9 })], NOW);
+      await q.submit([task({ id: "other", poolId: "p1", priority: 1 })], NOW);
+      for (const id of ["t", "u"]) {
+        const held = (await q.claim(id, claimAt(), `tok-${id}`)).task!;
+        const done: Task = { ...held, state: "completed", leaseToken: null, leaseExpiresAt: null, updatedAt: NOW + 1 };
+        expect((await q.transition(id, { lease: `tok-${id}` }, done, NOW + 1)).ok).toBe(true);
+      }
+      expect(await q.remove(["t", "u"])).toBe(2);
+      // "t" comes back in another pool; "u" in the same pool, below "other" now.
+      const again = [task({ id: "t", poolId: "p2" }, NOW + 2), task({ id: "u", poolId: "p1", priority: -1 }, NOW + 2)];
+      expect(await q.submit(again, NOW + 2)).toEqual([true, true]);
+      expect((await q.pending(pool("p1"), NOW + 2, 10)).map((t) => t.id)).toEqual(["other", "u"]);
+      expect((await q.claimNext(next(1, pool("p1"), NOW + 2))).map((t) => t.id)).toEqual(["other"]);
+      expect((await q.claimNext(next(5, pool("p1"), NOW + 2))).map((t) => t.id)).toEqual(["u"]);
+      expect((await q.claimNext(next(5, pool("p2"), NOW + 2))).map((t) => [t.id, t.attempts])).toEqual([["t", 1]]);
+    });
+
+    test("when a delayed task is cancelled, removed and submitted again delayed in another pool, it comes due there", async () => {
+      const { q } = await fresh();
+      const pool = (p: string): Visibility => ({ pools: new Set([p]), capabilities: new Set() });
+      await q.submit([task({ id: "d", poolId: "p1", notBefore: NOW + 100 })], NOW);
+      const waiting = (await q.get("d"))!;
+      const cancelled: Task = { ...waiting, state: "cancelled", updatedAt: NOW + 1 };
+      expect((await q.transition("d", { record: waiting }, cancelled, NOW + 1)).ok).toBe(true);
+      expect(await q.remove(["d"])).toBe(1);
+      await q.submit([task({ id: "d", poolId: "p2", notBefore: NOW + 200 }, NOW + 2)], NOW + 2);
+      expect(await q.claimNext(next(5, pool("p2"), NOW + 199))).toEqual([]);
+      expect((await q.pending(pool("p2"), NOW + 200, 10)).map((t) => t.id)).toEqual(["d"]);
+      expect((await q.claimNext(next(5, pool("p2"), NOW + 200))).map((t) => t.id)).toEqual(["d"]);
+    });
+
     test("pending lists the best visible due tasks, at most the limit", async () => {
       const { q } = await fresh();
       await q.submit(
