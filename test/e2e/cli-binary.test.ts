@@ -12,8 +12,8 @@ import pkg from "../../package.json" with { type: "json" };
 import { BINARY, runCli, startCli, stopAll, type RunResult } from "../support/cli.ts";
 import { startRedis, type RedisServer } from "../support/redis.ts";
 import { tempDir } from "../support/tmp.ts";
+import { buildBinary } from "./fixtures/worker-support/harness.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
 const tmp = tempDir("converge-cli-binary-");
 /** A PATH with nothing on it: the binary must not need bun or node. */
 const emptyPath = join(tmp.path, "empty-bin");
@@ -29,13 +29,7 @@ beforeAll(async () => {
   writeFileSync(join(strayCwd, "bunfig.toml"), 'preload = ["./nope.ts"]\n');
   redis = await startRedis();
   if (process.env.CONVERGE_TEST_BINARY) return;
-  const p = Bun.spawn([process.execPath, join(ROOT, "scripts", "build.ts")], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`bun scripts/build.ts failed (${code}): ${out}${err}`);
+  await buildBinary();
 }, 120_000);
 
 afterAll(async () => {

@@ -11,19 +11,13 @@ import { stopAll } from "../support/cli.ts";
 import { useE2eEnvironment } from "../support/e2e.ts";
 import { getTask, llmConfig, MCP_SERVER } from "../fixtures/llm/harness.ts";
 import { StandIn, toolResultsOf } from "../fixtures/llm/stand-in.ts";
-import { openStore, ROOT, startWorker, submitViaCli, waitFinal } from "./fixtures/worker-support/harness.ts";
+import { buildBinary, openStore, startWorker, submitViaCli, waitFinal } from "./fixtures/worker-support/harness.ts";
 
 let s: StandIn | undefined;
 const { tmp } = useE2eEnvironment({ prefix: "converge-e2e-llm-binary-", cleanup: [stopAll, () => s?.stop()] });
 
 beforeAll(async () => {
-  const p = Bun.spawn([process.execPath, join(ROOT, "scripts", "build.ts")], {
-    cwd: ROOT,
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`bun scripts/build.ts failed (${code}): ${out}${err}`);
+  await buildBinary();
 }, 120_000);
 
 test("when converge runs as the compiled binary, an LLM worker with an MCP tool completes a task", async () => {
