@@ -7,9 +7,10 @@
  * Heaps are pruned lazily: an entry stays until it reaches the top, and is acted on only if it is
  * the id's live entry and the record still says the task is there (ready: pending, due, and the
  * entry's queue, priority and seq; delayed: the earliest time known for it, in its queue; held: the
- * same lease end). A record placed anew (an id removed and submitted again elsewhere) gets a new
- * live entry, and the old one is skipped when it surfaces. Open and finished sets, and the counts,
- * are kept exact.
+ * same lease end). A record placed anew (an id removed and submitted again elsewhere, a lease
+ * renewed to another end) gets a new live entry, and the old one is skipped when it surfaces; a
+ * write that leaves its place as it was (a holder's progress, a start, a renewal to the same end)
+ * adds nothing. Open and finished sets, and the counts, are kept exact.
  */
 import { StoreError } from "../core/errors.ts";
 import {
@@ -77,6 +78,8 @@ export class MemoryTaskQueue implements TaskQueue {
   /** Per id, its live delayed entry: the earliest `until` known for it, in its queue. */
   readonly #delayedLive = new Map<string, DelayedEntry>();
   readonly #held = new Heap<TimedEntry>(sooner);
+  /** Per held id, its live entry in #held (its lease end); any other entry of it there is stale. */
+  readonly #heldLive = new Map<string, TimedEntry>();
   readonly #open = new Set<string>();
   /**
    * Per final state, the tasks that reached it, in order, as two parallel arrays (no object per
@@ -199,8 +202,12 @@ export class MemoryTaskQueue implements TaskQueue {
       const e = this.#held.peek();
       if (!e || e.until > now) break;
       this.#held.pop();
+      if (this.#heldLive.get(e.id) !== e) continue; // superseded by a later entry, or the task left its hold
       const t = this.#record(e.id);
-      if (!t || !HELD_STATES.has(t.state) || t.leaseExpiresAt !== e.until) continue; // stale entry
+      if (!t || !HELD_STATES.has(t.state) || t.leaseExpiresAt !== e.until) {
+        this.#heldLive.delete(e.id); // the record moved on without the queue (a key-value write)
+        continue;
+      }
       out.push(t);
       keep.push(e); // it stays held until someone moves it
     }
@@ -261,6 +268,7 @@ export class MemoryTaskQueue implements TaskQueue {
     this.data.tasks.set(next.id, next);
     this.#version++;
     const wasOpen = prev !== undefined && !isFinalState(prev.state);
+    const wasHeld = wasOpen && (prev.state === "assigned" || prev.state === "running");
     if (prev) {
       bump(this.#counts, prev.state, -1);
       if (!wasOpen) this.#leftFinished(prev.state as FinalState);
@@ -270,18 +278,31 @@ export class MemoryTaskQueue implements TaskQueue {
     const state = next.state;
     if (isFinalState(state)) {
       if (wasOpen) this.#open.delete(next.id);
+      if (wasHeld) this.#heldLive.delete(next.id); // its entry in #held is stale now
       const f = this.#finished[state];
       appendSorted(f, next.id, next.updatedAt);
       return;
     }
     if (!wasOpen) this.#open.add(next.id);
     if (state === "assigned" || state === "running") {
-      if (next.leaseExpiresAt !== null) this.#held.push({ id: next.id, until: next.leaseExpiresAt });
-    } else if ((next.notBefore ?? 0) <= now) {
-      this.#placeReady(next);
-    } else {
-      this.#placeDelayed(next, next.notBefore!);
+      this.#placeHeld(next.id, next.leaseExpiresAt);
+      return;
     }
+    if (wasHeld) this.#heldLive.delete(next.id);
+    if ((next.notBefore ?? 0) <= now) this.#placeReady(next);
+    else this.#placeDelayed(next, next.notBefore!);
+  }
+
+  /** Gives a held task its live entry in #held, unless its entry already says `until`; none without a lease end. */
+  #placeHeld(id: string, until: number | null): void {
+    if (until === null) {
+      this.#heldLive.delete(id);
+      return;
+    }
+    if (this.#heldLive.get(id)?.until === until) return; // its entry is still in the heap
+    const entry = { id, until };
+    this.#heldLive.set(id, entry);
+    this.#held.push(entry);
   }
 
   /** A task left a final state (retried, or removed): its entry there is stale; compact when most are. */

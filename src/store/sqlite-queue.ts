@@ -130,11 +130,12 @@ export class SqliteTaskQueue implements TaskQueue {
   readonly #f: SqliteFile;
   // biome-ignore lint/suspicious/noExplicitAny: statements differ in their rows
   readonly #s: { [K in keyof typeof QUEUE_SQL]: Statement<any, any[]> };
+  /** Queues known to be in task_queues: only committed rows (a rolled-back submit adds none). */
   readonly #routes = new Map<string, Route>();
   /** The store's clock is this host's: no promise needed. */
   readonly clock = () => Date.now();
   readonly #tx: {
-    submit: (tasks: readonly Task[]) => boolean[];
+    submit: (tasks: readonly Task[], added: Map<string, Route>) => boolean[];
     claim: (id: string, claim: Claim, token: string) => { task: Task | null; current: Task | undefined };
     claimNext: (claim: ClaimNext) => Task[];
     transition: (id: string, expect: Expect, next: Task, then?: ClaimNext) => Transition;
@@ -146,7 +147,8 @@ export class SqliteTaskQueue implements TaskQueue {
     const db = file.db;
     this.#s = Object.fromEntries(Object.entries(QUEUE_SQL).map(([k, sql]) => [k, db.prepare(sql)])) as never;
     this.#tx = {
-      submit: db.transaction((tasks: readonly Task[]) => this.#submit(tasks)).immediate,
+      submit: db.transaction((tasks: readonly Task[], added: Map<string, Route>) => this.#submit(tasks, added))
+        .immediate,
       claim: db.transaction((id: string, claim: Claim, token: string) => this.#claim(id, claim, token)).immediate,
       claimNext: db.transaction((claim: ClaimNext) => this.#claimNext(claim)).immediate,
       transition: db.transaction((id: string, expect: Expect, next: Task, then?: ClaimNext) =>
@@ -166,7 +168,13 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   async submit(tasks: readonly Task[]): Promise<boolean[]> {
-    return this.#f.run(`submit ${tasks.length} task(s)`, () => this.#tx.submit(tasks));
+    return this.#f.run(`submit ${tasks.length} task(s)`, () => {
+      const added = new Map<string, Route>();
+      const created = this.#tx.submit(tasks, added);
+      // Committed: the queues it registered are in task_queues now (had it thrown, they would not be).
+      for (const [queue, route] of added) this.#routes.set(queue, route);
+      return created;
+    });
   }
 
   async claim(id: string, claim: Claim, token: string): Promise<{ task: Task | null; current: Task | undefined }> {
@@ -279,15 +287,16 @@ export class SqliteTaskQueue implements TaskQueue {
     this.#s.update.run(t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text, t.id);
   }
 
-  #submit(tasks: readonly Task[]): boolean[] {
+  /** Inserts the new tasks; the queues it registers go in `added`, for #routes once the transaction commits. */
+  #submit(tasks: readonly Task[], added: Map<string, Route>): boolean[] {
     return tasks.map((t) => {
       const text = serialise(taskKey(t.id), t);
       if (this.#s.plainHas.get(taskKey(t.id)) !== null) return false; // a plain record holds the key
       const args = [t.id, t.state, t.queue, t.priority, t.seq, untilOf(t), t.leaseToken ?? null, text];
       if (this.#s.insert.run(...args).changes !== 1) return false;
-      if (!this.#routes.has(t.queue)) {
+      if (!this.#routes.has(t.queue) && !added.has(t.queue)) {
         this.#s.addQueue.run(t.queue, JSON.stringify([t.poolId, t.requiredCapabilities]));
-        this.#routes.set(t.queue, { poolId: t.poolId, capabilities: [...t.requiredCapabilities] });
+        added.set(t.queue, { poolId: t.poolId, capabilities: [...t.requiredCapabilities] });
       }
       return true;
     });

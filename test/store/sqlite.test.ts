@@ -155,3 +155,29 @@ test("when a task record written through the key-value API changes its queue and
     await store.close();
   }
 });
+
+test("when a submitted batch fails on its last task, its new queue is still registered by a later submit", async () => {
+  const { newTask } = await import("../../src/core/task.ts");
+  const path = join(tmp.path, "rolled-back-route.db");
+  const store = new SqliteStore(path);
+  const peer = new SqliteStore(path);
+  const now = 1_800_000_000_000;
+  const pool = (p: string) => ({ pools: new Set([p]), capabilities: new Set<string>() });
+  try {
+    // The first task is the first ever in pool p1's queue; the last cannot be stored: nothing is.
+    const bad = { ...newTask({ id: "bad" }, now, 2), inputs: { n: 10n } };
+    await expect(store.tasks!.submit([newTask({ id: "first", poolId: "p1" }, now, 1), bad], now)).rejects.toThrow(
+      StoreError,
+    );
+    expect(await store.tasks!.getMany(["first", "bad"])).toEqual([undefined, undefined]);
+    await store.tasks!.submit([newTask({ id: "later", poolId: "p1" }, now, 3)], now);
+    // Another handle on the file finds the queue, and only where the pool is visible.
+    const claim = (p: string) => ({ agentId: "b", now, defaultTtlMs: null, visibility: pool(p), tokens: ["tok"] });
+    expect(await peer.tasks!.claimNext(claim("p2"))).toEqual([]);
+    expect((await peer.tasks!.pending(pool("p1"), now, 10)).map((t) => t.id)).toEqual(["later"]);
+    expect((await peer.tasks!.claimNext(claim("p1"))).map((t) => t.id)).toEqual(["later"]);
+  } finally {
+    await peer.close();
+    await store.close();
+  }
+});

@@ -249,6 +249,31 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       expect((await q.expired(at, 10)).map((t) => t.id)).toEqual(["b"]);
     });
 
+    test("when a held task is written again and again, expired lists it once", async () => {
+      const { q } = await fresh();
+      await q.submit([task({ id: "t" }), task({ id: "u" })], NOW);
+      let t = (await q.claim("t", claimAt(), "tt")).task!;
+      await q.claim("u", claimAt(NOW + 1), "tu");
+      const write = async (changes: Partial<Task>, at: number) => {
+        const r = await q.transition("t", { lease: "tt" }, { ...t, ...changes, updatedAt: at }, at);
+        expect(r.ok).toBe(true);
+        if (r.ok) t = r.task;
+      };
+      const end = t.leaseExpiresAt!;
+      await write({ state: "running" }, NOW + 2); // a start
+      for (let i = 0; i < 3; i++) await write({ progress: { step: i } }, NOW + 3 + i); // progress
+      await write({ leaseExpiresAt: end }, NOW + 6); // a renewal to the same end
+      await write({ leaseExpiresAt: end + 5 }, NOW + 7); // to another end, and back
+      await write({ leaseExpiresAt: end }, NOW + 8);
+      const at = NOW + 60_000;
+      expect((await q.expired(at, 2)).map((x) => x.id)).toEqual(["t", "u"]);
+      expect((await q.expired(at, 10)).map((x) => x.id)).toEqual(["t", "u"]);
+      expect((await q.expired(at, 1)).map((x) => x.id)).toEqual(["t"]);
+      const done: Task = { ...t, state: "completed", leaseToken: null, leaseExpiresAt: null, updatedAt: at };
+      expect((await q.transition("t", { lease: "tt" }, done, at)).ok).toBe(true);
+      expect((await q.expired(at, 10)).map((x) => x.id)).toEqual(["u"]);
+    });
+
     test("finished tasks are listed by state and age, removed only when finished, and counted", async () => {
       const { q } = await fresh();
       await q.submit(
