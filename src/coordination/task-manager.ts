@@ -37,7 +37,15 @@ import { logger } from "../observability/log.ts";
 import { type Clock, clockFor } from "../store/clock.ts";
 import { GenericTaskQueue } from "../store/generic-queue.ts";
 import type { Store } from "../store/store.ts";
-import type { ClaimNext, Expect, TaskQueue, Visibility } from "../store/task-queue.ts";
+import {
+  type Answer,
+  andThen,
+  type ClaimNext,
+  type Expect,
+  type TaskQueue,
+  type Transition,
+  type Visibility,
+} from "../store/task-queue.ts";
 import { FINISHED_CHANNEL, type TaskEvent, type TaskListener, TaskWatcher, type WaitOptions } from "./task-events.ts";
 import { constraintWarnings, type SubmitWarning } from "./task-warnings.ts";
 
@@ -241,7 +249,8 @@ export class TaskManager {
   async claim(taskId: string, agentId: string, options: { ttlMs?: number } = {}): Promise<Lease | null> {
     const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
-    const { task } = await this.queue.claim(taskId, this.#claim(agentId, now, options.ttlMs), token());
+    const r = this.queue.claim(taskId, this.#claim(agentId, now, options.ttlMs), token());
+    const { task } = r instanceof Promise ? await r : r;
     return task ? this.#lease(task) : null;
   }
 
@@ -250,8 +259,8 @@ export class TaskManager {
     if (max <= 0) return [];
     const t0 = this.#now();
     const now = typeof t0 === "number" ? t0 : await t0;
-    const tasks = await this.queue.claimNext(this.#claimNext(agentId, scope, max, now));
-    return tasks.map((t) => this.#lease(t));
+    const r = this.queue.claimNext(this.#claimNext(agentId, scope, max, now));
+    return (r instanceof Promise ? await r : r).map((t) => this.#lease(t));
   }
 
   #claimNext(agentId: string, scope: Scope, max: number, now: number): ClaimNext {
@@ -291,7 +300,8 @@ export class TaskManager {
 
   /** Completes a task. Only the holder: `token` must be the current lease (or, lease-less, agentId the assignee). */
   async report(taskId: string, result: unknown, holder: Holder): Promise<Task> {
-    return (await this.reportAndClaim(taskId, result, holder)).task;
+    const r = this.#complete(taskId, result, holder);
+    return (r instanceof Promise ? await r : r).task;
   }
 
   /**
@@ -304,13 +314,41 @@ export class TaskManager {
     holder: Holder,
     next?: { scope: Scope; max: number },
   ): Promise<{ task: Task; next: Lease[] }> {
-    const t0 = this.#now();
-    const now = typeof t0 === "number" ? t0 : await t0;
-    const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
-    const r = await this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then);
-    this.#finished();
+    const c = this.#complete(taskId, result, holder, next);
+    const r = c instanceof Promise ? await c : c;
     return { task: r.task, next: r.next.map((t) => this.#lease(t)) };
   }
+
+  /** report and reportAndClaim: at once where the queue answers at once (memory), taking no turn of the loop. */
+  #complete(
+    taskId: string,
+    result: unknown,
+    holder: Holder,
+    next?: { scope: Scope; max: number },
+  ): Answer<{ task: Task; next: Task[] }> {
+    const t0 = this.#now();
+    if (typeof t0 !== "number") return t0.then((now) => this.#completeAt(now, taskId, result, holder, next));
+    return this.#completeAt(t0, taskId, result, holder, next);
+  }
+
+  #completeAt(
+    now: number,
+    taskId: string,
+    result: unknown,
+    holder: Holder,
+    next?: { scope: Scope; max: number },
+  ): Answer<{ task: Task; next: Task[] }> {
+    const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
+    return andThen(
+      this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then),
+      this.#reported,
+    );
+  }
+
+  readonly #reported = <T>(r: T): T => {
+    this.#finished();
+    return r;
+  };
 
   /**
    * Fails an attempt. While `constraints.max_retries` allows (attempts ≤ max_retries), the task
@@ -470,20 +508,39 @@ export class TaskManager {
    * A change the holder of a lease makes, from the record this process last wrote for it (read
    * when this process holds none, e.g. a command line acting with a token).
    */
-  async #byHolder(
+  #byHolder(
     taskId: string,
     holder: Holder,
     now: number,
     change: (t: Task) => Task,
     then?: ClaimNext,
-  ): Promise<{ task: Task; next: Task[] }> {
+  ): Answer<{ task: Task; next: Task[] }> {
     const expect: Expect = holder.token !== undefined ? { lease: holder.token } : { assignee: holder.agentId };
-    let base = this.queue.peek ? this.queue.peek(taskId) : this.#held.get(taskId);
-    if (!base || ("lease" in expect && base.leaseToken !== expect.lease)) base = await this.queue.get(taskId);
+    const base = this.queue.peek ? this.queue.peek(taskId) : this.#held.get(taskId);
+    if (!base || ("lease" in expect && base.leaseToken !== expect.lease)) {
+      return this.queue.get(taskId).then((read) => this.#change(read, taskId, holder, expect, now, change, then));
+    }
+    return this.#change(base, taskId, holder, expect, now, change, then);
+  }
+
+  #change(
+    base: Task | undefined,
+    taskId: string,
+    holder: Holder,
+    expect: Expect,
+    now: number,
+    change: (t: Task) => Task,
+    then?: ClaimNext,
+  ): Answer<{ task: Task; next: Task[] }> {
     const problem = holderProblem(base, taskId, holder);
     if (problem) throw problem;
     const next = change(base!);
-    const r = await this.queue.transition(taskId, expect, next, now, then);
+    return andThen(this.queue.transition(taskId, expect, next, now, then), (r) =>
+      this.#changed(r, taskId, holder, next),
+    );
+  }
+
+  #changed(r: Transition, taskId: string, holder: Holder, next: Task): { task: Task; next: Task[] } {
     if (!r.ok) {
       this.#held.delete(taskId);
       // A retry after a lost reply (the store applied it, the answer never came) finds it done.

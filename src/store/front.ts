@@ -15,7 +15,7 @@ import { frozenCopy, parseRecord, serialise, thaw } from "./json.ts";
 import { checkIndexUpdate, checkKey, sortKeys } from "./keys.ts";
 import { Listeners } from "./listeners.ts";
 import { ABSENT, DECLINE, type Decline, type Store, type UpdateOptions } from "./store.ts";
-import type { TaskQueue } from "./task-queue.ts";
+import type { Answer, TaskQueue } from "./task-queue.ts";
 
 /** How long a failed real write keeps the store unhealthy when no write has succeeded since. */
 const WRITE_FAILURE_MEMORY_MS = 60_000;
@@ -295,9 +295,10 @@ function trackWrites(
   ok: () => void,
   failed: (err: unknown) => void,
 ): TaskQueue {
-  const watch = <T>(p: Promise<T>): Promise<T> => {
-    p.then(ok, failed);
-    return p;
+  const watch = <A extends Answer<unknown>>(a: A): A => {
+    if (a instanceof Promise) a.then(ok, failed);
+    else ok();
+    return a;
   };
   return {
     // What costs nothing stays as it is (TaskManager reads these without a promise).

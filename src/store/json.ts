@@ -43,11 +43,13 @@ function deepFreeze<T>(value: T): T {
  * `value` as the JSON backends would store it (checked, copied, normalised), deep-frozen. Plain
  * data (the common case: objects, arrays, strings, finite numbers, booleans, null) is copied in one
  * walk; anything else (a Date, a toJSON method, undefined members, -0, NaN, cycles) takes the JSON
- * round trip, whose rules are the definition.
+ * round trip, whose rules are the definition. `key` names the value in errors (a function: built
+ * only then).
  */
-export function frozenCopy(key: string, value: unknown): unknown {
+export function frozenCopy(key: string | (() => string), value: unknown): unknown {
   const fast = plainFrozen(value, 0);
-  return fast !== NOT_PLAIN ? fast : deepFreeze(JSON.parse(serialise(key, value)));
+  if (fast !== NOT_PLAIN) return fast;
+  return deepFreeze(JSON.parse(serialise(typeof key === "string" ? key : key(), value)));
 }
 
 const NOT_PLAIN: unique symbol = Symbol("not plain");

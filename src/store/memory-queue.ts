@@ -2,7 +2,8 @@
  * The memory store's native task queue: records are frozen objects in the store's own Map of task
  * records by id (so a claim copies one record and nothing else, and no JSON is written or
  * parsed); the places of task-queue.ts are heaps per queue. Everything is synchronous, so each
- * operation is atomic.
+ * operation is atomic; claim, claimNext and transition answer with the value itself (`Answer`), so
+ * a claim and a report on the embedded default take no turn of the event loop.
  *
  * Heaps are pruned lazily: an entry stays until it reaches the top, and is acted on only if it is
  * the id's live entry and the record still says the task is there (ready: pending, due, and the
@@ -133,7 +134,7 @@ export class MemoryTaskQueue implements TaskQueue {
     return created;
   }
 
-  async claim(id: string, claim: Claim, token: string): Promise<{ task: Task | null; current: Task | undefined }> {
+  claim(id: string, claim: Claim, token: string): { task: Task | null; current: Task | undefined } {
     const current = this.#record(id);
     if (!claimable(current, claim.now)) return { task: null, current };
     const task = Object.freeze(claimed(current, claim, token));
@@ -141,11 +142,7 @@ export class MemoryTaskQueue implements TaskQueue {
     return { task, current: task };
   }
 
-  async claimNext(claim: ClaimNext): Promise<Task[]> {
-    return this.#claimNext(claim);
-  }
-
-  #claimNext(claim: ClaimNext): Task[] {
+  claimNext(claim: ClaimNext): Task[] {
     const out: Task[] = [];
     if (claim.tokens.length === 0) return out;
     const queues = this.#visible(claim.visibility);
@@ -167,12 +164,12 @@ export class MemoryTaskQueue implements TaskQueue {
     return out;
   }
 
-  async transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition> {
+  transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Transition {
     const current = this.#record(id);
     if (!expectHolds(current, expect)) return { ok: false, current };
     const task = freezeRecord(next, current);
     this.#write(current, task, now);
-    return { ok: true, task, next: then ? this.#claimNext(then) : [] };
+    return { ok: true, task, next: then ? this.claimNext(then) : [] };
   }
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
@@ -441,7 +438,8 @@ function freezeRecord(t: Task, prev: Task | undefined): Task {
 
 /** A user's value as the JSON backends would store it: frozen plain data (objects copied once). */
 function storable(t: Task, field: string, v: unknown): unknown {
-  if (typeof v === "object" && v !== null) return Object.isFrozen(v) ? v : frozenCopy(`${taskKey(t.id)} ${field}`, v);
+  if (typeof v === "object" && v !== null)
+    return Object.isFrozen(v) ? v : frozenCopy(() => `${taskKey(t.id)} ${field}`, v);
   if (typeof v === "number" && !Number.isFinite(v)) return null; // as JSON writes it
   if (typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") {
     throw new StoreError(`value for "${taskKey(t.id)}" is not JSON-serialisable: ${field} is a ${typeof v}`);

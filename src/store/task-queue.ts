@@ -68,6 +68,17 @@ export interface FinishedEntry {
   updatedAt: number;
 }
 
+/**
+ * What a claim or a transition answers: a promise, or (memory, where the step is synchronous) the
+ * value itself, so that a caller on the embedded default takes no turn of the event loop per call.
+ */
+export type Answer<T> = T | Promise<T>;
+
+/** `f` of the answer: at once when it is a value, after it when it is a promise. */
+export function andThen<T, U>(a: Answer<T>, f: (value: T) => Answer<U>): Answer<U> {
+  return a instanceof Promise ? a.then(f) : f(a);
+}
+
 export interface TaskQueue {
   /** Optional: the backend's clock when reading it costs nothing (epoch ms); else TaskManager asks the store. */
   readonly clock?: () => number;
@@ -78,15 +89,15 @@ export interface TaskQueue {
   get(id: string): Promise<Task | undefined>;
   getMany(ids: readonly string[]): Promise<(Task | undefined)[]>;
   /** Claims this task if it is pending and due (`claimed`); else `task` is null and `current` is the record. */
-  claim(id: string, claim: Claim, token: string): Promise<{ task: Task | null; current: Task | undefined }>;
+  claim(id: string, claim: Claim, token: string): Answer<{ task: Task | null; current: Task | undefined }>;
   /** Claims the best visible due tasks, each with the next token, in claim order. */
-  claimNext(claim: ClaimNext): Promise<Task[]>;
+  claimNext(claim: ClaimNext): Answer<Task[]>;
   /**
    * Replaces the record with `next` if `expect` holds of the current one, and places it anew; then,
    * with `then`, claims more in the same step (report and take the next task in one round trip).
    * `next` keeps the record's id, queue, priority and seq; `now` places it (due or delayed).
    */
-  transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Promise<Transition>;
+  transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Answer<Transition>;
   /** Due pending tasks the visibility allows, best first, at most `limit`. */
   pending(visibility: Visibility, now: number, limit: number): Promise<Task[]>;
   /** Held tasks whose lease ended by `now`, soonest ended first, at most `limit`. */
