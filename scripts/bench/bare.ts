@@ -5,6 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { newTask, type Task } from "../../src/core/task.ts";
+import { WAL_CHECKPOINT_PAGES } from "../../src/store/sqlite.ts";
 
 /** A Map of records; claim and report are async functions, awaited in turn, as TaskManager's are. */
 export async function bareMapClaimReport(n: number): Promise<number> {
@@ -33,14 +34,15 @@ export async function bareMapClaimReport(n: number): Promise<number> {
 }
 
 /**
- * One SQLite file (WAL, synchronous=NORMAL, like SqliteStore), a table of JSON records with the
- * state and token in columns: claim and report are each one BEGIN IMMEDIATE transaction with one
- * conditional UPDATE.
+ * One SQLite file with SqliteStore's settings (WAL, synchronous=NORMAL, the same checkpoint
+ * interval), a table of JSON records with the state and token in columns: claim and report are
+ * each one BEGIN IMMEDIATE transaction with one conditional UPDATE.
  */
 export function bareSqliteClaimReport(path: string, n: number): number {
   const db = new Database(path, { create: true, strict: true });
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
+  db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
   db.run(
     "CREATE TABLE tasks (id TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT, value TEXT NOT NULL) WITHOUT ROWID",
   );

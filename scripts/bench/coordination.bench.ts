@@ -16,7 +16,7 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
-import { SqliteStore } from "../../src/store/sqlite.ts";
+import { SqliteStore, WAL_CHECKPOINT_PAGES } from "../../src/store/sqlite.ts";
 import type { Store } from "../../src/store/store.ts";
 import { killAll, WorkerProcess } from "../../test/e2e/fixtures/cluster.ts";
 import { startRedis } from "../../test/support/redis.ts";
@@ -48,7 +48,7 @@ const conditionsOf = (backend: Backend) =>
   backend === "memory"
     ? "in process"
     : backend === "sqlite"
-      ? "WAL, synchronous=NORMAL, file in tmpdir"
+      ? `WAL, synchronous=NORMAL, wal_autocheckpoint=${WAL_CHECKPOINT_PAGES}, file in tmpdir`
       : `private redis-server on 127.0.0.1, one connection`;
 
 /** Seconds of `fn` over `n` sequential calls (no warm-up: each task is used once). */

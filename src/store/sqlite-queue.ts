@@ -10,12 +10,17 @@
  *   over pending rows), merged here: no scan of the backlog, however large.
  * - Claim, report-and-claim-next, fail, renew: one short BEGIN IMMEDIATE transaction each; a
  *   holder's change is checked on the row's state and token, without parsing the record.
- * - Expired leases, finished tasks by age (and since a time) and counts by state: indexed queries on (state, until).
+ * - Expired leases, finished tasks by age (and since a time) and counts by state: indexed queries on
+ *   (state, until) over the rows that are not pending (`task_until`). Pending rows stay out of it:
+ *   a submit and a claim then write one index entry fewer (task_ready has them), and every page a
+ *   commit touches is a WAL frame. Its queries repeat `state <> 'pending'`, the term SQLite needs
+ *   to see before it uses a partial index.
  *
  * The key-value view (`task:<id>` through the Store contract) reads and writes the same rows
  * (sqlite.ts routes those keys here): a record written that way keeps its columns in step. A
  * `task:` record that is not a task converge made lives in the plain `store` table, as any key.
- * Files written by converge 0.1 (task records in `store`) are adopted once, on first open.
+ * Files written by converge 0.1 (task records in `store`) are adopted once, on first open; files
+ * of layout 3 lose their `task_timed` index (every row) to `task_until` (rows not pending).
  */
 import type { Statement } from "bun:sqlite";
 import {
@@ -60,7 +65,7 @@ export const TASK_SCHEMA = `
     value TEXT NOT NULL
   );
   CREATE INDEX IF NOT EXISTS task_ready ON tasks (queue, priority DESC, seq) WHERE state = 'pending';
-  CREATE INDEX IF NOT EXISTS task_timed ON tasks (state, until);
+  CREATE INDEX IF NOT EXISTS task_until ON tasks (state, until) WHERE state <> 'pending';
   CREATE TABLE IF NOT EXISTS task_queues (queue TEXT PRIMARY KEY, route TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS task_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 `;
@@ -78,16 +83,21 @@ export const QUEUE_SQL = {
     "INSERT INTO tasks (id, state, queue, priority, seq, until, token, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?) " +
     "ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue = excluded.queue, priority = excluded.priority, " +
     "seq = excluded.seq, until = excluded.until, token = excluded.token, value = excluded.value",
-  // INDEXED BY: left to itself the planner takes task_timed (state, until) and sorts every pending
+  // INDEXED BY: left to itself the planner once took an index on (state, until) and sorted every pending
   // task for each claim, O(n log n) in the backlog; task_ready reads them in order and stops at LIMIT.
   ready:
     "SELECT id, priority, seq FROM tasks INDEXED BY task_ready WHERE queue = ? AND state = 'pending' AND until <= ? " +
     "ORDER BY priority DESC, seq LIMIT ?",
-  expired: "SELECT value FROM tasks WHERE state IN ('assigned', 'running') AND until <= ? ORDER BY until LIMIT ?",
-  finished: "SELECT value FROM tasks WHERE state = ? AND until < ? ORDER BY until LIMIT ?",
-  finishedSince: "SELECT id, until FROM tasks WHERE state = ? AND until >= ? ORDER BY until, id LIMIT ?",
+  expired:
+    "SELECT value FROM tasks WHERE state <> 'pending' AND state IN ('assigned', 'running') AND until <= ? " +
+    "ORDER BY until LIMIT ?",
+  finished: "SELECT value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ?",
+  finishedSince:
+    "SELECT id, until FROM tasks WHERE state <> 'pending' AND state = ? AND until >= ? ORDER BY until, id LIMIT ?",
   open: "SELECT value FROM tasks WHERE state IN ('pending', 'assigned', 'running')",
-  counts: "SELECT state, count(*) AS n FROM tasks GROUP BY state",
+  // Two covering index scans: pending rows are in task_ready alone, the others in task_until alone.
+  pendingCount: "SELECT count(*) AS n FROM tasks WHERE state = 'pending'",
+  counts: "SELECT state, count(*) AS n FROM tasks WHERE state <> 'pending' GROUP BY state",
   state: "SELECT state FROM tasks WHERE id = ?",
   del: "DELETE FROM tasks WHERE id = ?",
   ids: "SELECT id FROM tasks",
@@ -103,7 +113,7 @@ export const QUEUE_SQL = {
 
 type Route = { poolId: string | null; capabilities: string[] };
 type Candidate = { id: string; priority: number; seq: number };
-const LAYOUT = "3";
+const LAYOUT = "4";
 
 /** Where a record's columns put it: `until` by state (see the header). */
 function untilOf(t: Task): number | null {
@@ -231,6 +241,7 @@ export class SqliteTaskQueue implements TaskQueue {
   async counts(): Promise<Record<TaskState, number>> {
     return this.#f.run("count tasks", () => {
       const counts = emptyCounts();
+      counts.pending = (this.#s.pendingCount.get() as { n: number }).n;
       for (const { state, n } of this.#s.counts.all() as { state: TaskState; n: number }[]) counts[state] = n;
       return counts;
     });
@@ -407,6 +418,7 @@ export class SqliteTaskQueue implements TaskQueue {
       this.#s.addQueue.run(t.queue, JSON.stringify([t.poolId, t.requiredCapabilities]));
     }
     this.#f.db.run("DELETE FROM store_index WHERE name = 'tasks:open'");
+    this.#f.db.run("DROP INDEX IF EXISTS task_timed"); // layout 3's (state, until) over every row
     this.#s.setMeta.run("layout", LAYOUT);
   }
 }

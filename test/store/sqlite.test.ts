@@ -88,6 +88,74 @@ test("when the backlog is large, finding the next task walks the ready index in 
   await store.close();
 });
 
+test("when leases end and tasks finish, expiry, age, since and counts read indexes, and no query scans the table", async () => {
+  const path = join(tmp.path, "timed-plan.db");
+  const store = new SqliteStore(path);
+  const { newTask } = await import("../../src/core/task.ts");
+  await store.tasks!.submit(
+    Array.from({ length: 500 }, (_, i) => newTask({ id: `t${i}` }, 1, i)),
+    1,
+  );
+  const db = new Database(path);
+  const planOf = (sql: string, ...args: (string | number)[]) =>
+    db
+      .query<{ detail: string }, (string | number)[]>(`EXPLAIN QUERY PLAN ${sql}`)
+      .all(...args)
+      .map((r) => r.detail)
+      .join("; ");
+  const queries: [string, (string | number)[], string][] = [
+    [QUEUE_SQL.expired, [1, 10], "task_until"],
+    [QUEUE_SQL.finished, ["completed", 1, 10], "task_until"],
+    [QUEUE_SQL.finishedSince, ["failed", 1, 10], "task_until"],
+    [QUEUE_SQL.counts, [], "task_until"],
+    [QUEUE_SQL.pendingCount, [], "task_ready"],
+  ];
+  for (const analyse of [false, true]) {
+    if (analyse) db.exec("ANALYZE");
+    for (const [sql, args, index] of queries) {
+      const plan = planOf(sql, ...args);
+      expect(plan).toMatch(new RegExp(`USING (COVERING )?INDEX ${index}`));
+      expect(plan).not.toMatch(/SCAN tasks(?! USING)/);
+    }
+  }
+  // Pending rows are in task_ready alone: a submit and a claim write one index entry fewer.
+  const inUntil = db.query<{ n: number }, []>(
+    "SELECT count(*) AS n FROM tasks INDEXED BY task_until WHERE state <> 'pending'",
+  );
+  expect(inUntil.get()!.n).toBe(0);
+  db.close(true);
+  await store.close();
+});
+
+test("when a file of the previous layout is opened, its index over every row goes and its tasks still run", async () => {
+  const path = join(tmp.path, "layout-3.db");
+  const { newTask } = await import("../../src/core/task.ts");
+  const { TaskManager } = await import("../../src/coordination/task-manager.ts");
+  const first = new SqliteStore(path);
+  await first.tasks!.submit([newTask({ id: "a" }, 1, 1), newTask({ id: "b" }, 1, 2)], 1);
+  await first.close();
+  // What converge wrote before this layout: task_timed over every row, layout 3.
+  const old = new Database(path);
+  old.exec("DROP INDEX task_until; CREATE INDEX task_timed ON tasks (state, until);");
+  old.run("UPDATE task_meta SET value = '3' WHERE key = 'layout'");
+  old.close();
+  const store = new SqliteStore(path);
+  const indexes = () =>
+    new Database(path, { readonly: true })
+      .query<{ name: string }, []>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")
+      .all()
+      .map((r) => r.name);
+  expect(indexes()).toContain("task_until");
+  expect(indexes()).not.toContain("task_timed");
+  const tm = new TaskManager(store);
+  const [lease] = await tm.claimNext("w", {});
+  expect(lease!.taskId).toBe("a");
+  await tm.report(lease!.taskId, { ok: 1 }, { agentId: "w", token: lease!.token });
+  expect(await tm.counts()).toMatchObject({ pending: 1, completed: 1, assigned: 0 });
+  expect((await tm.list("completed")).map((t) => t.id)).toEqual(["a"]);
+  await store.close();
+});
+
 test("a path that cannot be opened is a StoreError naming the path", () => {
   const blocker = join(tmp.path, "plain-file");
   writeFileSync(blocker, "not a directory");
