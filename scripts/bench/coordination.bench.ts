@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Agent } from "../../src/core/agent.ts";
 import type { Task } from "../../src/core/task.ts";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
+import { configureLogging } from "../../src/observability/log.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
@@ -31,6 +32,8 @@ const PICKUPS = 250;
 const WARMUP_PICKUPS = 20;
 const HISTORY = 100_000;
 
+// The in-process runtime of the memory pickup would log every task it completes.
+configureLogging({ level: "warn" });
 const tmp = tempDir("converge-bench-coord-");
 const redis = await startRedis();
 let dbIndex = 0;
@@ -75,7 +78,7 @@ async function round(backend: Backend, n: number): Promise<{ submit: number; cla
   }
 }
 
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 async function throughput(backend: Backend, n: number): Promise<void> {
   // Rounds alternate converge and the bare loop (bare.ts: none of converge), after one warm-up
