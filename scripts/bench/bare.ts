@@ -64,3 +64,72 @@ export function bareSqliteClaimReport(path: string, n: number): number {
   db.close(true);
   return perSec;
 }
+
+/**
+ * The bare end-to-end loop on SQLite (bench worker): tasks in a table with an index of pending
+ * ones by submit order; each worker process claims the oldest pending task in one BEGIN IMMEDIATE
+ * transaction (one UPDATE ... RETURNING) and reports it in another, stamping `done_at`. No leases,
+ * no retries, no scopes, no records to parse: the least a shared-file queue can do per task.
+ */
+export const BARE_QUEUE_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, state TEXT NOT NULL, token TEXT, done_at INTEGER, value TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS ready ON tasks (seq) WHERE state = 'pending';
+  CREATE TABLE IF NOT EXISTS submitted (n INTEGER NOT NULL);
+`;
+
+export function openBareQueue(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  db.transaction(() => db.run(BARE_QUEUE_SCHEMA)).immediate();
+  return db;
+}
+
+/** Inserts tasks `from`..`to`-1 in one transaction; the last batch also says how many there are in all. */
+export function bareSubmit(db: Database, prefix: string, from: number, to: number, total?: number): void {
+  const insert = db.prepare("INSERT INTO tasks (id, seq, state, value) VALUES (?, ?, 'pending', ?)");
+  db.transaction(() => {
+    for (let i = from; i < to; i++) {
+      const id = `${prefix}-${i}`;
+      insert.run(id, i, JSON.stringify(newTask({ id }, Date.now(), i)));
+    }
+    if (total !== undefined) db.run("INSERT INTO submitted (n) VALUES (?)", [total]);
+  }).immediate();
+}
+
+/** One worker process's loop: claims and reports until every submitted task is taken; returns how many it did. */
+export function bareSqliteWorker(path: string, token: string): number {
+  const db = openBareQueue(path);
+  const claim = db.prepare(
+    "UPDATE tasks SET state = 'assigned', token = ? WHERE id = " +
+      "(SELECT id FROM tasks WHERE state = 'pending' ORDER BY seq LIMIT 1) RETURNING id",
+  );
+  const report = db.prepare(
+    "UPDATE tasks SET state = 'completed', token = NULL, done_at = ?, value = ? WHERE id = ? AND token = ?",
+  );
+  const claimTx = db.transaction(() => (claim.get(token) as { id: string } | null)?.id).immediate;
+  const reportTx = db.transaction((id: string) => report.run(Date.now(), '{"ok":true}', id, token).changes).immediate;
+  const allSubmitted = db.prepare("SELECT 1 FROM submitted");
+  let done = 0;
+  for (;;) {
+    let id = claimTx();
+    if (id === undefined) {
+      // Nothing pending: done if the last batch is in (looked at first, then claimed once more, since
+      // it may have come in between), else a bare poll while the producer catches up.
+      if (allSubmitted.get() === null) {
+        Bun.sleepSync(1);
+        continue;
+      }
+      id = claimTx();
+      if (id === undefined) break;
+    }
+    if (reportTx(id) !== 1) throw new Error(`bare worker lost ${id}`);
+    done++;
+  }
+  db.close();
+  return done;
+}

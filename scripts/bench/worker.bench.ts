@@ -21,6 +21,7 @@ import type { Store } from "../../src/store/store.ts";
 import { startCli, stopAll, type Running } from "../../test/support/cli.ts";
 import { startRedis } from "../../test/support/redis.ts";
 import { tempDir } from "../../test/support/tmp.ts";
+import { bareSqliteWorker, bareSubmit, openBareQueue } from "./bare.ts";
 import { fmt, report, rssMiB } from "./harness.ts";
 
 const N = Number(process.env.WORKER_BENCH_TASKS ?? 20_000);
@@ -28,10 +29,17 @@ const PROCESSES = 2;
 const AGENTS = 8;
 const CONCURRENCY = 4;
 const BULL_CONCURRENCY = 50;
+/** `converge run` on SQLite in this bench when the task path's issue was filed (2 × 8 agents, 20,000 tasks). */
+const ROUND_ONE_SQLITE = 2540;
 const NOOP = join(import.meta.dir, "..", "..", "test", "e2e", "fixtures", "worker-modules", "noop.js");
 
 if (process.argv[2] === "--bullmq-worker") {
   await bullWorker(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
+  process.exit(0);
+}
+if (process.argv[2] === "--bare-sqlite-worker") {
+  console.log("ready");
+  console.log(`done ${bareSqliteWorker(process.argv[3]!, process.argv[4]!)}`);
   process.exit(0);
 }
 
@@ -153,24 +161,66 @@ async function converge(
   }
 }
 
+/** A child process of this file, and a wait for its stdout to match. */
+function child(args: string[]): {
+  proc: Bun.Subprocess<"ignore", "pipe", "inherit">;
+  until: (p: RegExp) => Promise<string>;
+} {
+  const proc = Bun.spawn([process.execPath, import.meta.path, ...args], { stdout: "pipe", stderr: "inherit" });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  const until = async (pattern: RegExp) => {
+    while (!pattern.test(out)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`${args[0]} exited early: ${out}`);
+      out += new TextDecoder().decode(value);
+    }
+    return out;
+  };
+  return { proc, until };
+}
+
+/**
+ * The bare loop on the same kind of file (bare.ts): PROCESSES processes, one claim-then-report loop
+ * each, the same N submitted from here in batches of 1,000; first submit to last completion.
+ */
+async function bareSqlite(dir: string): Promise<number> {
+  const path = join(dir, "bare-worker.db");
+  const db = openBareQueue(path);
+  const workers = Array.from({ length: PROCESSES }, (_, i) => child(["--bare-sqlite-worker", path, `w${i}`]));
+  try {
+    await Promise.all(workers.map((w) => w.until(/ready\n/)));
+    const t0 = Date.now();
+    for (let i = 0; i < N; i += 1000) bareSubmit(db, "bare", i, Math.min(N, i + 1000), i + 1000 >= N ? N : undefined);
+    const submitted = Date.now();
+    const outs = await Promise.all(workers.map((w) => w.until(/done \d+\n/)));
+    const { last, n } = db
+      .query<{ last: number; n: number }, []>(
+        "SELECT max(done_at) AS last, count(*) AS n FROM tasks WHERE state = 'completed'",
+      )
+      .get()!;
+    if (n !== N) throw new Error(`bare sqlite: ${n} of ${N} tasks completed`);
+    const seconds = (last - t0) / 1000;
+    const split = outs.map((o) => /done (\d+)/.exec(o)![1]).join(" + ");
+    report(
+      `bare sqlite loop: ${PROCESSES} processes`,
+      N / seconds,
+      "tasks/s",
+      `N=${N}, one claim (UPDATE … RETURNING) and one report per BEGIN IMMEDIATE, SqliteStore's file settings, first insert to last completion ${seconds.toFixed(2)} s (inserting took ${((submitted - t0) / 1000).toFixed(2)} s, batches of 1,000), ${split} tasks`,
+    );
+    return N / seconds;
+  } finally {
+    await Promise.all(workers.map((w) => w.proc.exited));
+    db.close();
+  }
+}
+
 async function bullmq(url: string): Promise<number> {
   const { Queue } = await import("bullmq");
   const u = new URL(url);
   const name = `bench-${Date.now()}`;
   const queue = new Queue(name, { connection: { host: u.hostname, port: Number(u.port) } });
-  const child = Bun.spawn([process.execPath, import.meta.path, "--bullmq-worker", url, name, String(N)], {
-    stdout: "pipe",
-    stderr: "inherit",
-  });
-  const reader = child.stdout.getReader();
-  let out = "";
-  const until = async (pattern: RegExp) => {
-    while (!pattern.test(out)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`BullMQ worker exited early: ${out}`);
-      out += new TextDecoder().decode(value);
-    }
-  };
+  const { proc, until } = child(["--bullmq-worker", url, name, String(N)]);
   try {
     await until(/ready\n/);
     const statsBefore = await commandStats(url);
@@ -180,8 +230,7 @@ async function bullmq(url: string): Promise<number> {
         Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })),
       );
     const added = Date.now();
-    await until(/done \d+\n/);
-    const end = Number(/done (\d+)/.exec(out)![1]);
+    const end = Number(/done (\d+)/.exec(await until(/done \d+\n/))![1]);
     printCommandsPerTask("BullMQ", statsBefore, await commandStats(url), N);
     const seconds = (end - t0) / 1000;
     report(
@@ -192,7 +241,7 @@ async function bullmq(url: string): Promise<number> {
     );
     return N / seconds;
   } finally {
-    await child.exited;
+    await proc.exited;
     await queue.obliterate({ force: true }).catch(() => {});
     await queue.close();
   }
@@ -245,13 +294,22 @@ try {
       `aim: at least 1; ${fmt(ours)} vs ${fmt(bull)} tasks/s, same redis-server`,
     );
   const dbPath = join(tmp.path, "worker.db");
-  if (only.has("sqlite"))
-    await converge(
+  if (only.has("sqlite")) {
+    const sqlite = await converge(
       "sqlite",
       { store_backend: "sqlite", store_path: dbPath },
       async () => new SqliteStore(dbPath),
       tmp.path,
     );
+    const bare = await bareSqlite(tmp.path);
+    report("converge sqlite / bare loop", sqlite / bare, "x", `${fmt(sqlite)} vs ${fmt(bare)} tasks/s, same machine`);
+    report(
+      "converge sqlite / round one",
+      sqlite / ROUND_ONE_SQLITE,
+      "x",
+      `aim: at least 2; round one's ${fmt(ROUND_ONE_SQLITE)} tasks/s is that round's own figure on this machine, not this run`,
+    );
+  }
   if (only.has("rss")) await memory(tmp.path);
 } finally {
   await stopAll();
