@@ -7,7 +7,7 @@
 import { renderUsage, type CommandDef } from "citty";
 import { ConfigError, ConvergeError } from "../core/errors.ts";
 import { printable } from "../core/text.ts";
-import { configureLogging, logFormat, logger } from "../observability/log.ts";
+import { configureLogging, flushLog, logFormat, logger } from "../observability/log.ts";
 import { readArgs } from "./args.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ in their args types
@@ -139,6 +139,7 @@ export function reportError(err: unknown, name: string): number {
     });
     return code;
   }
+  flushLog();
   if (err instanceof ConvergeError) {
     process.stderr.write(`${name}: ${err.message}\n`);
     if (process.env.CONVERGE_DEBUG && err.stack) process.stderr.write(`${err.stack}\n`);
