@@ -1,6 +1,6 @@
 import { afterAll, expect, test } from "bun:test";
 import { Redis } from "ioredis";
-import { StoreError } from "../../src/core/errors.ts";
+import { StoreClosedError, StoreError } from "../../src/core/errors.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { ABSENT } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
@@ -38,6 +38,19 @@ test("list uses SCAN, never KEYS", async () => {
   expect(stats).toContain("cmdstat_scan:");
   expect(stats).not.toContain("cmdstat_keys:");
   await store.close();
+});
+
+test("when writes are still in flight as the store closes, each is answered and stored, and later calls say closed", async () => {
+  const store = await RedisStore.open(server.url, { namespace: "inflight:" });
+  // Issued in the same turn as close(): they wait for the turn's pipelined batch, which QUIT must not overtake.
+  const writes = Array.from({ length: 50 }, (_, i) => store.put(`w:${i}`, i));
+  const closing = store.close();
+  await Promise.all(writes);
+  await closing;
+  expect(await raw.mget(Array.from({ length: 50 }, (_, i) => `inflight:k:w:${i}`))).toEqual(
+    Array.from({ length: 50 }, (_, i) => String(i)),
+  );
+  await expect(store.get("w:1")).rejects.toBeInstanceOf(StoreClosedError);
 });
 
 test("records, index sets and channels live under the store's namespace", async () => {
