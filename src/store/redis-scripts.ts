@@ -71,10 +71,12 @@ local function place(id, f, now)
   if state == 'running' then redis.call('HINCRBY', COUNTS, 'running', 1) end
 end
 
--- Takes a task out of the place its (old) record says.
-local function unplace(id, f)
+-- Takes a task out of the place its (old) record says; \`popped\`: a pending task already taken out
+-- of ready by the ZPOPMIN that found it (it was in no delayed set: a task waits in one place).
+local function unplace(id, f, popped)
   local state = unq(f.state)
   if state == 'pending' then
+    if popped then return end
     redis.call('ZREM', ready(unq(f.queue)), member(f, id))
     redis.call('ZREM', delayed(unq(f.queue)), id)
   elseif held(state) then
@@ -85,28 +87,23 @@ local function unplace(id, f)
   if state == 'running' then redis.call('HINCRBY', COUNTS, 'running', -1) end
 end
 
-local function write(id, old, new, rec, now)
+local function write(id, old, new, rec, now, popped)
   redis.call('SET', rkey(id), rec)
-  if old then unplace(id, old) end
+  if old then unplace(id, old, popped) end
   place(id, new, now)
 end
 
--- The claimed form of a pending record (task-queue.ts claimed()).
-local function claim(id, f, agent, token, now, defaultTtl, ttl)
+-- The claimed form of a pending record (task-queue.ts claimed()); \`popped\` as for unplace.
+local function claim(id, f, agent, token, now, defaultTtl, ttl, popped)
   local own = num(f.claimTtlMs)
   local t = ttl or own or defaultTtl
-  local n = {}
-  for k, v in pairs(f) do n[k] = v end
-  n.state = '"assigned"'
-  n.assignedTo = '"' .. agent .. '"'
-  n.claimedAt = string.format('%d', now)
-  n.attempts = string.format('%d', num(f.attempts) + 1)
-  n.leaseToken = '"' .. token .. '"'
-  n.leaseExpiresAt = t and string.format('%d', now + t) or 'null'
-  n.notBefore = 'null'
-  n.updatedAt = string.format('%d', now)
+  local at = string.format('%d', now)
+  local n = {state = '"assigned"', assignedTo = '"' .. agent .. '"', claimedAt = at,
+    attempts = string.format('%d', num(f.attempts) + 1), leaseToken = '"' .. token .. '"',
+    leaseExpiresAt = t and string.format('%d', now + t) or 'null', notBefore = 'null', updatedAt = at,
+    priority = f.priority, seq = f.seq, queue = f.queue, claimTtlMs = f.claimTtlMs, src = f.src, pos = f.pos}
   local rec = build(n)
-  write(id, f, n, rec, now)
+  write(id, f, n, rec, now, popped)
   return rec
 end
 
@@ -136,22 +133,30 @@ local function claimNext(queues, agent, now, defaultTtl, ttl, tokens, repair)
   local guard = #tokens + 1000
   while #out < #tokens and guard > 0 do
     guard = guard - 1
-    local bestQ, bestM, bestS
-    for _, q in ipairs(queues) do
-      local head = redis.call('ZRANGE', ready(q), 0, 0, 'WITHSCORES')
-      if head[1] then
-        local s = tonumber(head[2])
-        if not bestM or s < bestS or (s == bestS and head[1] < bestM) then bestQ, bestM, bestS = q, head[1], s end
+    -- The queue whose head runs first (one visible queue, the common case: that one), then its head,
+    -- popped: taken out of ready in the same call that finds it.
+    local bestQ = queues[1]
+    if #queues > 1 then
+      local bestM, bestS
+      bestQ = nil
+      for _, q in ipairs(queues) do
+        local head = redis.call('ZRANGE', ready(q), 0, 0, 'WITHSCORES')
+        if head[1] then
+          local s = tonumber(head[2])
+          if not bestM or s < bestS or (s == bestS and head[1] < bestM) then bestQ, bestM, bestS = q, head[1], s end
+        end
       end
     end
+    if not bestQ then break end
+    local bestM = redis.call('ZPOPMIN', ready(bestQ))[1]
     if not bestM then break end
     local id = string.sub(bestM, 18)
     local rec = redis.call('GET', rkey(id))
     local f = parse(rec)
     if claimable(f, now) and member(f, id) == bestM then
-      out[#out + 1] = claim(id, f, agent, tokens[#out + 1], now, defaultTtl, ttl)
+      out[#out + 1] = claim(id, f, agent, tokens[#out + 1], now, defaultTtl, ttl, true)
     else
-      redis.call('ZREM', ready(bestQ), bestM) -- a stale entry
+      -- A stale entry (popped already).
       if rec and not f then repair[#repair + 1] = id
       elseif f and unq(f.state) == 'pending' then
         -- Not due (a backoff began after it was queued), or queued under another key: put it where it belongs.
