@@ -535,9 +535,10 @@ export class TaskManager {
     const problem = holderProblem(base, taskId, holder);
     if (problem) throw problem;
     const next = change(base!);
-    return andThen(this.queue.transition(taskId, expect, next, now, then), (r) =>
-      this.#changed(r, taskId, holder, next),
-    );
+    const r = this.queue.transition(taskId, expect, next, now, then);
+    // No closure for an answer given at once: this runs for every report.
+    if (r instanceof Promise) return r.then((x) => this.#changed(x, taskId, holder, next));
+    return this.#changed(r, taskId, holder, next);
   }
 
   #changed(r: Transition, taskId: string, holder: Holder, next: Task): { task: Task; next: Task[] } {

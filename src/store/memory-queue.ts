@@ -71,6 +71,8 @@ interface Queue {
 }
 
 const sooner = (a: TimedEntry, b: TimedEntry) => a.until < b.until;
+/** A transition's `next` when it claims nothing: one shared empty list. */
+const NO_TASKS: Task[] = Object.freeze([]) as unknown as Task[];
 
 export class MemoryTaskQueue implements TaskQueue {
   readonly #queues = new Map<string, Queue>();
@@ -169,7 +171,7 @@ export class MemoryTaskQueue implements TaskQueue {
     if (!expectHolds(current, expect)) return { ok: false, current };
     const task = freezeRecord(next, current);
     this.#write(current, task, now);
-    return { ok: true, task, next: then ? this.claimNext(then) : [] };
+    return { ok: true, task, next: then ? this.claimNext(then) : NO_TASKS };
   }
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
