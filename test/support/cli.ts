@@ -59,9 +59,10 @@ export class Running {
   stderr = "";
   readonly exited: Promise<number>;
 
-  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe">) {
+  constructor(readonly proc: Subprocess<"ignore", "pipe", "pipe" | Bun.BunFile>) {
     live.add(proc);
-    const collect = async (stream: ReadableStream<Uint8Array>, to: "stdout" | "stderr") => {
+    const collect = async (stream: ReadableStream<Uint8Array> | unknown, to: "stdout" | "stderr") => {
+      if (!(stream instanceof ReadableStream)) return; // written to a file (`stderrTo`)
       const decoder = new TextDecoder();
       for await (const chunk of stream) this[to] += decoder.decode(chunk, { stream: true });
     };
@@ -138,6 +139,8 @@ interface SpawnOptions {
   group?: boolean;
   /** What the command reads on standard input (default: nothing). */
   stdin?: string;
+  /** A file that takes stderr instead of a pipe to this process (`Running.stderr` stays empty). */
+  stderrTo?: string;
 }
 
 /** converge with a clean environment (plus `env`), output piped, no input. */
@@ -147,7 +150,7 @@ function spawnCli(args: string[], options: SpawnOptions) {
     env: { ...cleanEnv(), ...options.env },
     cwd: options.cwd ?? ROOT,
     stdout: "pipe",
-    stderr: "pipe",
+    stderr: options.stderrTo ? Bun.file(options.stderrTo) : "pipe",
     stdin: options.stdin === undefined ? "ignore" : Buffer.from(options.stdin),
     detached: options.group ?? false,
   });
