@@ -65,7 +65,16 @@ export type { Clock } from "./store/clock.ts";
 export type { Driver, IndexChange, UpdateStep, Write } from "./store/driver.ts";
 export { StoreFront } from "./store/front.ts";
 export { GenericTaskQueue } from "./store/generic-queue.ts";
-export type { Claim, ClaimNext, Expect, Placement, TaskQueue, Transition, Visibility } from "./store/task-queue.ts";
+export type {
+  Answer,
+  Claim,
+  ClaimNext,
+  Expect,
+  Placement,
+  TaskQueue,
+  Transition,
+  Visibility,
+} from "./store/task-queue.ts";
 export { MemoryStore } from "./store/memory.ts";
 export { FileStore, type FileStoreOptions } from "./store/file.ts";
 

@@ -99,6 +99,8 @@ export function flushLog(): void {
   config.sink.flush?.();
 }
 process.on("exit", flushLog);
+// A crash prints its trace before "exit": what was logged before it goes first.
+process.on("uncaughtExceptionMonitor", flushLog);
 
 export function logLevel(): Level {
   return config.level;

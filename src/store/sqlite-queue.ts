@@ -94,7 +94,11 @@ export const QUEUE_SQL = {
   finished: "SELECT value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ?",
   finishedSince:
     "SELECT id, until FROM tasks WHERE state <> 'pending' AND state = ? AND until >= ? ORDER BY until, id LIMIT ?",
-  open: "SELECT value FROM tasks WHERE state IN ('pending', 'assigned', 'running')",
+  // Pending rows from task_ready, held ones from task_until: one index could not serve both, and
+  // left to itself the planner scans the table (finished rows included) for the IN list.
+  open:
+    "SELECT value FROM tasks INDEXED BY task_ready WHERE state = 'pending' UNION ALL " +
+    "SELECT value FROM tasks INDEXED BY task_until WHERE state <> 'pending' AND state IN ('assigned', 'running')",
   // Two covering index scans: pending rows are in task_ready alone, the others in task_until alone.
   pendingCount: "SELECT count(*) AS n FROM tasks WHERE state = 'pending'",
   counts: "SELECT state, count(*) AS n FROM tasks WHERE state <> 'pending' GROUP BY state",

@@ -57,3 +57,14 @@ test("when the process exits in the same turn as it logged, the held lines are s
   expect(lines(r.stderr)).toHaveLength(100);
   expect(lines(r.stderr).at(-1)).toEndWith("line 99");
 });
+
+test("when the process crashes on an uncaught exception, the lines logged before it come before the trace", async () => {
+  const r = await script(`
+    log.logger("worker").info(["the line", "before"].join(" "));
+    setTimeout(() => { throw new Error(["bo", "om"].join("")); }, 0);`);
+  expect(r.code).not.toBe(0);
+  // Joined at run time: the trace quotes the script's source, which must not match.
+  const before = r.stderr.indexOf("INFO  worker: the line before");
+  expect(before).toBeGreaterThanOrEqual(0);
+  expect(before).toBeLessThan(r.stderr.indexOf("error: boom"));
+});

@@ -88,7 +88,7 @@ test("when the backlog is large, finding the next task walks the ready index in 
   await store.close();
 });
 
-test("when leases end and tasks finish, expiry, age, since and counts read indexes, and no query scans the table", async () => {
+test("when leases end and tasks finish, expiry, age, since, counts and open tasks read indexes, and none scans the table", async () => {
   const path = join(tmp.path, "timed-plan.db");
   const store = new SqliteStore(path);
   const { newTask } = await import("../../src/core/task.ts");
@@ -109,6 +109,8 @@ test("when leases end and tasks finish, expiry, age, since and counts read index
     [QUEUE_SQL.finishedSince, ["failed", 1, 10], "task_until"],
     [QUEUE_SQL.counts, [], "task_until"],
     [QUEUE_SQL.pendingCount, [], "task_ready"],
+    [QUEUE_SQL.open, [], "task_ready"],
+    [QUEUE_SQL.open, [], "task_until"],
   ];
   for (const analyse of [false, true]) {
     if (analyse) db.exec("ANALYZE");
