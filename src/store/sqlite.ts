@@ -121,9 +121,36 @@ export class SqliteFile {
     this.path = path === ":memory:" ? path : resolve(path);
     this.busyMs = busyMs;
     let db: Database | undefined;
+    // Processes that open a new file at the same moment (a fleet starting) race to make it WAL, and
+    // the loser is told "database is locked" at once, busy timeout or not: it tries again, within it.
+    const deadline = performance.now() + busyMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        db = this.#connect(busyMs, maxPageCount);
+        break;
+      } catch (err) {
+        db = undefined;
+        const busy = err instanceof SQLiteError && err.code?.startsWith("SQLITE_BUSY");
+        if (busy && performance.now() < deadline) {
+          Bun.sleepSync(Math.min(50, 2 ** attempt));
+          continue;
+        }
+        throw new StoreError(`cannot open the SQLite store "${this.path}": ${(err as Error).message}`, { cause: err });
+      }
+    }
+    this.db = db;
+    this.q = prepare(db);
+    if (this.path !== ":memory:") {
+      const st = statSync(this.path);
+      this.#identity = { dev: st.dev, ino: st.ino };
+    }
+  }
+
+  /** A connection with the store's settings and schema (closed again if any step fails). */
+  #connect(busyMs: number, maxPageCount?: number): Database {
+    if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+    const db = new Database(this.path, { create: true, strict: true });
     try {
-      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
-      db = new Database(this.path, { create: true, strict: true });
       db.run(`PRAGMA busy_timeout = ${busyMs}`);
       const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get()?.journal_mode;
       if (mode !== "wal" && this.path !== ":memory:") {
@@ -132,16 +159,11 @@ export class SqliteFile {
       db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
       db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
       if (maxPageCount !== undefined) db.run(`PRAGMA max_page_count = ${Math.max(1, Math.floor(maxPageCount))}`);
-      db.transaction(() => db!.run(SCHEMA)).immediate();
+      db.transaction(() => db.run(SCHEMA)).immediate();
+      return db;
     } catch (err) {
-      db?.close(false);
-      throw new StoreError(`cannot open the SQLite store "${this.path}": ${(err as Error).message}`, { cause: err });
-    }
-    this.db = db;
-    this.q = prepare(db);
-    if (this.path !== ":memory:") {
-      const st = statSync(this.path);
-      this.#identity = { dev: st.dev, ino: st.ino };
+      db.close(false);
+      throw err;
     }
   }
 
@@ -330,6 +352,11 @@ function sqliteDriver(path: string, options: SqliteStoreOptions = {}): Driver<st
     tasks,
     close() {
       channels.close();
+      try {
+        tasks.flush(); // transitions held for the end of the turn are written, not dropped
+      } catch (err) {
+        log.error("writing the last task changes before closing failed", { path: file.path, err });
+      }
       try {
         db.close(true); // finalizes our statements and really closes now, not at garbage collection
       } catch (err) {

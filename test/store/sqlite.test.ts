@@ -1,8 +1,8 @@
-import { afterAll, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { StoreError } from "../../src/core/errors.ts";
+import { LeaseLostError, StoreError } from "../../src/core/errors.ts";
 import { SQL, SqliteStore } from "../../src/store/sqlite.ts";
 import { QUEUE_SQL } from "../../src/store/sqlite-queue.ts";
 import { tempDir } from "../support/tmp.ts";
@@ -249,5 +249,103 @@ test("when a submitted batch fails on its last task, its new queue is still regi
   } finally {
     await peer.close();
     await store.close();
+  }
+});
+
+describe("reports asked together", () => {
+  /** A store with `n` tasks, all claimed by "w". */
+  async function claimedAll(name: string, n: number, options = {}) {
+    const { TaskManager } = await import("../../src/coordination/task-manager.ts");
+    const store = new SqliteStore(join(tmp.path, `${name}.db`), options);
+    const tm = new TaskManager(store);
+    await tm.submitMany(Array.from({ length: n }, (_, i) => ({ id: `t${i}` })));
+    const leases = await tm.claimNext("w", {}, n);
+    expect(leases).toHaveLength(n);
+    return { store, tm, leases };
+  }
+  const together = { together: true } as const;
+
+  test("when a busy worker's reports come in one turn, they wait for its end and each applies or not on its own", async () => {
+    const { store, tm, leases } = await claimedAll("together", 5);
+    const reports = leases.map((l, i) =>
+      tm.reportAndClaim(
+        l.taskId,
+        { i },
+        { agentId: "w", token: i === 2 ? "not-the-token" : l.token },
+        undefined,
+        together,
+      ),
+    );
+    const settled = Promise.allSettled(reports);
+    // Nothing is written before the turn ends.
+    expect((await store.tasks!.get("t0"))!.state).toBe("assigned");
+    const outcomes = await settled;
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(LeaseLostError);
+    const states = await Promise.all(leases.map(async (l) => (await store.tasks!.get(l.taskId))!.state));
+    expect(states).toEqual(["completed", "completed", "assigned", "completed", "completed"]);
+    expect((await store.tasks!.get("t4"))!.result).toEqual({ i: 4 });
+    await store.close();
+  });
+
+  test("when the file stays locked, every report of the turn fails and none is written", async () => {
+    const { store, tm, leases } = await claimedAll("together-busy", 3, { busyTimeoutMs: 50 });
+    const other = new Database(join(tmp.path, "together-busy.db"));
+    other.run("BEGIN IMMEDIATE");
+    let outcomes: PromiseSettledResult<unknown>[];
+    try {
+      outcomes = await Promise.allSettled(
+        leases.map((l) => tm.reportAndClaim(l.taskId, 1, { agentId: "w", token: l.token }, undefined, together)),
+      );
+    } finally {
+      other.run("ROLLBACK");
+      other.close(true);
+    }
+    for (const o of outcomes) expect((o as PromiseRejectedResult).reason?.message).toMatch(/locked by another process/);
+    for (const l of leases) expect((await store.tasks!.get(l.taskId))!.state).toBe("assigned");
+    await store.close();
+  });
+
+  test("when the store closes in the turn the reports were asked, they are written first", async () => {
+    const { store, tm, leases } = await claimedAll("together-close", 3);
+    const reports = leases.map((l) =>
+      tm.reportAndClaim(l.taskId, 1, { agentId: "w", token: l.token }, undefined, together),
+    );
+    await store.close();
+    await Promise.all(reports);
+    const again = new SqliteStore(join(tmp.path, "together-close.db"));
+    for (const l of leases) expect((await again.tasks!.get(l.taskId))!.state).toBe("completed");
+    await again.close();
+  });
+});
+
+test("when another process holds a new file as the store opens it, the open waits for it within the busy timeout", async () => {
+  const path = join(tmp.path, "opened-by-two.db");
+  // A file in rollback-journal mode that another process is writing (a RESERVED lock, held 300 ms):
+  // making it WAL needs it alone, and SQLite answers "database is locked" at once, busy timeout or not.
+  const first = new Database(path, { create: true });
+  first.run("CREATE TABLE other (x)");
+  first.close();
+  const holder = Bun.spawn(
+    [
+      process.execPath,
+      "-e",
+      `import { Database } from "bun:sqlite";
+       const db = new Database(${JSON.stringify(path)});
+       db.run("BEGIN IMMEDIATE"); db.run("INSERT INTO other VALUES (1)");
+       console.log("held"); Bun.sleepSync(300); db.run("COMMIT"); db.close();`,
+    ],
+    { stdout: "pipe" },
+  );
+  const reader = holder.stdout.getReader();
+  let out = "";
+  while (!out.includes("held")) out += new TextDecoder().decode((await reader.read()).value);
+  try {
+    const store = new SqliteStore(path, { busyTimeoutMs: 5000 });
+    await store.put("k", 1);
+    expect(await store.get("k")).toBe(1);
+    await store.close();
+  } finally {
+    await holder.exited;
   }
 });
