@@ -73,6 +73,7 @@ export type {
   Placement,
   TaskQueue,
   Transition,
+  TransitionOptions,
   Visibility,
 } from "./store/task-queue.ts";
 export { MemoryStore } from "./store/memory.ts";

@@ -14,7 +14,7 @@
  * The same file is BullMQ's worker process (`--bullmq-worker <redisUrl> <queue> <n>`) and the bare
  * loop's (`--bare-sqlite-worker <path> <token>`).
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
@@ -77,8 +77,13 @@ function writeConfig(dir: string, name: string, keys: Record<string, unknown>): 
  * a service's log would; piped into this process, reading 20,000 lines took the producer's CPU.
  */
 async function startRun(config: string, n = 0): Promise<Running> {
-  const r = startCli(["run", "-c", config], { stderrTo: config.replace(/\.yaml$/, `-${n}.log`) });
-  await r.waitFor("running, press Ctrl+C", 60_000);
+  const log = config.replace(/\.yaml$/, `-${n}.log`);
+  const r = startCli(["run", "-c", config], { stderrTo: log });
+  try {
+    await r.waitFor("running, press Ctrl+C", 60_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nits log (${log}):\n${readFileSync(log, "utf8").slice(-4000)}`);
+  }
   return r;
 }
 
@@ -300,12 +305,13 @@ try {
   // best round of each is compared: one round here moves by up to 30%, and noise favours neither.
   const redisRun = (r: number) =>
     converge("redis", { store_backend: "redis", store_path: redis.url }, () => RedisStore.open(redis.url), tmp.path, r);
-  const dbPath = join(tmp.path, "worker.db");
+  // A fresh file per round, as the bare loop gets.
+  const dbPath = (r: number) => join(tmp.path, `worker-${r}.db`);
   const sqliteRun = (r: number) =>
     converge(
       "sqlite",
-      { store_backend: "sqlite", store_path: dbPath },
-      async () => new SqliteStore(dbPath),
+      { store_backend: "sqlite", store_path: dbPath(r) },
+      async () => new SqliteStore(dbPath(r)),
       tmp.path,
       r,
     );

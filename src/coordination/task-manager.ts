@@ -44,6 +44,7 @@ import {
   type Expect,
   type TaskQueue,
   type Transition,
+  type TransitionOptions,
   type Visibility,
 } from "../store/task-queue.ts";
 import { FINISHED_CHANNEL, type TaskEvent, type TaskListener, TaskWatcher, type WaitOptions } from "./task-events.ts";
@@ -313,8 +314,9 @@ export class TaskManager {
     result: unknown,
     holder: Holder,
     next?: { scope: Scope; max: number },
+    options?: TransitionOptions,
   ): Promise<{ task: Task; next: Lease[] }> {
-    const c = this.#complete(taskId, result, holder, next);
+    const c = this.#complete(taskId, result, holder, next, options);
     const r = c instanceof Promise ? await c : c;
     return { task: r.task, next: r.next.map((t) => this.#lease(t)) };
   }
@@ -325,10 +327,11 @@ export class TaskManager {
     result: unknown,
     holder: Holder,
     next?: { scope: Scope; max: number },
+    options?: TransitionOptions,
   ): Answer<{ task: Task; next: Task[] }> {
     const t0 = this.#now();
-    if (typeof t0 !== "number") return t0.then((now) => this.#completeAt(now, taskId, result, holder, next));
-    return this.#completeAt(t0, taskId, result, holder, next);
+    if (typeof t0 !== "number") return t0.then((now) => this.#completeAt(now, taskId, result, holder, next, options));
+    return this.#completeAt(t0, taskId, result, holder, next, options);
   }
 
   #completeAt(
@@ -337,12 +340,11 @@ export class TaskManager {
     result: unknown,
     holder: Holder,
     next?: { scope: Scope; max: number },
+    options?: TransitionOptions,
   ): Answer<{ task: Task; next: Task[] }> {
     const then = next && next.max > 0 ? this.#claimNext(holder.agentId, next.scope, next.max, now) : undefined;
-    return andThen(
-      this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then),
-      this.#reported,
-    );
+    const done = this.#byHolder(taskId, holder, now, (t) => completed(t, result, now), then, options);
+    return andThen(done, this.#reported);
   }
 
   readonly #reported = <T>(r: T): T => {
@@ -514,13 +516,15 @@ export class TaskManager {
     now: number,
     change: (t: Task) => Task,
     then?: ClaimNext,
+    options?: TransitionOptions,
   ): Answer<{ task: Task; next: Task[] }> {
     const expect: Expect = holder.token !== undefined ? { lease: holder.token } : { assignee: holder.agentId };
     const base = this.queue.peek ? this.queue.peek(taskId) : this.#held.get(taskId);
     if (!base || ("lease" in expect && base.leaseToken !== expect.lease)) {
-      return this.queue.get(taskId).then((read) => this.#change(read, taskId, holder, expect, now, change, then));
+      const read = this.queue.get(taskId);
+      return read.then((t) => this.#change(t, taskId, holder, expect, now, change, then, options));
     }
-    return this.#change(base, taskId, holder, expect, now, change, then);
+    return this.#change(base, taskId, holder, expect, now, change, then, options);
   }
 
   #change(
@@ -531,11 +535,12 @@ export class TaskManager {
     now: number,
     change: (t: Task) => Task,
     then?: ClaimNext,
+    options?: TransitionOptions,
   ): Answer<{ task: Task; next: Task[] }> {
     const problem = holderProblem(base, taskId, holder);
     if (problem) throw problem;
     const next = change(base!);
-    const r = this.queue.transition(taskId, expect, next, now, then);
+    const r = this.queue.transition(taskId, expect, next, now, then, options);
     // No closure for an answer given at once: this runs for every report.
     if (r instanceof Promise) return r.then((x) => this.#changed(x, taskId, holder, next));
     return this.#changed(r, taskId, holder, next);

@@ -262,10 +262,14 @@ export class TaskWorker {
         if (outcome.ok) {
           // This task's slot counts as free: the next tasks start as soon as it is recorded.
           const free = this.#draining ? 0 : this.capacity + 1;
-          const done = await this.tasks.reportAndClaim(lease.taskId, outcome.value ?? null, holder, {
-            scope: this.io.scope(),
-            max: free,
-          });
+          // Together: the other slots' reports of this turn share the store's step (one SQLite commit).
+          const done = await this.tasks.reportAndClaim(
+            lease.taskId,
+            outcome.value ?? null,
+            holder,
+            { scope: this.io.scope(), max: free },
+            { together: true },
+          );
           next = done.next;
           this.stats.completed++;
           const ms = this.timings.finished(lease.task, done.task, "completed");

@@ -307,7 +307,8 @@ function trackWrites(
     submit: (tasks, now) => refused() ?? watch(queue.submit(tasks, now)),
     claim: (id, claim, token) => refused() ?? watch(queue.claim(id, claim, token)),
     claimNext: (claim) => refused() ?? watch(queue.claimNext(claim)),
-    transition: (id, expect, next, now, then) => refused() ?? watch(queue.transition(id, expect, next, now, then)),
+    transition: (id, expect, next, now, then, options) =>
+      refused() ?? watch(queue.transition(id, expect, next, now, then, options)),
     remove: (ids) => refused() ?? watch(queue.remove(ids)),
     get: (id) => refused() ?? queue.get(id),
     getMany: (ids) => refused() ?? queue.getMany(ids),

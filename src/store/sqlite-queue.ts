@@ -9,7 +9,9 @@
  * - Finding work is one indexed query per visible queue (`task_ready`: queue, priority DESC, seq,
  *   over pending rows), merged here: no scan of the backlog, however large.
  * - Claim, report-and-claim-next, fail, renew: one short BEGIN IMMEDIATE transaction each; a
- *   holder's change is checked on the row's state and token, without parsing the record.
+ *   holder's change is checked on the row's state and token, without parsing the record. A busy
+ *   worker's reports (`together`) wait for the end of the turn and share one transaction: a
+ *   commit's cost is its pages, and the reports of one turn touch mostly the same index pages.
  * - Expired leases, finished tasks by age (and since a time) and counts by state: indexed queries on
  *   (state, until) over the rows that are not pending (`task_until`). Pending rows stay out of it:
  *   a submit and a claim then write one index entry fewer (task_ready has them), and every page a
@@ -22,7 +24,7 @@
  * Files written by converge 0.1 (task records in `store`) are adopted once, on first open; files
  * of layout 3 lose their `task_timed` index (every row) to `task_until` (rows not pending).
  */
-import type { Statement } from "bun:sqlite";
+import { SQLiteError, type Statement } from "bun:sqlite";
 import {
   FINAL_STATE_LIST,
   type FinalState,
@@ -49,6 +51,7 @@ import {
   type FinishedEntry,
   type TaskQueue,
   type Transition,
+  type TransitionOptions,
   taskKey,
   type Visibility,
 } from "./task-queue.ts";
@@ -116,6 +119,8 @@ export const QUEUE_SQL = {
 } as const;
 
 type Route = { poolId: string | null; capabilities: string[] };
+/** A transition held for the end of the turn. */
+type Held = { id: string; expect: Expect; next: Task; then?: ClaimNext; done: PromiseWithResolvers<Transition> };
 type Candidate = { id: string; priority: number; seq: number };
 const LAYOUT = "4";
 
@@ -153,8 +158,11 @@ export class SqliteTaskQueue implements TaskQueue {
     claim: (id: string, claim: Claim, token: string) => { task: Task | null; current: Task | undefined };
     claimNext: (claim: ClaimNext) => Task[];
     transition: (id: string, expect: Expect, next: Task, then?: ClaimNext) => Transition;
+    together: (batch: readonly Held[]) => (Transition | { error: unknown })[];
     remove: (ids: readonly string[]) => number;
   };
+  /** Transitions asked `together`, waiting for the end of the turn (`flush`). */
+  #together: Held[] = [];
 
   constructor(file: SqliteFile) {
     this.#f = file;
@@ -167,6 +175,18 @@ export class SqliteTaskQueue implements TaskQueue {
       claimNext: db.transaction((claim: ClaimNext) => this.#claimNext(claim)).immediate,
       transition: db.transaction((id: string, expect: Expect, next: Task, then?: ClaimNext) =>
         this.#transition(id, expect, next, then),
+      ).immediate,
+      together: db.transaction((batch: readonly Held[]) =>
+        batch.map((b) => {
+          try {
+            return this.#transition(b.id, b.expect, b.next, b.then);
+          } catch (err) {
+            // A value that cannot be stored fails its own transition, before it writes anything; a
+            // failure of the file fails them all (the transaction is rolled back).
+            if (err instanceof SQLiteError) throw err;
+            return { error: err };
+          }
+        }),
       ).immediate,
       remove: db.transaction((ids: readonly string[]) => this.#remove(ids)).immediate,
     };
@@ -200,9 +220,50 @@ export class SqliteTaskQueue implements TaskQueue {
     return this.#f.run("claim tasks", () => this.#tx.claimNext(claim));
   }
 
-  async transition(id: string, expect: Expect, next: Task, _now: number, then?: ClaimNext): Promise<Transition> {
+  transition(
+    id: string,
+    expect: Expect,
+    next: Task,
+    _now: number,
+    then?: ClaimNext,
+    options?: TransitionOptions,
+  ): Promise<Transition> {
+    if (options?.together) {
+      const done = Promise.withResolvers<Transition>();
+      if (this.#together.length === 0) setImmediate(this.flush);
+      this.#together.push({ id, expect, next, then, done });
+      return done.promise;
+    }
+    return this.#transitionNow(id, expect, next, then);
+  }
+
+  async #transitionNow(id: string, expect: Expect, next: Task, then?: ClaimNext): Promise<Transition> {
     return this.#f.run(`update task ${id}`, () => this.#tx.transition(id, expect, next, then));
   }
+
+  /**
+   * Runs the transitions held for the end of the turn in one transaction, each applying or not on
+   * its own (one commit for all: every page a commit touches is a WAL frame); a failure of the
+   * file (busy, full) rejects them all, and nothing of them is written. The store runs it before
+   * it closes.
+   */
+  readonly flush = (): void => {
+    const batch = this.#together;
+    if (batch.length === 0) return;
+    this.#together = [];
+    let out: (Transition | { error: unknown })[];
+    try {
+      out = this.#f.run(`update ${batch.length} task(s)`, () => this.#tx.together(batch));
+    } catch (err) {
+      for (const b of batch) b.done.reject(err);
+      return;
+    }
+    batch.forEach((b, i) => {
+      const r = out[i]!;
+      if ("error" in r) b.done.reject(r.error);
+      else b.done.resolve(r);
+    });
+  };
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
     return this.#f.run("list pending tasks", () => {

@@ -61,6 +61,16 @@ export type Expect =
 
 export type Transition = { ok: true; task: Task; next: Task[] } | { ok: false; current: Task | undefined };
 
+/** How a transition may be run. */
+export interface TransitionOptions {
+  /**
+   * More transitions are coming from this caller in this turn of the event loop (a busy worker's
+   * slots): the backend may hold this one until the turn ends and commit them together (SQLite:
+   * one transaction for all). Each still applies, or not, on its own.
+   */
+  together?: boolean;
+}
+
 /** A task's entry in the finished index: enough to follow what finishes without reading records. */
 export interface FinishedEntry {
   id: string;
@@ -97,7 +107,14 @@ export interface TaskQueue {
    * with `then`, claims more in the same step (report and take the next task in one round trip).
    * `next` keeps the record's id, queue, priority and seq; `now` places it (due or delayed).
    */
-  transition(id: string, expect: Expect, next: Task, now: number, then?: ClaimNext): Answer<Transition>;
+  transition(
+    id: string,
+    expect: Expect,
+    next: Task,
+    now: number,
+    then?: ClaimNext,
+    options?: TransitionOptions,
+  ): Answer<Transition>;
   /** Due pending tasks the visibility allows, best first, at most `limit`. */
   pending(visibility: Visibility, now: number, limit: number): Promise<Task[]>;
   /** Held tasks whose lease ended by `now`, soonest ended first, at most `limit`. */
