@@ -33,8 +33,12 @@ const AGENTS = 8;
 const CONCURRENCY = 4;
 const BULL_CONCURRENCY = 50;
 const ROUNDS = Number(process.env.WORKER_BENCH_ROUNDS ?? 3);
-/** `converge run` on SQLite in this bench when the task path's issue was filed (2 × 8 agents, 20,000 tasks). */
-const ROUND_ONE_SQLITE = 2540;
+/**
+ * `converge run` on SQLite as the task path's issue quoted it (2 × 8 agents, 20,000 tasks). The code
+ * of then (c8bc6cc) cannot run in this process; its own bench, run beside this one in one sitting,
+ * is the fair comparison (the README gives both).
+ */
+const ISSUE_SQLITE = 2540;
 const NOOP = join(import.meta.dir, "..", "..", "test", "e2e", "fixtures", "worker-modules", "noop.js");
 
 if (process.argv[2] === "--bullmq-worker") {
@@ -339,10 +343,10 @@ try {
     }
     if (ours === "sqlite" && a.length)
       report(
-        "converge sqlite / round one",
-        Math.max(...a) / ROUND_ONE_SQLITE,
+        "converge sqlite / the issue's figure",
+        Math.max(...a) / ISSUE_SQLITE,
         "x",
-        `aim: at least 2; round one's ${fmt(ROUND_ONE_SQLITE)} tasks/s is that round's own figure on this machine, not this run`,
+        `aim: at least 2; ${fmt(ISSUE_SQLITE)} tasks/s as the issue quoted it, not measured in this run`,
       );
   }
   if (only.has("rss")) await memory(tmp.path);
