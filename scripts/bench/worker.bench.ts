@@ -180,7 +180,7 @@ async function converge(
       `converge run ${label}, round ${round}: ${PROCESSES}×${AGENTS} agents, concurrency ${CONCURRENCY}`,
       perSec,
       "tasks/s",
-      `N=${N}, no-op onTask, log at info to a file, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, submitMany in batches of 1,000), ${attempts} claims`,
+      `N=${N}, no-op onTask, log at info to a file, first submit to last completion ${seconds.toFixed(2)} s (wall ${wall.toFixed(2)} s; submitting took ${((submitted - wall0) / 1000).toFixed(2)} s, submitMany in batches of 1,000), ${attempts} claims for ${N} tasks (${((attempts - N) / N).toFixed(3)} lost or repeated per task)`,
     );
     return perSec;
   } finally {
