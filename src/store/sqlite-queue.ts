@@ -24,7 +24,7 @@
  * Files written by converge 0.1 (task records in `store`) are adopted once, on first open; files
  * of layout 3 lose their `task_timed` index (every row) to `task_until` (rows not pending).
  */
-import { SQLiteError, type Statement } from "bun:sqlite";
+import type { Statement } from "bun:sqlite";
 import {
   FINAL_STATE_LIST,
   type FinalState,
@@ -168,6 +168,7 @@ export class SqliteTaskQueue implements TaskQueue {
     this.#f = file;
     const db = file.db;
     this.#s = Object.fromEntries(Object.entries(QUEUE_SQL).map(([k, sql]) => [k, db.prepare(sql)])) as never;
+    const itsOwn = db.transaction((b: Held) => this.#transition(b.id, b.expect, b.next, b.then));
     this.#tx = {
       submit: db.transaction((tasks: readonly Task[], added: Map<string, Route>) => this.#submit(tasks, added))
         .immediate,
@@ -179,11 +180,12 @@ export class SqliteTaskQueue implements TaskQueue {
       together: db.transaction((batch: readonly Held[]) =>
         batch.map((b) => {
           try {
-            return this.#transition(b.id, b.expect, b.next, b.then);
+            // Each in a savepoint of its own (a transaction within one is one in bun:sqlite): whatever
+            // fails in it (a record that does not parse, a value too big for the file) undoes it alone.
+            return this.#f.run(`update task ${b.id}`, () => itsOwn(b));
           } catch (err) {
-            // A value that cannot be stored fails its own transition, before it writes anything; a
-            // failure of the file fails them all (the transaction is rolled back).
-            if (err instanceof SQLiteError) throw err;
+            // SQLite gave the whole transaction up (an I/O error, a full disk): none of them stands.
+            if (!db.inTransaction) throw err;
             return { error: err };
           }
         }),
@@ -242,9 +244,10 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   /**
-   * Runs the transitions held for the end of the turn in one transaction, each applying or not on
-   * its own (one commit for all: every page a commit touches is a WAL frame); a failure of the
-   * file (busy, full) rejects them all, and nothing of them is written. The store runs it before
+   * Runs the transitions held for the end of the turn in one transaction (one commit for all: every
+   * page a commit touches is a WAL frame), each in its own savepoint, so each applies or fails on
+   * its own; when the whole transaction fails, each is tried again alone, except when the file
+   * stayed locked (then all are refused, and nothing of them is written). The store runs it before
    * it closes.
    */
   readonly flush = (): void => {
@@ -255,7 +258,13 @@ export class SqliteTaskQueue implements TaskQueue {
     try {
       out = this.#f.run(`update ${batch.length} task(s)`, () => this.#tx.together(batch));
     } catch (err) {
-      for (const b of batch) b.done.reject(err);
+      // Locked beyond the busy timeout: all wait for the next try. Otherwise one of them may be the
+      // cause (a value too big for the file makes SQLite give up the whole transaction), so each
+      // goes again alone and fails, or not, by itself.
+      const locked = ((err as Error).cause as { code?: string } | undefined)?.code?.startsWith("SQLITE_BUSY");
+      if (locked || batch.length === 1) for (const b of batch) b.done.reject(err);
+      else
+        for (const b of batch) this.#transitionNow(b.id, b.expect, b.next, b.then).then(b.done.resolve, b.done.reject);
       return;
     }
     batch.forEach((b, i) => {

@@ -306,6 +306,48 @@ describe("reports asked together", () => {
     await store.close();
   });
 
+  test("when one report's claim-next meets a record that does not parse, that report alone fails and leaves nothing", async () => {
+    const { store, tm, leases } = await claimedAll("together-corrupt", 2);
+    await tm.submitMany([
+      { id: "p0", priority: 5 },
+      { id: "p1", priority: 1 },
+    ]);
+    const other = new Database(join(tmp.path, "together-corrupt.db"));
+    other.run("UPDATE tasks SET value = 'not json' WHERE id = 'p1'");
+    other.close();
+    const [first, second] = leases;
+    const outcomes = await Promise.allSettled([
+      tm.reportAndClaim(first!.taskId, 1, { agentId: "w", token: first!.token }, undefined, together),
+      tm.reportAndClaim(second!.taskId, 2, { agentId: "w", token: second!.token }, { scope: {}, max: 2 }, together),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected"]);
+    expect((outcomes[1] as PromiseRejectedResult).reason.message).toMatch(/task:p1" is corrupt/);
+    // The failed report and the claim it had begun are undone; the other report stands.
+    const states = async (...ids: string[]) => Promise.all(ids.map(async (id) => (await store.tasks!.get(id))!.state));
+    expect(await states(first!.taskId, second!.taskId, "p0")).toEqual(["completed", "assigned", "pending"]);
+    await store.close();
+  });
+
+  test("when one report is too big for the file, the others of its turn are still written", async () => {
+    const path = join(tmp.path, "together-full.db");
+    const { store: first, leases } = await claimedAll("together-full", 3);
+    await first.close();
+    const reader = new Database(path, { readonly: true });
+    const pages = reader.query<{ page_count: number }, []>("PRAGMA page_count").get()!.page_count;
+    reader.close();
+    const { TaskManager } = await import("../../src/coordination/task-manager.ts");
+    const store = new SqliteStore(path, { maxPageCount: pages + 4 });
+    const tm = new TaskManager(store);
+    const results = ["ok", "x".repeat(200_000), "ok"];
+    const outcomes = await Promise.allSettled(
+      leases.map((l, i) =>
+        tm.reportAndClaim(l.taskId, results[i], { agentId: "w", token: l.token }, undefined, together),
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    await store.close();
+  });
+
   test("when the store closes in the turn the reports were asked, they are written first", async () => {
     const { store, tm, leases } = await claimedAll("together-close", 3);
     const reports = leases.map((l) =>
