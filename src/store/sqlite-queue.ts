@@ -119,6 +119,8 @@ export const QUEUE_SQL = {
 } as const;
 
 type Route = { poolId: string | null; capabilities: string[] };
+/** The most held transitions one transaction commits (a process of 1,000 agents may hold thousands). */
+const TOGETHER_MAX = 256;
 /** A transition held for the end of the turn. */
 type Held = { id: string; expect: Expect; next: Task; then?: ClaimNext; done: PromiseWithResolvers<Transition> };
 type Candidate = { id: string; priority: number; seq: number };
@@ -251,9 +253,13 @@ export class SqliteTaskQueue implements TaskQueue {
    * it closes.
    */
   readonly flush = (): void => {
-    const batch = this.#together;
-    if (batch.length === 0) return;
+    const held = this.#together;
     this.#together = [];
+    // In transactions of at most TOGETHER_MAX, so that other processes get the lock between them.
+    for (let i = 0; i < held.length; i += TOGETHER_MAX) this.#commit(held.slice(i, i + TOGETHER_MAX));
+  };
+
+  #commit(batch: Held[]): void {
     let out: (Transition | { error: unknown })[];
     try {
       out = this.#f.run(`update ${batch.length} task(s)`, () => this.#tx.together(batch));
@@ -272,7 +278,7 @@ export class SqliteTaskQueue implements TaskQueue {
       if ("error" in r) b.done.reject(r.error);
       else b.done.resolve(r);
     });
-  };
+  }
 
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
     return this.#f.run("list pending tasks", () => {

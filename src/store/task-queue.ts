@@ -66,7 +66,8 @@ export interface TransitionOptions {
   /**
    * More transitions are coming from this caller in this turn of the event loop (a busy worker's
    * slots): the backend may hold this one until the turn ends and commit them together (SQLite:
-   * one transaction for all). Each still applies, or not, on its own.
+   * one transaction for all). Each still applies, or not, on its own; a transition of the same task
+   * asked later in the turn without it runs first.
    */
   together?: boolean;
 }

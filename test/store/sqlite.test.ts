@@ -348,6 +348,16 @@ describe("reports asked together", () => {
     await store.close();
   });
 
+  test("when a turn holds more reports than one transaction takes, every one is written", async () => {
+    const { store, tm, leases } = await claimedAll("together-many", 600);
+    const reports = leases.map((l) =>
+      tm.reportAndClaim(l.taskId, 1, { agentId: "w", token: l.token }, undefined, together),
+    );
+    await Promise.all(reports);
+    expect((await tm.counts()).completed).toBe(600);
+    await store.close();
+  });
+
   test("when the store closes in the turn the reports were asked, they are written first", async () => {
     const { store, tm, leases } = await claimedAll("together-close", 3);
     const reports = leases.map((l) =>
