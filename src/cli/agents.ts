@@ -1,4 +1,5 @@
 /** `converge agents list`: the agents registered in discovery, filtered by topic or capability. */
+import { outputLine } from "../observability/log.ts";
 import { defineCommand } from "citty";
 import { DiscoveryService } from "../network/discovery.ts";
 import { commonArgs, setup, withStore, type CommonArgs } from "./common.ts";
@@ -23,7 +24,7 @@ const list = defineCommand({
       new DiscoveryService(store).query({ topics: commaList(args.topic), capabilities: commaList(args.capability) }),
     );
     if (args.json) {
-      for (const a of agents) process.stdout.write(`${JSON.stringify(a)}\n`);
+      for (const a of agents) outputLine(JSON.stringify(a));
       return;
     }
     const rows = agents.map((a) => [
@@ -33,7 +34,7 @@ const list = defineCommand({
       a.topics.map((t) => t.namespace).join(","),
       new Date(a.startedAt).toISOString(),
     ]);
-    process.stdout.write(`${table(["ID", "ENDPOINT", "CAPABILITIES", "TOPICS", "STARTED"], rows)}\n`);
+    outputLine(table(["ID", "ENDPOINT", "CAPABILITIES", "TOPICS", "STARTED"], rows));
   },
 });
 

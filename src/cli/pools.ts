@@ -1,4 +1,5 @@
 /** `converge pools list`: the pools in the shared store and their members. */
+import { outputLine } from "../observability/log.ts";
 import { defineCommand } from "citty";
 import { PoolManager } from "../coordination/pool-manager.ts";
 import { commonArgs, setup, withStore, type CommonArgs } from "./common.ts";
@@ -11,7 +12,7 @@ const list = defineCommand({
     const config = setup(args as CommonArgs);
     const pools = await withStore(config, (store) => new PoolManager(store).list());
     if (args.json) {
-      for (const p of pools) process.stdout.write(`${JSON.stringify(p)}\n`);
+      for (const p of pools) outputLine(JSON.stringify(p));
       return;
     }
     const rows = pools.map((p) => [
@@ -20,7 +21,7 @@ const list = defineCommand({
       String(p.agents.length),
       p.agents.map((a) => a.slice(0, 12)).join(","),
     ]);
-    process.stdout.write(`${table(["ID", "ADMISSION", "AGENTS", "MEMBERS"], rows)}\n`);
+    outputLine(table(["ID", "ADMISSION", "AGENTS", "MEMBERS"], rows));
   },
 });
 

@@ -1,4 +1,5 @@
 /** `converge schedules add|list|remove`: repeating tasks in the shared store (coordination/schedules.ts). */
+import { outputLine } from "../observability/log.ts";
 import { defineCommand } from "citty";
 import { ConfigError } from "../core/errors.ts";
 import { quoted } from "../core/text.ts";
@@ -10,7 +11,7 @@ import type { Store } from "../store/store.ts";
 import { table } from "./table.ts";
 import { commaList } from "./task-spec.ts";
 
-const print = (s: string) => process.stdout.write(`${s}\n`);
+const print = outputLine;
 
 function managerOn(store: Store): ScheduleManager {
   return new ScheduleManager(new TaskManager(store));

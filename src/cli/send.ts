@@ -9,7 +9,7 @@ import { Identity } from "../core/identity.ts";
 import { Message } from "../core/message.ts";
 import { quoted } from "../core/text.ts";
 import { topic } from "../core/topic.ts";
-import { configureLogging } from "../observability/log.ts";
+import { configureLogging, outputLine } from "../observability/log.ts";
 import { endpoint } from "../transport/endpoint.ts";
 import { encodeFrame } from "../transport/framing.ts";
 import { sendFrameOnce } from "../transport/send-once.ts";
@@ -80,7 +80,7 @@ export const sendCommand = defineCommand({
       taskId: args["task-id"] ?? null,
     }).sign(identity);
     await sendFrameOnce(endpoint(scheme, host, port), encodeFrame(message), { tls });
-    process.stdout.write(`${message.id}\n${Buffer.from(identity.publicKey).toString("hex")}\n`);
+    outputLine(`${message.id}\n${Buffer.from(identity.publicKey).toString("hex")}`);
   },
 });
 

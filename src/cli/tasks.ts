@@ -10,7 +10,7 @@ import { TaskManager } from "../coordination/task-manager.ts";
 import { capabilityWarnings } from "../coordination/task-warnings.ts";
 import { DiscoveryService } from "../network/discovery.ts";
 import { goneAgents } from "../network/liveness.ts";
-import { stderrLine } from "../observability/log.ts";
+import { outputLine, stderrLine } from "../observability/log.ts";
 import type { Store } from "../store/store.ts";
 import { repeatable } from "./args.ts";
 import { commonArgs, jsonObjectArg, setup, withStore, type CommonArgs } from "./common.ts";
@@ -29,7 +29,7 @@ import {
 import { summarise, waitForTasks } from "./task-wait.ts";
 import { fairTurn } from "../core/fair-turn.ts";
 
-const print = (s: string) => process.stdout.write(`${s}\n`);
+const print = outputLine;
 /** Tasks per submitMany of a file (one batch of the store each). */
 const FILE_BATCH = 500;
 

@@ -120,6 +120,12 @@ export function statusLine(name: string, text: string, msg: string, fields?: Rec
   config.out.write(`${JSON.stringify({ ts: timestamp(), level: "info", logger: name, msg, ...fields }, jsonSafe)}\n`);
 }
 
+/** A line of a command's output on stdout (a table, a record, an id), after the log lines held so far. */
+export function outputLine(text: string): void {
+  flushLog();
+  config.out.write(`${text}\n`);
+}
+
 /**
  * A command's warning or error on stderr, outside the log: for people `converge: warning: <message>`
  * (`converge: <message>` for an error, or for a warning with `bare`); with the JSON format a log line

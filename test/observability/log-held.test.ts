@@ -68,3 +68,19 @@ test("when the process crashes on an uncaught exception, the lines logged before
   expect(before).toBeGreaterThanOrEqual(0);
   expect(before).toBeLessThan(r.stderr.indexOf("error: boom"));
 });
+
+test("when a command prints its output after logging, the held log lines are written before the output", async () => {
+  const r = await script(`
+    const order = [];
+    const out = process.stdout.write.bind(process.stdout);
+    const err = process.stderr.write;
+    process.stdout.write = (chunk) => (order.push("out " + String(chunk).trim()), true);
+    process.stderr.write = (chunk) => (order.push(...String(chunk).trim().split("\\n").map((l) => "err " + l.slice(-1))), true);
+    log.logger("worker").info("a");
+    log.outputLine("b");
+    log.logger("worker").info("c");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    out(JSON.stringify(order) + "\\n");`);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toEqual(["err a", "out b", "err c"]);
+});
