@@ -41,16 +41,6 @@ const ROUNDS = Number(process.env.WORKER_BENCH_ROUNDS ?? 3);
 const ISSUE_SQLITE = 2540;
 const NOOP = join(import.meta.dir, "..", "..", "test", "e2e", "fixtures", "worker-modules", "noop.js");
 
-if (process.argv[2] === "--bullmq-worker") {
-  await bullWorker(process.argv[3]!, process.argv[4]!, Number(process.argv[5]));
-  process.exit(0);
-}
-if (process.argv[2] === "--bare-sqlite-worker") {
-  console.log("ready");
-  console.log(`done ${bareSqliteWorker(process.argv[3]!, process.argv[4]!)}`);
-  process.exit(0);
-}
-
 async function bullWorker(url: string, queue: string, n: number): Promise<void> {
   const { Worker } = await import("bullmq");
   const u = new URL(url);
@@ -298,60 +288,84 @@ async function memory(dir: string): Promise<void> {
   }
 }
 
-const tmp = tempDir("converge-bench-worker-");
-const redis = await startRedis();
-try {
-  const cond = `redis-server on 127.0.0.1, ${navigator.hardwareConcurrency} cores shared by every process`;
-  console.log(`# ${cond}`);
-  // WORKER_BENCH_ONLY=redis,bullmq,sqlite,rss runs a subset (while profiling; sqlite brings its bare loop).
-  const only = new Set((process.env.WORKER_BENCH_ONLY ?? "redis,bullmq,sqlite,rss").split(","));
-  // Rounds alternate the two sides (each side's processes are stopped while the other runs), and the
-  // best round of each is compared: one round here moves by up to 30%, and noise favours neither.
-  const redisRun = (r: number) =>
-    converge("redis", { store_backend: "redis", store_path: redis.url }, () => RedisStore.open(redis.url), tmp.path, r);
-  // A fresh file per round, as the bare loop gets.
-  const dbPath = (r: number) => join(tmp.path, `worker-${r}.db`);
-  const sqliteRun = (r: number) =>
-    converge(
-      "sqlite",
-      { store_backend: "sqlite", store_path: dbPath(r) },
-      async () => new SqliteStore(dbPath(r)),
-      tmp.path,
-      r,
-    );
-  const pairs = [
-    ["redis", redisRun, "bullmq", (r: number) => bullmq(redis.url, r), "BullMQ", "aim: at least 1"],
-    ["sqlite", sqliteRun, "sqlite", (r: number) => bareSqlite(tmp.path, r), "bare loop", "no aim: where the rest goes"],
-  ] as const;
-  for (const [ours, run, theirs, peer, peerName, aim] of pairs) {
-    if (!only.has(ours) && !only.has(theirs)) continue;
-    const a: number[] = [];
-    const b: number[] = [];
-    for (let r = 1; r <= ROUNDS; r++) {
-      if (only.has(ours)) a.push(await run(r));
-      if (only.has(theirs)) b.push(await peer(r));
-    }
-    if (a.length && b.length) {
-      const best = (xs: number[]) => Math.max(...xs);
-      const each = a.map((x, i) => (x / b[i]!).toFixed(2)).join(", ");
-      report(
-        `converge ${ours} / ${peerName}`,
-        best(a) / best(b),
-        "x",
-        `${aim}; best of ${ROUNDS} alternating rounds: ${fmt(best(a))} vs ${fmt(best(b))} tasks/s; round by round ${each}`,
+async function main(): Promise<void> {
+  const tmp = tempDir("converge-bench-worker-");
+  const redis = await startRedis();
+  try {
+    const cond = `redis-server on 127.0.0.1, ${navigator.hardwareConcurrency} cores shared by every process`;
+    console.log(`# ${cond}`);
+    // WORKER_BENCH_ONLY=redis,bullmq,sqlite,rss runs a subset (while profiling; sqlite brings its bare loop).
+    const only = new Set((process.env.WORKER_BENCH_ONLY ?? "redis,bullmq,sqlite,rss").split(","));
+    // Rounds alternate the two sides (each side's processes are stopped while the other runs), and the
+    // best round of each is compared: one round here moves by up to 30%, and noise favours neither.
+    const redisRun = (r: number) =>
+      converge(
+        "redis",
+        { store_backend: "redis", store_path: redis.url },
+        () => RedisStore.open(redis.url),
+        tmp.path,
+        r,
       );
-    }
-    if (ours === "sqlite" && a.length)
-      report(
-        "converge sqlite / the issue's figure",
-        Math.max(...a) / ISSUE_SQLITE,
-        "x",
-        `aim: at least 2; ${fmt(ISSUE_SQLITE)} tasks/s as the issue quoted it, not measured in this run`,
+    // A fresh file per round, as the bare loop gets.
+    const dbPath = (r: number) => join(tmp.path, `worker-${r}.db`);
+    const sqliteRun = (r: number) =>
+      converge(
+        "sqlite",
+        { store_backend: "sqlite", store_path: dbPath(r) },
+        async () => new SqliteStore(dbPath(r)),
+        tmp.path,
+        r,
       );
+    const pairs = [
+      ["redis", redisRun, "bullmq", (r: number) => bullmq(redis.url, r), "BullMQ", "aim: at least 1"],
+      [
+        "sqlite",
+        sqliteRun,
+        "sqlite",
+        (r: number) => bareSqlite(tmp.path, r),
+        "bare loop",
+        "no aim: where the rest goes",
+      ],
+    ] as const;
+    for (const [ours, run, theirs, peer, peerName, aim] of pairs) {
+      if (!only.has(ours) && !only.has(theirs)) continue;
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let r = 1; r <= ROUNDS; r++) {
+        if (only.has(ours)) a.push(await run(r));
+        if (only.has(theirs)) b.push(await peer(r));
+      }
+      if (a.length && b.length) {
+        const best = (xs: number[]) => Math.max(...xs);
+        const each = a.map((x, i) => (x / b[i]!).toFixed(2)).join(", ");
+        report(
+          `converge ${ours} / ${peerName}`,
+          best(a) / best(b),
+          "x",
+          `${aim}; best of ${ROUNDS} alternating rounds: ${fmt(best(a))} vs ${fmt(best(b))} tasks/s; round by round ${each}`,
+        );
+      }
+      if (ours === "sqlite" && a.length)
+        report(
+          "converge sqlite / the issue's figure",
+          Math.max(...a) / ISSUE_SQLITE,
+          "x",
+          `aim: at least 2; ${fmt(ISSUE_SQLITE)} tasks/s as the issue quoted it, not measured in this run`,
+        );
+    }
+    if (only.has("rss")) await memory(tmp.path);
+  } finally {
+    await stopAll();
+    await redis.stop();
+    tmp.cleanup();
   }
-  if (only.has("rss")) await memory(tmp.path);
-} finally {
-  await stopAll();
-  await redis.stop();
-  tmp.cleanup();
 }
+
+// The same file is the peers' worker processes; each ends on its own (process.exit could cut the
+// "done" line still on its way through the pipe).
+const [role, a1, a2, a3] = process.argv.slice(2);
+if (role === "--bullmq-worker") await bullWorker(a1!, a2!, Number(a3));
+else if (role === "--bare-sqlite-worker") {
+  console.log("ready");
+  console.log(`done ${bareSqliteWorker(a1!, a2!)}`);
+} else await main();
