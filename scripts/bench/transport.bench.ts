@@ -17,7 +17,7 @@ import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { topic } from "../../src/core/topic.ts";
 import { endpoint } from "../../src/transport/endpoint.ts";
-import { encodeFrame, frameBody } from "../../src/transport/framing.ts";
+import { encodeFrame } from "../../src/transport/framing.ts";
 import { IdentityRegistry } from "../../src/network/identity-registry.ts";
 import { MessageGate } from "../../src/runtime/message-gate.ts";
 import { LocalHub, LocalTransport } from "../../src/transport/local.ts";
@@ -25,6 +25,7 @@ import { TcpTransport } from "../../src/transport/tcp.ts";
 import type { Transport } from "../../src/transport/transport.ts";
 import { WebSocketTransport } from "../../src/transport/websocket.ts";
 import { fmt, percentile, report } from "./harness.ts";
+import { wideFrame } from "../../test/support/hostile.ts";
 import { watchLoopGaps } from "../../test/support/loop-gaps.ts";
 
 const N = 100_000;
@@ -527,20 +528,6 @@ async function main(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- hostile input
-
-/** A frame whose payload is a map32 of `keys` entries "k0000000" → 0 (about 11 bytes each). */
-function wideFrame(keys: number): Uint8Array {
-  const payload = Buffer.alloc(5 + keys * 11);
-  payload.writeUInt8(0xdf, 0);
-  payload.writeUInt32BE(keys, 1);
-  for (let i = 0, at = 5; i < keys; i++, at += 11) {
-    payload.writeUInt8(0xa9, at);
-    payload.write(`k${String(i).padStart(8, "0")}`, at + 1, "latin1");
-  }
-  const wire = Buffer.from(new Message({ payload: { a: 0 } }).encode());
-  const p = wire.indexOf(Buffer.from("81a16100", "hex"));
-  return frameBody(new Uint8Array(Buffer.concat([wire.subarray(0, p), payload, wire.subarray(p + 4)])));
-}
 
 /** The sending side, in its own process: six connections, one wide frame each, written whole. */
 async function wideSender(port: number): Promise<void> {

@@ -12,7 +12,7 @@ import { Identity } from "../../src/core/identity.ts";
 import { Message } from "../../src/core/message.ts";
 import { encodeFrame, frameBody } from "../../src/transport/framing.ts";
 import { freePort, runCli, startCli, stopAll, type Running } from "../support/cli.ts";
-import { connectRaw, memoryMiB, metric } from "../support/hostile.ts";
+import { connectRaw, memoryMiB, metric, wideFrame } from "../support/hostile.ts";
 import { tempDir } from "../support/tmp.ts";
 import { until } from "../support/wait.ts";
 
@@ -132,19 +132,7 @@ describe("one listener, hostile peers one after another", () => {
   }, 20_000);
 
   test("a 7 MB frame with 600,000 payload keys is refused, and /healthz still answers", async () => {
-    // The payload: a map32 of 600,000 entries "k0000000" → 0, spliced into a real wire map.
-    const entries = 600_000;
-    const payload = Buffer.alloc(5 + entries * 11);
-    payload.writeUInt8(0xdf, 0);
-    payload.writeUInt32BE(entries, 1);
-    for (let i = 0, at = 5; i < entries; i++, at += 11) {
-      payload.writeUInt8(0xa9, at);
-      payload.write(`k${String(i).padStart(8, "0")}`, at + 1, "latin1");
-      payload.writeUInt8(0x00, at + 10);
-    }
-    const wire = Buffer.from(new Message({ payload: { a: 0 } }).encode());
-    const p = wire.indexOf(Buffer.from("81a16100", "hex"));
-    const frame = frameBody(new Uint8Array(Buffer.concat([wire.subarray(0, p), payload, wire.subarray(p + 4)])));
+    const frame = wideFrame(600_000);
     expect(frame.length).toBeGreaterThan(6_500_000);
     const c = await connectRaw(l.port);
     const health = fetch(`${l.http}/healthz`);

@@ -1,6 +1,8 @@
 /** What the security end-to-end tests share: raw connections that send what they like, and reading /metrics and RSS. */
 import type { Socket } from "bun";
 import { readFileSync } from "node:fs";
+import { Message } from "../../src/core/message.ts";
+import { frameBody } from "../../src/transport/framing.ts";
 
 export interface RawConnection {
   socket: Socket<undefined>;
@@ -58,4 +60,22 @@ export function memoryMiB(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
   return { rss: Math.round(kib("VmRSS") / 1024), peak: Math.round(kib("VmHWM") / 1024) };
+}
+
+/**
+ * A framed real message whose payload is a map32 of `keys` entries "k0000000" → 0 (about 11
+ * bytes each), spliced in where the message had `{a: 0}`: the decode-budget attack.
+ */
+export function wideFrame(keys: number): Uint8Array {
+  const payload = Buffer.alloc(5 + keys * 11);
+  payload.writeUInt8(0xdf, 0);
+  payload.writeUInt32BE(keys, 1);
+  for (let i = 0, at = 5; i < keys; i++, at += 11) {
+    payload.writeUInt8(0xa9, at);
+    payload.write(`k${String(i).padStart(8, "0")}`, at + 1, "latin1");
+    payload.writeUInt8(0x00, at + 10);
+  }
+  const wire = Buffer.from(new Message({ payload: { a: 0 } }).encode());
+  const p = wire.indexOf(Buffer.from("81a16100", "hex"));
+  return frameBody(new Uint8Array(Buffer.concat([wire.subarray(0, p), payload, wire.subarray(p + 4)])));
 }
