@@ -7,6 +7,16 @@ import { Database } from "bun:sqlite";
 import { newTask, type Task } from "../../src/core/task.ts";
 import { WAL_CHECKPOINT_PAGES } from "../../src/store/sqlite.ts";
 
+/** A connection with SqliteStore's file settings: WAL, synchronous=NORMAL, its checkpoint interval and busy timeout. */
+function bareFile(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  db.run("PRAGMA busy_timeout = 5000");
+  db.run("PRAGMA journal_mode = WAL");
+  db.run("PRAGMA synchronous = NORMAL");
+  db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  return db;
+}
+
 /** A Map of records; claim and report are async functions, awaited in turn, as TaskManager's are. */
 export async function bareMapClaimReport(n: number): Promise<number> {
   const map = new Map<string, Task>();
@@ -39,10 +49,7 @@ export async function bareMapClaimReport(n: number): Promise<number> {
  * each one BEGIN IMMEDIATE transaction with one conditional UPDATE.
  */
 export function bareSqliteClaimReport(path: string, n: number): number {
-  const db = new Database(path, { create: true, strict: true });
-  db.run("PRAGMA journal_mode = WAL");
-  db.run("PRAGMA synchronous = NORMAL");
-  db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  const db = bareFile(path);
   db.run(
     "CREATE TABLE tasks (id TEXT PRIMARY KEY, state TEXT NOT NULL, token TEXT, value TEXT NOT NULL) WITHOUT ROWID",
   );
@@ -80,11 +87,7 @@ export const BARE_QUEUE_SCHEMA = `
 `;
 
 export function openBareQueue(path: string): Database {
-  const db = new Database(path, { create: true, strict: true });
-  db.run("PRAGMA busy_timeout = 5000");
-  db.run("PRAGMA journal_mode = WAL");
-  db.run("PRAGMA synchronous = NORMAL");
-  db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  const db = bareFile(path);
   db.transaction(() => db.run(BARE_QUEUE_SCHEMA)).immediate();
   return db;
 }
