@@ -182,7 +182,7 @@ export class SqliteTaskQueue implements TaskQueue {
       together: db.transaction((batch: readonly Held[]) =>
         batch.map((b) => {
           try {
-            // Each in a savepoint of its own (a transaction within one is one in bun:sqlite): whatever
+            // Each in a savepoint of its own (bun:sqlite runs a transaction inside another as one): what
             // fails in it (a record that does not parse, a value too big for the file) undoes it alone.
             return this.#f.run(`update task ${b.id}`, () => itsOwn(b));
           } catch (err) {
@@ -267,8 +267,7 @@ export class SqliteTaskQueue implements TaskQueue {
       // Locked beyond the busy timeout: all wait for the next try. Otherwise one of them may be the
       // cause (a value too big for the file makes SQLite give up the whole transaction), so each
       // goes again alone and fails, or not, by itself.
-      const locked = ((err as Error).cause as { code?: string } | undefined)?.code?.startsWith("SQLITE_BUSY");
-      if (locked || batch.length === 1) for (const b of batch) b.done.reject(err);
+      if (this.#f.locked(err) || batch.length === 1) for (const b of batch) b.done.reject(err);
       else
         for (const b of batch) this.#transitionNow(b.id, b.expect, b.next, b.then).then(b.done.resolve, b.done.reject);
       return;

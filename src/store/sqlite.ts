@@ -102,6 +102,12 @@ function prepare(db: Database) {
  * lose the same few last commits as before, since the OS writes the WAL back within seconds anyway.
  */
 export const WAL_CHECKPOINT_PAGES = 4000;
+/** Whether SQLite said the file is locked by another connection (SQLITE_BUSY), as it is or as `run` wrapped it. */
+function isLocked(err: unknown): boolean {
+  const e = err instanceof StoreError ? err.cause : err;
+  return e instanceof SQLiteError && (e.code?.startsWith("SQLITE_BUSY") ?? false);
+}
+
 const QUICK_CHECK_EVERY_MS = 60_000;
 const QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024;
 /** The database header (file format, section 1.3), and how long before a short file is looked at again. */
@@ -130,8 +136,7 @@ export class SqliteFile {
         break;
       } catch (err) {
         db = undefined;
-        const busy = err instanceof SQLiteError && err.code?.startsWith("SQLITE_BUSY");
-        if (busy && performance.now() < deadline) {
+        if (isLocked(err) && performance.now() < deadline) {
           Bun.sleepSync(Math.min(50, 2 ** attempt));
           continue;
         }
@@ -167,13 +172,18 @@ export class SqliteFile {
     }
   }
 
+  /** Whether `err` (from SQLite, or from `run`) says another connection kept the file locked. */
+  locked(err: unknown): boolean {
+    return isLocked(err);
+  }
+
   /** Runs `fn`, turning SQLite errors into StoreErrors that name the file and say what was being done. */
   run<T>(what: string, fn: () => T): T {
     try {
       return fn();
     } catch (err) {
       if (!(err instanceof SQLiteError)) throw err; // StoreErrors, and errors thrown by update callbacks
-      if (err.code?.startsWith("SQLITE_BUSY")) {
+      if (isLocked(err)) {
         throw new StoreError(
           `the SQLite store ${this.path} stayed locked by another process for more than ${this.busyMs} ms (${what})`,
           { cause: err },
