@@ -183,17 +183,21 @@ export class Logger {
   }
 
   #emit(level: Level, msg: string, extra?: Record<string, unknown>): void {
-    if (config.format === "json") {
-      const line = { ts: timestamp(), level, logger: this.name, msg: cut(msg, MAX_MESSAGE), ...this.fields, ...extra };
-      config.sink.write(`${JSON.stringify(line, jsonSafe)}\n`);
-      if (level === "warn" || level === "error") flushLog();
-      return;
-    }
+    config.sink.write(config.format === "json" ? this.#json(level, msg, extra) : this.#text(level, msg, extra));
+    // A warning or an error is not held: it goes out now, after the lines before it.
+    if (level === "warn" || level === "error") flushLog();
+  }
+
+  #json(level: Level, msg: string, extra?: Record<string, unknown>): string {
+    const line = { ts: timestamp(), level, logger: this.name, msg: cut(msg, MAX_MESSAGE), ...this.fields, ...extra };
+    return `${JSON.stringify(line, jsonSafe)}\n`;
+  }
+
+  #text(level: Level, msg: string, extra?: Record<string, unknown>): string {
     let kv = "";
     for (const k in this.fields) if (!extra || !Object.hasOwn(extra, k)) kv += pair(k, this.fields[k]);
     if (extra) for (const k in extra) kv += pair(k, extra[k]);
-    config.sink.write(`${timestamp()} ${LABEL[level]} ${this.name}: ${printable(msg, MAX_MESSAGE)}${kv}\n`);
-    if (level === "warn" || level === "error") flushLog();
+    return `${timestamp()} ${LABEL[level]} ${this.name}: ${printable(msg, MAX_MESSAGE)}${kv}\n`;
   }
 }
 
