@@ -2,8 +2,13 @@
  * Exactly once across OS processes: 4 processes with 4 worker agents each share one SQLite file or
  * one Redis and race for 2,000 tasks. Every task must be handled once, reported once and completed
  * in the store with the result of the one lease that handled it.
+ *
+ * Handlers wait until a file exists, so each process fills its slots and no process can take all
+ * the work (a warm process chaining report-and-claim-next did, once, under load): every process is
+ * seen holding its full share before the file is made and the race runs free.
  */
 import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TaskManager } from "../../src/coordination/task-manager.ts";
 import type { Task } from "../../src/core/task.ts";
@@ -17,6 +22,7 @@ import type { Config } from "./fixtures/coordination-worker.ts";
 const PROCESSES = 4;
 const AGENTS = 4;
 const TASKS = 2000;
+const CONCURRENCY = 2;
 
 const { tmp, redis } = useE2eEnvironment({ prefix: "converge-e2e-once-", redis: true, cleanup: [killAll] });
 
@@ -24,6 +30,7 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
   const store = await openChoice({ backend, location });
   const tm = new TaskManager(store);
   const workers: WorkerProcess[] = [];
+  const go = join(outDir, "go");
   try {
     for (let p = 0; p < PROCESSES; p++) {
       const config: Config = {
@@ -32,8 +39,10 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
         name: `p${p}`,
         outDir,
         agents: Array.from({ length: AGENTS }, (_, a) => ({ name: `a${a}` })),
-        concurrency: 2,
+        concurrency: CONCURRENCY,
         pollIntervalMs: 5000,
+        holdUntil: go,
+        events: true,
       };
       workers.push(new WorkerProcess(config));
     }
@@ -46,6 +55,10 @@ async function exactlyOnce(backend: "sqlite" | "redis", location: string, outDir
         ),
       );
     }
+    const full = AGENTS * CONCURRENCY;
+    await until(() => workers.every((w) => w.starts().length >= full), `every process to hold ${full} tasks`, 20_000);
+    expect(workers.map((w) => w.starts().length)).toEqual(workers.map(() => full)); // no more than its slots
+    writeFileSync(go, "");
     await until(async () => (await tm.openTasks()).length === 0, "every task to be final", 50_000, 50);
     const codes = await Promise.all(workers.map((w) => w.stop()));
     expect(codes).toEqual(workers.map(() => 0));
