@@ -5,7 +5,7 @@
  */
 import { Database } from "bun:sqlite";
 import { newTask, type Task } from "../../src/core/task.ts";
-import { WAL_CHECKPOINT_PAGES } from "../../src/store/sqlite.ts";
+import { WAL_CHECKPOINT_PAGES, WAL_LIMIT_BYTES } from "../../src/store/sqlite.ts";
 
 /** A connection with SqliteStore's file settings: WAL, synchronous=NORMAL, its checkpoint interval and busy timeout. */
 function bareFile(path: string): Database {
@@ -14,6 +14,7 @@ function bareFile(path: string): Database {
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+  db.run(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
   return db;
 }
 

@@ -102,6 +102,12 @@ function prepare(db: Database) {
  * lose the same few last commits as before, since the OS writes the WAL back within seconds anyway.
  */
 export const WAL_CHECKPOINT_PAGES = 4000;
+/**
+ * The size the WAL file is cut back to when it is reused (`PRAGMA journal_size_limit`). A reader
+ * that holds a snapshot stops checkpoints, and the WAL grows meanwhile; without a limit it keeps
+ * that size on disk for good. Above the steady ~16 MiB, so a busy file is never cut and regrown.
+ */
+export const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Whether SQLite said the file is locked by another connection (SQLITE_BUSY), as it is or as `run` wrapped it. */
 function isLocked(err: unknown): boolean {
   const e = err instanceof StoreError ? err.cause : err;
@@ -163,6 +169,7 @@ export class SqliteFile {
       }
       db.run("PRAGMA synchronous = NORMAL"); // with WAL: durable across process crashes, one fsync per checkpoint
       db.run(`PRAGMA wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
+      db.run(`PRAGMA journal_size_limit = ${WAL_LIMIT_BYTES}`);
       if (maxPageCount !== undefined) db.run(`PRAGMA max_page_count = ${Math.max(1, Math.floor(maxPageCount))}`);
       db.transaction(() => db.run(SCHEMA)).immediate();
       return db;

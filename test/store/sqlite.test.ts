@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LeaseLostError, StoreError } from "../../src/core/errors.ts";
-import { SQL, SqliteStore } from "../../src/store/sqlite.ts";
+import { SQL, SqliteStore, WAL_CHECKPOINT_PAGES, WAL_LIMIT_BYTES } from "../../src/store/sqlite.ts";
 import { QUEUE_SQL } from "../../src/store/sqlite-queue.ts";
 import { tempDir } from "../support/tmp.ts";
 import { storeContract } from "./contract.ts";
@@ -45,6 +45,24 @@ test("the file holds store(key TEXT PRIMARY KEY, value TEXT) in WAL mode", async
     '{"state":"pending"}',
   );
   db.close(true);
+  await store.close();
+});
+
+test("when a reader held the WAL while it grew past its limit, later writes cut the file back", async () => {
+  const path = join(tmp.path, "wal-limit.db");
+  const store = new SqliteStore(path);
+  const reader = new Database(path);
+  reader.run("BEGIN");
+  reader.query("SELECT count(*) FROM store").get(); // a snapshot: no checkpoint may pass it
+  const mib = "x".repeat(1 << 20);
+  for (let i = 0; i * (1 << 20) < WAL_LIMIT_BYTES * 1.25; i++) await store.put(`big:${i}`, mib);
+  const grown = statSync(`${path}-wal`).size;
+  reader.run("COMMIT");
+  reader.close();
+  // Enough small commits for an automatic checkpoint, and the one after it that reuses the WAL.
+  for (let i = 0; i <= WAL_CHECKPOINT_PAGES; i++) await store.put(`small:${i % 10}`, i);
+  expect(grown).toBeGreaterThan(WAL_LIMIT_BYTES);
+  expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(WAL_LIMIT_BYTES);
   await store.close();
 });
 
