@@ -13,7 +13,7 @@
  * let handlers make their side effects idempotent.
  */
 import type { Agent, TaskContext } from "../core/agent.ts";
-import { LeaseLostError, StoreError } from "../core/errors.ts";
+import { LeaseLostError, StoreClosedError, StoreError } from "../core/errors.ts";
 import { fairTurn } from "../core/fair-turn.ts";
 import { Message, type MessageInit } from "../core/message.ts";
 import type { Holder, Lease, Scope, TaskManager } from "../coordination/task-manager.ts";
@@ -298,7 +298,8 @@ export class TaskWorker {
           });
           return [];
         }
-        if (!(err instanceof StoreError) || this.#stopped) {
+        // A closed store does not come back: no retry waits for it.
+        if (!(err instanceof StoreError) || err instanceof StoreClosedError || this.#stopped) {
           this.#log.error("could not record the task's outcome; its lease will expire and it will be retried", {
             task: lease.taskId,
             err,

@@ -47,9 +47,9 @@ export class StoreFront implements Store {
   get tasks(): TaskQueue | undefined {
     const queue = this.#driver.tasks;
     if (!queue) return undefined;
-    // In memory a write cannot fail for want of a disk: nothing to watch, and nothing added per task.
-    if (!this.#json) return queue;
-    this.#tasks ??= trackWrites(queue, this.#refused, this.#wrote, this.#writeFailed);
+    // In memory a write cannot fail for want of a disk: nothing to watch, only the closed check.
+    const watched = this.#json ? { ok: this.#wrote, failed: this.#writeFailed } : undefined;
+    this.#tasks ??= guardQueue(queue, this.#refused, watched);
     return this.#tasks;
   }
 
@@ -284,22 +284,24 @@ export class StoreFront implements Store {
 }
 
 /**
- * The queue with its writes watched: the caller gets the queue's own promise (no extra step on the
- * task path); a handler beside it notes success or failure. Every call first checks the store is
- * open (`refused` is a rejection once it is closed), so a closed store says so with
- * StoreClosedError rather than in the backend's own words.
+ * The queue as callers get it. Every call first checks the store is open (`refused` is a rejection
+ * once it is closed), so a closed store says so with StoreClosedError rather than in the backend's
+ * own words, or not at all (the memory queue answers without a promise). With `watched`, its writes
+ * are watched too: the caller gets the queue's own answer (no extra step on the task path) and a
+ * handler beside it notes success or failure.
  */
-function trackWrites(
+function guardQueue(
   queue: TaskQueue,
   refused: () => Promise<never> | undefined,
-  ok: () => void,
-  failed: (err: unknown) => void,
+  watched?: { ok: () => void; failed: (err: unknown) => void },
 ): TaskQueue {
-  const watch = <A extends Answer<unknown>>(a: A): A => {
-    if (a instanceof Promise) a.then(ok, failed);
-    else ok();
-    return a;
-  };
+  const watch = !watched
+    ? <A>(a: A): A => a
+    : <A extends Answer<unknown>>(a: A): A => {
+        if (a instanceof Promise) a.then(watched.ok, watched.failed);
+        else watched.ok();
+        return a;
+      };
   return {
     // What costs nothing stays as it is (TaskManager reads these without a promise).
     clock: queue.clock,

@@ -5,6 +5,7 @@ import { TaskManager } from "../../src/coordination/task-manager.ts";
 import { AgentRuntime } from "../../src/runtime/runtime.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { FakeClock } from "../support/fake-clock.ts";
+import { captureLogs } from "../support/transport-util.ts";
 import { until } from "../support/wait.ts";
 
 class Worker extends Agent {
@@ -35,6 +36,44 @@ describe("task workers", () => {
       for (const t of await tm.list()) expect(t.result).toEqual({ doubled: Number(t.inputs.x) * 2 });
     } finally {
       await Promise.all(runtimes.map((r) => r.stop()));
+    }
+  });
+
+  test("when the store is closed under a running handler, its outcome is given up at once, not retried", async () => {
+    const store = new MemoryStore();
+    let reports = 0;
+    const tm = new (class extends TaskManager {
+      override reportAndClaim(...args: Parameters<TaskManager["reportAndClaim"]>) {
+        reports++;
+        return super.reportAndClaim(...args);
+      }
+    })(store);
+    const gate = Promise.withResolvers<void>();
+    let started = false;
+    const r = new AgentRuntime(
+      new Worker(async () => {
+        started = true;
+        await gate.promise;
+        return "done";
+      }),
+      { taskManager: tm },
+    );
+    const logs = captureLogs("warn");
+    await r.start();
+    try {
+      await tm.submit({ id: "t" });
+      await until(() => started, "the handler to start");
+      await store.close();
+      gate.resolve();
+      await until(() => logs.lines.some((l) => l.includes("could not record")), "the outcome to be given up", 2000);
+      await Bun.sleep(350); // a retry would have come after 100 ms, then 200 ms
+      expect(reports).toBe(1);
+      expect(logs.lines.filter((l) => l.includes("could not record"))).toEqual([
+        expect.stringContaining("ERROR worker: could not record the task's outcome; its lease will expire"),
+      ]);
+    } finally {
+      logs.restore();
+      await r.stop();
     }
   });
 

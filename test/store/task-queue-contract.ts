@@ -4,6 +4,7 @@
  * the store when it has none (the file store).
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { StoreClosedError } from "../../src/core/errors.ts";
 import { HOT_FIELDS, newTask, type Task, type TaskInit } from "../../src/core/task.ts";
 import { GenericTaskQueue } from "../../src/store/generic-queue.ts";
 import type { Store } from "../../src/store/store.ts";
@@ -63,6 +64,35 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
       ]);
       expect((await q.get("a"))!.inputs).toEqual({ n: 1 });
       expect((await q.getMany(["c", "nope", "b"])).map((t) => t?.id)).toEqual(["c", undefined, "b"]);
+    });
+
+    test("when the store is closed, every operation is refused with StoreClosedError", async () => {
+      const { q, h } = await fresh();
+      const a = task({ id: "a" });
+      await q.submit([a], NOW);
+      await h.store.close();
+      const ops: [string, () => unknown][] = [
+        ["submit", () => q.submit([task({ id: "b" })], NOW)],
+        ["claim", () => q.claim("a", claimAt(), "tok")],
+        ["claimNext", () => q.claimNext(next(1))],
+        ["transition", () => q.transition("a", { record: a }, { ...a, state: "cancelled" }, NOW)],
+        ["get", () => q.get("a")],
+        ["getMany", () => q.getMany(["a"])],
+        ["pending", () => q.pending(everyone, NOW, 10)],
+        ["expired", () => q.expired(NOW, 10)],
+        ["open", () => q.open()],
+        ["finished", () => q.finished("completed", NOW, 10)],
+        ["finishedSince", () => q.finishedSince(0, 10)],
+        ["remove", () => q.remove(["a"])],
+        ["counts", () => q.counts()],
+      ];
+      for (const [op, call] of ops) {
+        const outcome = await (async () => call())().then(
+          () => "answered",
+          (err) => (err instanceof StoreClosedError ? "refused" : String(err)),
+        );
+        expect(`${op}: ${outcome}`).toBe(`${op}: refused`);
+      }
     });
 
     test("when a record submitted is already held or finished, it is placed where its state says", async () => {
