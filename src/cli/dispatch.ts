@@ -125,6 +125,21 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
 }
 
 /**
+ * A promise nobody awaited failed (a bug, in converge or in an agent module): after the log lines
+ * held so far, its trace as Bun prints a crash's (with --log-format json, an error line with the
+ * stack). The caller then ends the process, as the crash it is.
+ */
+export function reportUnhandled(reason: unknown, name: string): void {
+  const e = reason as Error;
+  if (logFormat() === "json") {
+    const message = `unhandled rejection: ${e?.message ?? String(reason)}`;
+    return logger(name).error(message, { exit_code: 1, stack: e?.stack });
+  }
+  flushLog();
+  console.error(reason);
+}
+
+/**
  * The one place errors become output: one line, no stack, unless CONVERGE_DEBUG is set. With
  * --log-format json (once a command has read it) that line is a JSON log line like the others.
  */

@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { versionLine } from "./build-info.ts";
-import { dispatch, reportError } from "./dispatch.ts";
+import { dispatch, reportError, reportUnhandled } from "./dispatch.ts";
 
 const meta = {
   name: "converge",
@@ -39,6 +39,10 @@ const summaries = {
 // The exit code is set, never forced with process.exit(): that would cut whatever stdout has not yet
 // written into a pipe. Every command closes what it opened, so the process ends once output is out.
 if (import.meta.main) {
+  process.on("unhandledRejection", (reason) => {
+    reportUnhandled(reason, "converge");
+    process.exit(1);
+  });
   dispatch(root, process.argv.slice(2), {
     name: "converge",
     version: pkg.version,

@@ -99,7 +99,8 @@ export function flushLog(): void {
   config.sink.flush?.();
 }
 process.on("exit", flushLog);
-// A crash prints its trace before "exit": what was logged before it goes first.
+// A crash prints its trace before "exit": what was logged before it goes first. (No event comes
+// before the trace of an unhandled rejection: the CLI reports those itself, cli/main.ts.)
 process.on("uncaughtExceptionMonitor", flushLog);
 
 export function logLevel(): Level {
@@ -137,7 +138,7 @@ export function stderrLine(
   message: string,
   options: { fields?: Record<string, unknown>; bare?: boolean } = {},
 ): void {
-  if (logFormat() === "json") return logger(name)[level](message, options.fields);
+  if (logFormat() === "json") return logger(name).write(level, message, options.fields); // whatever the level, as below
   flushLog();
   process.stderr.write(`converge: ${level === "warn" && !options.bare ? "warning: " : ""}${message}\n`);
 }
@@ -180,6 +181,11 @@ export class Logger {
   }
   error(msg: string, fields?: Record<string, unknown>): void {
     if (this.enabled("error")) this.#emit("error", msg, fields);
+  }
+
+  /** A line at `level` whatever the configured level (for lines that are not the log's, as stderrLine's). */
+  write(level: Level, msg: string, fields?: Record<string, unknown>): void {
+    this.#emit(level, msg, fields);
   }
 
   #emit(level: Level, msg: string, extra?: Record<string, unknown>): void {

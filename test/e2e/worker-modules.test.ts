@@ -2,7 +2,8 @@
  * Agent modules in `converge run`, from source and from the compiled binary: a TypeScript module
  * whose default export is a function of the converge API works in both; a missing module, one
  * that throws on load, one without a default export, and default exports of the wrong shape are
- * each one clear line on stderr and exit 2.
+ * each one clear line on stderr and exit 2. A module that leaves a promise to fail unawaited ends
+ * the process with exit 1, its trace after the lines logged before it.
  */
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync } from "node:fs";
@@ -57,6 +58,27 @@ for (const binary of [false, true]) {
       expect(lines.length).toBe(1); // one line, no stack trace
       expect(lines[0]).toStartWith("converge: ");
       expect(r.stdout).not.toContain("running");
+    });
+
+    test.concurrent("when the module leaves a promise to fail unawaited, the process ends 1 after the lines logged before", async () => {
+      const spec: StoreSpec = { backend: "sqlite", path: join(tmp.path, `stray-${binary}.db`) };
+      const config = writeConfig(tmp.path, `stray-${binary}`, spec, { agent: join(MODULES, "stray-rejection.ts") });
+      const text = await runCli(["run", "-c", config], { binary, timeoutMs: 20_000 });
+      expect(text.code).toBe(1);
+      // The log line, and the trace's own line (its code frame quotes the module's source too).
+      const before = text.stderr.indexOf("INFO  stray: the line logged just before");
+      expect(before).toBeGreaterThanOrEqual(0);
+      expect(text.stderr.indexOf("error: a promise nobody awaited")).toBeGreaterThan(before);
+
+      const json = await runCli(["run", "-c", config, "--log-format", "json"], { binary, timeoutMs: 20_000 });
+      expect(json.code).toBe(1);
+      const lines = json.stderr
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.msg)).toContain("the line logged just before");
+      expect(lines.at(-1)).toMatchObject({ level: "error", msg: "unhandled rejection: a promise nobody awaited" });
+      expect(lines.at(-1).stack).toContain("stray-rejection.ts");
     });
 
     test.concurrent("a relative module path resolves from the config file's directory; a .ts factory module gets the API", async () => {

@@ -84,3 +84,17 @@ test("when a command prints its output after logging, the held log lines are wri
   expect(r.code).toBe(0);
   expect(JSON.parse(r.stdout)).toEqual(["err a", "out b", "err c"]);
 });
+
+test("when the log level is error, a command's warning still reaches stderr, in text and in JSON", async () => {
+  for (const format of ["text", "json"]) {
+    const r = await script(`
+      log.configureLogging({ level: "error", format: ${JSON.stringify(format)} });
+      log.logger("worker").warn("a log warning, below the level");
+      log.stderrLine("warn", "run", "second signal, exiting now");`);
+    expect(r.code).toBe(0);
+    const got = lines(r.stderr);
+    expect(got).toHaveLength(1);
+    if (format === "text") expect(got[0]).toBe("converge: warning: second signal, exiting now");
+    else expect(JSON.parse(got[0]!)).toMatchObject({ level: "warn", logger: "run", msg: "second signal, exiting now" });
+  }
+});
