@@ -256,10 +256,18 @@ export class SqliteTaskQueue implements TaskQueue {
     const held = this.#together;
     this.#together = [];
     // In transactions of at most TOGETHER_MAX, so that other processes get the lock between them.
-    for (let i = 0; i < held.length; i += TOGETHER_MAX) this.#commit(held.slice(i, i + TOGETHER_MAX));
+    for (let i = 0; i < held.length; i += TOGETHER_MAX) {
+      const locked = this.#commit(held.slice(i, i + TOGETHER_MAX));
+      if (locked) {
+        // The rest would wait out the busy timeout again, each slice blocking the loop: refused now.
+        for (const b of held.slice(i + TOGETHER_MAX)) b.done.reject(locked);
+        return;
+      }
+    }
   };
 
-  #commit(batch: Held[]): void {
+  /** Commits one slice; the error when the file stayed locked beyond the busy timeout. */
+  #commit(batch: Held[]): unknown {
     let out: (Transition | { error: unknown })[];
     try {
       out = this.#f.run(`update ${batch.length} task(s)`, () => this.#tx.together(batch));
@@ -267,10 +275,11 @@ export class SqliteTaskQueue implements TaskQueue {
       // Locked beyond the busy timeout: all wait for the next try. Otherwise one of them may be the
       // cause (a value too big for the file makes SQLite give up the whole transaction), so each
       // goes again alone and fails, or not, by itself.
-      if (this.#f.locked(err) || batch.length === 1) for (const b of batch) b.done.reject(err);
+      const locked = this.#f.locked(err);
+      if (locked || batch.length === 1) for (const b of batch) b.done.reject(err);
       else
         for (const b of batch) this.#transitionNow(b.id, b.expect, b.next, b.then).then(b.done.resolve, b.done.reject);
-      return;
+      return locked ? err : undefined;
     }
     batch.forEach((b, i) => {
       const r = out[i]!;

@@ -324,6 +324,35 @@ describe("reports asked together", () => {
     await store.close();
   });
 
+  test("when the file stays locked, a turn of more reports than one transaction takes waits out the lock once", async () => {
+    const { store, tm, leases } = await claimedAll("together-busy-many", 600, { busyTimeoutMs: 250 });
+    // Another process holds the lock for 600 ms: the first transaction gives up at 250 ms. Were the
+    // others to try in turn, the third would find the file free at 600 ms and write its reports.
+    const holder = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `import { Database } from "bun:sqlite";
+         const db = new Database(${JSON.stringify(join(tmp.path, "together-busy-many.db"))});
+         db.run("BEGIN IMMEDIATE"); console.log("held"); Bun.sleepSync(600); db.run("ROLLBACK"); db.close();`,
+      ],
+      { stdout: "pipe" },
+    );
+    try {
+      const reader = holder.stdout.getReader();
+      let out = "";
+      while (!out.includes("held")) out += new TextDecoder().decode((await reader.read()).value);
+      const outcomes = await Promise.allSettled(
+        leases.map((l) => tm.reportAndClaim(l.taskId, 1, { agentId: "w", token: l.token }, undefined, together)),
+      );
+      expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(0);
+    } finally {
+      await holder.exited;
+    }
+    expect((await tm.counts()).assigned).toBe(600);
+    await store.close();
+  });
+
   test("when one report's claim-next meets a record that does not parse, that report alone fails and leaves nothing", async () => {
     const { store, tm, leases } = await claimedAll("together-corrupt", 2);
     await tm.submitMany([
