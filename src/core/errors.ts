@@ -27,6 +27,16 @@ export class IdentityError extends ConvergeError {}
 /** A store that failed: unreachable, corrupt record, closed. */
 export class StoreError extends ConvergeError {}
 
+/** A record that does not parse (a damaged file, a stray write): `key` names it. */
+export class CorruptRecordError extends StoreError {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A store used after `close()`: what was asked cannot happen, and nothing will change that. */
 export class StoreClosedError extends StoreError {}
 

@@ -10,6 +10,7 @@
  * reads every record. One
  * weakness the Store contract cannot close: `remove` re-reads a finished record and then deletes
  * it, so an operator's `retry` of that very task in the same instant could be deleted with it.
+ * A record that does not parse is passed by in claims and scans, and named once in the log.
  */
 import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "./store.ts";
@@ -26,6 +27,7 @@ import {
   expectHolds,
   type FinishedEntry,
   isFinished,
+  passDamaged,
   type TaskQueue,
   type Transition,
   taskKey,
@@ -169,9 +171,8 @@ export class GenericTaskQueue implements TaskQueue {
   #openRecords(): Promise<Task[]> {
     if (!this.#reading) {
       const read = (async () => {
-        const ids = await this.store.indexMembers(OPEN_INDEX);
-        const records = await this.getMany(ids);
-        return records.filter((t): t is Task => t !== undefined && !isFinished(t));
+        const records = await this.#records(await this.store.indexMembers(OPEN_INDEX));
+        return records.filter((t) => !isFinished(t));
       })().finally(() => {
         if (this.#reading === read) this.#reading = undefined;
       });
@@ -182,6 +183,25 @@ export class GenericTaskQueue implements TaskQueue {
 
   async #all(): Promise<Task[]> {
     const keys = await this.store.list("task:");
-    return (await getMany<Task>(this.store, keys)).filter((t): t is Task => t !== undefined);
+    return this.#records(keys.map((k) => k.slice("task:".length)));
+  }
+
+  /**
+   * The records of `ids` that exist. One that does not parse is passed by (task-queue.ts
+   * passDamaged): found by reading them one by one, which only a damaged record costs.
+   */
+  async #records(ids: readonly string[]): Promise<Task[]> {
+    const present = (t: Task | undefined): t is Task => t !== undefined;
+    try {
+      return (await this.getMany(ids)).filter(present);
+    } catch (err) {
+      if (!passDamaged(err, this.store.description)) throw err;
+    }
+    const one = (id: string) =>
+      this.get(id).catch((err) => (passDamaged(err, this.store.description) ? undefined : Promise.reject(err)));
+    const out: Task[] = [];
+    for (let i = 0; i < ids.length; i += 100)
+      out.push(...(await Promise.all(ids.slice(i, i + 100).map(one))).filter(present));
+    return out;
   }
 }

@@ -1,5 +1,5 @@
 /** JSON (de)serialisation of records, with errors that name the key; and frozen plain values. */
-import { StoreError } from "../core/errors.ts";
+import { CorruptRecordError, StoreError } from "../core/errors.ts";
 import { quoted } from "../core/text.ts";
 
 export function serialise(key: string, value: unknown): string {
@@ -21,12 +21,12 @@ export function serialise(key: string, value: unknown): string {
 
 export function parseRecord(key: string, text: unknown): unknown {
   if (typeof text !== "string") {
-    throw new StoreError(`the record ${quoted(key)} is corrupt (not JSON text); repair or delete it`);
+    throw new CorruptRecordError(key, `the record ${quoted(key)} is corrupt (not JSON text); repair or delete it`);
   }
   try {
     return JSON.parse(text);
   } catch {
-    throw new StoreError(`the record ${quoted(key)} is corrupt (not valid JSON); repair or delete it`);
+    throw new CorruptRecordError(key, `the record ${quoted(key)} is corrupt (not valid JSON); repair or delete it`);
   }
 }
 

@@ -28,6 +28,7 @@ import {
   type Expect,
   type FinishedEntry,
   isCanonical,
+  passDamaged,
   type TaskQueue,
   type Transition,
   taskKey,
@@ -179,13 +180,13 @@ export class RedisTaskQueue implements TaskQueue {
     if (this.#visible(visibility).length === 0) await this.#checkRoutes();
     const queues = this.#visible(visibility);
     if (queues.length === 0 || limit <= 0) return [];
-    const recs = (await this.#run(S.pending, [now, Math.min(limit, 100_000), ...queues])) as string[];
-    return recs.map((r) => parse("?", r)).filter((t) => claimable(t, now));
+    const flat = (await this.#run(S.pending, [now, Math.min(limit, 100_000), ...queues])) as string[];
+    return this.#pairs(flat).filter((t) => claimable(t, now));
   }
 
   async expired(now: number, limit: number): Promise<Task[]> {
-    const recs = (await this.#run(S.range, ["held", now, limit])) as string[];
-    return recs.map((r) => parse("?", r)).filter((t) => t.leaseExpiresAt !== null && t.leaseExpiresAt <= now);
+    const flat = (await this.#run(S.range, ["held", now, limit])) as string[];
+    return this.#pairs(flat).filter((t) => t.leaseExpiresAt !== null && t.leaseExpiresAt <= now);
   }
 
   async open(): Promise<Task[]> {
@@ -200,13 +201,15 @@ export class RedisTaskQueue implements TaskQueue {
     // Ready members are "<seq>:<id>" (16 digits and a colon before the id).
     const ids = [...held, ...ready.flat().map((m) => m.slice(17)), ...delayed.flat()];
     const unique = [...new Set(ids)];
-    return (await this.getMany(unique)).filter((t): t is Task => t !== undefined && !isFinalState(t.state));
+    const texts = await this.conn.mget(unique.map((id) => `${this.ns}k:${taskKey(id)}`));
+    const flat = unique.flatMap((id, i) => (texts[i] === null ? [] : [id, texts[i]!]));
+    return this.#pairs(flat).filter((t) => !isFinalState(t.state));
   }
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const max = Number.isFinite(before) ? `(${before}` : "+inf";
-    const recs = (await this.#run(S.range, [`done:${state}`, max, Number.isFinite(limit) ? limit : -1])) as string[];
-    return recs.map((r) => parse("?", r));
+    const flat = (await this.#run(S.range, [`done:${state}`, max, Number.isFinite(limit) ? limit : -1])) as string[];
+    return this.#pairs(flat);
   }
 
   async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
@@ -292,13 +295,30 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   /** Rewrites one record in the current layout and places it (unless it changed meanwhile). */
+  /** The tasks of a flat id, record, ... reply; a record that does not parse is passed by (passDamaged). */
+  #pairs(flat: readonly string[]): Task[] {
+    const out: Task[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      try {
+        out.push(parse(flat[i]!, flat[i + 1]!));
+      } catch (err) {
+        if (!passDamaged(err, this.#where)) throw err;
+      }
+    }
+    return out;
+  }
+
+  get #where(): string {
+    return `${this.conn.target.address} ${this.ns}`;
+  }
+
   async #adopt(id: string, text: string): Promise<boolean> {
     let raw: Partial<Task> & { id: string };
     try {
-      raw = JSON.parse(text);
-    } catch {
-      log.warn("a task record is not valid JSON; it was left as it is", { task: id });
-      return false;
+      raw = parseRecord(taskKey(id), text) as typeof raw;
+    } catch (err) {
+      if (passDamaged(err, this.#where)) return false; // left as it is: rewriting or deleting it is the repair
+      throw err;
     }
     if (typeof raw !== "object" || raw === null) return false;
     const t = canonical({ ...raw, id });

@@ -283,7 +283,10 @@ write(id, nil, f, rec, now)
 if redis.call('HSETNX', NS .. 't:queues', unq(f.queue), ARGV[8]) == 1 then redis.call('INCR', NS .. 't:queues:v') end
 return 1`;
 
-/** ARGV: ns, now, limit, queues... Replies the records of the best due pending tasks (after promoting due ones). */
+/**
+ * ARGV: ns, now, limit, queues... Replies the best due pending tasks (after promoting due ones), as
+ * a flat list of id, record, id, record, ...
+ */
 export const PENDING = `${COMMON}
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local all = {}
@@ -296,21 +299,28 @@ end
 table.sort(all, function(a, b) if a[1] ~= b[1] then return a[1] < b[1] end return a[2] < b[2] end)
 local out = {}
 for i = 1, math.min(limit, #all) do
-  local rec = redis.call('GET', rkey(string.sub(all[i][2], 18)))
-  if rec then out[#out + 1] = rec end
+  local id = string.sub(all[i][2], 18)
+  local rec = redis.call('GET', rkey(id))
+  if rec then
+    out[#out + 1] = id
+    out[#out + 1] = rec
+  end
 end
 return out`;
 
 /**
  * ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit.
- * Replies the records, lowest score first.
+ * Replies the tasks, lowest score first, as a flat list of id, record, id, record, ...
  */
 export const RANGE = `${COMMON}
 local ids = redis.call('ZRANGEBYSCORE', NS .. 't:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 local out = {}
 for _, id in ipairs(ids) do
   local rec = redis.call('GET', rkey(id))
-  if rec then out[#out + 1] = rec end
+  if rec then
+    out[#out + 1] = id
+    out[#out + 1] = rec
+  end
 end
 return out`;
 

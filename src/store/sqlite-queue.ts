@@ -18,6 +18,10 @@
  *   commit touches is a WAL frame. Its queries repeat `state <> 'pending'`, the term SQLite needs
  *   to see before it uses a partial index.
  *
+ * - A record that does not parse (a damaged file, a stray write) is passed by, and named once in
+ *   the log: claims shelve it when pending (its `until` past any time, so task_ready's due range
+ *   no longer holds it), scans leave it out. Rewriting or deleting it is the repair.
+ *
  * The key-value view (`task:<id>` through the Store contract) reads and writes the same rows
  * (sqlite.ts routes those keys here): a record written that way keeps its columns in step. A
  * `task:` record that is not a task converge made lives in the plain `store` table, as any key.
@@ -49,6 +53,7 @@ import {
   type Expect,
   expectHolds,
   type FinishedEntry,
+  passDamaged,
   type TaskQueue,
   type Transition,
   type TransitionOptions,
@@ -92,20 +97,22 @@ export const QUEUE_SQL = {
     "SELECT id, priority, seq FROM tasks INDEXED BY task_ready WHERE queue = ? AND state = 'pending' AND until <= ? " +
     "ORDER BY priority DESC, seq LIMIT ?",
   expired:
-    "SELECT value FROM tasks WHERE state <> 'pending' AND state IN ('assigned', 'running') AND until <= ? " +
+    "SELECT id, value FROM tasks WHERE state <> 'pending' AND state IN ('assigned', 'running') AND until <= ? " +
     "ORDER BY until LIMIT ?",
-  finished: "SELECT value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ?",
+  finished: "SELECT id, value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ?",
   finishedSince:
     "SELECT id, until FROM tasks WHERE state <> 'pending' AND state = ? AND until >= ? ORDER BY until, id LIMIT ?",
   // Pending rows from task_ready, held ones from task_until: one index could not serve both, and
   // left to itself the planner scans the table (finished rows included) for the IN list.
   open:
-    "SELECT value FROM tasks INDEXED BY task_ready WHERE state = 'pending' UNION ALL " +
-    "SELECT value FROM tasks INDEXED BY task_until WHERE state <> 'pending' AND state IN ('assigned', 'running')",
+    "SELECT id, value FROM tasks INDEXED BY task_ready WHERE state = 'pending' UNION ALL " +
+    "SELECT id, value FROM tasks INDEXED BY task_until WHERE state <> 'pending' AND state IN ('assigned', 'running')",
   // Two covering index scans: pending rows are in task_ready alone, the others in task_until alone.
   pendingCount: "SELECT count(*) AS n FROM tasks WHERE state = 'pending'",
   counts: "SELECT state, count(*) AS n FROM tasks WHERE state <> 'pending' GROUP BY state",
   state: "SELECT state FROM tasks WHERE id = ?",
+  // A pending record that does not parse: out of task_ready's due range for good, until rewritten.
+  shelve: "UPDATE tasks SET until = 9007199254740991 WHERE id = ?",
   del: "DELETE FROM tasks WHERE id = ?",
   ids: "SELECT id FROM tasks",
   addQueue: "INSERT OR IGNORE INTO task_queues (queue, route) VALUES (?, ?)",
@@ -291,7 +298,8 @@ export class SqliteTaskQueue implements TaskQueue {
   async pending(visibility: Visibility, now: number, limit: number): Promise<Task[]> {
     return this.#f.run("list pending tasks", () => {
       const ids = this.#candidates(visibility, now, limit).map((c) => c.id);
-      return ids.map((id) => this.#read(id)).filter((t): t is Task => claimable(t, now));
+      const texts = ids.map((id) => [id, this.textOf(id)]).filter((r): r is [string, string] => r[1] !== undefined);
+      return this.#values(texts).filter((t) => claimable(t, now));
     });
   }
 
@@ -374,8 +382,23 @@ export class SqliteTaskQueue implements TaskQueue {
     return text === undefined ? undefined : (parseRecord(taskKey(id), text) as Task);
   }
 
+  /** The records of `[id, value]` rows; one that does not parse is passed by (task-queue.ts passDamaged). */
   #values(rows: unknown[][]): Task[] {
-    return rows.map((r) => JSON.parse(r[0] as string) as Task);
+    const out: Task[] = [];
+    for (const [id, text] of rows as [string, string][]) {
+      const t = this.#parsed(id, text);
+      if (t) out.push(t);
+    }
+    return out;
+  }
+
+  #parsed(id: string, text: string): Task | undefined {
+    try {
+      return parseRecord(taskKey(id), text) as Task;
+    } catch (err) {
+      if (passDamaged(err, this.#f.path)) return undefined;
+      throw err;
+    }
   }
 
   /**
@@ -411,15 +434,22 @@ export class SqliteTaskQueue implements TaskQueue {
 
   #claimNext(claim: ClaimNext): Task[] {
     const out: Task[] = [];
-    for (const c of this.#candidates(claim.visibility, claim.now, claim.tokens.length)) {
-      const current = this.#read(c.id);
-      if (!claimable(current, claim.now)) {
-        if (current) this.#write(current); // the columns disagreed with the record: put them right
-        continue;
+    // Candidates passed by leave the ready range as they are met, so another look finds the next ones.
+    for (let passed = 1, looks = 0; passed > 0 && out.length < claim.tokens.length && looks < 8; looks++) {
+      passed = 0;
+      for (const c of this.#candidates(claim.visibility, claim.now, claim.tokens.length - out.length)) {
+        const text = this.textOf(c.id);
+        const current = text === undefined ? undefined : this.#parsed(c.id, text);
+        if (text !== undefined && !current) this.#s.shelve.run(c.id); // damaged: said once, and shelved
+        if (!claimable(current, claim.now)) {
+          if (current) this.#write(current); // the columns disagreed with the record: put them right
+          passed++;
+          continue;
+        }
+        const task = claimed(current, claim, claim.tokens[out.length]!);
+        this.#write(task);
+        out.push(task);
       }
-      const task = claimed(current, claim, claim.tokens[out.length]!);
-      this.#write(task);
-      out.push(task);
     }
     return out;
   }

@@ -18,6 +18,7 @@
  * (the file store, and stores written by users), at the cost of reading open records to find work.
  * The one contract suite in test/store/task-queue-contract.ts holds them all to the same behaviour.
  */
+import { CorruptRecordError } from "../core/errors.ts";
 import {
   type FinalState,
   HELD_STATES,
@@ -27,6 +28,28 @@ import {
   type Task,
   type TaskState,
 } from "../core/task.ts";
+import { logger } from "../observability/log.ts";
+
+const log = logger("store.tasks");
+
+/** Damaged records already named in this process's log, by store (bounded: one line each is the point). */
+const damagedSaid = new Set<string>();
+
+/**
+ * For claims and scans: whether `err` is a record that does not parse, which the caller then
+ * passes by (one damaged record must not stop every claim of its queue, nor the lease reaper).
+ * Said once per record of the store `where` names and per process, at warn; any other error is the
+ * caller's to throw.
+ */
+export function passDamaged(err: unknown, where: string): boolean {
+  if (!(err instanceof CorruptRecordError)) return false;
+  const said = `${where}\n${err.key}`;
+  if (!damagedSaid.has(said) && damagedSaid.size < 10_000) {
+    damagedSaid.add(said);
+    log.warn(`${err.message}; claims and scans pass it by until then`, { store: where });
+  }
+  return true;
+}
 
 /** Which tasks an agent may take: those of pools it belongs to (or of none), needing only capabilities it has. */
 export interface Visibility {

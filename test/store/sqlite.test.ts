@@ -353,14 +353,17 @@ describe("reports asked together", () => {
     await store.close();
   });
 
-  test("when one report's claim-next meets a record that does not parse, that report alone fails and leaves nothing", async () => {
-    const { store, tm, leases } = await claimedAll("together-corrupt", 2);
+  test("when one report's claim-next fails, that report alone fails and leaves nothing", async () => {
+    const { store, tm, leases } = await claimedAll("together-refused", 2);
     await tm.submitMany([
       { id: "p0", priority: 5 },
       { id: "p1", priority: 1 },
     ]);
-    const other = new Database(join(tmp.path, "together-corrupt.db"));
-    other.run("UPDATE tasks SET value = 'not json' WHERE id = 'p1'");
+    // Claiming p1 is refused by the file itself (a trigger aborts that statement, not the transaction).
+    const other = new Database(join(tmp.path, "together-refused.db"));
+    other.run(
+      "CREATE TRIGGER refuse_p1 BEFORE UPDATE ON tasks WHEN NEW.id = 'p1' BEGIN SELECT RAISE(ABORT, 'p1 refused'); END",
+    );
     other.close();
     const [first, second] = leases;
     const outcomes = await Promise.allSettled([
@@ -368,10 +371,37 @@ describe("reports asked together", () => {
       tm.reportAndClaim(second!.taskId, 2, { agentId: "w", token: second!.token }, { scope: {}, max: 2 }, together),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected"]);
-    expect((outcomes[1] as PromiseRejectedResult).reason.message).toMatch(/task:p1" is corrupt/);
-    // The failed report and the claim it had begun are undone; the other report stands.
+    expect((outcomes[1] as PromiseRejectedResult).reason.message).toMatch(/p1 refused/);
+    // The failed report and the claim it had begun (p0) are undone; the other report stands.
     const states = async (...ids: string[]) => Promise.all(ids.map(async (id) => (await store.tasks!.get(id))!.state));
-    expect(await states(first!.taskId, second!.taskId, "p0")).toEqual(["completed", "assigned", "pending"]);
+    expect(await states(first!.taskId, second!.taskId, "p0", "p1")).toEqual([
+      "completed",
+      "assigned",
+      "pending",
+      "pending",
+    ]);
+    await store.close();
+  });
+
+  test("when one report's claim-next meets a record that does not parse, it claims past it", async () => {
+    const { store, tm, leases } = await claimedAll("together-corrupt", 1);
+    await tm.submitMany([
+      { id: "p0", priority: 5 },
+      { id: "p1", priority: 1 },
+    ]);
+    const other = new Database(join(tmp.path, "together-corrupt.db"));
+    other.run("UPDATE tasks SET value = 'not json' WHERE id = 'p0'");
+    other.close();
+    const [only] = leases;
+    const done = await tm.reportAndClaim(
+      only!.taskId,
+      1,
+      { agentId: "w", token: only!.token },
+      { scope: {}, max: 2 },
+      together,
+    );
+    expect(done.next.map((l) => l.taskId)).toEqual(["p1"]);
+    expect((await store.tasks!.get(only!.taskId))!.state).toBe("completed");
     await store.close();
   });
 

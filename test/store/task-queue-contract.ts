@@ -8,12 +8,15 @@ import { StoreClosedError } from "../../src/core/errors.ts";
 import { HOT_FIELDS, newTask, type Task, type TaskInit } from "../../src/core/task.ts";
 import { GenericTaskQueue } from "../../src/store/generic-queue.ts";
 import type { Store } from "../../src/store/store.ts";
+import { captureLogs } from "../support/transport-util.ts";
 import type { Claim, ClaimNext, TaskQueue, Visibility } from "../../src/store/task-queue.ts";
 
 export interface QueueHarness {
   store: Store;
   /** Another store over the same data, for backends shared across processes. */
   peer?: () => Promise<Store>;
+  /** Writes `raw` as task `id`'s record behind the store's back (a damaged file, a stray write). */
+  corrupt?: (id: string, raw: string) => Promise<void>;
   cleanup?: () => Promise<void> | void;
 }
 
@@ -419,8 +422,48 @@ export function taskQueueContract(name: string, open: () => Promise<QueueHarness
 /** For backends shared across processes: two handles on the same data claim each task once. */
 export function sharedQueueContract(
   name: string,
-  open: () => Promise<QueueHarness & { peer: () => Promise<Store> }>,
+  open: () => Promise<
+    QueueHarness & { peer: () => Promise<Store>; corrupt: (id: string, raw: string) => Promise<void> }
+  >,
 ): void {
+  test(`${name}: when a pending task's record is damaged behind the store's back, claims hand out the others`, async () => {
+    const h = await open();
+    const logs = captureLogs("warn");
+    try {
+      const q = queueOf(h.store);
+      await q.submit([task({ id: "damaged", priority: 9 }), task({ id: "b" }), task({ id: "c" })], NOW);
+      await h.corrupt("damaged", "{not json");
+      expect((await q.claimNext(next(3))).map((t) => t.id)).toEqual(["b", "c"]);
+      await q.submit([task({ id: "d" })], NOW);
+      expect((await q.claimNext(next(3))).map((t) => t.id)).toEqual(["d"]); // it blocks no later claim
+      await expect(q.get("damaged")).rejects.toThrow(/task:damaged/); // never silently absent
+      // It is named once in the log, however many claims pass it by.
+      expect(logs.lines.filter((l) => l.includes("task:damaged"))).toEqual([
+        expect.stringMatching(/WARN .*the record "task:damaged" is corrupt .*claims and scans pass it by/),
+      ]);
+    } finally {
+      logs.restore();
+      await h.store.close();
+      await h.cleanup?.();
+    }
+  });
+
+  test(`${name}: when a held task's record is damaged, expired leases and open tasks still list the others`, async () => {
+    const h = await open();
+    try {
+      const q = queueOf(h.store);
+      await q.submit([task({ id: "held-damaged", priority: 9 }), task({ id: "held-ok" })], NOW);
+      const claim = { ...next(2), defaultTtlMs: 1000 };
+      expect((await q.claimNext(claim)).map((t) => t.id)).toEqual(["held-damaged", "held-ok"]);
+      await h.corrupt("held-damaged", "{not json");
+      expect((await q.expired(NOW + 5000, 10)).map((t) => t.id)).toEqual(["held-ok"]);
+      expect((await q.open()).map((t) => t.id)).toEqual(["held-ok"]);
+    } finally {
+      await h.store.close();
+      await h.cleanup?.();
+    }
+  });
+
   test(`${name}: claims from two handles on the same data take each task once`, async () => {
     const h = await open();
     const other = await h.peer();

@@ -1,6 +1,10 @@
 /** The task queue contract on every backend: memory, SQLite, Redis natively, the file store through the generic queue. */
 import { afterAll } from "bun:test";
+import { Database } from "bun:sqlite";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Redis } from "ioredis";
+import { fileNameOf } from "../../src/store/file-names.ts";
 import { FileStore } from "../../src/store/file.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { RedisStore } from "../../src/store/redis.ts";
@@ -21,14 +25,20 @@ taskQueueContract("memory", async () => ({ store: new MemoryStore() }));
 
 const sqlite = async () => {
   const path = join(tmp.path, `q${++n}.db`);
-  return { store: new SqliteStore(path), peer: async () => new SqliteStore(path) };
+  const corrupt = async (id: string, raw: string) => {
+    const db = new Database(path);
+    db.run("UPDATE tasks SET value = ? WHERE id = ?", [raw, id]);
+    db.close();
+  };
+  return { store: new SqliteStore(path), peer: async () => new SqliteStore(path), corrupt };
 };
 taskQueueContract("sqlite", sqlite);
 sharedQueueContract("sqlite", sqlite);
 
 const file = async () => {
   const dir = join(tmp.path, `files${++n}`);
-  return { store: new FileStore(dir), peer: async () => new FileStore(dir) };
+  const corrupt = async (id: string, raw: string) => writeFileSync(join(dir, fileNameOf(`task:${id}`).name), raw);
+  return { store: new FileStore(dir), peer: async () => new FileStore(dir), corrupt };
 };
 taskQueueContract("file (generic queue)", file);
 sharedQueueContract("file (generic queue)", file);
@@ -38,6 +48,11 @@ const redisStore = async () => {
   return {
     store: await RedisStore.open(redis.url, { namespace }),
     peer: () => RedisStore.open(redis.url, { namespace }),
+    corrupt: async (id: string, text: string) => {
+      const raw = new Redis(redis.url);
+      await raw.set(`${namespace}k:task:${id}`, text);
+      raw.disconnect();
+    },
   };
 };
 taskQueueContract("redis", redisStore);
