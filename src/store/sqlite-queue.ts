@@ -20,7 +20,8 @@
  *
  * - A record that does not parse (a damaged file, a stray write) is passed by, and named once in
  *   the log: claims shelve it when pending (its `until` past any time, so task_ready's due range
- *   no longer holds it), scans leave it out. Rewriting or deleting it is the repair.
+ *   no longer holds it), scans leave it out. Deleting the row, or writing the record again through
+ *   converge (which sets its columns), is the repair.
  *
  * The key-value view (`task:<id>` through the Store contract) reads and writes the same rows
  * (sqlite.ts routes those keys here): a record written that way keeps its columns in step. A
