@@ -15,6 +15,7 @@
 import type { FinalState, Task, TaskState } from "../core/task.ts";
 import { ABSENT, DECLINE, getMany, type Store, type UpdateOptions } from "./store.ts";
 import {
+  asTask,
   byFinish,
   byRun,
   type Claim,
@@ -187,21 +188,30 @@ export class GenericTaskQueue implements TaskQueue {
   }
 
   /**
-   * The records of `ids` that exist. One that does not parse is passed by (task-queue.ts
-   * passDamaged): found by reading them one by one, which only a damaged record costs.
+   * The records of `ids` that exist. One that does not parse, or is no task record, is passed by
+   * (task-queue.ts passDamaged); the first kind is found by reading them one by one, which only a
+   * damaged record costs.
    */
   async #records(ids: readonly string[]): Promise<Task[]> {
-    const present = (t: Task | undefined): t is Task => t !== undefined;
+    const where = this.store.description;
+    let values: unknown[];
     try {
-      return (await this.getMany(ids)).filter(present);
+      values = await this.getMany(ids);
     } catch (err) {
-      if (!passDamaged(err, this.store.description)) throw err;
+      if (!passDamaged(err, where)) throw err;
+      const one = (id: string) => this.get(id).catch((e) => (passDamaged(e, where) ? undefined : Promise.reject(e)));
+      values = [];
+      for (let i = 0; i < ids.length; i += 100) values.push(...(await Promise.all(ids.slice(i, i + 100).map(one))));
     }
-    const one = (id: string) =>
-      this.get(id).catch((err) => (passDamaged(err, this.store.description) ? undefined : Promise.reject(err)));
     const out: Task[] = [];
-    for (let i = 0; i < ids.length; i += 100)
-      out.push(...(await Promise.all(ids.slice(i, i + 100).map(one))).filter(present));
+    values.forEach((v, i) => {
+      if (v === undefined) return;
+      try {
+        out.push(asTask(taskKey(ids[i]!), v));
+      } catch (err) {
+        if (!passDamaged(err, where)) throw err;
+      }
+    });
     return out;
   }
 }

@@ -18,6 +18,7 @@ import { parseRecord, serialise } from "./json.ts";
 import { type RedisConnection, type Script, script, sha1 } from "./redis-connection.ts";
 import * as lua from "./redis-scripts.ts";
 import {
+  asTask,
   byFinish,
   type Claim,
   type ClaimNext,
@@ -185,8 +186,8 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   async expired(now: number, limit: number): Promise<Task[]> {
-    const flat = (await this.#run(S.range, ["held", now, limit])) as string[];
-    return this.#pairs(flat).filter((t) => t.leaseExpiresAt !== null && t.leaseExpiresAt <= now);
+    const held = await this.#range("held", now, limit);
+    return held.filter((t) => t.leaseExpiresAt !== null && t.leaseExpiresAt <= now);
   }
 
   async open(): Promise<Task[]> {
@@ -208,8 +209,7 @@ export class RedisTaskQueue implements TaskQueue {
 
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const max = Number.isFinite(before) ? `(${before}` : "+inf";
-    const flat = (await this.#run(S.range, [`done:${state}`, max, Number.isFinite(limit) ? limit : -1])) as string[];
-    return this.#pairs(flat);
+    return this.#range(`done:${state}`, max, limit);
   }
 
   async finishedSince(since: number, limit: number): Promise<FinishedEntry[]> {
@@ -295,15 +295,32 @@ export class RedisTaskQueue implements TaskQueue {
   }
 
   /** Rewrites one record in the current layout and places it (unless it changed meanwhile). */
-  /** The tasks of a flat id, record, ... reply; a record that does not parse is passed by (passDamaged). */
+  /** The tasks of a flat id, record, ... reply; a record that is damaged is passed by (passDamaged). */
   #pairs(flat: readonly string[]): Task[] {
     const out: Task[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       try {
-        out.push(parse(flat[i]!, flat[i + 1]!));
+        out.push(asTask(taskKey(flat[i]!), parseRecord(taskKey(flat[i]!), flat[i + 1]!)));
       } catch (err) {
         if (!passDamaged(err, this.#where)) throw err;
       }
+    }
+    return out;
+  }
+
+  /**
+   * Up to `limit` tasks of the set `set` scored up to `max`, lowest first, past damaged ones: a
+   * caller that takes fewer than it asked for as the end (retention, the lease reaper) must not stop
+   * at a record it cannot read, nor meet the same ones first on every pass.
+   */
+  async #range(set: string, max: number | string, limit: number): Promise<Task[]> {
+    const out: Task[] = [];
+    for (let skip = 0; out.length < limit; ) {
+      const n = limit - out.length;
+      const flat = (await this.#run(S.range, [set, max, Number.isFinite(n) ? Math.floor(n) : -1, skip])) as string[];
+      skip += flat.length / 2;
+      out.push(...this.#pairs(flat));
+      if (flat.length / 2 < n) break;
     }
     return out;
   }
@@ -315,12 +332,12 @@ export class RedisTaskQueue implements TaskQueue {
   async #adopt(id: string, text: string): Promise<boolean> {
     let raw: Partial<Task> & { id: string };
     try {
-      raw = parseRecord(taskKey(id), text) as typeof raw;
+      // A record of another layout still says its state; one that does not is damaged, never a new task.
+      raw = asTask(taskKey(id), parseRecord(taskKey(id), text));
     } catch (err) {
       if (passDamaged(err, this.#where)) return false; // left as it is: rewriting or deleting it is the repair
       throw err;
     }
-    if (typeof raw !== "object" || raw === null) return false;
     const t = canonical({ ...raw, id });
     const args = [
       id,

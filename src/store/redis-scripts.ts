@@ -309,11 +309,12 @@ end
 return out`;
 
 /**
- * ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit.
- * Replies the tasks, lowest score first, as a flat list of id, record, id, record, ...
+ * ARGV: ns, set (held | done:<state>), max score (exclusive when it starts with '('), limit, how
+ * many to skip first. Replies the tasks, lowest score first, as a flat list of id, record, ...
  */
 export const RANGE = `${COMMON}
-local ids = redis.call('ZRANGEBYSCORE', NS .. 't:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
+local skip, limit = tonumber(ARGV[5]), tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', NS .. 't:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', skip, limit)
 local out = {}
 for _, id in ipairs(ids) do
   local rec = redis.call('GET', rkey(id))

@@ -42,6 +42,7 @@ import {
 import { parseRecord, serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
+  asTask,
   byFinish,
   byRun,
   type Claim,
@@ -99,8 +100,9 @@ export const QUEUE_SQL = {
     "ORDER BY priority DESC, seq LIMIT ?",
   expired:
     "SELECT id, value FROM tasks WHERE state <> 'pending' AND state IN ('assigned', 'running') AND until <= ? " +
-    "ORDER BY until LIMIT ?",
-  finished: "SELECT id, value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ?",
+    "ORDER BY until LIMIT ? OFFSET ?",
+  finished:
+    "SELECT id, value FROM tasks WHERE state <> 'pending' AND state = ? AND until < ? ORDER BY until LIMIT ? OFFSET ?",
   finishedSince:
     "SELECT id, until FROM tasks WHERE state <> 'pending' AND state = ? AND until >= ? ORDER BY until, id LIMIT ?",
   // Pending rows from task_ready, held ones from task_until: one index could not serve both, and
@@ -305,7 +307,9 @@ export class SqliteTaskQueue implements TaskQueue {
   }
 
   async expired(now: number, limit: number): Promise<Task[]> {
-    return this.#f.run("list expired leases", () => this.#values(this.#s.expired.values(now, sqlLimit(limit))));
+    return this.#f.run("list expired leases", () =>
+      this.#filled(limit, (n, skip) => this.#s.expired.values(now, n, skip)),
+    );
   }
 
   async open(): Promise<Task[]> {
@@ -315,7 +319,7 @@ export class SqliteTaskQueue implements TaskQueue {
   async finished(state: FinalState, before: number, limit: number): Promise<Task[]> {
     const until = Number.isFinite(before) ? before : Number.MAX_SAFE_INTEGER;
     return this.#f.run(`list ${state} tasks`, () =>
-      this.#values(this.#s.finished.values(state, until, sqlLimit(limit))),
+      this.#filled(limit, (n, skip) => this.#s.finished.values(state, until, n, skip)),
     );
   }
 
@@ -380,7 +384,24 @@ export class SqliteTaskQueue implements TaskQueue {
 
   #read(id: string): Task | undefined {
     const text = this.textOf(id);
-    return text === undefined ? undefined : (parseRecord(taskKey(id), text) as Task);
+    return text === undefined ? undefined : asTask(taskKey(id), parseRecord(taskKey(id), text));
+  }
+
+  /**
+   * Up to `limit` records of the `[id, value]` rows `rows(n, skip)` reads, past damaged ones: a
+   * caller that takes fewer than it asked for as the end (retention, the lease reaper) must not
+   * stop at a record it cannot read, nor meet the same ones first on every pass.
+   */
+  #filled(limit: number, rows: (n: number, skip: number) => unknown[][]): Task[] {
+    const out: Task[] = [];
+    for (let skip = 0; out.length < limit; ) {
+      const n = limit - out.length;
+      const batch = rows(sqlLimit(n), skip);
+      skip += batch.length;
+      out.push(...this.#values(batch));
+      if (batch.length < n) break;
+    }
+    return out;
   }
 
   /** The records of `[id, value]` rows; one that does not parse is passed by (task-queue.ts passDamaged). */
@@ -395,7 +416,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   #parsed(id: string, text: string): Task | undefined {
     try {
-      return parseRecord(taskKey(id), text) as Task;
+      return asTask(taskKey(id), parseRecord(taskKey(id), text));
     } catch (err) {
       if (passDamaged(err, this.#f.path)) return undefined;
       throw err;
@@ -436,7 +457,7 @@ export class SqliteTaskQueue implements TaskQueue {
   #claimNext(claim: ClaimNext): Task[] {
     const out: Task[] = [];
     // Candidates passed by leave the ready range as they are met, so another look finds the next ones.
-    for (let passed = 1, looks = 0; passed > 0 && out.length < claim.tokens.length && looks < 8; looks++) {
+    for (let passed = 1, looks = 0; passed > 0 && out.length < claim.tokens.length && looks < 64; looks++) {
       passed = 0;
       for (const c of this.#candidates(claim.visibility, claim.now, claim.tokens.length - out.length)) {
         const text = this.textOf(c.id);

@@ -24,10 +24,12 @@ import {
   HELD_STATES,
   HOT_FIELDS,
   isFinalState,
+  isTaskState,
   routeId,
   type Task,
   type TaskState,
 } from "../core/task.ts";
+import { quoted } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
 
 const log = logger("store.tasks");
@@ -49,6 +51,15 @@ export function passDamaged(err: unknown, where: string): boolean {
     log.warn(`${err.message}; claims and scans pass it by until then`, { store: where });
   }
   return true;
+}
+
+/**
+ * A stored task value as a Task, or CorruptRecordError when it cannot be one (valid JSON that is
+ * no record: null, a number, an object without a state). Claims and scans rely on its fields.
+ */
+export function asTask(key: string, v: unknown): Task {
+  if (typeof v === "object" && v !== null && isTaskState((v as Task).state)) return v as Task;
+  throw new CorruptRecordError(key, `the record ${quoted(key)} is corrupt (not a task record); repair or delete it`);
 }
 
 /** Which tasks an agent may take: those of pools it belongs to (or of none), needing only capabilities it has. */
@@ -193,7 +204,8 @@ export function canSee(v: Visibility, poolId: string | null, requiredCapabilitie
 
 /** Whether the record may be claimed now. */
 export function claimable(t: Task | undefined, now: number): t is Task {
-  return t !== undefined && t.state === "pending" && (t.notBefore ?? 0) <= now;
+  // != null: a damaged record may hold null (valid JSON), which claims a record passes by.
+  return t != null && t.state === "pending" && (t.notBefore ?? 0) <= now;
 }
 
 /** The record after a claim: assigned to the agent under the token, one attempt more. */

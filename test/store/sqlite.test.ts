@@ -122,8 +122,8 @@ test("when leases end and tasks finish, expiry, age, since, counts and open task
       .map((r) => r.detail)
       .join("; ");
   const queries: [string, (string | number)[], string][] = [
-    [QUEUE_SQL.expired, [1, 10], "task_until"],
-    [QUEUE_SQL.finished, ["completed", 1, 10], "task_until"],
+    [QUEUE_SQL.expired, [1, 10, 0], "task_until"],
+    [QUEUE_SQL.finished, ["completed", 1, 10, 0], "task_until"],
     [QUEUE_SQL.finishedSince, ["failed", 1, 10], "task_until"],
     [QUEUE_SQL.counts, [], "task_until"],
     [QUEUE_SQL.pendingCount, [], "task_ready"],

@@ -431,8 +431,12 @@ export function sharedQueueContract(
     const logs = captureLogs("warn");
     try {
       const q = queueOf(h.store);
-      await q.submit([task({ id: "damaged", priority: 9 }), task({ id: "b" }), task({ id: "c" })], NOW);
+      // Twenty damaged ones ahead of the rest (valid JSON that is no record counts as damaged too).
+      const ahead = Array.from({ length: 20 }, (_, i) => `ahead${i}`);
+      await q.submit([task({ id: "damaged", priority: 9 }), ...ahead.map((id) => task({ id, priority: 8 }))], NOW);
+      await q.submit([task({ id: "b" }), task({ id: "c" })], NOW);
       await h.corrupt("damaged", "{not json");
+      for (const [i, id] of ahead.entries()) await h.corrupt(id, ["null", "1", '"x"', "[]", "{}"][i % 5]!);
       expect((await q.claimNext(next(3))).map((t) => t.id)).toEqual(["b", "c"]);
       await q.submit([task({ id: "d" })], NOW);
       expect((await q.claimNext(next(3))).map((t) => t.id)).toEqual(["d"]); // it blocks no later claim
@@ -448,15 +452,27 @@ export function sharedQueueContract(
     }
   });
 
-  test(`${name}: when a held task's record is damaged, expired leases and open tasks still list the others`, async () => {
+  test(`${name}: when held and finished records are damaged, the lease reaper and retention still reach the others`, async () => {
     const h = await open();
     try {
       const q = queueOf(h.store);
-      await q.submit([task({ id: "held-damaged", priority: 9 }), task({ id: "held-ok" })], NOW);
-      const claim = { ...next(2), defaultTtlMs: 1000 };
-      expect((await q.claimNext(claim)).map((t) => t.id)).toEqual(["held-damaged", "held-ok"]);
-      await h.corrupt("held-damaged", "{not json");
-      expect((await q.expired(NOW + 5000, 10)).map((t) => t.id)).toEqual(["held-ok"]);
+      // Leases and finishes in this order: the damaged ones come first in every such listing.
+      const ids = ["held-damaged", "held-null", "held-ok", "done-damaged", "done-null", "done-ok"];
+      await q.submit(
+        ids.map((id, i) => task({ id, priority: 9 - i })),
+        NOW,
+      );
+      for (const [i, id] of ids.entries()) {
+        const [t] = await q.claimNext({ ...next(1, everyone, NOW + i), defaultTtlMs: 1000 });
+        expect(t!.id).toBe(id);
+        if (id.startsWith("done"))
+          await q.transition(id, { lease: t!.leaseToken! }, { ...t!, state: "completed", updatedAt: NOW + i }, NOW + i);
+      }
+      for (const id of ["held-damaged", "done-damaged"]) await h.corrupt(id, "{not json");
+      for (const id of ["held-null", "done-null"]) await h.corrupt(id, "null");
+      // Asked for one, each gets the one good record behind the damaged ones.
+      expect((await q.expired(NOW + 5000, 1)).map((t) => t.id)).toEqual(["held-ok"]);
+      expect((await q.finished("completed", NOW + 5000, 1)).map((t) => t.id)).toEqual(["done-ok"]);
       expect((await q.open()).map((t) => t.id)).toEqual(["held-ok"]);
     } finally {
       await h.store.close();
