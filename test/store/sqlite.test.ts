@@ -353,18 +353,26 @@ describe("reports asked together", () => {
     await store.close();
   });
 
-  test("when one report's claim-next fails, that report alone fails and leaves nothing", async () => {
-    const { store, tm, leases } = await claimedAll("together-refused", 2);
-    await tm.submitMany([
+  /** `claimedAll`, then two pending tasks, p0 (first) and p1, then `sql` run on the file by another connection. */
+  async function withTwoPending(name: string, n: number, sql: string) {
+    const claimed = await claimedAll(name, n);
+    await claimed.tm.submitMany([
       { id: "p0", priority: 5 },
       { id: "p1", priority: 1 },
     ]);
+    const other = new Database(join(tmp.path, `${name}.db`));
+    other.run(sql);
+    other.close();
+    return claimed;
+  }
+
+  test("when one report's claim-next fails, that report alone fails and leaves nothing", async () => {
     // Claiming p1 is refused by the file itself (a trigger aborts that statement, not the transaction).
-    const other = new Database(join(tmp.path, "together-refused.db"));
-    other.run(
+    const { store, tm, leases } = await withTwoPending(
+      "together-refused",
+      2,
       "CREATE TRIGGER refuse_p1 BEFORE UPDATE ON tasks WHEN NEW.id = 'p1' BEGIN SELECT RAISE(ABORT, 'p1 refused'); END",
     );
-    other.close();
     const [first, second] = leases;
     const outcomes = await Promise.allSettled([
       tm.reportAndClaim(first!.taskId, 1, { agentId: "w", token: first!.token }, undefined, together),
@@ -384,14 +392,11 @@ describe("reports asked together", () => {
   });
 
   test("when one report's claim-next meets a record that does not parse, it claims past it", async () => {
-    const { store, tm, leases } = await claimedAll("together-corrupt", 1);
-    await tm.submitMany([
-      { id: "p0", priority: 5 },
-      { id: "p1", priority: 1 },
-    ]);
-    const other = new Database(join(tmp.path, "together-corrupt.db"));
-    other.run("UPDATE tasks SET value = 'not json' WHERE id = 'p0'");
-    other.close();
+    const { store, tm, leases } = await withTwoPending(
+      "together-corrupt",
+      1,
+      "UPDATE tasks SET value = 'not json' WHERE id = 'p0'",
+    );
     const [only] = leases;
     const done = await tm.reportAndClaim(
       only!.taskId,
