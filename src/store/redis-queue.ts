@@ -356,7 +356,20 @@ export class RedisTaskQueue implements TaskQueue {
     const version = String(reply[0]);
     const nRepair = Number(reply[1]);
     const repair = reply.slice(2, 2 + nRepair) as string[];
-    const claimed = (reply.slice(2 + nRepair) as string[]).map((r) => parse("?", r));
+    const claimed: Task[] = [];
+    for (const text of reply.slice(2 + nRepair) as string[]) {
+      // The script reads only a record's hot prefix: a damaged rest shows here, after the claim.
+      // Passed by, so that the call still hands out the others it claimed (its lease then runs out).
+      try {
+        claimed.push(JSON.parse(text) as Task);
+      } catch {
+        try {
+          parseRecord(taskKey(idIn(text)), text); // fails again, naming the record this time
+        } catch (err) {
+          if (!passDamaged(err, this.#where)) throw err;
+        }
+      }
+    }
     for (const id of repair) {
       const text = await this.conn.cmd((c) => c.get(`${this.ns}k:${taskKey(id)}`));
       if (text) await this.#adopt(id, text);
@@ -426,6 +439,16 @@ function checkAgent(agentId: string): void {
       `agent id ${JSON.stringify(agentId).slice(0, 80)} cannot claim on Redis: ` +
         "quotes, commas, backslashes and control characters are not allowed",
     );
+  }
+}
+
+/** The id a claimed record carries right after its hot prefix ("?" when even that is damaged), to name it. */
+function idIn(text: string): string {
+  const m = /"claimTtlMs":[^,]*,"id":("(?:[^"\\]|\\.)*")/.exec(text);
+  try {
+    return m ? (JSON.parse(m[1]!) as string) : "?";
+  } catch {
+    return "?";
   }
 }
 

@@ -4,6 +4,7 @@ import { StoreClosedError, StoreError } from "../../src/core/errors.ts";
 import { RedisStore } from "../../src/store/redis.ts";
 import { ABSENT } from "../../src/store/store.ts";
 import { startRedis } from "../support/redis.ts";
+import { captureLogs } from "../support/transport-util.ts";
 import { until } from "../support/wait.ts";
 import { storeContract, wokenBy } from "./contract.ts";
 
@@ -267,5 +268,26 @@ test("notifies made while one is in flight share the PUBLISH that follows it, wh
   } finally {
     await store.close();
     await peer.close();
+  }
+});
+
+test("when a claimed record's prefix reads but its rest is damaged, the claim still hands out the others", async () => {
+  const { TaskManager } = await import("../../src/coordination/task-manager.ts");
+  const store = await RedisStore.open(server.url, { namespace: "tail1:" });
+  const logs = captureLogs("warn");
+  try {
+    const tm = new TaskManager(store);
+    await tm.submitMany([{ id: "a", priority: 9 }, { id: "b" }, { id: "c" }]);
+    // The script reads only the hot prefix, which stays whole: the damage is past it.
+    const text = (await raw.get("tail1:k:task:a"))!;
+    await raw.set("tail1:k:task:a", text.replace('"objective":""', '"objective":"unterminated'));
+    const got = await tm.claimNext("agent", {}, 3);
+    expect(got.map((l) => l.taskId)).toEqual(["b", "c"]);
+    expect(logs.lines.filter((l) => l.includes("corrupt"))).toEqual([
+      expect.stringContaining('the record "task:a" is corrupt (not valid JSON)'),
+    ]);
+  } finally {
+    logs.restore();
+    await store.close();
   }
 });
