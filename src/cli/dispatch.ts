@@ -127,7 +127,7 @@ export async function dispatch(root: AnyCommand, argv: string[], opts: MainOptio
 /**
  * A promise nobody awaited failed (a bug, in converge or in an agent module): after the log lines
  * held so far, its trace as Bun prints a crash's (with --log-format json, an error line with the
- * stack). The caller then ends the process, as the crash it is.
+ * stack). The caller then sees that the process ends with exit 1, as the crash it is.
  */
 export function reportUnhandled(reason: unknown, name: string): void {
   const e = reason as Error;

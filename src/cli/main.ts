@@ -4,6 +4,7 @@ import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { versionLine } from "./build-info.ts";
 import { dispatch, reportError, reportUnhandled } from "./dispatch.ts";
+import { requestStop } from "./signals.ts";
 
 const meta = {
   name: "converge",
@@ -39,9 +40,14 @@ const summaries = {
 // The exit code is set, never forced with process.exit(): that would cut whatever stdout has not yet
 // written into a pipe. Every command closes what it opened, so the process ends once output is out.
 if (import.meta.main) {
+  // A promise nobody awaited failed: a crash, reported after the lines held so far. It ends in exit 1
+  // all the same, but `converge run` first stops cleanly (tasks handed back) rather than dying.
+  let crashed = false;
   process.on("unhandledRejection", (reason) => {
     reportUnhandled(reason, "converge");
-    process.exit(1);
+    crashed = true;
+    process.exitCode = 1;
+    requestStop("unhandled rejection");
   });
   dispatch(root, process.argv.slice(2), {
     name: "converge",
@@ -51,7 +57,7 @@ if (import.meta.main) {
     summaries,
   }).then(
     (code) => {
-      process.exitCode = code;
+      process.exitCode = crashed ? 1 : code;
     },
     (err) => {
       process.exitCode = reportError(err, "converge");

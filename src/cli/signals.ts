@@ -11,14 +11,34 @@ import { logger, stderrLine } from "../observability/log.ts";
 export const SAME_PRESS_MS = 1000;
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
+/** What asked for a stop before stopSignal was listening, and how stopSignal hears one. */
+let requested: string | undefined;
+let hear: ((why: string) => void) | undefined;
+
+/**
+ * Asks `converge run` for the same clean stop as a first signal, for a reason that is not one (the
+ * CLI's crash report: an unhandled rejection). Asked before the run listens, the run stops as soon
+ * as it does; another command never listens, and ends with its own work.
+ */
+export function requestStop(why: string): void {
+  if (hear) hear(why);
+  else requested ??= why;
+}
+
 /**
  * Installs the handlers (call this before anything starts: a signal that came before them would
- * kill the process without a clean stop) and resolves with the first signal.
+ * kill the process without a clean stop) and resolves with the first signal (or requestStop's reason).
  */
-export function stopSignal(): Promise<NodeJS.Signals> {
+export function stopSignal(): Promise<string> {
   const log = logger("run");
-  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  let first: { signal: string; at: number } | undefined;
   return new Promise((resolve) => {
+    hear = (why) => {
+      if (first) return;
+      first = { signal: why, at: performance.now() };
+      resolve(why);
+    };
+    if (requested) hear(requested);
     const on = (signal: NodeJS.Signals) => {
       const at = performance.now();
       if (!first) {
