@@ -14,11 +14,10 @@ import { randomUUID } from "node:crypto";
 import { StoreError } from "../core/errors.ts";
 import { FINAL_STATE_LIST, type FinalState, isFinalState, type Task, type TaskState } from "../core/task.ts";
 import { logger } from "../observability/log.ts";
-import { parseRecord, serialise } from "./json.ts";
+import { serialise } from "./json.ts";
 import { type RedisConnection, type Script, script, sha1 } from "./redis-connection.ts";
 import * as lua from "./redis-scripts.ts";
 import {
-  asTask,
   byFinish,
   type Claim,
   type ClaimNext,
@@ -33,6 +32,7 @@ import {
   type TaskQueue,
   type Transition,
   taskKey,
+  taskOf,
   type Visibility,
 } from "./task-queue.ts";
 
@@ -72,12 +72,12 @@ export class RedisTaskQueue implements TaskQueue {
 
   async get(id: string): Promise<Task | undefined> {
     const text = await this.conn.cmd((c) => c.get(`${this.ns}k:${taskKey(id)}`));
-    return text === null ? undefined : parse(id, text);
+    return text === null ? undefined : taskOf(id, text);
   }
 
   async getMany(ids: readonly string[]): Promise<(Task | undefined)[]> {
     const texts = await this.conn.mget(ids.map((id) => `${this.ns}k:${taskKey(id)}`));
-    return texts.map((t, i) => (t === null ? undefined : parse(ids[i]!, t)));
+    return texts.map((t, i) => (t === null ? undefined : taskOf(ids[i]!, t)));
   }
 
   async submit(tasks: readonly Task[], now: number): Promise<boolean[]> {
@@ -117,7 +117,7 @@ export class RedisTaskQueue implements TaskQueue {
         await this.#adopt(id, rec!);
         continue;
       }
-      const current = rec ? parse(id, rec) : undefined;
+      const current = rec ? taskOf(id, rec) : undefined;
       return { task: code === 1 ? current! : null, current };
     }
   }
@@ -166,7 +166,7 @@ export class RedisTaskQueue implements TaskQueue {
         const { claimed } = await this.#claimReply(reply.slice(1));
         return { ok: true, task: rec, next: claimed };
       }
-      const current = reply[1] ? parse(id, reply[1] as string) : undefined;
+      const current = reply[1] ? taskOf(id, reply[1] as string) : undefined;
       if (code === -1 && attempt === 0) {
         if (!isCanonical(current!)) await this.#adopt(id, reply[1] as string);
         rec = canonical(rec);
@@ -294,13 +294,12 @@ export class RedisTaskQueue implements TaskQueue {
     }
   }
 
-  /** Rewrites one record in the current layout and places it (unless it changed meanwhile). */
   /** The tasks of a flat id, record, ... reply; a record that is damaged is passed by (passDamaged). */
   #pairs(flat: readonly string[]): Task[] {
     const out: Task[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       try {
-        out.push(asTask(taskKey(flat[i]!), parseRecord(taskKey(flat[i]!), flat[i + 1]!)));
+        out.push(taskOf(flat[i]!, flat[i + 1]!));
       } catch (err) {
         if (!passDamaged(err, this.#where)) throw err;
       }
@@ -329,11 +328,12 @@ export class RedisTaskQueue implements TaskQueue {
     return `${this.conn.target.address} ${this.ns}`;
   }
 
+  /** Rewrites one record in the current layout and places it (unless it changed meanwhile). */
   async #adopt(id: string, text: string): Promise<boolean> {
     let raw: Partial<Task> & { id: string };
     try {
       // A record of another layout still says its state; one that does not is damaged, never a new task.
-      raw = asTask(taskKey(id), parseRecord(taskKey(id), text));
+      raw = taskOf(id, text);
     } catch (err) {
       if (passDamaged(err, this.#where)) return false; // left as it is: rewriting or deleting it is the repair
       throw err;
@@ -364,7 +364,7 @@ export class RedisTaskQueue implements TaskQueue {
         claimed.push(JSON.parse(text) as Task);
       } catch {
         try {
-          parseRecord(taskKey(idIn(text)), text); // fails again, naming the record this time
+          taskOf(idIn(text), text); // fails again, naming the record this time
         } catch (err) {
           if (!passDamaged(err, this.#where)) throw err;
         }
@@ -450,10 +450,6 @@ function idIn(text: string): string {
   } catch {
     return "?";
   }
-}
-
-function parse(id: string, text: string): Task {
-  return parseRecord(taskKey(id), text) as Task;
 }
 
 /** Escapes Redis glob metacharacters so a prefix matches only itself. */

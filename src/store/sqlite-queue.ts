@@ -39,10 +39,9 @@ import {
   type Task,
   type TaskState,
 } from "../core/task.ts";
-import { parseRecord, serialise } from "./json.ts";
+import { serialise } from "./json.ts";
 import type { SqliteFile } from "./sqlite.ts";
 import {
-  asTask,
   byFinish,
   byRun,
   type Claim,
@@ -60,6 +59,7 @@ import {
   type Transition,
   type TransitionOptions,
   taskKey,
+  taskOf,
   type Visibility,
 } from "./task-queue.ts";
 
@@ -384,7 +384,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   #read(id: string): Task | undefined {
     const text = this.textOf(id);
-    return text === undefined ? undefined : asTask(taskKey(id), parseRecord(taskKey(id), text));
+    return text === undefined ? undefined : taskOf(id, text);
   }
 
   /**
@@ -416,7 +416,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   #parsed(id: string, text: string): Task | undefined {
     try {
-      return asTask(taskKey(id), parseRecord(taskKey(id), text));
+      return taskOf(id, text);
     } catch (err) {
       if (passDamaged(err, this.#f.path)) return undefined;
       throw err;
@@ -460,9 +460,8 @@ export class SqliteTaskQueue implements TaskQueue {
     for (let passed = 1, looks = 0; passed > 0 && out.length < claim.tokens.length && looks < 64; looks++) {
       passed = 0;
       for (const c of this.#candidates(claim.visibility, claim.now, claim.tokens.length - out.length)) {
-        const text = this.textOf(c.id);
-        const current = text === undefined ? undefined : this.#parsed(c.id, text);
-        if (text !== undefined && !current) this.#s.shelve.run(c.id); // damaged: said once, and shelved
+        const current = this.#parsed(c.id, this.textOf(c.id)!); // a candidate's row, in this transaction
+        if (!current) this.#s.shelve.run(c.id); // damaged: said once, and shelved
         if (!claimable(current, claim.now)) {
           if (current) this.#write(current); // the columns disagreed with the record: put them right
           passed++;

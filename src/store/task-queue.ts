@@ -31,6 +31,7 @@ import {
 } from "../core/task.ts";
 import { quoted } from "../core/text.ts";
 import { logger } from "../observability/log.ts";
+import { parseRecord } from "./json.ts";
 
 const log = logger("store.tasks");
 
@@ -60,6 +61,12 @@ export function passDamaged(err: unknown, where: string): boolean {
 export function asTask(key: string, v: unknown): Task {
   if (typeof v === "object" && v !== null && isTaskState((v as Task).state)) return v as Task;
   throw new CorruptRecordError(key, `the record ${quoted(key)} is corrupt (not a task record); repair or delete it`);
+}
+
+/** Task `id`'s stored JSON text as a Task; CorruptRecordError, naming it, when it is not one. */
+export function taskOf(id: string, text: unknown): Task {
+  const key = taskKey(id);
+  return asTask(key, parseRecord(key, text));
 }
 
 /** Which tasks an agent may take: those of pools it belongs to (or of none), needing only capabilities it has. */
